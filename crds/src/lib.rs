@@ -1,0 +1,28 @@
+//! Legate's API: the custom resources that users apply (group `legate.dev`).
+//!
+//! One kind per module; each holds the spec, the status, the defaults and the
+//! validation rules of its kind. No controller logic lives here.
+
+/// The API group of every Legate kind.
+pub const GROUP: &str = "legate.dev";
+
+/// The API version served by this release.
+pub const VERSION: &str = "v1alpha1";
+
+/// The `kubectl get` category that lists every Legate object (`kubectl get legate`).
+pub const CATEGORY: &str = "legate";
+
+/// `apiVersion` as written in YAML.
+pub fn api_version() -> String {
+    format!("{GROUP}/{VERSION}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_version_joins_group_and_version() {
+        assert_eq!(api_version(), "legate.dev/v1alpha1");
+    }
+}

@@ -1,0 +1,233 @@
+//! One real Kubernetes control plane per test binary, and a namespace per test.
+//!
+//! The control plane is started with `tests/controlplane/up.sh` (which builds or
+//! reuses the cached binaries) the first time a test asks for it. A watchdog
+//! process runs `down.sh` when the test binary exits, however it exits, so no
+//! etcd or API server outlives the tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+use crate::workspace;
+
+/// A running control plane: where its kubeconfig and binaries are.
+#[derive(Debug)]
+pub struct ControlPlane {
+    dir: PathBuf,
+    bin_dir: PathBuf,
+}
+
+static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+impl ControlPlane {
+    /// The control plane of this test binary, started on first use.
+    ///
+    /// Panics with up.sh's explanation when it cannot start (for example when
+    /// Go is missing); every test that needs Kubernetes then fails, loudly.
+    pub fn shared() -> &'static ControlPlane {
+        match SHARED.get_or_init(start_for_this_process) {
+            Ok(cp) => cp,
+            Err(why) => panic!("the test control plane is not available: {why}"),
+        }
+    }
+
+    /// The admin kubeconfig (system:masters).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    /// Where kubectl, kube-apiserver, kube-controller-manager and etcd are.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// An admin client. Each test makes its own: a client is bound to the tokio
+    /// runtime that created it, and every `#[tokio::test]` has its own runtime.
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(self.kubeconfig())
+            .unwrap_or_else(|e| panic!("reading {}: {e}", self.kubeconfig().display()));
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("loading {}: {e}", self.kubeconfig().display()));
+        Client::try_from(config).unwrap_or_else(|e| panic!("building a kube client: {e}"))
+    }
+
+    /// Runs kubectl against this control plane and returns its stdout; panics
+    /// with stderr when it fails.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let output = self
+            .kubectl_command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running kubectl: {e}"));
+        if !output.status.success() {
+            panic!(
+                "kubectl {} failed ({}):\n{}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// A kubectl command for this control plane, for tests that inspect failures.
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join("kubectl"));
+        cmd.arg("--kubeconfig").arg(self.kubeconfig()).args(args);
+        cmd
+    }
+}
+
+fn start_for_this_process() -> Result<ControlPlane, String> {
+    let scripts = workspace::controlplane_dir();
+    let pid = std::process::id();
+    stop_abandoned_control_planes(&scripts);
+    let dir = std::env::temp_dir().join(format!("legate-cp-{pid}"));
+
+    let status = Command::new(scripts.join("up.sh"))
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("could not run {}: {e}", scripts.join("up.sh").display()))?;
+    // Whatever happened, make sure down.sh runs once this process is gone.
+    spawn_watchdog(&scripts, &dir, pid)?;
+    if !status.success() {
+        return Err(format!(
+            "{} {} failed ({status}); its output above says why",
+            scripts.join("up.sh").display(),
+            dir.display()
+        ));
+    }
+    let env = std::fs::read_to_string(dir.join("env"))
+        .map_err(|e| format!("up.sh did not write {}/env: {e}", dir.display()))?;
+    let bin_dir = env
+        .lines()
+        .find_map(|l| l.strip_prefix("LEGATE_K8S_BIN="))
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("{}/env names no LEGATE_K8S_BIN", dir.display()))?;
+    Ok(ControlPlane { dir, bin_dir })
+}
+
+/// A detached shell that waits for `pid` to exit, then runs down.sh. Statics
+/// are never dropped in Rust, and a test binary may be killed, so teardown
+/// cannot live in a destructor.
+fn spawn_watchdog(scripts: &Path, dir: &Path, pid: u32) -> Result<(), String> {
+    let script = "while kill -0 \"$0\" 2>/dev/null; do sleep 0.5; done; exec \"$1\" \"$2\"";
+    Command::new("setsid")
+        .args(["sh", "-c", script])
+        .arg(pid.to_string())
+        .arg(scripts.join("down.sh"))
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| format!("could not start the control plane watchdog (setsid): {e}"))
+}
+
+/// Control planes left by test binaries that died before their watchdog ran
+/// (for example when the machine was reset).
+fn stop_abandoned_control_planes(scripts: &Path) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name
+            .strip_prefix("legate-cp-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{owner}")).exists() {
+            let _ = Command::new(scripts.join("down.sh"))
+                .arg(entry.path())
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// What one test works with: a client and a namespace of its own.
+pub struct TestEnv {
+    pub control_plane: &'static ControlPlane,
+    pub client: Client,
+    pub namespace: String,
+}
+
+impl std::fmt::Debug for TestEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEnv")
+            .field("control_plane", self.control_plane)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestEnv {
+    /// Starts (or joins) the control plane and creates a fresh namespace named
+    /// after the running test.
+    pub async fn new() -> TestEnv {
+        let control_plane = ControlPlane::shared();
+        let client = control_plane.client().await;
+        let namespace = unique_namespace_name();
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(namespace.clone()),
+                labels: Some([("legate.dev/test".to_string(), "true".to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("creating test namespace {namespace}: {e}"));
+        TestEnv {
+            control_plane,
+            client,
+            namespace,
+        }
+    }
+
+    /// A typed API for namespaced objects in this test's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+}
+
+/// `<test name>-<n>`, a valid DNS label. libtest names each test's thread
+/// after the test, which makes namespaces easy to trace back.
+fn unique_namespace_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("test");
+    let test = test.rsplit("::").next().unwrap_or(test);
+    let mut label: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    label.truncate(50);
+    let label = label.trim_matches('-');
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{label}-{:x}{n}", std::process::id())
+}

@@ -1,0 +1,99 @@
+//! A small HTTP client for tests: HTTP/1.1 or HTTP/2 with prior knowledge,
+//! with the Host header under the test's control.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HOST, HeaderMap};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::echo::EchoReply;
+
+/// A test's view of a response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// The echo upstream's report of the request; panics with the body when the
+    /// answer did not come from an echo server.
+    pub fn echo(&self) -> EchoReply {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "expected an echo reply, got {} {:?}: {e}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A reusable client (connection pooling like a real user agent).
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl HttpClient {
+    /// HTTP/1.1.
+    pub fn http1() -> HttpClient {
+        HttpClient {
+            inner: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// HTTP/2 over cleartext with prior knowledge (h2c), as gRPC clients speak.
+    pub fn h2c() -> HttpClient {
+        HttpClient {
+            inner: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build_http(),
+        }
+    }
+
+    /// GET `url`, optionally with a Host header other than the URL's.
+    pub async fn get(&self, url: &str, host: Option<&str>) -> Result<Response, String> {
+        let mut builder = Request::builder().method(Method::GET).uri(url);
+        if let Some(host) = host {
+            builder = builder.header(HOST, host);
+        }
+        let request = builder
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("building GET {url}: {e}"))?;
+        self.send(request).await
+    }
+
+    /// Sends any request.
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response, String> {
+        let what = format!("{} {}", request.method(), request.uri());
+        let response = self
+            .inner
+            .request(request)
+            .await
+            .map_err(|e| format!("{what}: {e:?}"))?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| format!("{what}: reading the body: {e}"))?
+            .to_bytes();
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
