@@ -1,0 +1,60 @@
+//! Listeners: the ports of a Gateway, and TLS material by reference.
+
+use std::net::IpAddr;
+
+use super::ObjectRef;
+
+/// One port of a Gateway.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Listener {
+    /// Stable name, unique in the Gateway (the Gateway's listener name).
+    pub name: String,
+    pub origin: ObjectRef,
+    pub address: IpAddr,
+    pub port: u16,
+    pub protocol: ListenerProtocol,
+    /// Certificates served on HTTPS listeners, chosen by SNI.
+    pub tls: Vec<ServerTls>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ListenerProtocol {
+    Http,
+    Https,
+}
+
+/// A certificate for a set of hostnames (a TLSContext).
+#[derive(Clone, PartialEq, Debug)]
+pub struct ServerTls {
+    pub origin: ObjectRef,
+    /// SNI names; empty means the default certificate.
+    pub hostnames: Vec<String>,
+    /// SDS secret (by name) with the certificate and key.
+    pub certificate: String,
+    /// SDS secret (by name) with a CA that client certificates must chain to.
+    pub client_ca: Option<String>,
+    pub alpn: Vec<String>,
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+/// TLS material, served over SDS so that a rotation never touches a listener.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Secret {
+    /// Stable name: `namespace/secret-name`.
+    pub name: String,
+    pub origin: ObjectRef,
+    pub material: SecretMaterial,
+}
+
+#[derive(Clone, PartialEq, Debug)]
+pub enum SecretMaterial {
+    Certificate { chain_pem: String, key_pem: String },
+    CertificateAuthority { ca_pem: String },
+}

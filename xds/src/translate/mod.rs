@@ -1,0 +1,396 @@
+//! IR → Envoy resources, incrementally.
+//!
+//! A [`Translator`] holds one Gateway's IR and the encodings derived from it.
+//! Each [`Change`] marks what it touched; [`Translator::flush`] re-encodes only
+//! that and returns the resources that changed. Names come from object
+//! identity: a listener's name, an upstream's name, a route's [`crate::ir::RouteId`].
+
+mod cluster;
+mod encode;
+mod filters;
+mod listener;
+mod order;
+mod route;
+mod secret;
+mod vhosts;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use prost::Message;
+
+pub use listener::route_config_name;
+pub use order::SortKey;
+
+use crate::ir;
+use crate::resource::{Origin, Resource, ResourceType, ResourceUpdate, hash_bytes};
+use vhosts::VirtualHosts;
+
+/// Field numbers used to splice pre-encoded parts into their parents.
+const ROUTE_CONFIGURATION_VIRTUAL_HOSTS: u32 = 2;
+const VIRTUAL_HOST_ROUTES: u32 = 3;
+
+/// One change to a Gateway's IR.
+// Changes are short-lived (built, applied, dropped); boxing the large
+// variants would cost an allocation per route for no gain.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Change {
+    UpsertListener(ir::Listener),
+    RemoveListener(String),
+    UpsertRoute(ir::Route),
+    RemoveRoute(ir::RouteId),
+    UpsertUpstream(ir::Upstream),
+    RemoveUpstream(String),
+    /// The endpoints of an upstream: the fast path, which touches EDS only.
+    SetEndpoints {
+        upstream: String,
+        endpoints: Vec<ir::Endpoint>,
+    },
+    UpsertSecret(ir::Secret),
+    RemoveSecret(String),
+    SetAuth(Option<ir::AuthService>),
+    SetRateLimit(Option<ir::RateLimitService>),
+}
+
+#[derive(Debug)]
+struct TranslatedRoute {
+    ir: ir::Route,
+    key: SortKey,
+    /// Host patterns the route declares (lower case; `*` for none).
+    patterns: Vec<String>,
+    body: Arc<[u8]>,
+    hash: u64,
+    clusters: Vec<Arc<str>>,
+}
+
+/// The routes attached to one listener.
+#[derive(Debug, Default)]
+struct ListenerRoutes {
+    vhosts: VirtualHosts,
+    routes: BTreeSet<ir::RouteId>,
+    /// How many routes send to each cluster: the route config's references.
+    cluster_refs: BTreeMap<Arc<str>, usize>,
+}
+
+#[derive(Debug, Default)]
+struct Dirty {
+    listeners: BTreeSet<String>,
+    route_configs: BTreeSet<String>,
+    clusters: BTreeSet<String>,
+    endpoints: BTreeSet<String>,
+    secrets: BTreeSet<String>,
+}
+
+/// One Gateway's IR and its translation.
+#[derive(Debug, Default)]
+pub struct Translator {
+    listeners: BTreeMap<String, ir::Listener>,
+    routes: HashMap<ir::RouteId, TranslatedRoute>,
+    by_listener: BTreeMap<String, ListenerRoutes>,
+    upstreams: BTreeMap<String, ir::Upstream>,
+    endpoints: HashMap<String, Vec<ir::Endpoint>>,
+    secrets: BTreeMap<String, ir::Secret>,
+    auth: Option<ir::AuthService>,
+    rate_limit: Option<ir::RateLimitService>,
+    dirty: Dirty,
+}
+
+impl Translator {
+    pub fn new() -> Translator {
+        Translator::default()
+    }
+
+    /// Applies `changes` and returns the resources that changed.
+    pub fn translate(&mut self, changes: impl IntoIterator<Item = Change>) -> Vec<ResourceUpdate> {
+        for change in changes {
+            self.apply(change);
+        }
+        self.flush()
+    }
+
+    /// Records one change; nothing is encoded until [`Translator::flush`].
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::UpsertListener(l) => {
+                if self.listeners.get(&l.name) != Some(&l) {
+                    self.dirty.listeners.insert(l.name.clone());
+                    self.dirty.route_configs.insert(l.name.clone());
+                    self.listeners.insert(l.name.clone(), l);
+                }
+            }
+            Change::RemoveListener(name) => {
+                if self.listeners.remove(&name).is_some() {
+                    self.dirty.listeners.insert(name.clone());
+                    self.dirty.route_configs.insert(name);
+                }
+            }
+            Change::UpsertRoute(r) => self.upsert_route(r),
+            Change::RemoveRoute(id) => self.remove_route(&id),
+            Change::UpsertUpstream(u) => {
+                if self.upstreams.get(&u.name) != Some(&u) {
+                    self.dirty.clusters.insert(u.name.clone());
+                    self.dirty.endpoints.insert(u.name.clone());
+                    self.upstreams.insert(u.name.clone(), u);
+                }
+            }
+            Change::RemoveUpstream(name) => {
+                if self.upstreams.remove(&name).is_some() {
+                    self.dirty.clusters.insert(name.clone());
+                    self.dirty.endpoints.insert(name);
+                }
+            }
+            Change::SetEndpoints { upstream, endpoints } => {
+                if self.endpoints.get(&upstream) != Some(&endpoints) {
+                    self.dirty.endpoints.insert(upstream.clone());
+                    self.endpoints.insert(upstream, endpoints);
+                }
+            }
+            Change::UpsertSecret(s) => {
+                if self.secrets.get(&s.name) != Some(&s) {
+                    self.dirty.secrets.insert(s.name.clone());
+                    self.secrets.insert(s.name.clone(), s);
+                }
+            }
+            Change::RemoveSecret(name) => {
+                if self.secrets.remove(&name).is_some() {
+                    self.dirty.secrets.insert(name);
+                }
+            }
+            Change::SetAuth(auth) => {
+                if self.auth != auth {
+                    self.auth = auth;
+                    self.dirty.listeners.extend(self.listeners.keys().cloned());
+                }
+            }
+            Change::SetRateLimit(rl) => {
+                if self.rate_limit != rl {
+                    self.rate_limit = rl;
+                    self.dirty.listeners.extend(self.listeners.keys().cloned());
+                }
+            }
+        }
+    }
+
+    fn upsert_route(&mut self, r: ir::Route) {
+        if self.routes.get(&r.id).is_some_and(|old| old.ir == r) {
+            return;
+        }
+        self.remove_route(&r.id);
+        let encoded = route::encode_route(&r);
+        let mut patterns: Vec<String> = r.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect();
+        if patterns.is_empty() {
+            patterns.push("*".into());
+        }
+        patterns.sort();
+        patterns.dedup();
+        let translated = TranslatedRoute {
+            key: SortKey::of(&r),
+            patterns,
+            hash: hash_bytes(&encoded.body),
+            body: encoded.body.into(),
+            clusters: encoded.clusters.into_iter().map(Arc::from).collect(),
+            ir: r,
+        };
+        let lr = self
+            .by_listener
+            .entry(translated.ir.listener.clone())
+            .or_default();
+        for p in &translated.patterns {
+            lr.vhosts.insert(p, translated.key.clone());
+        }
+        lr.routes.insert(translated.ir.id.clone());
+        for c in &translated.clusters {
+            *lr.cluster_refs.entry(c.clone()).or_default() += 1;
+        }
+        self.dirty.route_configs.insert(translated.ir.listener.clone());
+        self.routes.insert(translated.ir.id.clone(), translated);
+    }
+
+    fn remove_route(&mut self, id: &ir::RouteId) {
+        let Some(old) = self.routes.remove(id) else {
+            return;
+        };
+        if let Some(lr) = self.by_listener.get_mut(&old.ir.listener) {
+            for p in &old.patterns {
+                lr.vhosts.remove(p, &old.key);
+            }
+            lr.routes.remove(id);
+            for c in &old.clusters {
+                if let Some(n) = lr.cluster_refs.get_mut(c) {
+                    *n -= 1;
+                    if *n == 0 {
+                        lr.cluster_refs.remove(c);
+                    }
+                }
+            }
+        }
+        self.dirty.route_configs.insert(old.ir.listener);
+    }
+
+    /// Encodes everything marked since the last flush.
+    pub fn flush(&mut self) -> Vec<ResourceUpdate> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut out = Vec::new();
+        for name in dirty.secrets {
+            out.push(match self.secrets.get(&name) {
+                Some(s) => upsert(Resource::new(
+                    ResourceType::Secret,
+                    &name,
+                    secret::secret_proto(s).encode_to_vec(),
+                    vec![],
+                    vec![origin(&s.origin, &name, 0)],
+                )),
+                None => ResourceUpdate::Remove(ResourceType::Secret, name.into()),
+            });
+        }
+        for name in dirty.clusters {
+            out.push(match self.upstreams.get(&name) {
+                Some(u) => upsert(self.cluster_resource(u)),
+                None => ResourceUpdate::Remove(ResourceType::Cluster, name.into()),
+            });
+        }
+        for name in dirty.endpoints {
+            out.push(match self.upstreams.get(&name) {
+                Some(u) if u.discovery == ir::Discovery::Endpoints => {
+                    let eps = self.endpoints.get(&name).map(Vec::as_slice).unwrap_or_default();
+                    let body = cluster::load_assignment(&name, eps).encode_to_vec();
+                    let origins = u.origins.iter().map(|o| origin(o, &name, 0)).collect();
+                    upsert(Resource::new(
+                        ResourceType::Endpoints,
+                        &name,
+                        body,
+                        vec![],
+                        origins,
+                    ))
+                }
+                _ => ResourceUpdate::Remove(ResourceType::Endpoints, name.into()),
+            });
+        }
+        for name in dirty.listeners {
+            out.push(match self.listeners.get(&name) {
+                Some(l) => upsert(self.listener_resource(l)),
+                None => ResourceUpdate::Remove(ResourceType::Listener, name.into()),
+            });
+        }
+        for name in dirty.route_configs {
+            out.push(if self.listeners.contains_key(&name) {
+                upsert(self.route_config_resource(&name))
+            } else {
+                ResourceUpdate::Remove(ResourceType::Route, route_config_name(&name).into())
+            });
+        }
+        out
+    }
+
+    fn cluster_resource(&self, u: &ir::Upstream) -> Resource {
+        let (proto, secrets) = cluster::cluster_proto(u);
+        let mut references: Vec<(ResourceType, Arc<str>)> = secrets
+            .iter()
+            .map(|s| (ResourceType::Secret, Arc::from(s.as_str())))
+            .collect();
+        if u.discovery == ir::Discovery::Endpoints {
+            references.push((ResourceType::Endpoints, Arc::from(u.name.as_str())));
+        }
+        let origins = u.origins.iter().map(|o| origin(o, &u.name, 0)).collect();
+        Resource::new(
+            ResourceType::Cluster,
+            &u.name,
+            proto.encode_to_vec(),
+            references,
+            origins,
+        )
+    }
+
+    fn listener_resource(&self, l: &ir::Listener) -> Resource {
+        let (proto, secrets) = listener::listener_proto(l, self.auth.as_ref(), self.rate_limit.as_ref());
+        let mut references: Vec<(ResourceType, Arc<str>)> = secrets
+            .iter()
+            .map(|s| (ResourceType::Secret, Arc::from(s.as_str())))
+            .collect();
+        references.push((ResourceType::Route, route_config_name(&l.name).into()));
+        let services = self.auth.iter().map(|a| (&a.upstream, &a.origin));
+        let services = services.chain(self.rate_limit.iter().map(|r| (&r.upstream, &r.origin)));
+        let mut origins = vec![origin(&l.origin, &l.name, 0)];
+        origins.extend(l.tls.iter().map(|t| origin(&t.origin, &t.certificate, 0)));
+        for (upstream, object) in services {
+            references.push((ResourceType::Cluster, Arc::from(upstream.as_str())));
+            origins.push(origin(object, upstream, 0));
+        }
+        Resource::new(
+            ResourceType::Listener,
+            &l.name,
+            proto.encode_to_vec(),
+            references,
+            origins,
+        )
+    }
+
+    fn route_config_resource(&mut self, listener: &str) -> Resource {
+        let name = route_config_name(listener);
+        let mut body = RouteConfiguration {
+            name: name.clone(),
+            ..RouteConfiguration::default()
+        }
+        .encode_to_vec();
+        let Some(lr) = self.by_listener.get_mut(listener) else {
+            return Resource::new(ResourceType::Route, &name, body, vec![], vec![]);
+        };
+        let routes = &self.routes;
+        let vhost_bodies = lr.vhosts.encode_all(|host, keys| {
+            let mut vh = VirtualHost {
+                name: host.to_owned(),
+                domains: vec![host.to_owned()],
+                ..VirtualHost::default()
+            }
+            .encode_to_vec();
+            for k in keys {
+                let r = routes.get(&k.id).expect("the index holds only known routes");
+                encode::append_message_field(&mut vh, VIRTUAL_HOST_ROUTES, &r.body);
+            }
+            vh
+        });
+        body.reserve(vhost_bodies.iter().map(|b| b.len() + 6).sum());
+        for vh in &vhost_bodies {
+            encode::append_message_field(&mut body, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, vh);
+        }
+        let references = lr
+            .cluster_refs
+            .keys()
+            .map(|c| (ResourceType::Cluster, c.clone()))
+            .collect();
+        let mut origins = Vec::with_capacity(lr.routes.len());
+        for id in &lr.routes {
+            let r = routes.get(id).expect("the index holds only known routes");
+            let part: Arc<str> = Arc::from(id.as_str());
+            for o in std::iter::once(&r.ir.origin).chain(&r.ir.co_origins) {
+                origins.push(Origin {
+                    object: o.clone(),
+                    part: part.clone(),
+                    hash: r.hash,
+                });
+            }
+        }
+        Resource::new(ResourceType::Route, &name, body, references, origins)
+    }
+
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+}
+
+fn upsert(r: Resource) -> ResourceUpdate {
+    ResourceUpdate::Upsert(Arc::new(r))
+}
+
+fn origin(object: &ir::ObjectRef, part: &str, hash: u64) -> Origin {
+    Origin {
+        object: object.clone(),
+        part: part.into(),
+        hash,
+    }
+}
+
+#[cfg(test)]
+mod tests;

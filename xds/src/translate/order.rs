@@ -1,0 +1,40 @@
+//! Route order within a virtual host.
+//!
+//! Envoy takes the first route that matches, so order is semantics: higher
+//! `precedence` first, then the longer path, then more header and query
+//! matchers, and finally the route id, so that equal routes never swap places
+//! between two translations.
+
+use std::cmp::Reverse;
+
+use crate::ir::{PathMatch, Route, RouteId};
+
+/// Sorts ascending into Envoy's route order.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
+pub struct SortKey {
+    precedence: Reverse<i32>,
+    path_len: Reverse<usize>,
+    matchers: Reverse<usize>,
+    /// At equal length an exact path is more specific than a prefix, and a
+    /// prefix more predictable than a regex.
+    path_kind: u8,
+    pub id: RouteId,
+}
+
+impl SortKey {
+    pub fn of(route: &Route) -> SortKey {
+        let m = &route.matcher;
+        let (path_len, path_kind) = match &m.path {
+            PathMatch::Exact(p) => (p.len(), 0),
+            PathMatch::Prefix(p) => (p.len(), 1),
+            PathMatch::Regex(r) => (r.len(), 2),
+        };
+        SortKey {
+            precedence: Reverse(route.precedence),
+            path_len: Reverse(path_len),
+            matchers: Reverse(m.headers.len() + m.query.len() + usize::from(m.method.is_some())),
+            path_kind,
+            id: route.id.clone(),
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! One IR route → one Envoy `Route`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource, HeaderValue, HeaderValueOption, RuntimeFractionalPercent, data_source,
+    header_value_option::HeaderAppendAction,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    self as route, DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RateLimit, RedirectAction,
+    RetryPolicy, RouteAction, RouteMatch, WeightedCluster, header_matcher::HeaderMatchSpecifier,
+    query_parameter_matcher::QueryParameterMatchSpecifier, rate_limit, redirect_action, route::Action,
+    route_action, route_match::PathSpecifier, weighted_cluster::ClusterWeight,
+};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+    ExtAuthzPerRoute, ext_authz_per_route,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
+};
+use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::DenominatorType};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value};
+use envoy_types::util::pack_any;
+
+use super::encode::encode_with_sorted_map;
+use super::filters;
+use crate::ir;
+
+/// A translated route: its canonical encoding and the clusters it sends to.
+#[derive(Clone, Debug)]
+pub struct EncodedRoute {
+    pub body: Vec<u8>,
+    pub clusters: Vec<String>,
+}
+
+pub fn encode_route(r: &ir::Route) -> EncodedRoute {
+    let (proto, per_filter) = route_proto(r);
+    let body = encode_with_sorted_map(
+        &proto,
+        |m: &mut route::Route| &mut m.typed_per_filter_config,
+        &per_filter,
+    );
+    let clusters = match &r.action {
+        ir::RouteAction::Forward(f) => {
+            let mut c: Vec<String> = f
+                .upstreams
+                .iter()
+                .map(|u| u.upstream.clone())
+                .chain(f.mirrors.iter().map(|m| m.upstream.clone()))
+                .collect();
+            c.sort();
+            c.dedup();
+            c
+        }
+        _ => Vec::new(),
+    };
+    EncodedRoute { body, clusters }
+}
+
+/// The route without its per-filter configuration, and that configuration
+/// separately (see [`encode_with_sorted_map`] for why).
+pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
+    let p = &r.policy;
+    let mut per_filter = BTreeMap::new();
+    if p.bypass_auth {
+        per_filter.insert(
+            filters::EXT_AUTHZ.to_owned(),
+            pack_any(ExtAuthzPerRoute {
+                r#override: Some(ext_authz_per_route::Override::Disabled(true)),
+            }),
+        );
+    }
+    if let Some(cors) = &p.cors {
+        per_filter.insert(filters::CORS.to_owned(), pack_any(cors_policy(cors)));
+    }
+    let action = match &r.action {
+        ir::RouteAction::Forward(f) => Action::Route(route_action(f, p)),
+        ir::RouteAction::Redirect(rd) => Action::Redirect(redirect(rd)),
+        ir::RouteAction::DirectResponse { status, body } => Action::DirectResponse(DirectResponseAction {
+            status: u32::from(*status),
+            body: body.as_ref().map(|b| DataSource {
+                specifier: Some(data_source::Specifier::InlineString(b.clone())),
+                ..DataSource::default()
+            }),
+            ..DirectResponseAction::default()
+        }),
+    };
+    let proto = route::Route {
+        name: r.id.as_str().to_owned(),
+        r#match: Some(route_match(&r.matcher)),
+        action: Some(action),
+        request_headers_to_add: p.request_headers_to_add.iter().map(header_option).collect(),
+        request_headers_to_remove: p.request_headers_to_remove.clone(),
+        response_headers_to_add: p.response_headers_to_add.iter().map(header_option).collect(),
+        response_headers_to_remove: p.response_headers_to_remove.clone(),
+        ..route::Route::default()
+    };
+    (proto, per_filter)
+}
+
+fn route_match(m: &ir::RouteMatch) -> RouteMatch {
+    let path = match &m.path {
+        ir::PathMatch::Prefix(p) => PathSpecifier::Prefix(p.clone()),
+        ir::PathMatch::Exact(p) => PathSpecifier::Path(p.clone()),
+        ir::PathMatch::Regex(re) => PathSpecifier::SafeRegex(regex(re)),
+    };
+    let mut headers: Vec<HeaderMatcher> = m
+        .method
+        .iter()
+        .map(|method| HeaderMatcher {
+            name: ":method".into(),
+            header_match_specifier: Some(HeaderMatchSpecifier::StringMatch(exact(method))),
+            ..HeaderMatcher::default()
+        })
+        .collect();
+    headers.extend(m.headers.iter().map(|h| HeaderMatcher {
+        name: h.name.clone(),
+        invert_match: h.invert,
+        header_match_specifier: Some(match &h.value {
+            ir::ValueMatch::Present => HeaderMatchSpecifier::PresentMatch(true),
+            other => HeaderMatchSpecifier::StringMatch(string_matcher_of(other)),
+        }),
+        ..HeaderMatcher::default()
+    }));
+    RouteMatch {
+        path_specifier: Some(path),
+        // Envoy's default is case sensitive; leave the field out then, so the
+        // common route stays small.
+        case_sensitive: (!m.case_sensitive).then_some(BoolValue { value: false }),
+        headers,
+        query_parameters: m
+            .query
+            .iter()
+            .map(|q| QueryParameterMatcher {
+                name: q.name.clone(),
+                query_parameter_match_specifier: Some(match &q.value {
+                    ir::ValueMatch::Present => QueryParameterMatchSpecifier::PresentMatch(true),
+                    other => QueryParameterMatchSpecifier::StringMatch(string_matcher_of(other)),
+                }),
+            })
+            .collect(),
+        ..RouteMatch::default()
+    }
+}
+
+fn route_action(f: &ir::Forward, p: &ir::RoutePolicy) -> RouteAction {
+    let cluster_specifier = match f.upstreams.as_slice() {
+        [one] => Some(route_action::ClusterSpecifier::Cluster(one.upstream.clone())),
+        [] => None,
+        many => Some(route_action::ClusterSpecifier::WeightedClusters(
+            WeightedCluster {
+                clusters: many
+                    .iter()
+                    .map(|u| ClusterWeight {
+                        name: u.upstream.clone(),
+                        weight: Some(UInt32Value { value: u.weight }),
+                        ..ClusterWeight::default()
+                    })
+                    .collect(),
+                ..WeightedCluster::default()
+            },
+        )),
+    };
+    RouteAction {
+        cluster_specifier,
+        prefix_rewrite: f.prefix_rewrite.clone().unwrap_or_default(),
+        regex_rewrite: f.regex_rewrite.as_ref().map(|rr| RegexMatchAndSubstitute {
+            pattern: Some(regex(&rr.pattern)),
+            substitution: rr.substitution.clone(),
+        }),
+        host_rewrite_specifier: f.host_rewrite.as_ref().map(|h| match h {
+            ir::HostRewrite::Literal(host) => {
+                route_action::HostRewriteSpecifier::HostRewriteLiteral(host.clone())
+            }
+            ir::HostRewrite::FromUpstream => {
+                route_action::HostRewriteSpecifier::AutoHostRewrite(BoolValue { value: true })
+            }
+        }),
+        timeout: p.timeout.map(duration),
+        idle_timeout: p.idle_timeout.map(duration),
+        retry_policy: p.retries.as_ref().map(|r| RetryPolicy {
+            retry_on: r.retry_on.join(","),
+            num_retries: Some(UInt32Value { value: r.num_retries }),
+            per_try_timeout: r.per_try_timeout.map(duration),
+            ..RetryPolicy::default()
+        }),
+        upgrade_configs: f
+            .upgrades
+            .iter()
+            .map(|u| route_action::UpgradeConfig {
+                upgrade_type: u.clone(),
+                enabled: Some(BoolValue { value: true }),
+                ..route_action::UpgradeConfig::default()
+            })
+            .collect(),
+        request_mirror_policies: f
+            .mirrors
+            .iter()
+            .map(|m| route_action::RequestMirrorPolicy {
+                cluster: m.upstream.clone(),
+                runtime_fraction: Some(RuntimeFractionalPercent {
+                    default_value: Some(FractionalPercent {
+                        numerator: m.percent.min(100),
+                        denominator: DenominatorType::Hundred as i32,
+                    }),
+                    ..RuntimeFractionalPercent::default()
+                }),
+                ..route_action::RequestMirrorPolicy::default()
+            })
+            .collect(),
+        rate_limits: p
+            .rate_limits
+            .iter()
+            .map(|entries| RateLimit {
+                actions: entries
+                    .iter()
+                    .map(|(key, value)| rate_limit::Action {
+                        action_specifier: Some(rate_limit::action::ActionSpecifier::GenericKey(
+                            rate_limit::action::GenericKey {
+                                descriptor_key: key.clone(),
+                                descriptor_value: value.clone(),
+                                ..rate_limit::action::GenericKey::default()
+                            },
+                        )),
+                    })
+                    .collect(),
+                ..RateLimit::default()
+            })
+            .collect(),
+        ..RouteAction::default()
+    }
+}
+
+fn redirect(rd: &ir::Redirect) -> RedirectAction {
+    use redirect_action::RedirectResponseCode as Code;
+    let response_code = match rd.status {
+        302 => Code::Found,
+        303 => Code::SeeOther,
+        307 => Code::TemporaryRedirect,
+        308 => Code::PermanentRedirect,
+        _ => Code::MovedPermanently,
+    };
+    RedirectAction {
+        host_redirect: rd.host.clone().unwrap_or_default(),
+        port_redirect: rd.port.map(u32::from).unwrap_or_default(),
+        response_code: response_code as i32,
+        strip_query: rd.strip_query,
+        scheme_rewrite_specifier: rd
+            .https
+            .then_some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true)),
+        path_rewrite_specifier: rd
+            .path
+            .clone()
+            .map(redirect_action::PathRewriteSpecifier::PathRedirect),
+    }
+}
+
+fn cors_policy(c: &ir::Cors) -> CorsPolicy {
+    CorsPolicy {
+        allow_origin_string_match: c
+            .allow_origins
+            .iter()
+            .map(|o| {
+                if o == "*" {
+                    StringMatcher {
+                        match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(".*"))),
+                        ..StringMatcher::default()
+                    }
+                } else {
+                    exact(o)
+                }
+            })
+            .collect(),
+        allow_methods: c.allow_methods.join(","),
+        allow_headers: c.allow_headers.join(","),
+        expose_headers: c.expose_headers.join(","),
+        max_age: c.max_age.map(|d| d.as_secs().to_string()).unwrap_or_default(),
+        allow_credentials: c.allow_credentials.then_some(BoolValue { value: true }),
+        ..CorsPolicy::default()
+    }
+}
+
+fn header_option(h: &ir::HeaderValue) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: h.name.clone(),
+            value: h.value.clone(),
+            ..HeaderValue::default()
+        }),
+        append_action: if h.append {
+            HeaderAppendAction::AppendIfExistsOrAdd
+        } else {
+            HeaderAppendAction::OverwriteIfExistsOrAdd
+        } as i32,
+        ..HeaderValueOption::default()
+    }
+}
+
+fn string_matcher_of(v: &ir::ValueMatch) -> StringMatcher {
+    let pattern = match v {
+        ir::ValueMatch::Exact(s) => string_matcher::MatchPattern::Exact(s.clone()),
+        ir::ValueMatch::Prefix(s) => string_matcher::MatchPattern::Prefix(s.clone()),
+        ir::ValueMatch::Regex(s) => string_matcher::MatchPattern::SafeRegex(regex(s)),
+        // Callers map Present to the matcher's own present_match; an empty
+        // prefix is the same condition, for completeness.
+        ir::ValueMatch::Present => string_matcher::MatchPattern::Prefix(String::new()),
+    };
+    StringMatcher {
+        match_pattern: Some(pattern),
+        ..StringMatcher::default()
+    }
+}
+
+fn exact(s: &str) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::Exact(s.to_owned())),
+        ..StringMatcher::default()
+    }
+}
+
+fn regex(re: &str) -> RegexMatcher {
+    RegexMatcher {
+        regex: re.to_owned(),
+        ..RegexMatcher::default()
+    }
+}
+
+pub fn duration(d: Duration) -> envoy_types::pb::google::protobuf::Duration {
+    envoy_types::pb::google::protobuf::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).expect("sub-second nanos fit in i32"),
+    }
+}

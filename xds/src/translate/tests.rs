@@ -1,0 +1,622 @@
+//! Translation tests: golden files per route feature and per resource kind,
+//! route order, stable names and incremental output.
+//!
+//! Golden files live in `xds/src/translate/golden/`. Regenerate them with
+//! `LEGATE_UPDATE_GOLDEN=1 cargo test -p legate-xds translate` and review the diff.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::transport_socket;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
+use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, http_filter,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+use envoy_types::pb::google::protobuf::Any;
+use prost::Message;
+
+use super::{Change, Translator};
+use crate::ir::{self, ObjectRef};
+use crate::resource::{Resource, ResourceType, ResourceUpdate};
+use crate::sample;
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("src/translate/golden/{name}.txt"));
+    if std::env::var_os("LEGATE_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("golden files have a folder"))
+            .expect("creating the golden folder");
+        std::fs::write(&path, actual).expect("writing a golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "{} differs from the translation.\n--- expected\n{expected}\n--- actual\n{actual}\n\
+         If the new output is right, regenerate with:\n  LEGATE_UPDATE_GOLDEN=1 cargo test -p legate-xds translate\n\
+         and review the diff.",
+        path.display()
+    );
+}
+
+/// Decodes the `Any`s Legate writes, so that golden files show them.
+fn decode_any(any: &Any) -> String {
+    use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
+    use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{ExtAuthz, ExtAuthzPerRoute};
+    use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        DownstreamTlsContext, UpstreamTlsContext,
+    };
+    use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+    fn show<M: Message + Default + std::fmt::Debug>(any: &Any) -> String {
+        format!("{:#?}", M::decode(any.value.as_slice()).expect("a valid message"))
+    }
+    match any.type_url.rsplit('.').next().unwrap_or_default() {
+        "HttpConnectionManager" => {
+            let mut hcm = HttpConnectionManager::decode(any.value.as_slice()).expect("a valid HCM");
+            let filters: Vec<String> = hcm
+                .http_filters
+                .iter_mut()
+                .map(|f| {
+                    let inner = match f.config_type.take() {
+                        Some(http_filter::ConfigType::TypedConfig(a)) => decode_any(&a),
+                        other => format!("{other:?}"),
+                    };
+                    format!("http filter {}: {inner}", f.name)
+                })
+                .collect();
+            format!("{hcm:#?}\n{}", filters.join("\n"))
+        }
+        "CorsPolicy" => show::<CorsPolicy>(any),
+        "Cors" => show::<Cors>(any),
+        "ExtAuthz" => show::<ExtAuthz>(any),
+        "ExtAuthzPerRoute" => show::<ExtAuthzPerRoute>(any),
+        "Router" => show::<Router>(any),
+        "DownstreamTlsContext" => show::<DownstreamTlsContext>(any),
+        "UpstreamTlsContext" => show::<UpstreamTlsContext>(any),
+        "HttpProtocolOptions" => show::<HttpProtocolOptions>(any),
+        other => panic!("the golden renderer does not know {other}"),
+    }
+}
+
+fn render_route(mut r: Route) -> String {
+    let per_filter: BTreeMap<String, Any> = r.typed_per_filter_config.drain().collect();
+    let mut out = format!("{r:#?}\n");
+    for (name, any) in per_filter {
+        out.push_str(&format!("per-filter config {name}: {}\n", decode_any(&any)));
+    }
+    out
+}
+
+fn render_listener(mut l: Listener) -> String {
+    let mut extra = String::new();
+    for (i, chain) in l.filter_chains.iter_mut().enumerate() {
+        for f in &mut chain.filters {
+            if let Some(filter::ConfigType::TypedConfig(a)) = f.config_type.take() {
+                extra.push_str(&format!("chain {i} filter {}: {}\n", f.name, decode_any(&a)));
+            }
+        }
+        if let Some(ts) = &mut chain.transport_socket
+            && let Some(transport_socket::ConfigType::TypedConfig(a)) = ts.config_type.take()
+        {
+            extra.push_str(&format!("chain {i} transport socket: {}\n", decode_any(&a)));
+        }
+    }
+    format!("{l:#?}\n{extra}")
+}
+
+fn render_cluster(mut c: Cluster) -> String {
+    let mut extra = String::new();
+    let options: BTreeMap<String, Any> = c.typed_extension_protocol_options.drain().collect();
+    for (name, any) in options {
+        extra.push_str(&format!("protocol options {name}: {}\n", decode_any(&any)));
+    }
+    if let Some(ts) = &mut c.transport_socket
+        && let Some(transport_socket::ConfigType::TypedConfig(a)) = ts.config_type.take()
+    {
+        extra.push_str(&format!("transport socket: {}\n", decode_any(&a)));
+    }
+    format!("{c:#?}\n{extra}")
+}
+
+fn upserts(updates: &[ResourceUpdate]) -> Vec<Arc<Resource>> {
+    updates
+        .iter()
+        .filter_map(|u| match u {
+            ResourceUpdate::Upsert(r) => Some(r.clone()),
+            ResourceUpdate::Remove(..) => None,
+        })
+        .collect()
+}
+
+fn one(updates: &[ResourceUpdate], kind: ResourceType) -> Arc<Resource> {
+    let found: Vec<_> = upserts(updates).into_iter().filter(|r| r.kind == kind).collect();
+    assert_eq!(found.len(), 1, "expected one {kind} resource in {updates:?}");
+    found[0].clone()
+}
+
+fn route_config(updates: &[ResourceUpdate]) -> RouteConfiguration {
+    RouteConfiguration::decode(&*one(updates, ResourceType::Route).body).expect("valid RouteConfiguration")
+}
+
+fn base() -> Vec<Change> {
+    vec![
+        Change::UpsertListener(sample::listener("http", 8080)),
+        Change::UpsertUpstream(sample::upstream("default/echo:80")),
+    ]
+}
+
+/// The single route a feature's IR route translates to.
+fn translated_route(r: ir::Route) -> Route {
+    let mut t = Translator::new();
+    let updates = t.translate(base().into_iter().chain([Change::UpsertRoute(r)]));
+    let rc = route_config(&updates);
+    assert_eq!(rc.virtual_hosts.len(), 1);
+    let mut routes = rc.virtual_hosts[0].routes.clone();
+    assert_eq!(routes.len(), 1);
+    routes.remove(0)
+}
+
+fn feature(name: &str, edit: impl FnOnce(&mut ir::Route)) {
+    let mut r = sample::route("feature", "shop.example.com", "/api/", "default/echo:80");
+    edit(&mut r);
+    golden(&format!("route_{name}"), &render_route(translated_route(r)));
+}
+
+fn forward(r: &mut ir::Route) -> &mut ir::Forward {
+    match &mut r.action {
+        ir::RouteAction::Forward(f) => f,
+        _ => panic!("sample routes forward"),
+    }
+}
+
+#[test]
+fn route_prefix() {
+    feature("prefix", |_| {});
+}
+
+#[test]
+fn route_exact_and_case_insensitive() {
+    feature("exact_case_insensitive", |r| {
+        r.matcher.path = ir::PathMatch::Exact("/api/Login".into());
+        r.matcher.case_sensitive = false;
+    });
+}
+
+#[test]
+fn route_regex() {
+    feature("regex", |r| {
+        r.matcher.path = ir::PathMatch::Regex("/api/v[0-9]+/.*".into())
+    });
+}
+
+#[test]
+fn route_method_headers_query() {
+    feature("method_headers_query", |r| {
+        r.matcher.method = Some("POST".into());
+        r.matcher.headers = vec![
+            ir::HeaderMatch {
+                name: "x-canary".into(),
+                value: ir::ValueMatch::Exact("1".into()),
+                invert: false,
+            },
+            ir::HeaderMatch {
+                name: "x-debug".into(),
+                value: ir::ValueMatch::Present,
+                invert: true,
+            },
+        ];
+        r.matcher.query = vec![ir::QueryMatch {
+            name: "v".into(),
+            value: ir::ValueMatch::Regex("[0-9]+".into()),
+        }];
+    });
+}
+
+#[test]
+fn route_weighted_upstreams() {
+    feature("weighted", |r| {
+        forward(r).upstreams = vec![
+            ir::WeightedUpstream {
+                upstream: "default/echo:80".into(),
+                weight: 90,
+            },
+            ir::WeightedUpstream {
+                upstream: "default/echo-canary:80".into(),
+                weight: 10,
+            },
+        ];
+    });
+}
+
+#[test]
+fn route_rewrites() {
+    feature("rewrites", |r| {
+        let f = forward(r);
+        f.prefix_rewrite = Some("/".into());
+        f.host_rewrite = Some(ir::HostRewrite::Literal("internal.svc".into()));
+        f.regex_rewrite = Some(ir::RegexRewrite {
+            pattern: "^/api/(.*)$".into(),
+            substitution: "/\\1".into(),
+        });
+    });
+}
+
+#[test]
+fn route_redirect() {
+    feature("redirect", |r| {
+        r.action = ir::RouteAction::Redirect(ir::Redirect {
+            host: Some("www.example.com".into()),
+            path: Some("/new".into()),
+            port: None,
+            https: true,
+            status: 308,
+            strip_query: true,
+        });
+    });
+}
+
+#[test]
+fn route_direct_response() {
+    feature("direct_response", |r| {
+        r.action = ir::RouteAction::DirectResponse {
+            status: 503,
+            body: Some("down for maintenance".into()),
+        };
+    });
+}
+
+#[test]
+fn route_timeouts_and_retries() {
+    feature("timeouts_retries", |r| {
+        r.policy.timeout = Some(Duration::from_secs(30));
+        r.policy.idle_timeout = Some(Duration::from_millis(1500));
+        r.policy.retries = Some(ir::RetryPolicy {
+            retry_on: vec!["5xx".into(), "reset".into()],
+            num_retries: 3,
+            per_try_timeout: Some(Duration::from_secs(2)),
+        });
+    });
+}
+
+#[test]
+fn route_header_edits() {
+    feature("headers", |r| {
+        r.policy.request_headers_to_add = vec![ir::HeaderValue {
+            name: "x-gateway".into(),
+            value: "legate".into(),
+            append: false,
+        }];
+        r.policy.request_headers_to_remove = vec!["x-internal".into()];
+        r.policy.response_headers_to_add = vec![ir::HeaderValue {
+            name: "cache-control".into(),
+            value: "no-store".into(),
+            append: true,
+        }];
+        r.policy.response_headers_to_remove = vec!["server".into()];
+    });
+}
+
+#[test]
+fn route_cors_and_auth_bypass() {
+    feature("cors_auth_bypass", |r| {
+        r.policy.bypass_auth = true;
+        r.policy.cors = Some(ir::Cors {
+            allow_origins: vec!["https://app.example.com".into(), "*".into()],
+            allow_methods: vec!["GET".into(), "POST".into()],
+            allow_headers: vec!["content-type".into()],
+            expose_headers: vec!["x-trace".into()],
+            max_age: Some(Duration::from_secs(600)),
+            allow_credentials: true,
+        });
+    });
+}
+
+#[test]
+fn route_upgrades_mirror_rate_limits() {
+    feature("upgrades_mirror_rate_limits", |r| {
+        let f = forward(r);
+        f.upgrades = vec!["websocket".into()];
+        f.mirrors = vec![ir::Mirror {
+            upstream: "default/shadow:80".into(),
+            percent: 25,
+        }];
+        r.policy.rate_limits = vec![vec![
+            ("service".into(), "shop".into()),
+            ("tier".into(), "gold".into()),
+        ]];
+    });
+}
+
+#[test]
+fn listener_cluster_endpoints_and_secret() {
+    let mut t = Translator::new();
+    let mut https = sample::listener("https", 8443);
+    https.protocol = ir::ListenerProtocol::Https;
+    https.tls = vec![ir::ServerTls {
+        origin: ObjectRef::new("TLSContext", "default", "shop-tls", 2),
+        hostnames: vec!["shop.example.com".into()],
+        certificate: "default/shop-cert".into(),
+        client_ca: Some("default/clients-ca".into()),
+        alpn: vec!["h2".into(), "http/1.1".into()],
+        min_version: Some(ir::TlsVersion::V1_2),
+        max_version: None,
+    }];
+    let mut grpc = sample::upstream("default/grpc:9000");
+    grpc.protocol = ir::UpstreamProtocol::Http2;
+    grpc.load_balancing = ir::LoadBalancing::LeastRequest;
+    grpc.circuit_breakers = Some(ir::CircuitBreakers {
+        max_connections: Some(100),
+        max_requests: Some(1000),
+        ..ir::CircuitBreakers::default()
+    });
+    grpc.tls = Some(ir::UpstreamTls {
+        sni: Some("grpc.internal".into()),
+        ca_secret: Some("default/internal-ca".into()),
+        client_certificate: None,
+    });
+    let endpoint = |addr: &str, zone: Option<&str>, ready| ir::Endpoint {
+        address: addr.parse().expect("test address"),
+        port: 9000,
+        ready,
+        zone: zone.map(str::to_owned),
+    };
+    let updates = t.translate([
+        Change::UpsertListener(https),
+        Change::UpsertUpstream(grpc),
+        Change::SetEndpoints {
+            upstream: "default/grpc:9000".into(),
+            endpoints: vec![
+                endpoint("127.0.0.3", Some("b"), true),
+                endpoint("127.0.0.2", Some("a"), false),
+                endpoint("127.0.0.1", Some("a"), true),
+            ],
+        },
+        Change::UpsertSecret(ir::Secret {
+            name: "default/shop-cert".into(),
+            origin: ObjectRef::new("TLSContext", "default", "shop-tls", 2),
+            material: ir::SecretMaterial::Certificate {
+                chain_pem: "-----BEGIN CERTIFICATE-----\n...".into(),
+                key_pem: "-----BEGIN PRIVATE KEY-----\n...".into(),
+            },
+        }),
+        Change::SetAuth(Some(ir::AuthService {
+            origin: ObjectRef::new("AuthService", "default", "auth", 1),
+            upstream: "default/auth:3000".into(),
+            protocol: ir::AuthProtocol::Http {
+                path_prefix: "/check".into(),
+                allowed_request_headers: vec!["authorization".into()],
+            },
+            timeout: Duration::from_secs(1),
+            failure_mode_allow: false,
+        })),
+    ]);
+    let listener = Listener::decode(&*one(&updates, ResourceType::Listener).body).expect("Listener");
+    let cluster = Cluster::decode(&*one(&updates, ResourceType::Cluster).body).expect("Cluster");
+    let cla = ClusterLoadAssignment::decode(&*one(&updates, ResourceType::Endpoints).body).expect("CLA");
+    let secret = Secret::decode(&*one(&updates, ResourceType::Secret).body).expect("Secret");
+    golden("listener_https", &render_listener(listener));
+    golden("cluster_grpc_tls", &render_cluster(cluster));
+    golden("endpoints_zones", &format!("{cla:#?}\n"));
+    golden("secret_certificate", &format!("{secret:#?}\n"));
+
+    let cluster = one(&updates, ResourceType::Cluster);
+    assert_eq!(
+        cluster.references,
+        [
+            (ResourceType::Secret, Arc::from("default/internal-ca")),
+            (ResourceType::Endpoints, Arc::from("default/grpc:9000"))
+        ]
+    );
+    let listener = one(&updates, ResourceType::Listener);
+    assert!(
+        listener
+            .references
+            .contains(&(ResourceType::Route, Arc::from("https")))
+    );
+    assert!(
+        listener
+            .references
+            .contains(&(ResourceType::Cluster, Arc::from("default/auth:3000")))
+    );
+    assert!(
+        listener
+            .references
+            .contains(&(ResourceType::Secret, Arc::from("default/shop-cert")))
+    );
+}
+
+fn names_in_order(rc: &RouteConfiguration, host: &str) -> Vec<String> {
+    rc.virtual_hosts
+        .iter()
+        .find(|v| v.name == host)
+        .unwrap_or_else(|| panic!("no virtual host {host}"))
+        .routes
+        .iter()
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+#[test]
+fn routes_are_ordered_by_precedence_then_path_length_then_matchers() {
+    let mut routes = vec![
+        sample::route("short", "a.example.com", "/a", "u"),
+        sample::route("long", "a.example.com", "/a/b/c", "u"),
+        sample::route("favoured", "a.example.com", "/", "u"),
+        sample::route("with-header", "a.example.com", "/a", "u"),
+        sample::route("tie-b", "a.example.com", "/t", "u"),
+        sample::route("tie-a", "a.example.com", "/t", "u"),
+        sample::route("everywhere", "*", "/a/b/c/d", "u"),
+    ];
+    routes[2].precedence = 10;
+    routes[3].matcher.headers.push(ir::HeaderMatch {
+        name: "x".into(),
+        value: ir::ValueMatch::Present,
+        invert: false,
+    });
+    let expected = [
+        "Mapping/default/favoured",
+        "Mapping/default/everywhere",
+        "Mapping/default/long",
+        "Mapping/default/with-header",
+        "Mapping/default/short",
+        "Mapping/default/tie-a",
+        "Mapping/default/tie-b",
+    ];
+    // The order does not depend on the order of the changes.
+    for rotation in 0..routes.len() {
+        let mut t = Translator::new();
+        let mut changes = base();
+        let mut rotated = routes.clone();
+        rotated.rotate_left(rotation);
+        changes.extend(rotated.into_iter().map(Change::UpsertRoute));
+        let rc = route_config(&t.translate(changes));
+        assert_eq!(names_in_order(&rc, "a.example.com"), expected);
+        assert_eq!(names_in_order(&rc, "*"), ["Mapping/default/everywhere"]);
+    }
+}
+
+#[test]
+fn removing_a_route_leaves_the_others_byte_for_byte() {
+    let mut t = Translator::new();
+    let mut changes = base();
+    for i in 0..5 {
+        changes.push(Change::UpsertRoute(sample::route(
+            &format!("r{i}"),
+            "h.example.com",
+            &format!("/p{i}"),
+            "u",
+        )));
+    }
+    let before = route_config(&t.translate(changes));
+    let after = route_config(&t.translate([Change::RemoveRoute(ir::RouteId::of(&ObjectRef::new(
+        "Mapping", "default", "r2", 1,
+    )))]));
+    let kept: Vec<&Route> = before.virtual_hosts[0]
+        .routes
+        .iter()
+        .filter(|r| r.name != "Mapping/default/r2")
+        .collect();
+    let after_routes: Vec<&Route> = after.virtual_hosts[0].routes.iter().collect();
+    assert_eq!(kept, after_routes, "same names, same content, same order");
+}
+
+#[test]
+fn an_unchanged_upsert_produces_nothing() {
+    let mut t = Translator::new();
+    let changes = sample::gateway(8080, 20, 5, 3, SocketAddr::from(([127, 0, 0, 1], 9000)));
+    assert!(!t.translate(changes.clone()).is_empty());
+    assert!(t.translate(changes).is_empty());
+}
+
+#[test]
+fn a_route_change_touches_only_its_route_config() {
+    let mut t = Translator::new();
+    t.translate(sample::gateway(
+        8080,
+        20,
+        5,
+        3,
+        SocketAddr::from(([127, 0, 0, 1], 9000)),
+    ));
+    let mut r = sample::route(
+        &sample::route_name(7),
+        &sample::host_name(7, 5),
+        "/changed/",
+        "default/svc-1:8080",
+    );
+    r.precedence = 3;
+    let updates = t.translate([Change::UpsertRoute(r)]);
+    let kinds: Vec<ResourceType> = updates.iter().map(ResourceUpdate::kind).collect();
+    assert_eq!(kinds, [ResourceType::Route]);
+}
+
+#[test]
+fn an_endpoints_change_touches_only_eds() {
+    let mut t = Translator::new();
+    t.translate(sample::gateway(
+        8080,
+        20,
+        5,
+        3,
+        SocketAddr::from(([127, 0, 0, 1], 9000)),
+    ));
+    let updates = t.translate([sample::endpoints(
+        "default/svc-1:8080",
+        &[SocketAddr::from(([127, 0, 0, 2], 9000))],
+    )]);
+    let kinds: Vec<ResourceType> = updates.iter().map(ResourceUpdate::kind).collect();
+    assert_eq!(kinds, [ResourceType::Endpoints]);
+}
+
+#[test]
+fn versions_do_not_depend_on_the_order_of_changes() {
+    let changes = sample::gateway(8080, 50, 7, 4, SocketAddr::from(([127, 0, 0, 1], 9000)));
+    let versions = |changes: Vec<Change>| {
+        let mut t = Translator::new();
+        let mut v: Vec<(ResourceType, String, String)> = upserts(&t.translate(changes))
+            .iter()
+            .map(|r| (r.kind, r.name.to_string(), r.version.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut reversed = changes.clone();
+    reversed.reverse();
+    assert_eq!(versions(changes), versions(reversed));
+}
+
+#[test]
+fn the_route_config_lists_its_clusters_and_the_objects_behind_each_route() {
+    let mut t = Translator::new();
+    let mut changes = base();
+    changes.push(Change::UpsertRoute(sample::route(
+        "a",
+        "*",
+        "/a",
+        "default/echo:80",
+    )));
+    changes.push(Change::UpsertRoute(sample::route(
+        "b",
+        "*",
+        "/b",
+        "default/other:80",
+    )));
+    let rc = one(&t.translate(changes), ResourceType::Route);
+    assert_eq!(
+        rc.references,
+        [
+            (ResourceType::Cluster, Arc::from("default/echo:80")),
+            (ResourceType::Cluster, Arc::from("default/other:80"))
+        ]
+    );
+    let objects: Vec<String> = rc.origins.iter().map(|o| o.object.key()).collect();
+    assert_eq!(objects, ["Mapping/default/a", "Mapping/default/b"]);
+}
+
+#[test]
+fn removing_a_listener_removes_its_listener_and_route_config() {
+    let mut t = Translator::new();
+    t.translate(base());
+    let updates = t.translate([Change::RemoveListener("http".into())]);
+    let removed: Vec<(ResourceType, String)> = updates
+        .iter()
+        .filter_map(|u| match u {
+            ResourceUpdate::Remove(k, n) => Some((*k, n.to_string())),
+            ResourceUpdate::Upsert(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            (ResourceType::Listener, "http".into()),
+            (ResourceType::Route, "http".into())
+        ]
+    );
+}

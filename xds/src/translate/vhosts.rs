@@ -1,0 +1,195 @@
+//! Which routes go into which virtual host of a listener, kept incrementally.
+//!
+//! A virtual host exists for every hostname that some route names exactly. A
+//! route with a glob (`*.example.com`, or `*` for a route without hostname)
+//! also goes into every virtual host whose hostname the glob covers: Envoy
+//! picks exactly one virtual host per request, and a route that matches every
+//! host must not vanish for the hosts that have routes of their own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::order::SortKey;
+
+#[derive(Debug, Default)]
+pub struct VirtualHosts {
+    /// Routes by the host pattern they declare.
+    by_pattern: BTreeMap<String, BTreeSet<SortKey>>,
+    /// The patterns that are globs (few, in practice).
+    globs: BTreeSet<String>,
+    /// The encoding of each virtual host, `None` while it must be rebuilt.
+    encoded: BTreeMap<String, Option<Arc<[u8]>>>,
+}
+
+/// Does host pattern `pattern` cover hostname (or narrower pattern) `host`?
+pub fn covers(pattern: &str, host: &str) -> bool {
+    if pattern == "*" || pattern == host {
+        return true;
+    }
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => false,
+    }
+}
+
+impl VirtualHosts {
+    pub fn insert(&mut self, pattern: &str, key: SortKey) {
+        self.by_pattern.entry(pattern.to_owned()).or_default().insert(key);
+        if pattern.starts_with('*') {
+            self.globs.insert(pattern.to_owned());
+        }
+        self.encoded.entry(pattern.to_owned()).or_insert(None);
+        self.invalidate(pattern);
+    }
+
+    pub fn remove(&mut self, pattern: &str, key: &SortKey) {
+        let now_empty = match self.by_pattern.get_mut(pattern) {
+            Some(set) => {
+                set.remove(key);
+                set.is_empty()
+            }
+            None => return,
+        };
+        self.invalidate(pattern);
+        if now_empty {
+            self.by_pattern.remove(pattern);
+            self.globs.remove(pattern);
+            self.encoded.remove(pattern);
+        }
+    }
+
+    /// Marks every virtual host that `pattern`'s routes go into for rebuilding.
+    fn invalidate(&mut self, pattern: &str) {
+        if pattern.starts_with('*') {
+            for (host, enc) in self.encoded.iter_mut() {
+                if covers(pattern, host) {
+                    *enc = None;
+                }
+            }
+        } else if let Some(enc) = self.encoded.get_mut(pattern) {
+            *enc = None;
+        }
+    }
+
+    /// The routes of the virtual host for `host`, in Envoy order.
+    pub fn routes_of(&self, host: &str) -> Vec<&SortKey> {
+        let mut keys: Vec<&SortKey> = self.by_pattern.get(host).into_iter().flatten().collect();
+        for glob in &self.globs {
+            if glob != host && covers(glob, host) {
+                keys.extend(self.by_pattern.get(glob).into_iter().flatten());
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Rebuilds the virtual hosts marked for it with `encode`, then returns
+    /// every virtual host's encoding in hostname order.
+    pub fn encode_all<F>(&mut self, mut encode: F) -> Vec<Arc<[u8]>>
+    where
+        F: FnMut(&str, &[&SortKey]) -> Vec<u8>,
+    {
+        let stale: Vec<String> = self
+            .encoded
+            .iter()
+            .filter(|(_, e)| e.is_none())
+            .map(|(h, _)| h.clone())
+            .collect();
+        for host in stale {
+            let body: Arc<[u8]> = encode(&host, &self.routes_of(&host)).into();
+            self.encoded.insert(host, Some(body));
+        }
+        self.encoded
+            .values()
+            .map(|e| e.clone().expect("every stale virtual host was just encoded"))
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub fn hostnames(&self) -> impl Iterator<Item = &str> {
+        self.encoded.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{ObjectRef, PathMatch, Route, RouteAction, RouteId, RouteMatch, RoutePolicy};
+
+    fn key(name: &str, prefix: &str) -> SortKey {
+        let origin = ObjectRef::new("Mapping", "ns", name, 1);
+        SortKey::of(&Route {
+            id: RouteId::of(&origin),
+            origin,
+            co_origins: vec![],
+            listener: "http".into(),
+            hostnames: vec![],
+            precedence: 0,
+            matcher: RouteMatch {
+                path: PathMatch::Prefix(prefix.into()),
+                ..RouteMatch::default()
+            },
+            action: RouteAction::DirectResponse {
+                status: 200,
+                body: None,
+            },
+            policy: RoutePolicy::default(),
+        })
+    }
+
+    #[test]
+    fn globs_cover_narrower_hosts_only() {
+        assert!(covers("*", "a.example.com"));
+        assert!(covers("*.example.com", "a.example.com"));
+        assert!(covers("*.example.com", "*.a.example.com"));
+        assert!(!covers("*.example.com", "example.com"));
+        assert!(!covers("*.example.com", ".example.com"));
+        assert!(!covers("a.example.com", "b.example.com"));
+    }
+
+    #[test]
+    fn routes_for_every_host_join_each_virtual_host() {
+        let mut v = VirtualHosts::default();
+        v.insert("shop.example.com", key("shop", "/cart"));
+        v.insert("*", key("all", "/"));
+        v.insert("*.example.com", key("example", "/health"));
+        let names = |host: &str, v: &VirtualHosts| -> Vec<String> {
+            v.routes_of(host).iter().map(|k| k.id.to_string()).collect()
+        };
+        assert_eq!(
+            names("shop.example.com", &v),
+            ["Mapping/ns/example", "Mapping/ns/shop", "Mapping/ns/all"],
+            "longer prefixes first, whatever host pattern brought them"
+        );
+        assert_eq!(names("*", &v), ["Mapping/ns/all"]);
+        assert_eq!(
+            v.hostnames().collect::<Vec<_>>(),
+            ["*", "*.example.com", "shop.example.com"]
+        );
+
+        v.remove("shop.example.com", &key("shop", "/cart"));
+        assert_eq!(v.hostnames().collect::<Vec<_>>(), ["*", "*.example.com"]);
+    }
+
+    #[test]
+    fn only_touched_virtual_hosts_are_encoded_again() {
+        let mut v = VirtualHosts::default();
+        v.insert("a", key("a", "/"));
+        v.insert("b", key("b", "/"));
+        let mut encoded = Vec::new();
+        v.encode_all(|host, _| {
+            encoded.push(host.to_owned());
+            host.as_bytes().to_vec()
+        });
+        assert_eq!(encoded, ["a", "b"]);
+        encoded.clear();
+        v.insert("b", key("b2", "/x"));
+        let all = v.encode_all(|host, _| {
+            encoded.push(host.to_owned());
+            host.as_bytes().to_vec()
+        });
+        assert_eq!(encoded, ["b"]);
+        assert_eq!(all.len(), 2);
+    }
+}
