@@ -1,0 +1,141 @@
+//! An immutable snapshot of one Gateway's resources.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::resource::{Resource, ResourceType, ResourceUpdate};
+
+/// The resources of one type, by name.
+pub type Resources = BTreeMap<Arc<str>, Arc<Resource>>;
+
+/// Every resource of one Gateway at one moment. Snapshots share what did not
+/// change: an update clones only the maps of the types it touches (resources
+/// themselves are `Arc`s), so an endpoints change never copies routes.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    gateway: Arc<str>,
+    serial: u64,
+    types: [Arc<Resources>; 5],
+    /// The serial at which each type last changed, so that a stream skips
+    /// types that did not change since it last looked.
+    type_serials: [u64; 5],
+}
+
+impl Snapshot {
+    pub fn empty(gateway: &str) -> Snapshot {
+        Snapshot {
+            gateway: gateway.into(),
+            serial: 0,
+            types: Default::default(),
+            type_serials: [0; 5],
+        }
+    }
+
+    /// The Gateway (`namespace/name`, Envoy's `node.cluster`).
+    pub fn gateway(&self) -> &str {
+        &self.gateway
+    }
+
+    /// Increases with every change.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    pub fn type_serial(&self, kind: ResourceType) -> u64 {
+        self.type_serials[kind.index()]
+    }
+
+    pub fn resources(&self, kind: ResourceType) -> &Resources {
+        &self.types[kind.index()]
+    }
+
+    pub fn get(&self, kind: ResourceType, name: &str) -> Option<&Arc<Resource>> {
+        self.types[kind.index()].get(name)
+    }
+
+    /// Total number of resources.
+    pub fn len(&self) -> usize {
+        self.types.iter().map(|t| t.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The snapshot with `updates` applied, or `None` when they change nothing
+    /// (an upsert of an identical version, a removal of an unknown name).
+    pub fn with(&self, updates: &[ResourceUpdate]) -> Option<Snapshot> {
+        let mut next = self.clone();
+        next.serial += 1;
+        let mut changed = false;
+        for update in updates {
+            let kind = update.kind();
+            let current = &self.types[kind.index()];
+            let differs = match update {
+                ResourceUpdate::Upsert(r) => current.get(&r.name).is_none_or(|old| old.version != r.version),
+                ResourceUpdate::Remove(_, name) => current.contains_key(name),
+            };
+            if !differs {
+                continue;
+            }
+            changed = true;
+            next.type_serials[kind.index()] = next.serial;
+            let map = Arc::make_mut(&mut next.types[kind.index()]);
+            match update {
+                ResourceUpdate::Upsert(r) => {
+                    map.insert(r.name.clone(), r.clone());
+                }
+                ResourceUpdate::Remove(_, name) => {
+                    map.remove(name);
+                }
+            }
+        }
+        changed.then_some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(kind: ResourceType, name: &str, body: &[u8]) -> ResourceUpdate {
+        ResourceUpdate::Upsert(Arc::new(Resource::new(kind, name, body.to_vec(), vec![], vec![])))
+    }
+
+    #[test]
+    fn an_update_shares_the_types_it_does_not_touch() {
+        let s0 = Snapshot::empty("default/gw");
+        let s1 = s0
+            .with(&[
+                res(ResourceType::Route, "http", b"r1"),
+                res(ResourceType::Endpoints, "a", b"e1"),
+            ])
+            .expect("a change");
+        let s2 = s1
+            .with(&[res(ResourceType::Endpoints, "a", b"e2")])
+            .expect("a change");
+        assert!(Arc::ptr_eq(
+            &s1.types[ResourceType::Route.index()],
+            &s2.types[ResourceType::Route.index()]
+        ));
+        assert_eq!(s2.type_serial(ResourceType::Route), 1);
+        assert_eq!(s2.type_serial(ResourceType::Endpoints), 2);
+        assert_eq!(s2.len(), 2);
+    }
+
+    #[test]
+    fn identical_upserts_and_unknown_removals_change_nothing() {
+        let s1 = Snapshot::empty("g")
+            .with(&[res(ResourceType::Cluster, "c", b"x")])
+            .expect("a change");
+        assert!(s1.with(&[res(ResourceType::Cluster, "c", b"x")]).is_none());
+        assert!(
+            s1.with(&[ResourceUpdate::Remove(ResourceType::Cluster, "nope".into())])
+                .is_none()
+        );
+        let s2 = s1
+            .with(&[ResourceUpdate::Remove(ResourceType::Cluster, "c".into())])
+            .expect("a change");
+        assert!(s2.is_empty());
+    }
+}
