@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test preflight controlplane envoy lint unit-and-e2e fmt clean-controlplane
+.PHONY: test preflight controlplane envoy lint unit-and-e2e fmt crds
 
 ## Everything: preflight, the control plane, Envoy, formatting, clippy, all tests.
 test: preflight controlplane envoy lint unit-and-e2e
@@ -29,3 +29,7 @@ unit-and-e2e:
 
 fmt:
 	$(CARGO) fmt --all
+
+## Regenerate manifests/crds/ from the Rust types in crds/.
+crds:
+	$(CARGO) run --quiet -p legate-operator -- crds --write manifests/crds

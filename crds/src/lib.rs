@@ -1,7 +1,26 @@
 //! Legate's API: the custom resources that users apply (group `legate.dev`).
 //!
 //! One kind per module; each holds the spec, the status, the defaults and the
-//! validation rules of its kind. No controller logic lives here.
+//! validation rules of its kind. No controller logic lives here. The CRD YAML
+//! in `manifests/crds/` is generated from these types ([`generate`]).
+
+pub mod auth_service;
+pub mod common;
+pub mod conditions;
+pub mod gateway;
+pub mod generate;
+pub mod mapping;
+pub mod rate_limit_service;
+pub mod tcp_mapping;
+pub mod tls_context;
+
+pub use auth_service::{AuthService, AuthServiceSpec};
+pub use common::{Duration, GatewayRef, ObjectStatus};
+pub use gateway::{Gateway, GatewaySpec, GatewayStatus};
+pub use mapping::{Mapping, MappingSpec};
+pub use rate_limit_service::{RateLimitService, RateLimitServiceSpec};
+pub use tcp_mapping::{TCPMapping, TCPMappingSpec};
+pub use tls_context::{TLSContext, TLSContextSpec};
 
 /// The API group of every Legate kind.
 pub const GROUP: &str = "legate.dev";

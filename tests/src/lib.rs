@@ -7,6 +7,7 @@
 //! When a component is missing, the harness fails with the command that
 //! installs it; it never skips.
 
+pub mod api;
 pub mod controlplane;
 pub mod echo;
 pub mod envoy;

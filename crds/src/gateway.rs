@@ -1,0 +1,260 @@
+//! Gateway: an Envoy fleet, its listeners, which namespaces may attach routes
+//! to it, and defaults for those routes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{CircuitBreakers, Cors, Duration, LoadBalancer, RetryPolicy};
+
+/// The Envoy image a Gateway runs unless it names another: the release the tests use.
+pub const DEFAULT_ENVOY_IMAGE: &str = "docker.io/envoyproxy/envoy:v1.40.0";
+
+/// A Gateway is a fleet of Envoy proxies that Legate deploys and configures.
+/// Mappings, TCPMappings and TLSContexts attach to it; its status says whether
+/// its Envoys run and have accepted the current configuration.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "legate.dev",
+    version = "v1alpha1",
+    kind = "Gateway",
+    namespaced,
+    status = "GatewayStatus",
+    shortname = "lgw",
+    category = "legate",
+    doc = "A fleet of Envoy proxies that Legate deploys and configures; routes attach to it.",
+    printcolumn(
+        name = "Listeners",
+        type_ = "string",
+        json_path = ".spec.listeners[*].port",
+        description = "Ports the Envoys listen on"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "integer",
+        json_path = ".status.readyReplicas",
+        description = "Envoy pods ready"
+    ),
+    printcolumn(
+        name = "Programmed",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Programmed\")].status"
+    ),
+    printcolumn(name = "Address", type_ = "string", json_path = ".status.addresses[0].value"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.serviceType == 'NodePort' || self.serviceType == 'LoadBalancer' || self.listeners.all(l, !has(l.nodePort))")
+    .message("listeners may set nodePort only when serviceType is NodePort or LoadBalancer")
+    .field_path(".listeners"))]
+pub struct GatewaySpec {
+    /// How many Envoy pods to run.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+    /// The Envoy container image. Defaults to the Envoy release Legate is tested with.
+    #[serde(default = "default_image")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// CPU and memory requests and limits of each Envoy container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Schedule the Envoy pods only on nodes with these labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the Envoy pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// How the Envoys are exposed: ClusterIP, NodePort or LoadBalancer (the default).
+    #[serde(default)]
+    pub service_type: ServiceType,
+    /// Annotations for the Envoys' Service, for example to configure a cloud load balancer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_annotations: BTreeMap<String, String>,
+    /// The ports the Envoys listen on. Defaults to `http` on 8080 (HTTP) and `https` on 8443 (HTTPS).
+    #[serde(default = "default_listeners")]
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(
+        merge_strategy = ListMerge::Map(vec!["name".into()]),
+        validation = Rule::new("self.all(a, self.exists_one(b, b.port == a.port))").message("listener ports must be unique"),
+    )]
+    pub listeners: Vec<Listener>,
+    /// Which namespaces may attach routes to this Gateway. Defaults to all.
+    #[serde(default)]
+    pub allowed_routes: AllowedRoutes,
+    /// Defaults for every route attached to this Gateway; a route's own settings win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<RouteDefaults>,
+}
+
+fn default_replicas() -> i32 {
+    2
+}
+
+fn default_image() -> String {
+    DEFAULT_ENVOY_IMAGE.to_string()
+}
+
+fn default_listeners() -> Vec<Listener> {
+    vec![
+        Listener {
+            name: "http".into(),
+            port: 8080,
+            protocol: Protocol::Http,
+            node_port: None,
+        },
+        Listener {
+            name: "https".into(),
+            port: 8443,
+            protocol: Protocol::Https,
+            node_port: None,
+        },
+    ]
+}
+
+/// How the Envoys' Service is exposed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    ClusterIP,
+    /// On a port of every node.
+    NodePort,
+    /// Through the cloud's load balancer.
+    #[default]
+    LoadBalancer,
+}
+
+/// One port the Envoys listen on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    /// Name of the listener, unique in the Gateway (a DNS label).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The port Envoy listens on (1-65535).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// HTTP, HTTPS (TLS terminated by Envoy, then HTTP), TCP or TLS (routed by SNI).
+    pub protocol: Protocol,
+    /// The node port for this listener when serviceType is NodePort or LoadBalancer (30000-32767).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub node_port: Option<i32>,
+}
+
+/// What a listener speaks.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Protocol {
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "HTTPS")]
+    Https,
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "TLS")]
+    Tls,
+}
+
+/// Which namespaces may attach routes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedRoutes {
+    /// The namespaces whose routes this Gateway admits.
+    #[serde(default)]
+    pub namespaces: RouteNamespaces,
+}
+
+/// A set of namespaces.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.from != 'Selector' || has(self.selector)")
+    .message("selector is required when from is Selector")
+    .field_path(".selector"))]
+pub struct RouteNamespaces {
+    /// All (the default), Same (the Gateway's namespace) or Selector (namespaces matching selector).
+    #[serde(default)]
+    pub from: FromNamespaces,
+    /// The labels of admitted namespaces, when from is Selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// Where routes may come from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum FromNamespaces {
+    /// Every namespace.
+    #[default]
+    All,
+    /// The Gateway's own namespace.
+    Same,
+    /// Namespaces whose labels match the selector.
+    Selector,
+}
+
+/// Settings that apply to every route of a Gateway unless the route sets its own.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteDefaults {
+    /// Timeout of a whole request, such as "3s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Retries for failed requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
+    /// CORS for browser clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    /// Limits on the load sent to each upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breakers: Option<CircuitBreakers>,
+    /// Load balancing across each upstream's endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
+}
+
+/// What Legate observed of a Gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayStatus {
+    /// The generation of the spec that this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Accepted, Programmed and Available.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// Where clients reach the Gateway.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<GatewayAddress>,
+    /// Envoy pods that exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Envoy pods that are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Envoys connected to Legate over xDS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxies: Option<i32>,
+    /// The configuration version last sent to the Envoys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<String>,
+}
+
+/// One address of a Gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayAddress {
+    /// IPAddress or Hostname.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The address.
+    pub value: String,
+}

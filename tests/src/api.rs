@@ -1,0 +1,108 @@
+//! Applying YAML the way a user does: Legate's CRDs from `manifests/crds/`,
+//! then documents of any kind by server-side apply.
+
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::pinned_kind;
+use kube::{Api, Client};
+
+use crate::net::eventually;
+use crate::workspace;
+
+/// The field manager of everything tests apply.
+pub const FIELD_MANAGER: &str = "legate-tests";
+
+/// Parses a multi-document YAML string into JSON objects (empty documents skipped).
+pub fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(yaml).unwrap_or_else(|e| panic!("invalid YAML: {e}\n{yaml}"));
+    docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+/// Applies the committed CRDs (what users install) and waits until each is Established.
+pub async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let dir = workspace::root().join("manifests").join("crds");
+    let mut names = Vec::new();
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        for doc in documents(&text) {
+            let crd: CustomResourceDefinition = serde_json::from_value(doc)
+                .unwrap_or_else(|e| panic!("{} is not a CustomResourceDefinition: {e}", path.display()));
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            crds.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the API server refused CRD {name} from {}: {e}", path.display()));
+            names.push(name);
+        }
+    }
+    assert!(!names.is_empty(), "no CRDs found in {}", dir.display());
+    for name in names {
+        eventually(
+            &format!("CRD {name} to be Established"),
+            Duration::from_secs(30),
+            || {
+                let crds = crds.clone();
+                let name = name.clone();
+                async move {
+                    let crd = crds.get(&name).await.ok()?;
+                    let established = crd
+                        .status?
+                        .conditions?
+                        .into_iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    established.then_some(())
+                }
+            },
+        )
+        .await;
+    }
+}
+
+/// Server-side applies one object (JSON with apiVersion, kind, metadata.name) into `namespace`.
+pub async fn apply(
+    client: &Client,
+    namespace: &str,
+    object: &serde_json::Value,
+) -> Result<DynamicObject, kube::Error> {
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let api = dynamic_api(client, namespace, object).await?;
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(object))
+        .await
+}
+
+/// Creates one object (a POST, as `kubectl create` and a first `kubectl apply` do) in `namespace`.
+pub async fn create(
+    client: &Client,
+    namespace: &str,
+    object: &serde_json::Value,
+) -> Result<DynamicObject, kube::Error> {
+    let api = dynamic_api(client, namespace, object).await?;
+    let object: DynamicObject = serde_json::from_value(object.clone()).map_err(kube::Error::SerdeError)?;
+    api.create(&kube::api::PostParams::default(), &object).await
+}
+
+async fn dynamic_api(
+    client: &Client,
+    namespace: &str,
+    object: &serde_json::Value,
+) -> Result<Api<DynamicObject>, kube::Error> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let (resource, _caps) = pinned_kind(client, &GroupVersionKind::gvk(group, version, kind)).await?;
+    Ok(Api::namespaced_with(client.clone(), namespace, &resource))
+}
