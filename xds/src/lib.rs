@@ -7,6 +7,7 @@ pub mod ir;
 pub mod resource;
 #[doc(hidden)]
 pub mod sample;
+pub mod server;
 pub mod translate;
 
 /// The Envoy release whose API this crate speaks and whose binary the tests run.

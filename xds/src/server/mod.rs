@@ -1,0 +1,9 @@
+//! The ADS server: state of the world and delta over one tonic service.
+
+mod events;
+mod service;
+mod stream;
+
+pub use events::{Ack, ProxyId, Rejection, XdsEvent};
+pub use service::AdsServer;
+pub use stream::{Protocol, Request, Response, Step, StreamState};

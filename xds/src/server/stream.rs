@@ -1,0 +1,609 @@
+//! The per-stream state machine, shared by state-of-the-world and delta ADS.
+//!
+//! It is a pure function of (state, request or snapshot) → (state, responses,
+//! events): no I/O, no clock, so its tests are tables. It keeps, per type, what
+//! the proxy subscribed to, what it has applied (committed only on ACK), and
+//! the one response in flight. From those it decides what to send:
+//!
+//! - **make-before-break**: a listener or route config that sends traffic to a
+//!   cluster is held back until the proxy has ACKed that cluster and its
+//!   endpoints; a cluster (and its endpoints) that left the snapshot stays on
+//!   the proxy while an ACKed route or listener still refers to it;
+//! - one response in flight per type: the next goes out after the ACK or NACK,
+//!   so every ACK and NACK is attributed to exactly one response;
+//! - a NACKed resource version is not sent again; a newer version is.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    Resource as DeltaResource,
+};
+
+use super::events::{Ack, ProxyId, Rejection, XdsEvent};
+use crate::cache::Snapshot;
+use crate::ir::ObjectRef;
+use crate::resource::{Resource, ResourceType, hash_bytes};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Protocol {
+    StateOfTheWorld,
+    Delta,
+}
+
+/// A request from the proxy, in either protocol.
+#[derive(Clone, Debug)]
+pub enum Request {
+    Sotw(DiscoveryRequest),
+    Delta(DeltaDiscoveryRequest),
+}
+
+impl Request {
+    pub fn node(&self) -> Option<&Node> {
+        match self {
+            Request::Sotw(r) => r.node.as_ref(),
+            Request::Delta(r) => r.node.as_ref(),
+        }
+    }
+}
+
+/// A response to the proxy, in the stream's protocol.
+#[derive(Clone, Debug)]
+pub enum Response {
+    Sotw(DiscoveryResponse),
+    Delta(DeltaDiscoveryResponse),
+}
+
+impl Response {
+    pub fn type_url(&self) -> &str {
+        match self {
+            Response::Sotw(r) => &r.type_url,
+            Response::Delta(r) => &r.type_url,
+        }
+    }
+
+    pub fn nonce(&self) -> &str {
+        match self {
+            Response::Sotw(r) => &r.nonce,
+            Response::Delta(r) => &r.nonce,
+        }
+    }
+
+    /// The names of the resources carried.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Response::Sotw(r) => r.resources.iter().map(|a| resource_name(&a.value)).collect(),
+            Response::Delta(r) => r.resources.iter().map(|res| res.name.clone()).collect(),
+        }
+    }
+}
+
+/// The name of an encoded resource: field 1 in every xDS resource type Legate
+/// serves, which spares decoding the whole resource.
+fn resource_name(body: &[u8]) -> String {
+    #[derive(prost::Message)]
+    struct Named {
+        #[prost(string, tag = "1")]
+        name: String,
+    }
+    // Resource types that put the name elsewhere (ClusterLoadAssignment uses
+    // `cluster_name`, also field 1) decode the same way.
+    prost::Message::decode(body)
+        .map(|n: Named| n.name)
+        .unwrap_or_default()
+}
+
+/// What one input produced.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub responses: Vec<Response>,
+    pub events: Vec<XdsEvent>,
+}
+
+#[derive(Clone, Debug)]
+struct Applied {
+    version: Arc<str>,
+    /// `None` when the proxy announced a version we do not hold (delta
+    /// reconnect): we only know it differs.
+    resource: Option<Arc<Resource>>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    version: String,
+    upserts: Vec<Arc<Resource>>,
+    removals: Vec<Arc<str>>,
+    /// State-of-the-world LDS/CDS: the response is the complete set.
+    complete: bool,
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    subscribed: bool,
+    wildcard: bool,
+    names: BTreeSet<Arc<str>>,
+    applied: BTreeMap<Arc<str>, Applied>,
+    in_flight: Option<InFlight>,
+    /// The nonce of the latest response; requests with another are stale.
+    last_nonce: String,
+    /// Versions the proxy refused, by name: not sent again.
+    refused: BTreeMap<Arc<str>, Arc<str>>,
+    /// The subscription changed: answer even if no version did.
+    answer_subscription: bool,
+    /// (type serial, epoch) of the last evaluation that found nothing to send.
+    settled_at: Option<(u64, u64)>,
+}
+
+impl TypeState {
+    fn in_scope(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+/// The state of one ADS stream.
+#[derive(Debug)]
+pub struct StreamState {
+    protocol: Protocol,
+    proxy: ProxyId,
+    snapshot: Arc<Snapshot>,
+    types: [TypeState; 5],
+    nonces: u64,
+    /// Increases with every ACK and subscription change: what is ready to
+    /// send may have changed although the snapshot did not.
+    epoch: u64,
+}
+
+impl StreamState {
+    pub fn new(protocol: Protocol, proxy: ProxyId, snapshot: Arc<Snapshot>) -> StreamState {
+        StreamState {
+            protocol,
+            proxy,
+            snapshot,
+            types: Default::default(),
+            nonces: 0,
+            epoch: 0,
+        }
+    }
+
+    pub fn proxy(&self) -> &ProxyId {
+        &self.proxy
+    }
+
+    /// The version of each resource of `kind` this proxy has applied.
+    pub fn applied(&self, kind: ResourceType) -> BTreeMap<Arc<str>, Arc<str>> {
+        self.types[kind.index()]
+            .applied
+            .iter()
+            .map(|(n, a)| (n.clone(), a.version.clone()))
+            .collect()
+    }
+
+    pub fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Step {
+        self.snapshot = snapshot;
+        let mut step = Step::default();
+        self.send_what_is_due(&mut step);
+        step
+    }
+
+    pub fn on_request(&mut self, request: Request) -> Step {
+        let mut step = Step::default();
+        match request {
+            Request::Sotw(r) => self.on_sotw(r, &mut step),
+            Request::Delta(r) => self.on_delta(r, &mut step),
+        }
+        self.send_what_is_due(&mut step);
+        step
+    }
+
+    fn on_sotw(&mut self, r: DiscoveryRequest, step: &mut Step) {
+        let Some(kind) = ResourceType::from_type_url(&r.type_url) else {
+            tracing::debug!(type_url = %r.type_url, "ignoring a request for a type Legate does not serve");
+            return;
+        };
+        if !r.response_nonce.is_empty() {
+            if self.types[kind.index()].last_nonce != r.response_nonce {
+                // A stale nonce: the proxy has not seen our latest response
+                // yet. Its next request will carry the full, current state.
+                return;
+            }
+            self.settle(kind, r.error_detail.map(|e| e.message), step);
+        }
+        let names: BTreeSet<Arc<str>> =
+            r.resource_names.iter().filter(|n| *n != "*").map(|n| Arc::from(n.as_str())).collect();
+        let wildcard = r.resource_names.iter().any(|n| n == "*")
+            || (r.resource_names.is_empty() && kind.is_wildcard_by_default());
+        let first = !self.types[kind.index()].subscribed;
+        let ts = &mut self.types[kind.index()];
+        if first || ts.names != names || ts.wildcard != wildcard {
+            ts.subscribed = true;
+            ts.answer_subscription = true;
+            ts.names = names;
+            ts.wildcard = wildcard;
+            ts.applied.retain(|n, _| ts.wildcard || ts.names.contains(n));
+            self.epoch += 1;
+        }
+        if first && r.response_nonce.is_empty() && !r.version_info.is_empty() {
+            self.resume_sotw(kind, &r.version_info);
+        }
+    }
+
+    /// A proxy reconnected and says it has `version`: if that is what we would
+    /// send, it has it all, and nothing needs sending.
+    fn resume_sotw(&mut self, kind: ResourceType, version: &str) {
+        let ts = &self.types[kind.index()];
+        let view: BTreeMap<Arc<str>, Arc<Resource>> = self
+            .snapshot
+            .resources(kind)
+            .iter()
+            .filter(|(n, _)| ts.in_scope(n))
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect();
+        if version_of_view(view.values().map(|r| (&r.name, &r.version))) == version {
+            let ts = &mut self.types[kind.index()];
+            ts.applied = view
+                .into_iter()
+                .map(|(n, r)| {
+                    let applied = Applied {
+                        version: r.version.clone(),
+                        resource: Some(r),
+                    };
+                    (n, applied)
+                })
+                .collect();
+            ts.answer_subscription = false;
+        }
+    }
+
+    fn on_delta(&mut self, r: DeltaDiscoveryRequest, step: &mut Step) {
+        let Some(kind) = ResourceType::from_type_url(&r.type_url) else {
+            tracing::debug!(type_url = %r.type_url, "ignoring a request for a type Legate does not serve");
+            return;
+        };
+        // Unlike state of the world, a stale delta request still carries a
+        // subscription change, which is applied below.
+        if !r.response_nonce.is_empty() && self.types[kind.index()].last_nonce == r.response_nonce {
+            self.settle(kind, r.error_detail.map(|e| e.message), step);
+        }
+        let snapshot = self.snapshot.clone();
+        let ts = &mut self.types[kind.index()];
+        let first = !ts.subscribed;
+        let mut changed = first;
+        if first {
+            ts.subscribed = true;
+            // Legacy wildcard: a first request that names nothing wants everything.
+            ts.wildcard = r.resource_names_subscribe.is_empty();
+            for (name, version) in &r.initial_resource_versions {
+                let name: Arc<str> = name.as_str().into();
+                let resource = snapshot.get(kind, &name).filter(|res| *res.version == **version).cloned();
+                ts.applied.insert(
+                    name,
+                    Applied {
+                        version: version.as_str().into(),
+                        resource,
+                    },
+                );
+            }
+        }
+        for name in &r.resource_names_subscribe {
+            if name == "*" {
+                changed |= !ts.wildcard;
+                ts.wildcard = true;
+            } else {
+                changed |= ts.names.insert(name.as_str().into());
+                // Asking again for a name means the proxy does not have it.
+                if !first {
+                    ts.applied.remove(name.as_str());
+                }
+            }
+        }
+        for name in &r.resource_names_unsubscribe {
+            if name == "*" {
+                changed |= ts.wildcard;
+                ts.wildcard = false;
+            } else {
+                changed |= ts.names.remove(name.as_str());
+            }
+        }
+        if changed {
+            let (wildcard, names) = (ts.wildcard, &ts.names);
+            ts.applied.retain(|n, _| wildcard || names.contains(n));
+            ts.answer_subscription = first || !r.resource_names_subscribe.is_empty();
+            self.epoch += 1;
+        }
+    }
+
+    /// The proxy answered our latest response: ACK, or NACK with `error`.
+    /// (Later requests that repeat that nonce only change subscriptions.)
+    fn settle(&mut self, kind: ResourceType, error: Option<String>, step: &mut Step) {
+        let ts = &mut self.types[kind.index()];
+        let Some(flight) = ts.in_flight.take() else {
+            return;
+        };
+        self.epoch += 1;
+        match error {
+            None => {
+                let programmed = changed_objects(&flight.upserts, &ts.applied);
+                if flight.complete {
+                    ts.applied.clear();
+                }
+                for name in &flight.removals {
+                    ts.applied.remove(name);
+                }
+                for r in &flight.upserts {
+                    ts.refused.remove(&r.name);
+                    ts.applied.insert(
+                        r.name.clone(),
+                        Applied {
+                            version: r.version.clone(),
+                            resource: Some(r.clone()),
+                        },
+                    );
+                }
+                step.events.push(XdsEvent::Acked(Ack {
+                    proxy: self.proxy.clone(),
+                    kind,
+                    version: flight.version,
+                    resources: flight.upserts.iter().map(|r| (r.name.clone(), r.version.clone())).collect(),
+                    removed: flight.removals,
+                    programmed,
+                }));
+            }
+            Some(message) => {
+                // Only what changed can have been refused: in a complete
+                // state-of-the-world response, the unchanged rest was fine.
+                let changed: Vec<&Arc<Resource>> = flight
+                    .upserts
+                    .iter()
+                    .filter(|r| ts.applied.get(&r.name).is_none_or(|a| a.version != r.version))
+                    .collect();
+                for r in &changed {
+                    ts.refused.insert(r.name.clone(), r.version.clone());
+                }
+                let objects = blame(&message, &changed, &ts.applied);
+                tracing::warn!(proxy = %self.proxy, %kind, %message, "Envoy rejected a configuration");
+                step.events.push(XdsEvent::Rejected(Rejection {
+                    proxy: self.proxy.clone(),
+                    kind,
+                    version: flight.version,
+                    message,
+                    resources: changed.iter().map(|r| r.name.clone()).collect(),
+                    objects,
+                }));
+            }
+        }
+    }
+
+    fn send_what_is_due(&mut self, step: &mut Step) {
+        for kind in ResourceType::ALL {
+            if let Some(response) = self.evaluate(kind) {
+                step.responses.push(response);
+            }
+        }
+    }
+
+    /// The response due for `kind`, if any.
+    fn evaluate(&mut self, kind: ResourceType) -> Option<Response> {
+        let serial = self.snapshot.type_serial(kind);
+        let epoch = self.epoch;
+        {
+            let ts = &self.types[kind.index()];
+            if !ts.subscribed || ts.in_flight.is_some() || ts.settled_at == Some((serial, epoch)) {
+                return None;
+            }
+        }
+        let snapshot = self.snapshot.clone();
+        let ts = &self.types[kind.index()];
+        let mut upserts: Vec<Arc<Resource>> = Vec::new();
+        // What the proxy will hold once it applies the response.
+        let mut view: BTreeMap<Arc<str>, Arc<str>> = BTreeMap::new();
+        let mut complete_set: Vec<Arc<Resource>> = Vec::new();
+        let in_scope = |n: &Arc<str>| ts.in_scope(n);
+        let candidates: Box<dyn Iterator<Item = (&Arc<str>, &Arc<Resource>)>> = if ts.wildcard {
+            Box::new(snapshot.resources(kind).iter())
+        } else {
+            Box::new(ts.names.iter().filter_map(|n| snapshot.resources(kind).get_key_value(n)))
+        };
+        let mut held = false;
+        for (name, r) in candidates {
+            let applied = ts.applied.get(name);
+            let ready = self.is_ready(kind, r);
+            held |= !ready;
+            let sendable = ready && ts.refused.get(name) != Some(&r.version);
+            let chosen = if sendable {
+                Some(r.clone())
+            } else {
+                applied.and_then(|a| a.resource.clone())
+            };
+            if let Some(chosen) = chosen {
+                let is_new = applied.is_none_or(|a| a.version != chosen.version);
+                if is_new || ts.answer_subscription && self.protocol == Protocol::StateOfTheWorld {
+                    upserts.push(chosen.clone());
+                }
+                view.insert(name.clone(), chosen.version.clone());
+                complete_set.push(chosen);
+            } else if let Some(a) = applied {
+                view.insert(name.clone(), a.version.clone());
+            }
+        }
+        // What the proxy holds that the snapshot no longer has: kept while
+        // something the proxy applied still refers to it.
+        let mut removals = Vec::new();
+        for (name, a) in &ts.applied {
+            if view.contains_key(name) || !in_scope(name) {
+                continue;
+            }
+            if self.still_referenced(kind, name) {
+                view.insert(name.clone(), a.version.clone());
+                complete_set.extend(a.resource.clone());
+            } else {
+                removals.push(name.clone());
+            }
+        }
+        let complete = self.protocol == Protocol::StateOfTheWorld && kind.is_wildcard_by_default();
+        let ts = &mut self.types[kind.index()];
+        let removal_matters = complete || self.protocol == Protocol::Delta;
+        // A new subscription is answered even when nothing changed, but not
+        // with an empty response while what it asks for is held back.
+        let answer = ts.answer_subscription && !(held && upserts.is_empty());
+        if upserts.is_empty() && (removals.is_empty() || !removal_matters) && !answer {
+            if self.protocol == Protocol::StateOfTheWorld {
+                // Names the proxy stopped wanting are simply forgotten.
+                for name in &removals {
+                    ts.applied.remove(name);
+                }
+            }
+            ts.settled_at = Some((serial, epoch));
+            return None;
+        }
+        ts.answer_subscription = false;
+        ts.settled_at = None;
+        self.nonces += 1;
+        let nonce = self.nonces.to_string();
+        let version = version_of_view(view.iter());
+        let response = match self.protocol {
+            Protocol::StateOfTheWorld => {
+                let sent = if complete { &complete_set } else { &upserts };
+                Response::Sotw(DiscoveryResponse {
+                    version_info: version.clone(),
+                    resources: sent.iter().map(|r| r.to_any()).collect(),
+                    type_url: kind.type_url().to_owned(),
+                    nonce: nonce.clone(),
+                    ..DiscoveryResponse::default()
+                })
+            }
+            Protocol::Delta => Response::Delta(DeltaDiscoveryResponse {
+                system_version_info: version.clone(),
+                resources: upserts
+                    .iter()
+                    .map(|r| DeltaResource {
+                        name: r.name.to_string(),
+                        version: r.version.to_string(),
+                        resource: Some(r.to_any()),
+                        ..DeltaResource::default()
+                    })
+                    .collect(),
+                type_url: kind.type_url().to_owned(),
+                removed_resources: removals.iter().map(|n| n.to_string()).collect(),
+                nonce: nonce.clone(),
+                ..DeltaDiscoveryResponse::default()
+            }),
+        };
+        let ts = &mut self.types[kind.index()];
+        ts.last_nonce = nonce.clone();
+        ts.in_flight = Some(InFlight {
+            version,
+            upserts: if complete { complete_set } else { upserts },
+            removals: if removal_matters { removals } else { Vec::new() },
+            complete,
+        });
+        Some(response)
+    }
+
+    /// Make-before-break: may `r` go to the proxy now? Listeners and route
+    /// configs wait for the clusters they send to (and their endpoints) to be
+    /// applied, when the proxy uses CDS and the snapshot has those clusters.
+    fn is_ready(&self, kind: ResourceType, r: &Resource) -> bool {
+        if !matches!(kind, ResourceType::Listener | ResourceType::Route) {
+            return true;
+        }
+        let clusters = &self.types[ResourceType::Cluster.index()];
+        if !clusters.subscribed {
+            return true;
+        }
+        r.references.iter().all(|(ref_kind, name)| {
+            if *ref_kind != ResourceType::Cluster || self.snapshot.get(ResourceType::Cluster, name).is_none() {
+                return true;
+            }
+            let Some(applied) = clusters.applied.get(name) else {
+                return false;
+            };
+            let endpoints = &self.types[ResourceType::Endpoints.index()];
+            applied.resource.as_ref().is_none_or(|cluster| {
+                cluster.references.iter().all(|(k, e)| {
+                    *k != ResourceType::Endpoints
+                        || self.snapshot.get(ResourceType::Endpoints, e).is_none()
+                        || endpoints.applied.contains_key(e)
+                })
+            })
+        })
+    }
+
+    /// Does something the proxy applied still refer to `name` of `kind`?
+    fn still_referenced(&self, kind: ResourceType, name: &Arc<str>) -> bool {
+        let referrers: &[ResourceType] = match kind {
+            ResourceType::Cluster => &[ResourceType::Listener, ResourceType::Route],
+            ResourceType::Endpoints => &[ResourceType::Cluster],
+            _ => return false,
+        };
+        let wanted = (kind, name.clone());
+        referrers.iter().any(|referrer| {
+            self.types[referrer.index()]
+                .applied
+                .values()
+                .filter_map(|a| a.resource.as_ref())
+                .any(|r| r.references.contains(&wanted))
+        })
+    }
+}
+
+/// A version for a set of (name, version) pairs.
+fn version_of_view<'a>(items: impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)>) -> String {
+    let mut bytes = Vec::new();
+    for (name, version) in items {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(version.as_bytes());
+        bytes.push(0);
+    }
+    format!("{:016x}", hash_bytes(&bytes))
+}
+
+/// The parts of `resources` that differ from what was applied, by object.
+fn changed_parts<'a>(
+    resources: &[&'a Arc<Resource>],
+    applied: &BTreeMap<Arc<str>, Applied>,
+) -> Vec<&'a crate::resource::Origin> {
+    let mut out = Vec::new();
+    for r in resources {
+        let before: HashSet<(&str, u64)> = applied
+            .get(&r.name)
+            .and_then(|a| a.resource.as_ref())
+            .map(|old| old.origins.iter().map(|o| (&*o.part, o.hash)).collect())
+            .unwrap_or_default();
+        out.extend(r.origins.iter().filter(|o| !before.contains(&(&*o.part, o.hash))));
+    }
+    out
+}
+
+fn changed_objects(upserts: &[Arc<Resource>], applied: &BTreeMap<Arc<str>, Applied>) -> Vec<ObjectRef> {
+    let refs: Vec<&Arc<Resource>> = upserts.iter().collect();
+    dedup_objects(changed_parts(&refs, applied).into_iter().map(|o| o.object.clone()))
+}
+
+/// The objects a rejection is about: the ones whose part Envoy names in its
+/// message (route and cluster names are derived from object identity), else
+/// the ones whose part changed in the refused response.
+fn blame(message: &str, refused: &[&Arc<Resource>], applied: &BTreeMap<Arc<str>, Applied>) -> Vec<ObjectRef> {
+    let named = refused
+        .iter()
+        .flat_map(|r| r.origins.iter())
+        .filter(|o| !o.part.is_empty() && message.contains(&*o.part))
+        .map(|o| o.object.clone());
+    let named = dedup_objects(named);
+    if !named.is_empty() {
+        return named;
+    }
+    dedup_objects(changed_parts(refused, applied).into_iter().map(|o| o.object.clone()))
+}
+
+fn dedup_objects(objects: impl Iterator<Item = ObjectRef>) -> Vec<ObjectRef> {
+    let mut v: Vec<ObjectRef> = objects.collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests;
