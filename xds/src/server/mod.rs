@@ -5,5 +5,5 @@ mod service;
 mod stream;
 
 pub use events::{Ack, ProxyId, Rejection, XdsEvent};
-pub use service::AdsServer;
+pub use service::{AdsServer, ServeError};
 pub use stream::{Protocol, Request, Response, Step, StreamState};

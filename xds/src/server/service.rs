@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
@@ -12,12 +13,16 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Status, Streaming};
 
 use super::events::{ProxyId, XdsEvent};
 use super::stream::{Protocol, Request, Response, Step, StreamState};
 use crate::cache::SnapshotCache;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the ADS server failed: {0}")]
+pub struct ServeError(#[source] tonic::transport::Error);
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BUFFER: usize = 4096;
@@ -47,6 +52,23 @@ impl AdsServer {
     /// on encoding.
     pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
         AggregatedDiscoveryServiceServer::new(self).max_encoding_message_size(usize::MAX)
+    }
+
+    /// Serves ADS on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        tonic::transport::Server::builder()
+            // Envoy keeps one ADS stream open for hours; keepalives notice a
+            // peer that vanished without closing it.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(self.into_service())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await
+            .map_err(ServeError)
     }
 
     fn spawn_stream<Req, Resp>(
@@ -180,10 +202,15 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: tonic::Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<tonic::Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let stream = self.spawn_stream(Protocol::Delta, request.into_inner(), Request::Delta, |r| match r {
-            Response::Delta(r) => Some(r),
-            Response::Sotw(_) => None,
-        });
+        let stream = self.spawn_stream(
+            Protocol::Delta,
+            request.into_inner(),
+            Request::Delta,
+            |r| match r {
+                Response::Delta(r) => Some(r),
+                Response::Sotw(_) => None,
+            },
+        );
         Ok(tonic::Response::new(Box::pin(stream)))
     }
 }

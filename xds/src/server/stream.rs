@@ -210,8 +210,12 @@ impl StreamState {
             }
             self.settle(kind, r.error_detail.map(|e| e.message), step);
         }
-        let names: BTreeSet<Arc<str>> =
-            r.resource_names.iter().filter(|n| *n != "*").map(|n| Arc::from(n.as_str())).collect();
+        let names: BTreeSet<Arc<str>> = r
+            .resource_names
+            .iter()
+            .filter(|n| *n != "*")
+            .map(|n| Arc::from(n.as_str()))
+            .collect();
         let wildcard = r.resource_names.iter().any(|n| n == "*")
             || (r.resource_names.is_empty() && kind.is_wildcard_by_default());
         let first = !self.types[kind.index()].subscribed;
@@ -276,7 +280,10 @@ impl StreamState {
             ts.wildcard = r.resource_names_subscribe.is_empty();
             for (name, version) in &r.initial_resource_versions {
                 let name: Arc<str> = name.as_str().into();
-                let resource = snapshot.get(kind, &name).filter(|res| *res.version == **version).cloned();
+                let resource = snapshot
+                    .get(kind, &name)
+                    .filter(|res| *res.version == **version)
+                    .cloned();
                 ts.applied.insert(
                     name,
                     Applied {
@@ -345,7 +352,11 @@ impl StreamState {
                     proxy: self.proxy.clone(),
                     kind,
                     version: flight.version,
-                    resources: flight.upserts.iter().map(|r| (r.name.clone(), r.version.clone())).collect(),
+                    resources: flight
+                        .upserts
+                        .iter()
+                        .map(|r| (r.name.clone(), r.version.clone()))
+                        .collect(),
                     removed: flight.removals,
                     programmed,
                 }));
@@ -403,7 +414,11 @@ impl StreamState {
         let candidates: Box<dyn Iterator<Item = (&Arc<str>, &Arc<Resource>)>> = if ts.wildcard {
             Box::new(snapshot.resources(kind).iter())
         } else {
-            Box::new(ts.names.iter().filter_map(|n| snapshot.resources(kind).get_key_value(n)))
+            Box::new(
+                ts.names
+                    .iter()
+                    .filter_map(|n| snapshot.resources(kind).get_key_value(n)),
+            )
         };
         let mut held = false;
         for (name, r) in candidates {
@@ -513,7 +528,8 @@ impl StreamState {
             return true;
         }
         r.references.iter().all(|(ref_kind, name)| {
-            if *ref_kind != ResourceType::Cluster || self.snapshot.get(ResourceType::Cluster, name).is_none() {
+            if *ref_kind != ResourceType::Cluster || self.snapshot.get(ResourceType::Cluster, name).is_none()
+            {
                 return true;
             }
             let Some(applied) = clusters.applied.get(name) else {
@@ -579,7 +595,11 @@ fn changed_parts<'a>(
 
 fn changed_objects(upserts: &[Arc<Resource>], applied: &BTreeMap<Arc<str>, Applied>) -> Vec<ObjectRef> {
     let refs: Vec<&Arc<Resource>> = upserts.iter().collect();
-    dedup_objects(changed_parts(&refs, applied).into_iter().map(|o| o.object.clone()))
+    dedup_objects(
+        changed_parts(&refs, applied)
+            .into_iter()
+            .map(|o| o.object.clone()),
+    )
 }
 
 /// The objects a rejection is about: the ones whose part Envoy names in its
@@ -595,7 +615,11 @@ fn blame(message: &str, refused: &[&Arc<Resource>], applied: &BTreeMap<Arc<str>,
     if !named.is_empty() {
         return named;
     }
-    dedup_objects(changed_parts(refused, applied).into_iter().map(|o| o.object.clone()))
+    dedup_objects(
+        changed_parts(refused, applied)
+            .into_iter()
+            .map(|o| o.object.clone()),
+    )
 }
 
 fn dedup_objects(objects: impl Iterator<Item = ObjectRef>) -> Vec<ObjectRef> {

@@ -4,9 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DiscoveryRequest,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use envoy_types::pb::google::rpc;
 
 use super::*;
@@ -72,7 +70,12 @@ fn delta(kind: ResourceType, subscribe: &[&str], unsubscribe: &[&str], nonce: &s
 
 /// The one response of `step`, as a state-of-the-world response of `kind`.
 fn only_sotw(step: &Step, kind: ResourceType) -> DiscoveryResponse {
-    assert_eq!(step.responses.len(), 1, "expected one response, got {:?}", summary(step));
+    assert_eq!(
+        step.responses.len(),
+        1,
+        "expected one response, got {:?}",
+        summary(step)
+    );
     match &step.responses[0] {
         Response::Sotw(r) => {
             assert_eq!(r.type_url, kind.type_url());
@@ -83,7 +86,12 @@ fn only_sotw(step: &Step, kind: ResourceType) -> DiscoveryResponse {
 }
 
 fn only_delta(step: &Step, kind: ResourceType) -> DeltaDiscoveryResponse {
-    assert_eq!(step.responses.len(), 1, "expected one response, got {:?}", summary(step));
+    assert_eq!(
+        step.responses.len(),
+        1,
+        "expected one response, got {:?}",
+        summary(step)
+    );
     match &step.responses[0] {
         Response::Delta(r) => {
             assert_eq!(r.type_url, kind.type_url());
@@ -97,7 +105,9 @@ fn summary(step: &Step) -> Vec<(String, Vec<String>)> {
     step.responses
         .iter()
         .map(|r| {
-            let kind = ResourceType::from_type_url(r.type_url()).map(|k| k.short()).unwrap_or("?");
+            let kind = ResourceType::from_type_url(r.type_url())
+                .map(|k| k.short())
+                .unwrap_or("?");
             (kind.to_owned(), r.names())
         })
         .collect()
@@ -115,12 +125,28 @@ fn connected_sotw(snap: Arc<Snapshot>) -> StreamState {
     let eds_names = ["default/svc-0:8080", "default/svc-1:8080"];
     let step = s.on_request(sotw(EDS, &eds_names, "", ""));
     let eds = only_sotw(&step, EDS);
-    assert!(s.on_request(sotw(CDS, &[], &cds.version_info, &cds.nonce)).responses.is_empty());
-    assert!(s.on_request(sotw(EDS, &eds_names, &eds.version_info, &eds.nonce)).responses.is_empty());
+    assert!(
+        s.on_request(sotw(CDS, &[], &cds.version_info, &cds.nonce))
+            .responses
+            .is_empty()
+    );
+    assert!(
+        s.on_request(sotw(EDS, &eds_names, &eds.version_info, &eds.nonce))
+            .responses
+            .is_empty()
+    );
     let lds = only_sotw(&s.on_request(sotw(LDS, &[], "", "")), LDS);
-    assert!(s.on_request(sotw(LDS, &[], &lds.version_info, &lds.nonce)).responses.is_empty());
+    assert!(
+        s.on_request(sotw(LDS, &[], &lds.version_info, &lds.nonce))
+            .responses
+            .is_empty()
+    );
     let rds = only_sotw(&s.on_request(sotw(RDS, &["http"], "", "")), RDS);
-    assert!(s.on_request(sotw(RDS, &["http"], &rds.version_info, &rds.nonce)).responses.is_empty());
+    assert!(
+        s.on_request(sotw(RDS, &["http"], &rds.version_info, &rds.nonce))
+            .responses
+            .is_empty()
+    );
     s
 }
 
@@ -133,16 +159,27 @@ fn routes_wait_until_their_clusters_and_endpoints_are_acked() {
 
     // The listener and its routes are asked for before the clusters are ACKed.
     let lds = only_sotw(&s.on_request(sotw(LDS, &[], "", "")), LDS);
-    assert!(s.on_request(sotw(LDS, &[], &lds.version_info, &lds.nonce)).responses.is_empty());
+    assert!(
+        s.on_request(sotw(LDS, &[], &lds.version_info, &lds.nonce))
+            .responses
+            .is_empty()
+    );
     assert!(
         s.on_request(sotw(RDS, &["http"], "", "")).responses.is_empty(),
         "no routes before their clusters are applied"
     );
-    assert!(s.on_request(sotw(CDS, &[], &cds.version_info, &cds.nonce)).responses.is_empty());
+    assert!(
+        s.on_request(sotw(CDS, &[], &cds.version_info, &cds.nonce))
+            .responses
+            .is_empty()
+    );
     let names = ["default/svc-0:8080", "default/svc-1:8080"];
     let eds = only_sotw(&s.on_request(sotw(EDS, &names, "", "")), EDS);
     // Once the endpoints are ACKed, the route config goes out.
-    let rds = only_sotw(&s.on_request(sotw(EDS, &names, &eds.version_info, &eds.nonce)), RDS);
+    let rds = only_sotw(
+        &s.on_request(sotw(EDS, &names, &eds.version_info, &eds.nonce)),
+        RDS,
+    );
     assert_eq!(names_of(&rds), ["http"]);
 }
 
@@ -150,15 +187,28 @@ fn routes_wait_until_their_clusters_and_endpoints_are_acked() {
 fn an_ack_of_the_current_version_gets_no_answer_and_a_stale_nonce_is_ignored() {
     let (mut t, snap) = world(4);
     let mut s = connected_sotw(snap.clone());
-    let next = apply(&mut t, &snap, vec![sample::endpoints("default/svc-0:8080", &[SocketAddr::from(([127, 0, 0, 2], 1))])]);
+    let next = apply(
+        &mut t,
+        &snap,
+        vec![sample::endpoints(
+            "default/svc-0:8080",
+            &[SocketAddr::from(([127, 0, 0, 2], 1))],
+        )],
+    );
     let eds = only_sotw(&s.on_snapshot(next), EDS);
-    assert_eq!(names_of(&eds), ["default/svc-0:8080"], "only the changed endpoints");
+    assert_eq!(
+        names_of(&eds),
+        ["default/svc-0:8080"],
+        "only the changed endpoints"
+    );
     let names = ["default/svc-0:8080", "default/svc-1:8080"];
     // A request with an older nonce changes nothing and is not answered.
     assert!(s.on_request(sotw(EDS, &names, "old", "1")).responses.is_empty());
     let step = s.on_request(sotw(EDS, &names, &eds.version_info, &eds.nonce));
     assert!(step.responses.is_empty());
-    assert!(matches!(&step.events[..], [XdsEvent::Acked(a)] if a.kind == EDS && a.version == eds.version_info));
+    assert!(
+        matches!(&step.events[..], [XdsEvent::Acked(a)] if a.kind == EDS && a.version == eds.version_info)
+    );
 }
 
 #[test]
@@ -172,7 +222,10 @@ fn a_changed_name_set_is_answered_even_at_the_same_version() {
     assert_eq!(names_of(&eds), ["default/svc-0:8080"]);
     s.on_request(sotw(EDS, &["default/svc-0:8080"], &eds.version_info, &eds.nonce));
     let both = ["default/svc-0:8080", "default/svc-1:8080"];
-    let eds = only_sotw(&s.on_request(sotw(EDS, &both, &eds.version_info, &eds.nonce)), EDS);
+    let eds = only_sotw(
+        &s.on_request(sotw(EDS, &both, &eds.version_info, &eds.nonce)),
+        EDS,
+    );
     assert_eq!(names_of(&eds), both);
 }
 
@@ -184,13 +237,22 @@ fn a_nack_is_reported_against_the_object_and_that_version_is_not_sent_again() {
     bad.matcher.path = ir::PathMatch::Regex("/(unclosed".into());
     let next = apply(&mut t, &snap, vec![Change::UpsertRoute(bad)]);
     let rds = only_sotw(&s.on_snapshot(next.clone()), RDS);
-    let step = s.on_request(nack(RDS, &["http"], "previous", &rds.nonce, "missing ): /(unclosed"));
+    let step = s.on_request(nack(
+        RDS,
+        &["http"],
+        "previous",
+        &rds.nonce,
+        "missing ): /(unclosed",
+    ));
     assert!(step.responses.is_empty(), "the refused version is not sent again");
     let [XdsEvent::Rejected(rejection)] = &step.events[..] else {
         panic!("expected a rejection, got {:?}", step.events)
     };
     assert_eq!(rejection.message, "missing ): /(unclosed");
-    assert_eq!(rejection.objects, [ObjectRef::new("Mapping", "default", "bad-regex", 1)]);
+    assert_eq!(
+        rejection.objects,
+        [ObjectRef::new("Mapping", "default", "bad-regex", 1)]
+    );
     assert_eq!(rejection.resources, [Arc::from("http")]);
     assert!(s.on_snapshot(next.clone()).responses.is_empty());
 
@@ -203,7 +265,10 @@ fn a_nack_is_reported_against_the_object_and_that_version_is_not_sent_again() {
     let [XdsEvent::Acked(ack)] = &step.events[..] else {
         panic!("expected an ACK, got {:?}", step.events)
     };
-    assert_eq!(ack.programmed, [ObjectRef::new("Mapping", "default", "bad-regex", 2)]);
+    assert_eq!(
+        ack.programmed,
+        [ObjectRef::new("Mapping", "default", "bad-regex", 2)]
+    );
 }
 
 #[test]
@@ -212,7 +277,11 @@ fn a_proxy_that_reconnects_with_the_current_version_gets_nothing() {
     let first = connected_sotw(snap.clone());
     let mut s = StreamState::new(Protocol::StateOfTheWorld, proxy(), snap);
     let cds_version = version_of_view(first.applied(CDS).iter());
-    assert!(s.on_request(sotw(CDS, &[], &cds_version, "")).responses.is_empty());
+    assert!(
+        s.on_request(sotw(CDS, &[], &cds_version, ""))
+            .responses
+            .is_empty()
+    );
     assert_eq!(s.applied(CDS), first.applied(CDS));
     // An outdated version gets the current state.
     let mut other = StreamState::new(Protocol::StateOfTheWorld, proxy(), first.snapshot.clone());
@@ -255,7 +324,12 @@ fn a_new_cluster_goes_out_before_the_route_that_uses_it() {
         vec![
             Change::UpsertUpstream(sample::upstream("default/new:80")),
             sample::endpoints("default/new:80", &[SocketAddr::from(ENDPOINT)]),
-            Change::UpsertRoute(sample::route("new", "host-0.example.com", "/new", "default/new:80")),
+            Change::UpsertRoute(sample::route(
+                "new",
+                "host-0.example.com",
+                "/new",
+                "default/new:80",
+            )),
         ],
     );
     let step = s.on_snapshot(next);
@@ -265,7 +339,11 @@ fn a_new_cluster_goes_out_before_the_route_that_uses_it() {
     // Envoy asks for the new cluster's endpoints, then ACKs CDS.
     let eds = only_sotw(&s.on_request(sotw(EDS, &all, "v", "")), EDS);
     assert_eq!(names_of(&eds), all, "a changed subscription is answered in full");
-    assert!(s.on_request(sotw(CDS, &[], &cds.version_info, &cds.nonce)).responses.is_empty());
+    assert!(
+        s.on_request(sotw(CDS, &[], &cds.version_info, &cds.nonce))
+            .responses
+            .is_empty()
+    );
     let rds = only_sotw(&s.on_request(sotw(EDS, &all, &eds.version_info, &eds.nonce)), RDS);
     assert_eq!(names_of(&rds), ["http"]);
 }
@@ -296,7 +374,10 @@ fn delta_sends_only_what_differs_from_the_initial_versions_and_commits_on_ack() 
     });
     let step = s.on_request(Request::Delta(refused));
     assert!(matches!(&step.events[..], [XdsEvent::Rejected(_)]));
-    assert_eq!(s.applied(CDS).get("default/svc-1:8080").map(|v| &**v), Some("stale"));
+    assert_eq!(
+        s.applied(CDS).get("default/svc-1:8080").map(|v| &**v),
+        Some("stale")
+    );
     // The removal went down with the refused response; it alone is sent again.
     let cds = only_delta(&step, CDS);
     assert!(cds.resources.is_empty());
@@ -319,18 +400,33 @@ fn delta_sends_only_what_differs_from_the_initial_versions_and_commits_on_ack() 
 fn delta_subscriptions_add_and_remove_names() {
     let (_, snap) = world(4);
     let mut s = StreamState::new(Protocol::Delta, proxy(), snap);
-    let eds = only_delta(&s.on_request(Request::Delta(delta(EDS, &["default/svc-0:8080"], &[], ""))), EDS);
-    assert_eq!(eds.resources.len(), 1);
-    assert!(s.on_request(Request::Delta(delta(EDS, &[], &[], &eds.nonce))).responses.is_empty());
     let eds = only_delta(
-        &s.on_request(Request::Delta(delta(EDS, &["default/svc-1:8080"], &["default/svc-0:8080"], ""))),
+        &s.on_request(Request::Delta(delta(EDS, &["default/svc-0:8080"], &[], ""))),
+        EDS,
+    );
+    assert_eq!(eds.resources.len(), 1);
+    assert!(
+        s.on_request(Request::Delta(delta(EDS, &[], &[], &eds.nonce)))
+            .responses
+            .is_empty()
+    );
+    let eds = only_delta(
+        &s.on_request(Request::Delta(delta(
+            EDS,
+            &["default/svc-1:8080"],
+            &["default/svc-0:8080"],
+            "",
+        ))),
         EDS,
     );
     let names: Vec<&str> = eds.resources.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["default/svc-1:8080"]);
     assert!(eds.removed_resources.is_empty(), "the proxy dropped svc-0 itself");
     s.on_request(Request::Delta(delta(EDS, &[], &[], &eds.nonce)));
-    assert_eq!(s.applied(EDS).keys().map(|k| &**k).collect::<Vec<_>>(), ["default/svc-1:8080"]);
+    assert_eq!(
+        s.applied(EDS).keys().map(|k| &**k).collect::<Vec<_>>(),
+        ["default/svc-1:8080"]
+    );
 }
 
 #[test]
@@ -352,7 +448,9 @@ fn delta_removes_a_deleted_cluster_only_after_the_routes_stop_using_it() {
         &mut t,
         &snap,
         vec![
-            Change::RemoveRoute(ir::RouteId::of(&ObjectRef::new("Mapping", "default", "route-1", 1))),
+            Change::RemoveRoute(ir::RouteId::of(&ObjectRef::new(
+                "Mapping", "default", "route-1", 1,
+            ))),
             Change::RemoveUpstream("default/svc-1:8080".into()),
         ],
     );
