@@ -23,6 +23,47 @@ impl Duration {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The duration as a [`std::time::Duration`]. The API server has checked the
+    /// syntax already; this still refuses what it cannot read rather than guess.
+    pub fn to_std(&self) -> Result<std::time::Duration, String> {
+        parse_duration(&self.0)
+    }
+}
+
+/// Parses `"1h2m3.5s"`, `"250ms"`, `"10us"`: decimal numbers with units ns, us, ms, s, m, h.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?} is not a duration such as \"3s\", \"250ms\" or \"1m30s\"");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if number_len == 0 {
+            return Err(bad());
+        }
+        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds_per_unit;
+        rest = &rest[unit_len..];
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 /// Units accepted in a [`Duration`], as CEL's `duration()` understands them.
@@ -208,4 +249,26 @@ pub struct ObjectStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_like_kubernetes_writes_them() {
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("10us"), Ok(Duration::from_micros(10)));
+    }
+
+    #[test]
+    fn malformed_durations_are_refused() {
+        for bad in ["", "3", "s", "3 s", "3sec", "-1s", "1..2s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
 }

@@ -136,9 +136,9 @@ pub struct MappingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub weight: Option<i32>,
-    /// Timeout of the whole request (default "3s").
-    #[serde(default = "three_seconds")]
-    pub timeout: Duration,
+    /// Timeout of the whole request. Default: the Gateway's `defaults.timeout`, else "3s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
     /// Close a connection or stream idle for this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<Duration>,
@@ -222,9 +222,8 @@ fn root_path() -> String {
     "/".into()
 }
 
-fn three_seconds() -> Duration {
-    Duration::new("3s")
-}
+/// The request timeout when neither the Mapping nor its Gateway sets one.
+pub const DEFAULT_TIMEOUT: &str = "3s";
 
 /// An RE2 pattern and its substitution (`\1` refers to the first capture group).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]

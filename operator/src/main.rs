@@ -1,6 +1,8 @@
 //! `legate`: the Kubernetes operator that turns Legate resources into Envoy
 //! configuration and manages the Envoy fleets.
 
+mod model;
+
 use std::process::ExitCode;
 
 const USAGE: &str = "\

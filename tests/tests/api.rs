@@ -65,7 +65,6 @@ async fn the_api_server_applies_the_defaults() {
     let spec = &mapping.data["spec"];
     assert_eq!(spec["hostname"], "*");
     assert_eq!(spec["rewrite"], "/");
-    assert_eq!(spec["timeout"], "3s");
     assert_eq!(spec["caseSensitive"], true);
     assert_eq!(spec["precedence"], 0);
 

@@ -1,0 +1,127 @@
+//! Which Gateways an object attaches to: those it names (or all, when it names
+//! none) that admit its namespace.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::ResourceExt;
+use legate_crds::Gateway;
+use legate_crds::GatewayRef;
+use legate_crds::gateway::FromNamespaces;
+
+use super::World;
+
+/// Whether `gateway` admits routes from `namespace`.
+pub fn admits(world: &World, gateway: &Gateway, namespace: &str) -> bool {
+    let allowed = &gateway.spec.allowed_routes.namespaces;
+    match allowed.from {
+        FromNamespaces::All => true,
+        FromNamespaces::Same => gateway.namespace().as_deref() == Some(namespace),
+        FromNamespaces::Selector => {
+            let labels = world
+                .namespaces
+                .iter()
+                .find(|ns| ns.name_any() == namespace)
+                .map(|ns| ns.labels().clone())
+                .unwrap_or_default();
+            allowed
+                .selector
+                .as_ref()
+                .is_some_and(|s| selector_matches(s, &labels))
+        }
+    }
+}
+
+/// Whether the object with `refs` in `namespace` attaches to `gateway`.
+pub fn attaches(world: &World, gateway: &Gateway, namespace: &str, refs: &[GatewayRef]) -> bool {
+    let named = refs.is_empty()
+        || refs.iter().any(|r| {
+            r.name == gateway.name_any()
+                && r.namespace.as_deref().unwrap_or(namespace) == gateway.namespace().unwrap_or_default()
+        });
+    named && admits(world, gateway, namespace)
+}
+
+/// Why an object attaches to no Gateway, in a sentence for `kubectl describe`.
+pub fn no_gateway_message(world: &World, namespace: &str, refs: &[GatewayRef]) -> String {
+    if refs.is_empty() {
+        if world.gateways.is_empty() {
+            return "no Gateway exists yet; create one (see examples/gateway.yaml)".into();
+        }
+        return format!(
+            "no Gateway admits routes from namespace {namespace:?} (see each Gateway's spec.allowedRoutes)"
+        );
+    }
+    let mut reasons = Vec::new();
+    for r in refs {
+        let ns = r.namespace.as_deref().unwrap_or(namespace);
+        let found = world
+            .gateways
+            .iter()
+            .find(|g| g.name_any() == r.name && g.namespace().as_deref() == Some(ns));
+        match found {
+            None => reasons.push(format!("Gateway {ns}/{} does not exist", r.name)),
+            Some(_) => reasons.push(format!(
+                "Gateway {ns}/{} does not admit routes from namespace {namespace:?} (see its spec.allowedRoutes)",
+                r.name
+            )),
+        }
+    }
+    reasons.join("; ")
+}
+
+/// Label selector semantics (matchLabels and matchExpressions).
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_ok = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let expressions_ok = selector.match_expressions.iter().flatten().all(|e| {
+        let value = labels.get(&e.key);
+        let values = e.values.as_deref().unwrap_or(&[]);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            // An operator Kubernetes does not define matches nothing.
+            _ => false,
+        }
+    });
+    labels_ok && expressions_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    #[test]
+    fn selectors_match_labels_and_expressions() {
+        let labels: BTreeMap<String, String> = [("team".to_string(), "payments".to_string())].into();
+        let by_label = LabelSelector {
+            match_labels: Some([("team".to_string(), "payments".to_string())].into()),
+            ..LabelSelector::default()
+        };
+        assert!(selector_matches(&by_label, &labels));
+        let not_in = LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "team".into(),
+                operator: "NotIn".into(),
+                values: Some(vec!["payments".into()]),
+            }]),
+            ..LabelSelector::default()
+        };
+        assert!(!selector_matches(&not_in, &labels));
+        let exists = LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "env".into(),
+                operator: "Exists".into(),
+                values: None,
+            }]),
+            ..LabelSelector::default()
+        };
+        assert!(!selector_matches(&exists, &labels));
+    }
+}

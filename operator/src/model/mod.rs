@@ -1,0 +1,130 @@
+//! From the user's objects to each Gateway's desired configuration (the IR)
+//! and a verdict for every object. Pure: a [`World`] in, a [`Model`] out, so
+//! every rule here is tested without an API server.
+
+mod attach;
+mod config;
+mod diff;
+mod gateways;
+mod mappings;
+mod services;
+mod upstreams;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::{Resource, ResourceExt};
+use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
+use legate_xds::ir::ObjectRef;
+
+pub use config::GatewayConfig;
+pub use diff::changes;
+
+/// Everything the operator has seen, as one consistent snapshot.
+#[derive(Debug, Default, Clone)]
+pub struct World {
+    pub gateways: Vec<Arc<Gateway>>,
+    pub mappings: Vec<Arc<Mapping>>,
+    pub tls_contexts: Vec<Arc<TLSContext>>,
+    pub auth_services: Vec<Arc<AuthService>>,
+    pub rate_limit_services: Vec<Arc<RateLimitService>>,
+    pub tcp_mappings: Vec<Arc<TCPMapping>>,
+    pub services: Vec<Arc<Service>>,
+    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
+    pub namespaces: Vec<Arc<Namespace>>,
+    pub secrets: Vec<Arc<Secret>>,
+}
+
+/// Why a condition is False: a reason from `legate_crds::conditions::reasons`
+/// and a sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Problem {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the model concluded about one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// Which object, at which generation.
+    pub object: ObjectRef,
+    /// Valid and attached to at least one Gateway, or why not.
+    pub accepted: Result<(), Problem>,
+    /// Every Service, Secret and TLSContext it refers to exists, or which does not.
+    pub resolved_refs: Result<(), Problem>,
+    /// The Gateways (`namespace/name`) whose configuration carries this object.
+    pub gateways: Vec<String>,
+}
+
+impl Verdict {
+    fn new(object: ObjectRef) -> Verdict {
+        Verdict {
+            object,
+            accepted: Ok(()),
+            resolved_refs: Ok(()),
+            gateways: Vec::new(),
+        }
+    }
+}
+
+/// The desired state: each Gateway's configuration and every object's verdict.
+#[derive(Debug, Default)]
+pub struct Model {
+    /// By Gateway key (`namespace/name`, which Envoy's `node.cluster` names).
+    pub gateways: BTreeMap<String, GatewayConfig>,
+    /// By object key (`Kind/namespace/name`).
+    pub verdicts: BTreeMap<String, Verdict>,
+}
+
+/// `namespace/name` of a Gateway: the key of its snapshot and its Envoys' `node.cluster`.
+pub fn gateway_key(gateway: &Gateway) -> String {
+    format!(
+        "{}/{}",
+        gateway.namespace().unwrap_or_default(),
+        gateway.name_any()
+    )
+}
+
+/// The identity of a Legate object as the IR carries it.
+pub fn object_ref<K: kube::Resource<DynamicType = ()>>(object: &K) -> ObjectRef {
+    ObjectRef::new(
+        &K::kind(&()),
+        &object.meta().namespace.clone().unwrap_or_default(),
+        &object.meta().name.clone().unwrap_or_default(),
+        object.meta().generation.unwrap_or(0),
+    )
+}
+
+/// Builds every Gateway's configuration and every object's verdict.
+pub fn build(world: &World) -> Model {
+    let mut model = Model::default();
+    let index = services::ServiceIndex::new(world);
+    for gateway in &world.gateways {
+        if gateway.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let key = gateway_key(gateway);
+        let mut config = gateways::listeners(gateway);
+        mappings::add_routes(world, gateway, &index, &mut config, &mut model.verdicts);
+        gateways::add_tls(world, gateway, &mut config, &mut model.verdicts);
+        gateways::add_services(world, gateway, &index, &mut config, &mut model.verdicts);
+        model.gateways.insert(key, config);
+    }
+    gateways::judge_gateways(world, &mut model.verdicts);
+    gateways::judge_unattached(world, &mut model.verdicts);
+    model
+}

@@ -1,0 +1,414 @@
+//! The model's rules, as tables of objects in and verdicts and routes out.
+
+use std::sync::Arc;
+
+use legate_crds::conditions::reasons;
+use legate_xds::ir;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn object<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    created: &str,
+    spec: Value,
+) -> Arc<T> {
+    let value = json!({
+        "apiVersion": "legate.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {
+            "name": name, "namespace": namespace, "generation": 1,
+            "creationTimestamp": format!("2026-01-01T00:00:{created}Z"),
+        },
+        "spec": spec,
+    });
+    Arc::new(serde_json::from_value(value).unwrap_or_else(|e| panic!("a valid {kind}: {e}")))
+}
+
+fn gateway(namespace: &str, name: &str, spec: Value) -> Arc<Gateway> {
+    let mut spec = spec;
+    let defaults = json!({
+        "replicas": 1, "image": "envoy", "serviceType": "ClusterIP",
+        "listeners": [{ "name": "http", "port": 8080, "protocol": "HTTP" }],
+        "allowedRoutes": { "namespaces": { "from": "All" } },
+    });
+    if let (Some(spec), Some(defaults)) = (spec.as_object_mut(), defaults.as_object()) {
+        for (k, v) in defaults {
+            spec.entry(k.clone()).or_insert(v.clone());
+        }
+    }
+    object("Gateway", namespace, name, "00", spec)
+}
+
+fn mapping(namespace: &str, name: &str, created: &str, spec: Value) -> Arc<Mapping> {
+    let mut spec = spec;
+    let defaults = json!({ "hostname": "*", "caseSensitive": true, "precedence": 0, "rewrite": "/" });
+    if let (Some(spec), Some(defaults)) = (spec.as_object_mut(), defaults.as_object()) {
+        for (k, v) in defaults {
+            spec.entry(k.clone()).or_insert(v.clone());
+        }
+    }
+    object("Mapping", namespace, name, created, spec)
+}
+
+fn service(namespace: &str, name: &str) -> Arc<Service> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "namespace": namespace },
+            "spec": { "ports": [{ "name": "http", "port": 80, "targetPort": 8080 }] }
+        }))
+        .expect("a valid Service"),
+    )
+}
+
+fn slice(namespace: &str, service: &str, addresses: &[(&str, bool)]) -> Arc<EndpointSlice> {
+    let endpoints: Vec<Value> = addresses
+        .iter()
+        .map(|(a, ready)| json!({ "addresses": [a], "conditions": { "ready": ready } }))
+        .collect();
+    Arc::new(
+        serde_json::from_value(json!({
+            "metadata": { "name": format!("{service}-1"), "namespace": namespace,
+                          "labels": { "kubernetes.io/service-name": service } },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{ "name": "http", "port": 8080 }]
+        }))
+        .expect("a valid EndpointSlice"),
+    )
+}
+
+fn verdict<'a>(model: &'a Model, key: &str) -> &'a Verdict {
+    model
+        .verdicts
+        .get(key)
+        .unwrap_or_else(|| panic!("no verdict for {key}: {:?}", model.verdicts.keys()))
+}
+
+fn only_route(model: &Model, gateway: &str) -> ir::Route {
+    let routes: Vec<&ir::Route> = model.gateways[gateway].routes.values().collect();
+    assert_eq!(routes.len(), 1, "{routes:#?}");
+    routes[0].clone()
+}
+
+fn weights(route: &ir::Route) -> Vec<(String, u32)> {
+    match &route.action {
+        ir::RouteAction::Forward(f) => f
+            .upstreams
+            .iter()
+            .map(|u| (u.upstream.clone(), u.weight))
+            .collect(),
+        other => panic!("expected a forward, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_mapping_routes_to_the_ready_endpoints_of_its_service() {
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![mapping(
+            "shop",
+            "quote",
+            "01",
+            json!({ "prefix": "/backend/", "service": "quote" }),
+        )],
+        services: vec![service("shop", "quote")],
+        endpoint_slices: vec![slice(
+            "shop",
+            "quote",
+            &[("198.18.0.2", true), ("198.18.0.6", false)],
+        )],
+        ..World::default()
+    };
+    let model = build(&world);
+    let v = verdict(&model, "Mapping/shop/quote");
+    assert_eq!(v.accepted, Ok(()));
+    assert_eq!(v.resolved_refs, Ok(()));
+    assert_eq!(v.gateways, ["infra/edge"]);
+    let route = only_route(&model, "infra/edge");
+    assert_eq!(route.listener, "http");
+    assert_eq!(route.matcher.path, ir::PathMatch::Prefix("/backend/".into()));
+    assert_eq!(weights(&route), [("shop/quote:80".to_string(), 100)]);
+    let endpoints = &model.gateways["infra/edge"].endpoints["shop/quote:80"];
+    assert_eq!(endpoints.len(), 1, "only the ready endpoint: {endpoints:?}");
+    assert_eq!(
+        (endpoints[0].address.to_string(), endpoints[0].port),
+        ("198.18.0.2".into(), 8080)
+    );
+}
+
+#[test]
+fn a_missing_service_is_backend_not_found_and_still_routed() {
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![mapping(
+            "shop",
+            "ghost",
+            "01",
+            json!({ "prefix": "/ghost/", "service": "ghost" }),
+        )],
+        ..World::default()
+    };
+    let model = build(&world);
+    let v = verdict(&model, "Mapping/shop/ghost");
+    assert_eq!(
+        v.accepted,
+        Ok(()),
+        "a missing backend is not a reason to refuse the route"
+    );
+    let problem = v.resolved_refs.clone().expect_err("BackendNotFound");
+    assert_eq!(problem.reason, reasons::BACKEND_NOT_FOUND);
+    assert!(
+        problem.message.contains("shop/ghost does not exist"),
+        "{}",
+        problem.message
+    );
+    // The route exists and points at an upstream with no endpoints: 503, not 404.
+    assert_eq!(
+        weights(&only_route(&model, "infra/edge")),
+        [("shop/ghost:80".to_string(), 100)]
+    );
+    assert!(model.gateways["infra/edge"].endpoints["shop/ghost:80"].is_empty());
+}
+
+#[test]
+fn a_regex_that_does_not_compile_is_invalid_with_the_error() {
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![mapping(
+            "shop",
+            "bad",
+            "01",
+            json!({ "pathRegex": "^/orders/([0-9+$", "service": "orders" }),
+        )],
+        ..World::default()
+    };
+    let model = build(&world);
+    let problem = verdict(&model, "Mapping/shop/bad")
+        .accepted
+        .clone()
+        .expect_err("Invalid");
+    assert_eq!(problem.reason, reasons::INVALID);
+    assert!(problem.message.contains("spec.pathRegex"), "{}", problem.message);
+    assert!(
+        problem.message.contains("unclosed character class"),
+        "{}",
+        problem.message
+    );
+    assert!(model.gateways["infra/edge"].routes.is_empty());
+}
+
+#[test]
+fn the_older_namespace_keeps_a_contested_match() {
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![
+            mapping(
+                "team-b",
+                "shop",
+                "05",
+                json!({ "hostname": "shop.example.com", "prefix": "/", "service": "b" }),
+            ),
+            mapping(
+                "team-a",
+                "shop",
+                "01",
+                json!({ "hostname": "shop.example.com", "prefix": "/", "service": "a" }),
+            ),
+        ],
+        ..World::default()
+    };
+    let model = build(&world);
+    assert_eq!(verdict(&model, "Mapping/team-a/shop").accepted, Ok(()));
+    let problem = verdict(&model, "Mapping/team-b/shop")
+        .accepted
+        .clone()
+        .expect_err("Conflicted");
+    assert_eq!(problem.reason, reasons::CONFLICTED);
+    assert!(problem.message.contains("team-a/shop"), "{}", problem.message);
+    assert_eq!(
+        weights(&only_route(&model, "infra/edge")),
+        [("team-a/a:80".to_string(), 100)]
+    );
+}
+
+#[test]
+fn weights_split_traffic_within_a_namespace() {
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![
+            mapping(
+                "shop",
+                "stable",
+                "01",
+                json!({ "prefix": "/checkout/", "service": "stable" }),
+            ),
+            mapping(
+                "shop",
+                "canary",
+                "02",
+                json!({ "prefix": "/checkout/", "service": "canary", "weight": 10 }),
+            ),
+        ],
+        ..World::default()
+    };
+    let route = only_route(&build(&world), "infra/edge");
+    assert_eq!(
+        weights(&route),
+        [
+            ("shop/stable:80".to_string(), 90),
+            ("shop/canary:80".to_string(), 10)
+        ]
+    );
+    assert_eq!(
+        route.origin.name(),
+        "stable",
+        "the oldest Mapping names the route"
+    );
+}
+
+#[test]
+fn a_weight_that_passes_100_is_invalid_and_the_others_keep_working() {
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![
+            mapping(
+                "shop",
+                "a",
+                "01",
+                json!({ "prefix": "/x/", "service": "a", "weight": 60 }),
+            ),
+            mapping(
+                "shop",
+                "b",
+                "02",
+                json!({ "prefix": "/x/", "service": "b", "weight": 50 }),
+            ),
+        ],
+        ..World::default()
+    };
+    let model = build(&world);
+    assert_eq!(verdict(&model, "Mapping/shop/a").accepted, Ok(()));
+    let problem = verdict(&model, "Mapping/shop/b")
+        .accepted
+        .clone()
+        .expect_err("Invalid");
+    assert!(problem.message.contains("110 percent"), "{}", problem.message);
+    assert_eq!(
+        weights(&only_route(&model, "infra/edge")),
+        [("shop/a:80".to_string(), 60)]
+    );
+}
+
+#[test]
+fn objects_no_gateway_admits_are_told_why() {
+    let world = World {
+        gateways: vec![gateway(
+            "infra",
+            "private",
+            json!({ "allowedRoutes": { "namespaces": { "from": "Same" } } }),
+        )],
+        mappings: vec![mapping(
+            "shop",
+            "quote",
+            "01",
+            json!({ "prefix": "/", "service": "quote" }),
+        )],
+        ..World::default()
+    };
+    let model = build(&world);
+    let problem = verdict(&model, "Mapping/shop/quote")
+        .accepted
+        .clone()
+        .expect_err("NoGateway");
+    assert_eq!(problem.reason, reasons::NO_GATEWAY);
+    assert!(
+        problem
+            .message
+            .contains("no Gateway admits routes from namespace \"shop\""),
+        "{}",
+        problem.message
+    );
+
+    let named = World {
+        mappings: vec![mapping(
+            "shop",
+            "quote",
+            "01",
+            json!({ "prefix": "/", "service": "quote", "gateways": [{ "name": "edge", "namespace": "infra" }] }),
+        )],
+        ..world
+    };
+    let problem = verdict(&build(&named), "Mapping/shop/quote")
+        .accepted
+        .clone()
+        .expect_err("NoGateway");
+    assert!(
+        problem.message.contains("Gateway infra/edge does not exist"),
+        "{}",
+        problem.message
+    );
+}
+
+#[test]
+fn route_ids_do_not_depend_on_other_objects() {
+    let one = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![mapping(
+            "shop",
+            "a",
+            "01",
+            json!({ "prefix": "/a/", "service": "a" }),
+        )],
+        ..World::default()
+    };
+    let two = World {
+        mappings: vec![
+            mapping("shop", "z", "00", json!({ "prefix": "/z/", "service": "z" })),
+            mapping("shop", "a", "01", json!({ "prefix": "/a/", "service": "a" })),
+        ],
+        ..one.clone()
+    };
+    let ids = |w: &World| -> Vec<String> {
+        build(w).gateways["infra/edge"]
+            .routes
+            .values()
+            .filter(|r| r.origin.name() == "a")
+            .map(|r| r.id.to_string())
+            .collect()
+    };
+    assert_eq!(ids(&one), ids(&two));
+}
+
+#[test]
+fn gateway_defaults_apply_unless_the_mapping_sets_its_own() {
+    let world = World {
+        gateways: vec![gateway(
+            "infra",
+            "edge",
+            json!({ "defaults": { "timeout": "10s" } }),
+        )],
+        mappings: vec![
+            mapping("shop", "a", "01", json!({ "prefix": "/a/", "service": "a" })),
+            mapping(
+                "shop",
+                "b",
+                "02",
+                json!({ "prefix": "/b/", "service": "b", "timeout": "1s" }),
+            ),
+        ],
+        ..World::default()
+    };
+    let model = build(&world);
+    let timeout = |name: &str| {
+        model.gateways["infra/edge"]
+            .routes
+            .values()
+            .find(|r| r.origin.name() == name)
+            .and_then(|r| r.policy.timeout)
+    };
+    assert_eq!(timeout("a"), Some(std::time::Duration::from_secs(10)));
+    assert_eq!(timeout("b"), Some(std::time::Duration::from_secs(1)));
+}
