@@ -2,6 +2,7 @@
 //! configuration, its translation into Envoy resources, the snapshot cache and
 //! the ADS server. It builds, tests and benchmarks without a cluster.
 
+pub mod bootstrap;
 pub mod cache;
 pub mod ir;
 pub mod resource;

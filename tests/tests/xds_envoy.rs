@@ -1,0 +1,429 @@
+//! The xDS engine against the real Envoy, in state-of-the-world and in delta
+//! mode: the bootstrap Legate writes, the ADS server on 127.0.0.1, echo
+//! upstreams. Each behaviour is one function, run once per protocol.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use legate_tests::http::HttpClient;
+use legate_tests::net::{eventually, free_port, loopback};
+use legate_tests::{EchoServer, Envoy};
+use legate_xds::bootstrap::BootstrapConfig;
+use legate_xds::cache::SnapshotCache;
+use legate_xds::ir::{self, ObjectRef, RouteId};
+use legate_xds::sample;
+use legate_xds::server::{AdsServer, Protocol, Rejection, XdsEvent};
+use legate_xds::translate::{Change, Translator};
+use tokio::sync::{broadcast, oneshot};
+
+const GATEWAY: &str = "default/gw";
+const CONVERGE: Duration = Duration::from_secs(20);
+
+/// A control plane serving one Gateway, and one Envoy connected to it.
+struct Rig {
+    cache: Arc<SnapshotCache>,
+    translator: Translator,
+    events: broadcast::Receiver<XdsEvent>,
+    http_port: u16,
+    client: HttpClient,
+    envoy: Envoy,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Rig {
+    /// Serves `changes` (plus an HTTP listener on a free port), then starts Envoy.
+    async fn start(protocol: Protocol, changes: impl FnOnce(u16) -> Vec<Change>) -> Rig {
+        let cache = SnapshotCache::new();
+        let server = AdsServer::new(cache.clone());
+        let events = server.events();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        let xds_port = listener.local_addr().expect("a local address").port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(server.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        let http_port = free_port();
+        let mut translator = Translator::new();
+        let mut all = vec![Change::UpsertListener(sample::listener("http", http_port))];
+        all.extend(changes(http_port));
+        cache.update(GATEWAY, &translator.translate(all));
+
+        let mut bootstrap = BootstrapConfig::new("envoy-0", GATEWAY, "127.0.0.1", xds_port);
+        bootstrap.protocol = protocol;
+        let envoy = Envoy::start(&bootstrap.to_yaml()).await;
+        Rig {
+            cache,
+            translator,
+            events,
+            http_port,
+            client: HttpClient::http1(),
+            envoy,
+            _stop: stop,
+        }
+    }
+
+    fn change(&mut self, changes: Vec<Change>) {
+        let updates = self.translator.translate(changes);
+        self.cache.update(GATEWAY, &updates);
+    }
+
+    async fn get(&self, host: &str, path: &str) -> Result<legate_tests::http::Response, String> {
+        self.client
+            .get(&format!("http://{}{path}", loopback(self.http_port)), Some(host))
+            .await
+    }
+
+    /// Waits until `host` + `path` is answered by `backend`.
+    async fn until_served_by(&self, host: &str, path: &str, backend: &str) {
+        eventually(&format!("{host}{path} served by {backend}"), CONVERGE, || async {
+            match self.get(host, path).await {
+                Ok(r) if r.status == 200 && r.echo().backend == backend => Some(()),
+                _ => None,
+            }
+        })
+        .await;
+    }
+
+    /// Like [`Rig::until_served_by`], but fails on any 5xx on the way: a route
+    /// must never reach Envoy before its cluster is warm.
+    async fn until_served_by_never_5xx(&self, host: &str, path: &str, backend: &str) {
+        eventually(&format!("{host}{path} served by {backend}"), CONVERGE, || async {
+            match self.get(host, path).await {
+                Ok(r) if r.status.is_server_error() => {
+                    panic!(
+                        "{host}{path} answered {} before converging: {}",
+                        r.status,
+                        r.text()
+                    )
+                }
+                Ok(r) if r.status == 200 && r.echo().backend == backend => Some(()),
+                _ => None,
+            }
+        })
+        .await;
+    }
+
+    async fn stat(&self, name: &str) -> u64 {
+        self.envoy.stat(name).await.unwrap_or(0)
+    }
+
+    /// Rejection counters of every xDS type Envoy subscribed to.
+    async fn rejections(&self) -> u64 {
+        self.stat("cluster_manager.cds.update_rejected").await
+            + self.stat("listener_manager.lds.update_rejected").await
+            + self.stat("http.http.rds.http.update_rejected").await
+    }
+
+    async fn next_rejection(&mut self) -> Rejection {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no rejection reported\n{}", self.envoy.log_tail()))
+                .expect("the event stream is open");
+            if let XdsEvent::Rejected(r) = event {
+                return r;
+            }
+        }
+    }
+}
+
+/// Sends GET `path` (host shop.example.com) in a loop until `stop`; returns
+/// how many answers had an allowed status, and the others.
+fn spawn_loop(
+    rig: &Rig,
+    path: &str,
+    allowed: &'static [u16],
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    let url = format!("http://{}{path}", loopback(rig.http_port));
+    tokio::spawn(async move {
+        let client = HttpClient::http1();
+        let (mut ok, mut failures) = (0, Vec::new());
+        // Bounded: the test stops it long before.
+        for _ in 0..100_000 {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match client.get(&url, Some("shop.example.com")).await {
+                Ok(r) if allowed.contains(&r.status.as_u16()) => ok += 1,
+                Ok(r) => failures.push(format!("{} {}", r.status, r.text())),
+                Err(e) => failures.push(e),
+            }
+        }
+        (ok, failures)
+    })
+}
+
+fn upstream_at(name: &str, addr: SocketAddr) -> Vec<Change> {
+    vec![
+        Change::UpsertUpstream(sample::upstream(name)),
+        sample::endpoints(name, &[addr]),
+    ]
+}
+
+fn route_id(name: &str) -> RouteId {
+    RouteId::of(&ObjectRef::new("Mapping", "default", name, 1))
+}
+
+macro_rules! in_both_protocols {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn state_of_the_world() {
+                super::$name(Protocol::StateOfTheWorld).await
+            }
+
+            #[tokio::test]
+            async fn delta() {
+                super::$name(Protocol::Delta).await
+            }
+        }
+    )*};
+}
+
+in_both_protocols!(
+    a_route_works,
+    an_update_applies_without_restart_or_rejection,
+    a_refused_update_is_reported_and_envoy_keeps_serving,
+    no_request_fails_while_routes_come_and_go,
+    a_thousand_routes_on_two_hundred_hostnames_all_answer,
+);
+
+async fn a_route_works(protocol: Protocol) {
+    let echo = EchoServer::start("echo-a").await;
+    let rig = Rig::start(protocol, |_| {
+        let mut c = upstream_at("default/echo-a:80", echo.addr());
+        c.push(Change::UpsertRoute(sample::route(
+            "shop",
+            "shop.example.com",
+            "/cart/",
+            "default/echo-a:80",
+        )));
+        c
+    })
+    .await;
+    let r = rig
+        .get("shop.example.com", "/cart/items?id=7")
+        .await
+        .expect("a response");
+    assert_eq!(r.status, 200, "{}", rig.envoy.log_tail());
+    let echo_reply = r.echo();
+    assert_eq!(echo_reply.backend, "echo-a");
+    assert_eq!(echo_reply.path, "/cart/items");
+    assert_eq!(echo_reply.query, "id=7");
+    assert_eq!(
+        rig.get("other.example.com", "/cart/")
+            .await
+            .expect("a response")
+            .status,
+        404
+    );
+}
+
+async fn an_update_applies_without_restart_or_rejection(protocol: Protocol) {
+    let a = EchoServer::start("echo-a").await;
+    let b = EchoServer::start("echo-b").await;
+    let mut rig = Rig::start(protocol, |_| {
+        let mut c = upstream_at("default/echo-a:80", a.addr());
+        c.push(Change::UpsertRoute(sample::route(
+            "shop",
+            "shop.example.com",
+            "/",
+            "default/echo-a:80",
+        )));
+        c
+    })
+    .await;
+    rig.until_served_by("shop.example.com", "/", "echo-a").await;
+    let uptime_before = rig.stat("server.uptime").await;
+
+    // A new upstream and a route to it; then the first route moves there too.
+    let mut changes = upstream_at("default/echo-b:80", b.addr());
+    changes.push(Change::UpsertRoute(sample::route(
+        "api",
+        "api.example.com",
+        "/v1/",
+        "default/echo-b:80",
+    )));
+    rig.change(changes);
+    rig.until_served_by("api.example.com", "/v1/users", "echo-b")
+        .await;
+    rig.change(vec![Change::UpsertRoute(sample::route(
+        "shop",
+        "shop.example.com",
+        "/",
+        "default/echo-b:80",
+    ))]);
+    rig.until_served_by("shop.example.com", "/", "echo-b").await;
+
+    assert_eq!(rig.rejections().await, 0, "{}", rig.envoy.log_tail());
+    assert!(rig.stat("http.http.rds.http.update_success").await >= 3);
+    assert!(
+        rig.stat("server.uptime").await >= uptime_before,
+        "the same Envoy process applied every update"
+    );
+}
+
+async fn a_refused_update_is_reported_and_envoy_keeps_serving(protocol: Protocol) {
+    let echo = EchoServer::start("echo-a").await;
+    let mut rig = Rig::start(protocol, |_| {
+        let mut c = upstream_at("default/echo-a:80", echo.addr());
+        c.push(Change::UpsertRoute(sample::route(
+            "shop",
+            "shop.example.com",
+            "/",
+            "default/echo-a:80",
+        )));
+        c
+    })
+    .await;
+    rig.until_served_by("shop.example.com", "/", "echo-a").await;
+
+    // RE2 refuses an unbalanced group, so Envoy refuses the whole route config.
+    let mut bad = sample::route("broken", "shop.example.com", "/", "default/echo-a:80");
+    bad.origin = ObjectRef::new("Mapping", "default", "broken", 3);
+    bad.matcher.path = ir::PathMatch::Regex("/orders/(unclosed".into());
+    rig.change(vec![Change::UpsertRoute(bad)]);
+
+    let rejection = rig.next_rejection().await;
+    eprintln!(
+        "Envoy refused the update: {:?}, blamed on {:?}",
+        rejection.message, rejection.objects
+    );
+    assert_eq!(rejection.kind, legate_xds::resource::ResourceType::Route);
+    assert_eq!(rejection.proxy.node, "envoy-0");
+    assert_eq!(
+        rejection.objects,
+        [ObjectRef::new("Mapping", "default", "broken", 3)]
+    );
+    assert!(
+        rejection.message.contains("missing )") || rejection.message.contains("regex"),
+        "Envoy's own message is reported: {:?}",
+        rejection.message
+    );
+    eventually("Envoy's rejection counter", CONVERGE, || async {
+        (rig.stat("http.http.rds.http.update_rejected").await >= 1).then_some(())
+    })
+    .await;
+    let r = rig
+        .get("shop.example.com", "/orders/1")
+        .await
+        .expect("a response");
+    assert_eq!(r.status, 200, "Envoy keeps the previous route config");
+    assert_eq!(r.echo().backend, "echo-a");
+}
+
+async fn no_request_fails_while_routes_come_and_go(protocol: Protocol) {
+    let keep = EchoServer::start("keep").await;
+    let old = EchoServer::start("old").await;
+    let new = EchoServer::start("new").await;
+    let mut rig = Rig::start(protocol, |_| {
+        let mut c = upstream_at("default/keep:80", keep.addr());
+        c.extend(upstream_at("default/old:80", old.addr()));
+        c.push(Change::UpsertRoute(sample::route(
+            "keep",
+            "shop.example.com",
+            "/keep/",
+            "default/keep:80",
+        )));
+        c.push(Change::UpsertRoute(sample::route(
+            "old",
+            "shop.example.com",
+            "/old/",
+            "default/old:80",
+        )));
+        c
+    })
+    .await;
+    rig.until_served_by("shop.example.com", "/keep/", "keep").await;
+    rig.until_served_by("shop.example.com", "/old/", "old").await;
+
+    // A client loops on the third route while the others change; another
+    // loops on the route that is removed (404 is fine there, a 5xx is not).
+    let stop = Arc::new(AtomicBool::new(false));
+    let keep_loop = spawn_loop(&rig, "/keep/x", &[200], stop.clone());
+    let prev_loop = spawn_loop(&rig, "/prev/x", &[200, 404], stop.clone());
+
+    for round in 0..3 {
+        let name = format!("new-{round}");
+        let upstream = format!("default/new-{round}:80");
+        let mut changes = vec![Change::RemoveRoute(route_id(if round == 0 {
+            "old"
+        } else {
+            "prev"
+        }))];
+        if round > 0 {
+            // The upstream of the removed route goes in the same change.
+            changes.push(Change::RemoveUpstream(format!("default/new-{}:80", round - 1)));
+        }
+        changes.extend(upstream_at(&upstream, new.addr()));
+        changes.push(Change::UpsertRoute(sample::route(
+            &name,
+            "shop.example.com",
+            "/new/",
+            &upstream,
+        )));
+        rig.change(changes);
+        rig.until_served_by_never_5xx("shop.example.com", "/new/", "new")
+            .await;
+        // Rename for the next round: remove this route and its upstream next time.
+        rig.change(vec![
+            Change::RemoveRoute(route_id(&name)),
+            Change::UpsertRoute(sample::route("prev", "shop.example.com", "/prev/", &upstream)),
+        ]);
+        rig.until_served_by_never_5xx("shop.example.com", "/prev/", "new")
+            .await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for (what, handle) in [("the third route", keep_loop), ("the removed route", prev_loop)] {
+        let (ok, failures) = handle.await.expect("the client loop ends");
+        eprintln!(
+            "{ok} requests on {what} while routes changed, {} failed",
+            failures.len()
+        );
+        assert!(
+            ok > 20,
+            "the loop on {what} sent requests while routes changed ({ok})"
+        );
+        assert!(
+            failures.is_empty(),
+            "{} requests on {what} failed: {failures:?}",
+            failures.len()
+        );
+    }
+    assert_eq!(rig.rejections().await, 0, "{}", rig.envoy.log_tail());
+}
+
+async fn a_thousand_routes_on_two_hundred_hostnames_all_answer(protocol: Protocol) {
+    let echo = EchoServer::start("echo").await;
+    let rig = Rig::start(protocol, |port| {
+        // The listener comes from the rig; the rest of the sample Gateway is used.
+        sample::gateway(port, 1000, 200, 20, echo.addr())
+            .into_iter()
+            .skip(1)
+            .collect()
+    })
+    .await;
+    let mut wrong = Vec::new();
+    for i in 0..1000 {
+        let host = sample::host_name(i, 200);
+        let path = format!("{}req", sample::prefix(i));
+        match rig.get(&host, &path).await {
+            Ok(r) if r.status == 200 && r.echo().path == path => {}
+            other => wrong.push(format!("{host}{path}: {other:?}")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} routes did not answer, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+}

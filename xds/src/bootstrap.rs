@@ -1,0 +1,237 @@
+//! The Envoy bootstrap of a Gateway's proxies: who they are, where the
+//! control plane is, and the limits that keep one overloaded Envoy alive.
+//!
+//! Everything else (listeners, routes, clusters, certificates) comes over ADS.
+
+use std::fmt::Write as _;
+
+use crate::server::Protocol;
+
+/// The name of the static cluster that points at Legate's ADS server.
+pub const XDS_CLUSTER: &str = "legate-xds";
+
+/// What the bootstrap of one Gateway's proxies says.
+#[derive(Clone, PartialEq, Debug)]
+pub struct BootstrapConfig {
+    /// `node.id`: unique per proxy (the pod name, in Kubernetes).
+    pub node_id: String,
+    /// `node.cluster`: the Gateway (`namespace/name`) the proxy serves.
+    pub gateway: String,
+    /// The ADS server: a DNS name or an IP address, and a port.
+    pub xds_host: String,
+    pub xds_port: u16,
+    /// Delta ADS unless told otherwise: it sends only what changed.
+    pub protocol: Protocol,
+    /// The admin API listens on 127.0.0.1 only; 0 picks a free port.
+    pub admin_port: u16,
+    /// mTLS towards the control plane (files mounted into the pod).
+    pub xds_tls: Option<XdsTls>,
+    pub limits: OverloadLimits,
+}
+
+/// Paths of the PEM files for mTLS to the control plane.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct XdsTls {
+    pub ca_path: String,
+    pub cert_path: String,
+    pub key_path: String,
+}
+
+/// Overload manager limits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct OverloadLimits {
+    /// Heap size at which Envoy starts shedding (shrinks heap at 95 %, stops
+    /// accepting requests at 98 %).
+    pub max_heap_bytes: u64,
+    /// Downstream connections across all listeners.
+    pub max_downstream_connections: u64,
+}
+
+impl Default for OverloadLimits {
+    fn default() -> Self {
+        OverloadLimits {
+            max_heap_bytes: 1 << 30,
+            max_downstream_connections: 50_000,
+        }
+    }
+}
+
+impl BootstrapConfig {
+    /// Delta ADS over plaintext, admin on a free 127.0.0.1 port, default limits.
+    pub fn new(node_id: &str, gateway: &str, xds_host: &str, xds_port: u16) -> BootstrapConfig {
+        BootstrapConfig {
+            node_id: node_id.to_owned(),
+            gateway: gateway.to_owned(),
+            xds_host: xds_host.to_owned(),
+            xds_port,
+            protocol: Protocol::Delta,
+            admin_port: 0,
+            xds_tls: None,
+            limits: OverloadLimits::default(),
+        }
+    }
+
+    /// The bootstrap as YAML (what goes into the Gateway's ConfigMap).
+    pub fn to_yaml(&self) -> String {
+        let api_type = match self.protocol {
+            Protocol::Delta => "DELTA_GRPC",
+            Protocol::StateOfTheWorld => "GRPC",
+        };
+        // An IP address needs no resolution; anything else is a DNS name.
+        let discovery = if self.xds_host.parse::<std::net::IpAddr>().is_ok() {
+            "STATIC"
+        } else {
+            "STRICT_DNS"
+        };
+        let mut y = String::new();
+        let _ = write!(
+            y,
+            r#"node:
+  id: {node}
+  cluster: {gateway}
+admin:
+  address:
+    socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}
+dynamic_resources:
+  ads_config:
+    api_type: {api_type}
+    transport_api_version: V3
+    set_node_on_first_message_only: true
+    grpc_services:
+    - envoy_grpc: {{ cluster_name: {xds_cluster} }}
+  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
+  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
+static_resources:
+  clusters:
+  - name: {xds_cluster}
+    type: {discovery}
+    connect_timeout: 5s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options:
+            connection_keepalive: {{ interval: 30s, timeout: 10s }}
+    load_assignment:
+      cluster_name: {xds_cluster}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: {host}, port_value: {port} }}
+"#,
+            node = quote(&self.node_id),
+            gateway = quote(&self.gateway),
+            admin_port = self.admin_port,
+            xds_cluster = XDS_CLUSTER,
+            host = quote(&self.xds_host),
+            port = self.xds_port,
+        );
+        if let Some(tls) = &self.xds_tls {
+            let _ = write!(
+                y,
+                r#"    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context:
+          tls_certificates:
+          - certificate_chain: {{ filename: {cert} }}
+            private_key: {{ filename: {key} }}
+          validation_context:
+            trusted_ca: {{ filename: {ca} }}
+"#,
+                cert = quote(&tls.cert_path),
+                key = quote(&tls.key_path),
+                ca = quote(&tls.ca_path),
+            );
+        }
+        let _ = write!(
+            y,
+            r#"overload_manager:
+  refresh_interval: 0.25s
+  resource_monitors:
+  - name: envoy.resource_monitors.fixed_heap
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig
+      max_heap_size_bytes: {heap}
+  - name: envoy.resource_monitors.global_downstream_max_connections
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
+      max_active_downstream_connections: {connections}
+  actions:
+  - name: envoy.overload_actions.shrink_heap
+    triggers:
+    - name: envoy.resource_monitors.fixed_heap
+      threshold: {{ value: 0.95 }}
+  - name: envoy.overload_actions.stop_accepting_requests
+    triggers:
+    - name: envoy.resource_monitors.fixed_heap
+      threshold: {{ value: 0.98 }}
+"#,
+            heap = self.limits.max_heap_bytes,
+            connections = self.limits.max_downstream_connections,
+        );
+        y
+    }
+}
+
+/// A YAML double-quoted scalar (JSON string syntax, which YAML accepts).
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_delta_ads_with_admin_on_loopback() {
+        let y = BootstrapConfig::new("gw-abc", "shop/edge", "legate.legate-system.svc", 18000).to_yaml();
+        assert!(y.contains("id: \"gw-abc\"\n  cluster: \"shop/edge\""));
+        assert!(y.contains("api_type: DELTA_GRPC"));
+        assert!(y.contains("socket_address: { address: 127.0.0.1, port_value: 0 }"));
+        assert!(y.contains("type: STRICT_DNS"));
+        assert!(y.contains("connection_keepalive"));
+        assert!(y.contains("max_active_downstream_connections: 50000"));
+        assert!(
+            !y.contains("transport_socket"),
+            "plaintext unless TLS is configured"
+        );
+    }
+
+    #[test]
+    fn state_of_the_world_static_address_and_tls() {
+        let mut c = BootstrapConfig::new("n", "g", "127.0.0.1", 1);
+        c.protocol = Protocol::StateOfTheWorld;
+        c.xds_tls = Some(XdsTls {
+            ca_path: "/etc/legate/ca.crt".into(),
+            cert_path: "/etc/legate/tls.crt".into(),
+            key_path: "/etc/legate/tls.key".into(),
+        });
+        let y = c.to_yaml();
+        assert!(y.contains("api_type: GRPC\n"));
+        assert!(y.contains("type: STATIC"));
+        assert!(y.contains("trusted_ca: { filename: \"/etc/legate/ca.crt\" }"));
+    }
+
+    #[test]
+    fn names_are_quoted() {
+        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(quote("x\ny"), r#""x\ny""#);
+    }
+}
