@@ -1,25 +1,26 @@
 //! `legate`: the Kubernetes operator that turns Legate resources into Envoy
 //! configuration and manages the Envoy fleets.
 
+mod cli;
+mod controllers;
+mod engine;
+mod fleet;
+mod health;
 mod model;
+mod program;
+mod run;
+mod status;
+mod world;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-legate — Kubernetes-native API gateway operator
-
-Usage: legate <command>
-
-Commands:
-  crds [--write DIR]  print the CustomResourceDefinitions as YAML, or write one file per kind into DIR
-  version             print the version of legate, its API and the Envoy it targets
-  help                print this message
-";
+use clap::Parser;
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let command = std::env::args().nth(1);
-    match command.as_deref() {
-        Some("version") | Some("--version") => {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
             print_line(&format!(
                 "legate {} (api {}, envoy {})",
                 env!("CARGO_PKG_VERSION"),
@@ -28,20 +29,14 @@ fn main() -> ExitCode {
             ));
             ExitCode::SUCCESS
         }
-        Some("crds") => crds(std::env::args().skip(2).collect()),
-        None | Some("help") | Some("--help") | Some("-h") => {
-            print_line(USAGE);
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("legate: unknown command {other:?}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
+        Command::Crds { write } => crds(write),
+        Command::Bootstrap(args) => bootstrap(&args),
+        Command::Run(args) => run::main(args),
     }
 }
 
 /// `legate crds`: the CRDs generated from the types in legate-crds.
-fn crds(args: Vec<String>) -> ExitCode {
+fn crds(write: Option<std::path::PathBuf>) -> ExitCode {
     let files = match legate_crds::generate::files() {
         Ok(files) => files,
         Err(e) => {
@@ -49,33 +44,48 @@ fn crds(args: Vec<String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match args.as_slice() {
-        [] => {
-            let all: Vec<String> = files.into_iter().map(|(_, yaml)| yaml).collect();
-            print_line(all.join("---\n").trim_end());
-            ExitCode::SUCCESS
-        }
-        [flag, dir] if flag == "--write" => {
-            let dir = std::path::Path::new(dir);
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                eprintln!("legate crds: creating {}: {e}", dir.display());
-                return ExitCode::FAILURE;
-            }
-            for (name, yaml) in files {
-                let path = dir.join(name);
-                if let Err(e) = std::fs::write(&path, yaml) {
-                    eprintln!("legate crds: writing {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
-                eprintln!("wrote {}", path.display());
-            }
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("legate crds: usage: legate crds [--write DIR]");
-            ExitCode::from(2)
-        }
+    let Some(dir) = write else {
+        let all: Vec<String> = files.into_iter().map(|(_, yaml)| yaml).collect();
+        print_line(all.join("---\n").trim_end());
+        return ExitCode::SUCCESS;
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("legate crds: creating {}: {e}", dir.display());
+        return ExitCode::FAILURE;
     }
+    for (name, yaml) in files {
+        let path = dir.join(name);
+        if let Err(e) = std::fs::write(&path, yaml) {
+            eprintln!("legate crds: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
+}
+
+/// `legate bootstrap --gateway ns/name`: what the Gateway's ConfigMap holds.
+fn bootstrap(args: &cli::BootstrapArgs) -> ExitCode {
+    if !args.gateway.contains('/') {
+        eprintln!(
+            "legate bootstrap: --gateway must be namespace/name, got {:?}",
+            args.gateway
+        );
+        return ExitCode::from(2);
+    }
+    let (host, port) = match cli::split_host_port(&args.xds_advertise) {
+        Ok(hp) => hp,
+        Err(e) => {
+            eprintln!("legate bootstrap: --xds-advertise {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = legate_xds::bootstrap::BootstrapConfig::new(&args.node, &args.gateway, &host, port);
+    if args.sotw {
+        config.protocol = legate_xds::server::Protocol::StateOfTheWorld;
+    }
+    print_line(config.to_yaml().trim_end());
+    ExitCode::SUCCESS
 }
 
 #[allow(clippy::print_stdout)] // the CLI's output is its interface

@@ -332,6 +332,45 @@ pub fn judge_gateways(world: &World, verdicts: &mut BTreeMap<String, Verdict>) {
     }
 }
 
+/// TCPMappings attach to a Gateway with a TCP or TLS listener on their port.
+/// The xDS engine does not translate TCP routes yet, so they stay unprogrammed.
+pub fn judge_tcp_mappings(world: &World, verdicts: &mut BTreeMap<String, Verdict>) {
+    for tcp in &world.tcp_mappings {
+        if tcp.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let namespace = tcp.namespace().unwrap_or_default();
+        let origin = object_ref(tcp.as_ref());
+        let verdict = verdicts
+            .entry(origin.key())
+            .or_insert_with(|| Verdict::new(origin.clone()));
+        for gateway in &world.gateways {
+            if !attach::attaches(world, gateway, &namespace, &tcp.spec.gateways) {
+                continue;
+            }
+            let key = gateway_key(gateway);
+            let Some(listener) = gateway.spec.listeners.iter().find(|l| l.port == tcp.spec.port) else {
+                continue;
+            };
+            let problem = match (listener.protocol, &tcp.spec.sni) {
+                (Protocol::Http | Protocol::Https, _) => Some(format!(
+                    "port {} of Gateway {key} is the {:?} listener {:?}; a TCPMapping needs a TCP or TLS listener",
+                    tcp.spec.port, listener.protocol, listener.name
+                )),
+                (Protocol::Tcp, Some(_)) => Some(format!(
+                    "sni needs a TLS listener; port {} of Gateway {key} is the TCP listener {:?}",
+                    tcp.spec.port, listener.name
+                )),
+                _ => None,
+            };
+            match problem {
+                Some(message) => verdict.accepted = Err(Problem::new(reasons::INVALID, message)),
+                None => verdict.gateways.push(key),
+            }
+        }
+    }
+}
+
 /// Objects that no Gateway carries: NoGateway.
 pub fn judge_unattached(world: &World, verdicts: &mut BTreeMap<String, Verdict>) {
     let mut judge = |origin: ir::ObjectRef, namespace: String, refs: &[GatewayRef]| {

@@ -100,7 +100,7 @@ pub fn gateway_key(gateway: &Gateway) -> String {
 }
 
 /// The identity of a Legate object as the IR carries it.
-pub fn object_ref<K: kube::Resource<DynamicType = ()>>(object: &K) -> ObjectRef {
+pub fn object_ref<K: Resource<DynamicType = ()>>(object: &K) -> ObjectRef {
     ObjectRef::new(
         &K::kind(&()),
         &object.meta().namespace.clone().unwrap_or_default(),
@@ -124,6 +124,7 @@ pub fn build(world: &World) -> Model {
         gateways::add_services(world, gateway, &index, &mut config, &mut model.verdicts);
         model.gateways.insert(key, config);
     }
+    gateways::judge_tcp_mappings(world, &mut model.verdicts);
     gateways::judge_gateways(world, &mut model.verdicts);
     gateways::judge_unattached(world, &mut model.verdicts);
     model

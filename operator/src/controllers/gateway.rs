@@ -1,0 +1,225 @@
+//! The Gateway controller: its Envoy fleet and its status.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use legate_crds::Gateway;
+use legate_crds::conditions::{condition, reasons, types};
+use legate_crds::gateway::GatewayAddress;
+use serde_json::json;
+
+use super::{Context, Error};
+use crate::fleet;
+use crate::model::gateway_key;
+use crate::status;
+
+/// Where the fleet's Envoys find the xDS server.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    pub xds_host: String,
+    pub xds_port: u16,
+}
+
+pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if gateway.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = gateway.namespace().unwrap_or_default();
+    let key = gateway_key(&gateway);
+    let mut deployment = None;
+    let mut service = None;
+    if let Some(fleet) = &ctx.fleet {
+        fleet::apply(&ctx.client, &gateway, &fleet.xds_host, fleet.xds_port)
+            .await
+            .map_err(|(what, source)| Error::Fleet {
+                gateway: key.clone(),
+                what,
+                source,
+            })?;
+        let name = fleet::fleet_name(&gateway);
+        deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten();
+        service = Api::<Service>::namespaced(ctx.client.clone(), &namespace)
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten();
+    }
+
+    let generation = gateway.meta().generation;
+    let snapshot = ctx.shared.cache.snapshot(&key);
+    let (proxies, in_sync) = ctx.shared.with_program(|p| {
+        (
+            p.proxies(&key),
+            snapshot.as_ref().is_none_or(|s| p.in_sync(&key, s)),
+        )
+    });
+    let mut desired = vec![condition(
+        types::ACCEPTED,
+        true,
+        reasons::ACCEPTED,
+        format!("{} listeners", gateway.spec.listeners.len()),
+        generation,
+    )];
+    desired.push(match (proxies, in_sync) {
+        (0, _) => condition(
+            types::PROGRAMMED,
+            false,
+            reasons::NO_PROXIES,
+            "No Envoy of this Gateway is connected",
+            generation,
+        ),
+        (n, true) => condition(
+            types::PROGRAMMED,
+            true,
+            reasons::PROGRAMMED,
+            format!("{n} connected Envoys run the current configuration"),
+            generation,
+        ),
+        (n, false) => condition(
+            types::PROGRAMMED,
+            false,
+            reasons::PENDING,
+            format!("{n} connected Envoys; not all have applied the current configuration"),
+            generation,
+        ),
+    });
+    let deploy_status = deployment.as_ref().and_then(|d| d.status.clone());
+    if ctx.fleet.is_some() {
+        let available = deploy_status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Available"))
+            .is_some_and(|c| c.status == "True");
+        desired.push(if available {
+            condition(
+                types::AVAILABLE,
+                true,
+                "MinimumReplicasAvailable",
+                "The Envoy Deployment is available",
+                generation,
+            )
+        } else {
+            condition(
+                types::AVAILABLE,
+                false,
+                "MinimumReplicasUnavailable",
+                "The Envoy Deployment does not have its minimum of ready pods",
+                generation,
+            )
+        });
+    }
+    let addresses: Vec<GatewayAddress> = service.as_ref().map(addresses_of).unwrap_or_default();
+    let current_status = gateway.status.clone().unwrap_or_default();
+    let (conditions, transitions) = status::merge(&current_status.conditions, desired);
+    let next = json!({
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "addresses": addresses,
+        "replicas": deploy_status.as_ref().and_then(|s| s.replicas),
+        "readyReplicas": deploy_status.as_ref().and_then(|s| s.ready_replicas),
+        "proxies": proxies,
+        "configVersion": snapshot.as_ref().map(|s| s.serial().to_string()),
+    });
+    let current = serde_json::to_value(&current_status).unwrap_or_default();
+    let unchanged = status::same(&current_status.conditions, &conditions)
+        && [
+            "observedGeneration",
+            "addresses",
+            "replicas",
+            "readyReplicas",
+            "proxies",
+            "configVersion",
+        ]
+        .iter()
+        .all(|f| normalize(&current[f]) == normalize(&next[f]));
+    if unchanged {
+        return Ok(Action::await_change());
+    }
+    Api::<Gateway>::namespaced(ctx.client.clone(), &namespace)
+        .patch_status(
+            &gateway.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": next })),
+        )
+        .await
+        .map_err(|source| Error::Status {
+            object: format!("Gateway/{key}"),
+            source,
+        })?;
+    publish(&gateway, &transitions, &ctx).await;
+    Ok(Action::await_change())
+}
+
+/// Absent, null and empty mean the same in a status.
+fn normalize(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Array(a) if a.is_empty() => serde_json::Value::Null,
+        other => other.clone(),
+    }
+}
+
+fn addresses_of(service: &Service) -> Vec<GatewayAddress> {
+    let mut out = Vec::new();
+    let ingress = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    for i in ingress.into_iter().flatten() {
+        if let Some(ip) = &i.ip {
+            out.push(GatewayAddress {
+                type_: "IPAddress".into(),
+                value: ip.clone(),
+            });
+        }
+        if let Some(host) = &i.hostname {
+            out.push(GatewayAddress {
+                type_: "Hostname".into(),
+                value: host.clone(),
+            });
+        }
+    }
+    if out.is_empty()
+        && let Some(ip) = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.cluster_ip.clone())
+            .filter(|ip| ip != "None")
+    {
+        out.push(GatewayAddress {
+            type_: "IPAddress".into(),
+            value: ip,
+        });
+    }
+    out
+}
+
+async fn publish(gateway: &Gateway, transitions: &[Condition], ctx: &Context) {
+    let reference = gateway.object_ref(&());
+    for c in transitions {
+        let event = Event {
+            type_: if status::is_warning(c) {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: c.reason.clone(),
+            note: Some(format!("{}={}: {}", c.type_, c.status, c.message)),
+            action: c.type_.clone(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "could not publish an Event");
+        }
+    }
+}

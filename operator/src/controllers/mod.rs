@@ -1,0 +1,130 @@
+//! One kube-runtime Controller per kind. Each reconcile reads the model's
+//! verdict and the proxies' ACKs, writes the status when it differs, emits an
+//! Event per transition, and (for routes) holds a finalizer until Envoy has
+//! stopped routing the object.
+
+mod gateway;
+mod routed;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
+use tokio::sync::watch;
+
+use crate::engine::Shared;
+
+pub use gateway::FleetConfig;
+
+/// Why a reconcile did not finish; the controller retries with a short delay.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing the status of {object}: {source}")]
+    Status { object: String, source: kube::Error },
+    #[error("applying {what} for Gateway {gateway}: {source}")]
+    Fleet {
+        gateway: String,
+        what: String,
+        source: kube::Error,
+    },
+    #[error("Envoy still routes {0}; waiting for the proxies to apply its removal")]
+    StillRouted(String),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+/// What every reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub shared: Arc<Shared>,
+    pub recorder: Recorder,
+    pub fleet: Option<FleetConfig>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub fn new(client: Client, shared: Arc<Shared>, fleet: Option<FleetConfig>) -> Arc<Context> {
+        let recorder = Recorder::new(client.clone(), Reporter::from("legate"));
+        Arc::new(Context {
+            client,
+            shared,
+            recorder,
+            fleet,
+        })
+    }
+}
+
+/// Retries soon: most failures are a conflict or a moment of API server load.
+fn error_policy<K>(_object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    match error {
+        Error::StillRouted(_) => Action::requeue(Duration::from_millis(200)),
+        other => {
+            tracing::warn!(error = %other, "reconcile failed; retrying");
+            Action::requeue(Duration::from_secs(2))
+        }
+    }
+}
+
+/// A stream that yields whenever statuses should be recomputed.
+fn triggers(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static {
+    tokio_stream::wrappers::WatchStream::from_changes(rx).map(|_| ())
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run_all(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let api = |ns: &Option<String>| -> ApiScope {
+        ApiScope {
+            client: ctx.client.clone(),
+            namespace: ns.clone(),
+        }
+    };
+    let scope = api(&namespace);
+    let cfg = watcher::Config::default();
+
+    let gateways = Controller::new(scope.api::<Gateway>(), cfg.clone())
+        .owns(scope.api::<k8s_openapi::api::apps::v1::Deployment>(), cfg.clone())
+        .reconcile_all_on(triggers(ctx.shared.triggers()))
+        .graceful_shutdown_on(shutdown.clone())
+        .run(gateway::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let mappings = routed::controller::<Mapping>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
+    let tls = routed::controller::<TLSContext>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
+    let auth = routed::controller::<AuthService>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
+    let limits =
+        routed::controller::<RateLimitService>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
+    let tcp = routed::controller::<TCPMapping>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
+    tokio::join!(gateways, mappings, tls, auth, limits, tcp);
+}
+
+struct ApiScope {
+    client: Client,
+    namespace: Option<String>,
+}
+
+impl ApiScope {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}

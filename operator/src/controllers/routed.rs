@@ -1,0 +1,207 @@
+//! The controller of every kind whose status is the common ObjectStatus:
+//! Mapping, TLSContext, AuthService, RateLimitService and TCPMapping.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use legate_crds::{AuthService, Mapping, ObjectStatus, RateLimitService, TCPMapping, TLSContext};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{Context, Error, error_policy, triggers};
+use crate::model::object_ref;
+use crate::status;
+
+/// Held on route objects until Envoy no longer routes them.
+pub const ROUTES_FINALIZER: &str = "legate.dev/routes";
+
+/// How long a deletion waits for the proxies before it goes ahead anyway.
+const DELETION_GRACE: Duration = Duration::from_secs(10);
+
+/// A kind with the common status.
+pub trait Routed:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// Whether deleting it waits for Envoy to stop routing it.
+    const HOLDS_TRAFFIC: bool;
+    fn object_status(&self) -> Option<&ObjectStatus>;
+}
+
+macro_rules! routed {
+    ($kind:ty, $holds:expr) => {
+        impl Routed for $kind {
+            const HOLDS_TRAFFIC: bool = $holds;
+            fn object_status(&self) -> Option<&ObjectStatus> {
+                self.status.as_ref()
+            }
+        }
+    };
+}
+routed!(Mapping, true);
+routed!(TCPMapping, true);
+routed!(TLSContext, false);
+routed!(AuthService, false);
+routed!(RateLimitService, false);
+
+/// The controller for kind `K`.
+pub fn controller<K: Routed>(
+    api: Api<K>,
+    config: watcher::Config,
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> {
+    Controller::new(api, config)
+        .reconcile_all_on(triggers(ctx.shared.triggers()))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<K>, error_policy, ctx)
+        .for_each(|_| async {})
+}
+
+async fn reconcile<K: Routed>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !K::HOLDS_TRAFFIC {
+        return write_status(object.as_ref(), &ctx).await;
+    }
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, ROUTES_FINALIZER, object, |event| async {
+        match event {
+            finalizer::Event::Apply(o) => write_status(o.as_ref(), &ctx).await,
+            finalizer::Event::Cleanup(o) => wait_until_unrouted(o.as_ref(), &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Error> {
+    let reference = object_ref(object);
+    let model = ctx.shared.model();
+    let Some(verdict) = model.verdicts.get(&reference.key()) else {
+        // The engine has not seen it yet; its next run triggers us again.
+        return Ok(Action::await_change());
+    };
+    if verdict.object.generation() != reference.generation() {
+        return Ok(Action::await_change());
+    }
+    let desired = ctx
+        .shared
+        .with_program(|program| status::object_conditions(verdict, program, &ctx.shared.cache));
+    let current: Vec<Condition> = object
+        .object_status()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let observed = object.object_status().and_then(|s| s.observed_generation);
+    let (next, transitions) = status::merge(&current, desired);
+    if status::same(&current, &next) && observed == Some(reference.generation()) {
+        return Ok(Action::await_change());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let patch = json!({
+        "status": { "observedGeneration": reference.generation(), "conditions": next }
+    });
+    api.patch_status(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::Status {
+            object: reference.key(),
+            source,
+        })?;
+    publish_transitions(object, &transitions, ctx).await;
+    Ok(Action::await_change())
+}
+
+async fn publish_transitions<K: Resource<DynamicType = ()>>(
+    object: &K,
+    transitions: &[Condition],
+    ctx: &Context,
+) {
+    let reference = object.object_ref(&());
+    for c in transitions {
+        let event = Event {
+            type_: if status::is_warning(c) {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: c.reason.clone(),
+            note: Some(format!("{}={}: {}", c.type_, c.status, c.message)),
+            action: c.type_.clone(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "could not publish an Event");
+        }
+    }
+}
+
+/// Deleting: done when no Gateway's snapshot carries the object and every
+/// proxy has applied that, or when the grace period is over.
+async fn wait_until_unrouted<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Error> {
+    let key = object_ref(object).key();
+    let reference = object.object_ref(&());
+    let still_routed: Vec<String> = ctx
+        .shared
+        .cache
+        .gateways()
+        .into_iter()
+        .filter(|gateway| {
+            let Some(snapshot) = ctx.shared.cache.snapshot(gateway) else {
+                return false;
+            };
+            let carried = legate_xds::resource::ResourceType::ALL.iter().any(|kind| {
+                snapshot
+                    .resources(*kind)
+                    .values()
+                    .any(|r| r.origins.iter().any(|o| o.object.key() == key))
+            });
+            carried || !ctx.shared.with_program(|p| p.in_sync(gateway, &snapshot))
+        })
+        .collect();
+    if still_routed.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let deleting_for = object
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            now.duration_since(t.0).unsigned_abs()
+        })
+        .unwrap_or_default();
+    if deleting_for >= DELETION_GRACE {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "DeletionTimeout".into(),
+            note: Some(format!(
+                "Envoys of Gateway {} had not confirmed the removal after {}s; deleting anyway",
+                still_routed.join(", "),
+                DELETION_GRACE.as_secs()
+            )),
+            action: "Delete".into(),
+            secondary: None,
+        };
+        let _ = ctx.recorder.publish(&event, &reference).await;
+        return Ok(Action::await_change());
+    }
+    Err(Error::StillRouted(key))
+}

@@ -1,0 +1,135 @@
+//! The translation loop: whenever the world changes, rebuild the model, send
+//! each Gateway's changes through its translator into the snapshot cache, and
+//! wake the controllers so that statuses follow.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use legate_xds::cache::SnapshotCache;
+use legate_xds::server::XdsEvent;
+use legate_xds::translate::Translator;
+use tokio::sync::{broadcast, watch};
+
+use crate::model::{self, GatewayConfig, Model};
+use crate::program::ProgramState;
+use crate::world::Stores;
+
+/// Changes that arrive within this window are translated together.
+const DEBOUNCE: Duration = Duration::from_millis(10);
+
+/// State shared by the engine, the ACK tracker and the controllers.
+#[derive(Debug)]
+pub struct Shared {
+    pub cache: Arc<SnapshotCache>,
+    model: RwLock<Arc<Model>>,
+    program: Mutex<ProgramState>,
+    /// Bumped when statuses may need to change; controllers reconcile all on it.
+    trigger: watch::Sender<u64>,
+}
+
+impl Shared {
+    pub fn new(cache: Arc<SnapshotCache>) -> Arc<Shared> {
+        Arc::new(Shared {
+            cache,
+            model: RwLock::new(Arc::new(Model::default())),
+            program: Mutex::new(ProgramState::default()),
+            trigger: watch::Sender::new(0),
+        })
+    }
+
+    /// The latest model.
+    pub fn model(&self) -> Arc<Model> {
+        self.model
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Runs `f` with the ACK state.
+    pub fn with_program<T>(&self, f: impl FnOnce(&ProgramState) -> T) -> T {
+        match self.program.lock() {
+            Ok(p) => f(&p),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// A stream that yields whenever statuses should be recomputed.
+    pub fn triggers(&self) -> watch::Receiver<u64> {
+        self.trigger.subscribe()
+    }
+
+    fn poke(&self) {
+        self.trigger.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Rebuilds and pushes configuration on every change of the world, forever.
+pub async fn translate_forever(stores: Stores, shared: Arc<Shared>) {
+    let mut changed = stores.changed.clone();
+    let mut gateways: BTreeMap<String, (Translator, GatewayConfig)> = BTreeMap::new();
+    loop {
+        if changed.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(DEBOUNCE).await;
+        changed.borrow_and_update();
+        let started = Instant::now();
+        let world = stores.world();
+        let model = model::build(&world);
+        let mut pushed = 0usize;
+        for (key, config) in &model.gateways {
+            let (translator, current) = gateways.entry(key.clone()).or_default();
+            let changes = model::changes(current, config);
+            if changes.is_empty() {
+                continue;
+            }
+            let updates = translator.translate(changes);
+            if !updates.is_empty() {
+                pushed += updates.len();
+                shared.cache.update(key, &updates);
+            }
+            *current = config.clone();
+        }
+        let gone: Vec<String> = gateways
+            .keys()
+            .filter(|k| !model.gateways.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            gateways.remove(&key);
+            shared.cache.remove(&key);
+        }
+        tracing::debug!(
+            gateways = model.gateways.len(),
+            resources_pushed = pushed,
+            took_us = started.elapsed().as_micros() as u64,
+            "translated"
+        );
+        if let Ok(mut m) = shared.model.write() {
+            *m = Arc::new(model);
+        }
+        shared.poke();
+    }
+}
+
+/// Follows the ADS server's events into the ACK state, forever.
+pub async fn track_proxies_forever(mut events: broadcast::Receiver<XdsEvent>, shared: Arc<Shared>) {
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                if let Ok(mut program) = shared.program.lock() {
+                    program.on_event(&event);
+                }
+                shared.poke();
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "fell behind the xDS event stream; statuses may lag until the next ACK"
+                );
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `legate run`: wires the watches, the engine, the xDS server, the
+//! controllers and the health endpoint together, and shuts them down in
+//! order on SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use legate_xds::cache::SnapshotCache;
+use legate_xds::server::AdsServer;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{LogArgs, LogFormat, RunArgs, split_host_port};
+use crate::controllers::{self, Context, FleetConfig};
+use crate::engine::{self, Shared};
+use crate::health::{self, Readiness};
+use crate::world;
+
+/// Why the operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("--log-level {0:?}: {1}")]
+    LogFilter(String, String),
+    #[error("reading kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("connecting to Kubernetes: {0}")]
+    Client(String),
+    #[error("--xds-advertise {0}")]
+    Advertise(String),
+    #[error("binding {what} on {address}: {source}")]
+    Bind {
+        what: &'static str,
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    if let Err(e) = init_logging(&args.log) {
+        eprintln!("legate: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("legate: {}", RunError::Runtime(e));
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "legate stopped");
+            eprintln!("legate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log: &LogArgs) -> Result<(), RunError> {
+    let filter = EnvFilter::try_new(&log.log_level)
+        .map_err(|e| RunError::LogFilter(log.log_level.clone(), e.to_string()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+async fn client(args: &RunArgs) -> Result<Client, RunError> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|source| RunError::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| RunError::Kubeconfig {
+                    path: path.display().to_string(),
+                    source: e,
+                })?
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| RunError::Client(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(|e| RunError::Client(e.to_string()))
+}
+
+async fn run(args: RunArgs) -> Result<(), RunError> {
+    let (xds_host, xds_port) = split_host_port(&args.xds_advertise).map_err(RunError::Advertise)?;
+    let client = client(&args).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let cache = SnapshotCache::new();
+    let ads = AdsServer::new(cache.clone());
+    let shared = Shared::new(cache);
+    let xds_listener = tokio::net::TcpListener::bind(args.xds_listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            what: "the xDS server",
+            address: args.xds_listen,
+            source,
+        })?;
+    let health_listener = health::bind(args.health_listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            what: "the health endpoint",
+            address: args.health_listen,
+            source,
+        })?;
+    tracing::info!(xds = %args.xds_listen, health = %args.health_listen, advertise = %args.xds_advertise, "legate starting");
+
+    let readiness = Arc::new(Readiness::default());
+    let health = tokio::spawn(health::serve(health_listener, readiness.clone(), stopped()));
+    tokio::spawn(engine::track_proxies_forever(ads.events(), shared.clone()));
+    let xds = tokio::spawn(ads.serve(xds_listener, stopped()));
+
+    let stores = world::start(&client, args.namespace.as_deref());
+    tokio::spawn(engine::translate_forever(stores.clone(), shared.clone()));
+    {
+        let stores = stores.clone();
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            if stores.wait_until_ready().await.is_ok() {
+                readiness.set_ready();
+                tracing::info!("every watch has listed; ready");
+            }
+        });
+    }
+    let fleet = args.manage_fleets.then(|| FleetConfig { xds_host, xds_port });
+    let ctx = Context::new(client, shared, fleet);
+    let controllers = tokio::spawn(controllers::run_all(ctx, args.namespace.clone(), stopped()));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = controllers.await;
+    let _ = xds.await;
+    let _ = health.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,165 @@
+//! Conditions from the model's verdicts and the proxies' ACKs, in words a
+//! developer understands; computed whole, compared, written only on change.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use legate_crds::conditions::{condition, reasons, set_condition, types};
+use legate_xds::cache::SnapshotCache;
+
+use crate::model::Verdict;
+use crate::program::{ProgramState, Programmed};
+
+/// The conditions an object should have now.
+pub fn object_conditions(verdict: &Verdict, program: &ProgramState, cache: &SnapshotCache) -> Vec<Condition> {
+    let generation = Some(verdict.object.generation());
+    let accepted = match &verdict.accepted {
+        Ok(()) => condition(
+            types::ACCEPTED,
+            true,
+            reasons::ACCEPTED,
+            format!("Attached to Gateway {}", verdict.gateways.join(", ")),
+            generation,
+        ),
+        Err(p) => condition(types::ACCEPTED, false, p.reason, p.message.clone(), generation),
+    };
+    let resolved = match &verdict.resolved_refs {
+        Ok(()) => condition(
+            types::RESOLVED_REFS,
+            true,
+            reasons::RESOLVED_REFS,
+            "Every Service and Secret it refers to exists",
+            generation,
+        ),
+        Err(p) => condition(
+            types::RESOLVED_REFS,
+            false,
+            p.reason,
+            p.message.clone(),
+            generation,
+        ),
+    };
+    let programmed = programmed_condition(verdict, program, cache);
+    vec![accepted, resolved, programmed]
+}
+
+fn programmed_condition(verdict: &Verdict, program: &ProgramState, cache: &SnapshotCache) -> Condition {
+    let generation = verdict.object.generation();
+    let at_generation = Some(generation);
+    if verdict.accepted.is_err() {
+        return condition(
+            types::PROGRAMMED,
+            false,
+            reasons::PENDING,
+            "Not sent to Envoy: the object is not Accepted",
+            at_generation,
+        );
+    }
+    let mut pending = Vec::new();
+    let mut programmed = Vec::new();
+    for gateway in &verdict.gateways {
+        let snapshot = cache.snapshot(gateway);
+        match program.programmed(gateway, &verdict.object, snapshot.as_deref()) {
+            Programmed::Rejected(r) => {
+                let message = format!(
+                    "Envoy {} of Gateway {gateway} rejected generation {}: {}; it keeps serving its previous configuration",
+                    r.proxy, r.generation, r.message
+                );
+                return condition(
+                    types::PROGRAMMED,
+                    false,
+                    reasons::REJECTED,
+                    message,
+                    at_generation,
+                );
+            }
+            Programmed::NoProxies => {
+                let message = format!("No Envoy of Gateway {gateway} is connected");
+                return condition(
+                    types::PROGRAMMED,
+                    false,
+                    reasons::NO_PROXIES,
+                    message,
+                    at_generation,
+                );
+            }
+            Programmed::NotCarried => {
+                pending.push(format!(
+                    "Gateway {gateway} does not carry it in its Envoy configuration"
+                ));
+            }
+            Programmed::Pending { waiting, proxies } => {
+                pending.push(format!(
+                    "{waiting} of {proxies} Envoys of Gateway {gateway} have not applied generation {generation} yet"
+                ));
+            }
+            Programmed::Yes { proxies } => programmed.push(format!("{gateway} ({proxies})")),
+        }
+    }
+    if !pending.is_empty() {
+        return condition(
+            types::PROGRAMMED,
+            false,
+            reasons::PENDING,
+            pending.join("; "),
+            at_generation,
+        );
+    }
+    condition(
+        types::PROGRAMMED,
+        true,
+        reasons::PROGRAMMED,
+        format!(
+            "Every connected Envoy runs generation {generation}: Gateway {}",
+            programmed.join(", ")
+        ),
+        at_generation,
+    )
+}
+
+/// Merges `desired` into `current` (keeping transition times of unchanged
+/// statuses); returns the new list and the conditions whose status or reason
+/// changed, for Events.
+pub fn merge(current: &[Condition], desired: Vec<Condition>) -> (Vec<Condition>, Vec<Condition>) {
+    let mut next = current.to_vec();
+    let mut transitions = Vec::new();
+    for c in desired {
+        let before = next
+            .iter()
+            .find(|o| o.type_ == c.type_)
+            .map(|o| (o.status.clone(), o.reason.clone()));
+        let after = (c.status.clone(), c.reason.clone());
+        set_condition(&mut next, c.clone());
+        if before.as_ref() != Some(&after) {
+            transitions.push(c);
+        }
+    }
+    (next, transitions)
+}
+
+/// Two condition lists say the same thing (ignoring transition times).
+pub fn same(a: &[Condition], b: &[Condition]) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|x| {
+            b.iter().any(|y| {
+                x.type_ == y.type_
+                    && x.status == y.status
+                    && x.reason == y.reason
+                    && x.message == y.message
+                    && x.observed_generation == y.observed_generation
+            })
+        })
+}
+
+/// Whether a transition deserves a Warning Event rather than a Normal one.
+pub fn is_warning(c: &Condition) -> bool {
+    c.status == "False"
+        && [
+            reasons::INVALID,
+            reasons::CONFLICTED,
+            reasons::NO_GATEWAY,
+            reasons::BACKEND_NOT_FOUND,
+            reasons::SECRET_NOT_FOUND,
+            reasons::INVALID_SECRET,
+            reasons::REJECTED,
+        ]
+        .contains(&c.reason.as_str())
+}
