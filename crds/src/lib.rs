@@ -4,6 +4,10 @@
 //! validation rules of its kind. No controller logic lives here. The CRD YAML
 //! in `manifests/crds/` is generated from these types ([`generate`]).
 
+// kube-derive printcolumn(...) lists repeat `type_ = ...` per column, which
+// clippy mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod auth_service;
 pub mod common;
 pub mod conditions;

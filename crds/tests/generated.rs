@@ -51,8 +51,9 @@ fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {
                 .and_then(Value::as_str)
                 .is_some_and(|d| !d.trim().is_empty());
             // apiVersion, kind and metadata are documented by Kubernetes itself.
-            if !described && !(path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&name.as_str()))
-            {
+            let documented_by_kubernetes =
+                path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&name.as_str());
+            if !described && !documented_by_kubernetes {
                 out.push(here.clone());
             }
             undocumented(prop, &here, out);
