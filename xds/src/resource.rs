@@ -93,7 +93,10 @@ pub struct Resource {
     /// Resources this one needs to work (a route config's clusters, a
     /// cluster's endpoints): pushed and ACKed first, removed only after.
     pub references: Vec<(ResourceType, Arc<str>)>,
-    pub origins: Arc<[Origin]>,
+    /// Who contributed which part, in chunks: a route config has one chunk
+    /// per virtual host, so that an unchanged virtual host shares its chunk
+    /// with the previous version (and comparing versions skips it).
+    pub origins: Vec<Arc<[Origin]>>,
 }
 
 impl Resource {
@@ -104,15 +107,33 @@ impl Resource {
         references: Vec<(ResourceType, Arc<str>)>,
         origins: Vec<Origin>,
     ) -> Resource {
+        Resource::with_origin_chunks(kind, name, body, references, vec![origins.into()])
+    }
+
+    pub fn with_origin_chunks(
+        kind: ResourceType,
+        name: &str,
+        body: Vec<u8>,
+        mut references: Vec<(ResourceType, Arc<str>)>,
+        origins: Vec<Arc<[Origin]>>,
+    ) -> Resource {
         let version = version_of(&body);
+        // Sorted, so that two versions' references compare in one pass.
+        references.sort();
+        references.dedup();
         Resource {
             kind,
             name: name.into(),
             version: version.into(),
             body: body.into(),
             references,
-            origins: origins.into(),
+            origins,
         }
+    }
+
+    /// Every origin, chunk after chunk (an object may appear more than once).
+    pub fn origins(&self) -> impl Iterator<Item = &Origin> {
+        self.origins.iter().flat_map(|chunk| chunk.iter())
     }
 
     /// The resource as the `Any` that goes on the wire.

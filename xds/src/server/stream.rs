@@ -25,7 +25,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use super::events::{Ack, ProxyId, Rejection, XdsEvent};
 use crate::cache::Snapshot;
 use crate::ir::ObjectRef;
-use crate::resource::{Resource, ResourceType, hash_bytes};
+use crate::resource::{Origin, Resource, ResourceType, hash_bytes};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Protocol {
@@ -132,8 +132,20 @@ struct TypeState {
     refused: BTreeMap<Arc<str>, Arc<str>>,
     /// The subscription changed: answer even if no version did.
     answer_subscription: bool,
-    /// (type serial, epoch) of the last evaluation that found nothing to send.
-    settled_at: Option<(u64, u64)>,
+    /// The last evaluation that found nothing to send, and what it depended on.
+    settled: Option<Settled>,
+}
+
+/// What an evaluation that sent nothing depended on: while none of it
+/// changes, evaluating again would send nothing either.
+#[derive(Debug, Clone, Copy)]
+struct Settled {
+    serials: [u64; 5],
+    epochs: [u64; 5],
+    /// Something was held back for make-before-break: it waits on CDS and EDS.
+    held: bool,
+    /// Something gone from the snapshot was kept: it waits on its referrers.
+    kept: bool,
 }
 
 impl TypeState {
@@ -150,9 +162,9 @@ pub struct StreamState {
     snapshot: Arc<Snapshot>,
     types: [TypeState; 5],
     nonces: u64,
-    /// Increases with every ACK and subscription change: what is ready to
-    /// send may have changed although the snapshot did not.
-    epoch: u64,
+    /// Per type, increases when what the proxy applied or subscribed to
+    /// changes: what is ready to send may change although the snapshot did not.
+    epochs: [u64; 5],
 }
 
 impl StreamState {
@@ -163,7 +175,7 @@ impl StreamState {
             snapshot,
             types: Default::default(),
             nonces: 0,
-            epoch: 0,
+            epochs: [0; 5],
         }
     }
 
@@ -226,7 +238,7 @@ impl StreamState {
             ts.names = names;
             ts.wildcard = wildcard;
             ts.applied.retain(|n, _| ts.wildcard || ts.names.contains(n));
-            self.epoch += 1;
+            self.epochs[kind.index()] += 1;
         }
         if first && r.response_nonce.is_empty() && !r.version_info.is_empty() {
             self.resume_sotw(kind, &r.version_info);
@@ -257,6 +269,7 @@ impl StreamState {
                 })
                 .collect();
             ts.answer_subscription = false;
+            self.epochs[kind.index()] += 1;
         }
     }
 
@@ -317,7 +330,7 @@ impl StreamState {
             let (wildcard, names) = (ts.wildcard, &ts.names);
             ts.applied.retain(|n, _| wildcard || names.contains(n));
             ts.answer_subscription = first || !r.resource_names_subscribe.is_empty();
-            self.epoch += 1;
+            self.epochs[kind.index()] += 1;
         }
     }
 
@@ -328,7 +341,7 @@ impl StreamState {
         let Some(flight) = ts.in_flight.take() else {
             return;
         };
-        self.epoch += 1;
+        self.epochs[kind.index()] += 1;
         match error {
             None => {
                 let programmed = changed_objects(&flight.upserts, &ts.applied);
@@ -394,18 +407,39 @@ impl StreamState {
         }
     }
 
+    /// Could anything be due for `kind` since it last settled?
+    fn unsettled(&self, kind: ResourceType) -> bool {
+        let Some(s) = &self.types[kind.index()].settled else {
+            return true;
+        };
+        let serials = ResourceType::ALL.map(|t| self.snapshot.type_serial(t));
+        let same = |t: ResourceType| {
+            s.serials[t.index()] == serials[t.index()] && s.epochs[t.index()] == self.epochs[t.index()]
+        };
+        if !same(kind) {
+            return true;
+        }
+        let held_on = [ResourceType::Cluster, ResourceType::Endpoints];
+        if s.held && !held_on.into_iter().all(same) {
+            return true;
+        }
+        s.kept
+            && !referrers(kind)
+                .iter()
+                .all(|t| s.epochs[t.index()] == self.epochs[t.index()])
+    }
+
     /// The response due for `kind`, if any.
     fn evaluate(&mut self, kind: ResourceType) -> Option<Response> {
-        let serial = self.snapshot.type_serial(kind);
-        let epoch = self.epoch;
         {
             let ts = &self.types[kind.index()];
-            if !ts.subscribed || ts.in_flight.is_some() || ts.settled_at == Some((serial, epoch)) {
+            if !ts.subscribed || ts.in_flight.is_some() || !self.unsettled(kind) {
                 return None;
             }
         }
         let snapshot = self.snapshot.clone();
         let ts = &self.types[kind.index()];
+        let sotw = self.protocol == Protocol::StateOfTheWorld;
         let mut upserts: Vec<Arc<Resource>> = Vec::new();
         // What the proxy will hold once it applies the response.
         let mut view: BTreeMap<Arc<str>, Arc<str>> = BTreeMap::new();
@@ -423,7 +457,16 @@ impl StreamState {
         let mut held = false;
         for (name, r) in candidates {
             let applied = ts.applied.get(name);
-            let ready = self.is_ready(kind, r);
+            if applied.is_some_and(|a| a.version == r.version) {
+                // Already on the proxy: nothing to check.
+                if ts.answer_subscription && sotw {
+                    upserts.push(r.clone());
+                }
+                view.insert(name.clone(), r.version.clone());
+                complete_set.push(r.clone());
+                continue;
+            }
+            let ready = self.is_ready(kind, r, applied);
             held |= !ready;
             let sendable = ready && ts.refused.get(name) != Some(&r.version);
             let chosen = if sendable {
@@ -433,7 +476,7 @@ impl StreamState {
             };
             if let Some(chosen) = chosen {
                 let is_new = applied.is_none_or(|a| a.version != chosen.version);
-                if is_new || ts.answer_subscription && self.protocol == Protocol::StateOfTheWorld {
+                if is_new || ts.answer_subscription && sotw {
                     upserts.push(chosen.clone());
                 }
                 view.insert(name.clone(), chosen.version.clone());
@@ -445,11 +488,13 @@ impl StreamState {
         // What the proxy holds that the snapshot no longer has: kept while
         // something the proxy applied still refers to it.
         let mut removals = Vec::new();
+        let mut kept = false;
         for (name, a) in &ts.applied {
             if view.contains_key(name) || !in_scope(name) {
                 continue;
             }
             if self.still_referenced(kind, name) {
+                kept = true;
                 view.insert(name.clone(), a.version.clone());
                 complete_set.extend(a.resource.clone());
             } else {
@@ -469,11 +514,16 @@ impl StreamState {
                     ts.applied.remove(name);
                 }
             }
-            ts.settled_at = Some((serial, epoch));
+            ts.settled = Some(Settled {
+                serials: ResourceType::ALL.map(|t| snapshot.type_serial(t)),
+                epochs: self.epochs,
+                held,
+                kept,
+            });
             return None;
         }
         ts.answer_subscription = false;
-        ts.settled_at = None;
+        ts.settled = None;
         self.nonces += 1;
         let nonce = self.nonces.to_string();
         let version = version_of_view(view.iter());
@@ -519,7 +569,8 @@ impl StreamState {
     /// Make-before-break: may `r` go to the proxy now? Listeners and route
     /// configs wait for the clusters they send to (and their endpoints) to be
     /// applied, when the proxy uses CDS and the snapshot has those clusters.
-    fn is_ready(&self, kind: ResourceType, r: &Resource) -> bool {
+    /// References the applied version already had are on the proxy already.
+    fn is_ready(&self, kind: ResourceType, r: &Resource, applied: Option<&Applied>) -> bool {
         if !matches!(kind, ResourceType::Listener | ResourceType::Route) {
             return true;
         }
@@ -527,7 +578,18 @@ impl StreamState {
         if !clusters.subscribed {
             return true;
         }
-        r.references.iter().all(|(ref_kind, name)| {
+        let previously = applied
+            .and_then(|a| a.resource.as_ref())
+            .map(|old| old.references.as_slice())
+            .unwrap_or_default();
+        // Both lists are sorted: walk them together.
+        let mut prev = previously.iter().peekable();
+        r.references.iter().all(|reference| {
+            while prev.next_if(|p| *p < reference).is_some() {}
+            if prev.peek() == Some(&reference) {
+                return true;
+            }
+            let (ref_kind, name) = reference;
             if *ref_kind != ResourceType::Cluster || self.snapshot.get(ResourceType::Cluster, name).is_none()
             {
                 return true;
@@ -548,19 +610,23 @@ impl StreamState {
 
     /// Does something the proxy applied still refer to `name` of `kind`?
     fn still_referenced(&self, kind: ResourceType, name: &Arc<str>) -> bool {
-        let referrers: &[ResourceType] = match kind {
-            ResourceType::Cluster => &[ResourceType::Listener, ResourceType::Route],
-            ResourceType::Endpoints => &[ResourceType::Cluster],
-            _ => return false,
-        };
         let wanted = (kind, name.clone());
-        referrers.iter().any(|referrer| {
+        referrers(kind).iter().any(|referrer| {
             self.types[referrer.index()]
                 .applied
                 .values()
                 .filter_map(|a| a.resource.as_ref())
                 .any(|r| r.references.contains(&wanted))
         })
+    }
+}
+
+/// The types whose applied resources keep a removed resource of `kind` alive.
+fn referrers(kind: ResourceType) -> &'static [ResourceType] {
+    match kind {
+        ResourceType::Cluster => &[ResourceType::Listener, ResourceType::Route],
+        ResourceType::Endpoints => &[ResourceType::Cluster],
+        _ => &[],
     }
 }
 
@@ -577,18 +643,36 @@ fn version_of_view<'a>(items: impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)>
 }
 
 /// The parts of `resources` that differ from what was applied, by object.
+/// Origin chunks shared with the applied version (unchanged virtual hosts)
+/// are skipped without looking inside.
 fn changed_parts<'a>(
     resources: &[&'a Arc<Resource>],
     applied: &BTreeMap<Arc<str>, Applied>,
-) -> Vec<&'a crate::resource::Origin> {
+) -> Vec<&'a Origin> {
     let mut out = Vec::new();
     for r in resources {
-        let before: HashSet<(&str, u64)> = applied
-            .get(&r.name)
-            .and_then(|a| a.resource.as_ref())
-            .map(|old| old.origins.iter().map(|o| (&*o.part, o.hash)).collect())
+        let old = applied.get(&r.name).and_then(|a| a.resource.as_ref());
+        let old_chunks: HashSet<*const Origin> = old
+            .map(|o| o.origins.iter().map(|c| c.as_ptr()).collect())
             .unwrap_or_default();
-        out.extend(r.origins.iter().filter(|o| !before.contains(&(&*o.part, o.hash))));
+        let new_chunks: HashSet<*const Origin> = r.origins.iter().map(|c| c.as_ptr()).collect();
+        let before: HashSet<(&str, u64)> = old
+            .map(|o| {
+                o.origins
+                    .iter()
+                    .filter(|c| !new_chunks.contains(&c.as_ptr()))
+                    .flat_map(|c| c.iter())
+                    .map(|o| (&*o.part, o.hash))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.extend(
+            r.origins
+                .iter()
+                .filter(|c| !old_chunks.contains(&c.as_ptr()))
+                .flat_map(|c| c.iter())
+                .filter(|o| !before.contains(&(&*o.part, o.hash))),
+        );
     }
     out
 }
@@ -608,7 +692,7 @@ fn changed_objects(upserts: &[Arc<Resource>], applied: &BTreeMap<Arc<str>, Appli
 fn blame(message: &str, refused: &[&Arc<Resource>], applied: &BTreeMap<Arc<str>, Applied>) -> Vec<ObjectRef> {
     let named = refused
         .iter()
-        .flat_map(|r| r.origins.iter())
+        .flat_map(|r| r.origins())
         .filter(|o| !o.part.is_empty() && message.contains(&*o.part))
         .map(|o| o.object.clone());
     let named = dedup_objects(named);

@@ -61,8 +61,9 @@ struct TranslatedRoute {
     /// Host patterns the route declares (lower case; `*` for none).
     patterns: Vec<String>,
     body: Arc<[u8]>,
-    hash: u64,
     clusters: Vec<Arc<str>>,
+    /// The route's owner(s), ready to copy into its virtual hosts' origins.
+    origins: Vec<Origin>,
 }
 
 /// The routes attached to one listener.
@@ -185,10 +186,20 @@ impl Translator {
         }
         patterns.sort();
         patterns.dedup();
+        let hash = hash_bytes(&encoded.body);
+        let part: Arc<str> = Arc::from(r.id.as_str());
+        let origins = std::iter::once(&r.origin)
+            .chain(&r.co_origins)
+            .map(|o| Origin {
+                object: o.clone(),
+                part: part.clone(),
+                hash,
+            })
+            .collect();
         let translated = TranslatedRoute {
             key: SortKey::of(&r),
             patterns,
-            hash: hash_bytes(&encoded.body),
+            origins,
             body: encoded.body.into(),
             clusters: encoded.clusters.into_iter().map(Arc::from).collect(),
             ir: r,
@@ -338,21 +349,23 @@ impl Translator {
             return Resource::new(ResourceType::Route, &name, body, vec![], vec![]);
         };
         let routes = &self.routes;
-        let vhost_bodies = lr.vhosts.encode_all(|host, keys| {
+        let vhosts = lr.vhosts.encode_all(|host, keys| {
             let mut vh = VirtualHost {
                 name: host.to_owned(),
                 domains: vec![host.to_owned()],
                 ..VirtualHost::default()
             }
             .encode_to_vec();
+            let mut origins = Vec::with_capacity(keys.len());
             for k in keys {
                 let r = routes.get(&k.id).expect("the index holds only known routes");
                 encode::append_message_field(&mut vh, VIRTUAL_HOST_ROUTES, &r.body);
+                origins.extend(r.origins.iter().cloned());
             }
-            vh
+            (vh, origins)
         });
-        body.reserve(vhost_bodies.iter().map(|b| b.len() + 6).sum());
-        for vh in &vhost_bodies {
+        body.reserve(vhosts.iter().map(|(b, _)| b.len() + 6).sum());
+        for (vh, _) in &vhosts {
             encode::append_message_field(&mut body, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, vh);
         }
         let references = lr
@@ -360,19 +373,8 @@ impl Translator {
             .keys()
             .map(|c| (ResourceType::Cluster, c.clone()))
             .collect();
-        let mut origins = Vec::with_capacity(lr.routes.len());
-        for id in &lr.routes {
-            let r = routes.get(id).expect("the index holds only known routes");
-            let part: Arc<str> = Arc::from(id.as_str());
-            for o in std::iter::once(&r.ir.origin).chain(&r.ir.co_origins) {
-                origins.push(Origin {
-                    object: o.clone(),
-                    part: part.clone(),
-                    hash: r.hash,
-                });
-            }
-        }
-        Resource::new(ResourceType::Route, &name, body, references, origins)
+        let origins = vhosts.into_iter().map(|(_, o)| o).collect();
+        Resource::with_origin_chunks(ResourceType::Route, &name, body, references, origins)
     }
 
     pub fn route_count(&self) -> usize {

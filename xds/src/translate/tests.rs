@@ -596,7 +596,7 @@ fn the_route_config_lists_its_clusters_and_the_objects_behind_each_route() {
             (ResourceType::Cluster, Arc::from("default/other:80"))
         ]
     );
-    let objects: Vec<String> = rc.origins.iter().map(|o| o.object.key()).collect();
+    let objects: Vec<String> = rc.origins().map(|o| o.object.key()).collect();
     assert_eq!(objects, ["Mapping/default/a", "Mapping/default/b"]);
 }
 

@@ -10,6 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::order::SortKey;
+use crate::resource::Origin;
+
+/// A virtual host's encoding and the origins of its routes.
+pub type EncodedVhost = (Arc<[u8]>, Arc<[Origin]>);
 
 #[derive(Debug, Default)]
 pub struct VirtualHosts {
@@ -18,7 +22,7 @@ pub struct VirtualHosts {
     /// The patterns that are globs (few, in practice).
     globs: BTreeSet<String>,
     /// The encoding of each virtual host, `None` while it must be rebuilt.
-    encoded: BTreeMap<String, Option<Arc<[u8]>>>,
+    encoded: BTreeMap<String, Option<EncodedVhost>>,
 }
 
 /// Does host pattern `pattern` cover hostname (or narrower pattern) `host`?
@@ -86,9 +90,9 @@ impl VirtualHosts {
 
     /// Rebuilds the virtual hosts marked for it with `encode`, then returns
     /// every virtual host's encoding in hostname order.
-    pub fn encode_all<F>(&mut self, mut encode: F) -> Vec<Arc<[u8]>>
+    pub fn encode_all<F>(&mut self, mut encode: F) -> Vec<EncodedVhost>
     where
-        F: FnMut(&str, &[&SortKey]) -> Vec<u8>,
+        F: FnMut(&str, &[&SortKey]) -> (Vec<u8>, Vec<Origin>),
     {
         let stale: Vec<String> = self
             .encoded
@@ -97,8 +101,8 @@ impl VirtualHosts {
             .map(|(h, _)| h.clone())
             .collect();
         for host in stale {
-            let body: Arc<[u8]> = encode(&host, &self.routes_of(&host)).into();
-            self.encoded.insert(host, Some(body));
+            let (body, origins) = encode(&host, &self.routes_of(&host));
+            self.encoded.insert(host, Some((body.into(), origins.into())));
         }
         self.encoded
             .values()
@@ -180,14 +184,14 @@ mod tests {
         let mut encoded = Vec::new();
         v.encode_all(|host, _| {
             encoded.push(host.to_owned());
-            host.as_bytes().to_vec()
+            (host.as_bytes().to_vec(), vec![])
         });
         assert_eq!(encoded, ["a", "b"]);
         encoded.clear();
         v.insert("b", key("b2", "/x"));
         let all = v.encode_all(|host, _| {
             encoded.push(host.to_owned());
-            host.as_bytes().to_vec()
+            (host.as_bytes().to_vec(), vec![])
         });
         assert_eq!(encoded, ["b"]);
         assert_eq!(all.len(), 2);
