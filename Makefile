@@ -25,6 +25,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 unit-and-e2e:
+	$(CARGO) build -p legate-operator --locked
 	$(CARGO) test --workspace --all-targets --locked
 
 fmt:

@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Where /healthz and /readyz are served.
     #[arg(long, env = "LEGATE_HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
     pub health_listen: SocketAddr,
+    /// The address Envoy listeners bind (0.0.0.0 in pods; 127.0.0.1 when Envoy runs on this machine).
+    #[arg(long, env = "LEGATE_ENVOY_LISTEN_ADDRESS", default_value = "0.0.0.0")]
+    pub envoy_listen_address: std::net::IpAddr,
     /// Manage the Envoy fleets (Deployments, Services...). Tests that run Envoy locally may turn this off.
     #[arg(long, env = "LEGATE_MANAGE_FLEETS", default_value_t = true, action = clap::ArgAction::Set)]
     pub manage_fleets: bool,

@@ -26,6 +26,8 @@ pub struct Shared {
     program: Mutex<ProgramState>,
     /// Bumped when statuses may need to change; controllers reconcile all on it.
     trigger: watch::Sender<u64>,
+    /// Bumped when Envoy refused something: the engine rebuilds without it.
+    rejected: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -35,6 +37,7 @@ impl Shared {
             model: RwLock::new(Arc::new(Model::default())),
             program: Mutex::new(ProgramState::default()),
             trigger: watch::Sender::new(0),
+            rejected: watch::Sender::new(0),
         })
     }
 
@@ -65,18 +68,27 @@ impl Shared {
 }
 
 /// Rebuilds and pushes configuration on every change of the world, forever.
-pub async fn translate_forever(stores: Stores, shared: Arc<Shared>) {
+pub async fn translate_forever(stores: Stores, shared: Arc<Shared>, listen_address: std::net::IpAddr) {
     let mut changed = stores.changed.clone();
+    let mut rejected = shared.rejected.subscribe();
     let mut gateways: BTreeMap<String, (Translator, GatewayConfig)> = BTreeMap::new();
     loop {
-        if changed.changed().await.is_err() {
-            return;
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return },
+            r = rejected.changed() => if r.is_err() { return },
         }
         tokio::time::sleep(DEBOUNCE).await;
         changed.borrow_and_update();
+        rejected.borrow_and_update();
+        let quarantine = shared.with_program(|p| p.quarantine());
         let started = Instant::now();
         let world = stores.world();
-        let model = model::build(&world);
+        let mut model = model::build_with(&world, &quarantine);
+        for config in model.gateways.values_mut() {
+            for listener in config.listeners.values_mut() {
+                listener.address = listen_address;
+            }
+        }
         let mut pushed = 0usize;
         for (key, config) in &model.gateways {
             let (translator, current) = gateways.entry(key.clone()).or_default();
@@ -120,6 +132,9 @@ pub async fn track_proxies_forever(mut events: broadcast::Receiver<XdsEvent>, sh
             Ok(event) => {
                 if let Ok(mut program) = shared.program.lock() {
                     program.on_event(&event);
+                }
+                if matches!(event, XdsEvent::Rejected(_)) {
+                    shared.rejected.send_modify(|n| *n = n.wrapping_add(1));
                 }
                 shared.poke();
             }

@@ -104,6 +104,18 @@ impl ProgramState {
         }
     }
 
+    /// Every object some proxy refused, with the refused generation.
+    pub fn quarantine(&self) -> crate::model::Quarantine {
+        let mut out = crate::model::Quarantine::new();
+        for rejections in self.rejections.values() {
+            for (key, r) in rejections {
+                let g = out.entry(key.clone()).or_insert(r.generation);
+                *g = (*g).max(r.generation);
+            }
+        }
+        out
+    }
+
     /// Proxies connected for a Gateway.
     pub fn proxies(&self, gateway: &str) -> usize {
         self.proxies.get(gateway).map_or(0, BTreeMap::len)
@@ -182,7 +194,7 @@ fn resources_of(snapshot: &Snapshot, object_key: &str) -> Vec<(ResourceType, Arc
     let mut out = Vec::new();
     for kind in ResourceType::ALL {
         for (name, resource) in snapshot.resources(kind).iter() {
-            if resource.origins.iter().any(|o| o.object.key() == object_key) {
+            if resource.origins().any(|o| o.object.key() == object_key) {
                 out.push((kind, name.clone(), resource.version.clone()));
             }
         }

@@ -134,7 +134,11 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let xds = tokio::spawn(ads.serve(xds_listener, stopped()));
 
     let stores = world::start(&client, args.namespace.as_deref());
-    tokio::spawn(engine::translate_forever(stores.clone(), shared.clone()));
+    tokio::spawn(engine::translate_forever(
+        stores.clone(),
+        shared.clone(),
+        args.envoy_listen_address,
+    ));
     {
         let stores = stores.clone();
         let readiness = readiness.clone();
@@ -145,7 +149,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
             }
         });
     }
-    let fleet = args.manage_fleets.then(|| FleetConfig { xds_host, xds_port });
+    let fleet = args.manage_fleets.then_some(FleetConfig { xds_host, xds_port });
     let ctx = Context::new(client, shared, fleet);
     let controllers = tokio::spawn(controllers::run_all(ctx, args.namespace.clone(), stopped()));
 

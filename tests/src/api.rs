@@ -106,3 +106,57 @@ async fn dynamic_api(
     let (resource, _caps) = pinned_kind(client, &GroupVersionKind::gvk(group, version, kind)).await?;
     Ok(Api::namespaced_with(client.clone(), namespace, &resource))
 }
+
+/// Reads one object of any kind (by apiVersion and kind) from `namespace`.
+pub async fn get(
+    client: &Client,
+    namespace: &str,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Option<DynamicObject>, kube::Error> {
+    let probe = serde_json::json!({ "apiVersion": api_version, "kind": kind });
+    dynamic_api(client, namespace, &probe).await?.get_opt(name).await
+}
+
+/// Waits until a Legate object's condition `type_` has `status`, and returns
+/// the whole condition (reason, message, observedGeneration).
+pub async fn wait_condition(
+    client: &Client,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    timeout: Duration,
+) -> serde_json::Value {
+    let what = format!("{kind} {namespace}/{name} to have {type_}={status}");
+    let last = std::sync::Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
+    let seen = last.clone();
+    let result = tokio::time::timeout(
+        timeout,
+        eventually(&what, timeout + Duration::from_secs(1), || {
+            let seen = seen.clone();
+            async move {
+                let object = get(client, namespace, "legate.dev/v1alpha1", kind, name)
+                    .await
+                    .ok()??;
+                let conditions = object.data["status"]["conditions"].as_array()?.clone();
+                if let Ok(mut s) = seen.lock() {
+                    *s = serde_json::Value::Array(conditions.clone());
+                }
+                conditions
+                    .into_iter()
+                    .find(|c| c["type"] == type_ && c["status"] == status)
+            }
+        }),
+    )
+    .await;
+    match result {
+        Ok(condition) => condition,
+        Err(_) => {
+            let conditions = last.lock().map(|c| c.clone()).unwrap_or_default();
+            panic!("timed out after {timeout:?} waiting for {what}; its conditions were {conditions:#}")
+        }
+    }
+}

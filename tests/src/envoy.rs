@@ -63,6 +63,11 @@ impl Envoy {
     /// `127.0.0.1:0`, and waits until the admin API answers `/ready` with 200
     /// (every static listener bound, initial xDS fetched).
     pub async fn start(bootstrap: &str) -> Envoy {
+        Envoy::start_with_args(bootstrap, &[]).await
+    }
+
+    /// Like [`Envoy::start`], with extra command-line arguments.
+    pub async fn start_with_args(bootstrap: &str, extra: &[&str]) -> Envoy {
         let binary = binary().unwrap_or_else(|e| panic!("{e}"));
         let workdir = tempfile::Builder::new()
             .prefix("legate-envoy-")
@@ -88,6 +93,7 @@ impl Envoy {
                 "--concurrency",
                 "1",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

@@ -13,6 +13,7 @@ pub mod echo;
 pub mod envoy;
 pub mod http;
 pub mod net;
+pub mod operator;
 pub mod testhost;
 pub mod workspace;
 

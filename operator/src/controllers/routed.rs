@@ -171,7 +171,7 @@ async fn wait_until_unrouted<K: Routed>(object: &K, ctx: &Context) -> Result<Act
                 snapshot
                     .resources(*kind)
                     .values()
-                    .any(|r| r.origins.iter().any(|o| o.object.key() == key))
+                    .any(|r| r.origins().any(|o| o.object.key() == key))
             });
             carried || !ctx.shared.with_program(|p| p.in_sync(gateway, &snapshot))
         })

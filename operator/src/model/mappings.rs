@@ -22,6 +22,7 @@ pub fn add_routes(
     world: &World,
     gateway: &Gateway,
     index: &ServiceIndex,
+    quarantine: &super::Quarantine,
     config: &mut GatewayConfig,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
@@ -58,6 +59,15 @@ pub fn add_routes(
             continue;
         }
         if !attach::attaches(world, gateway, &namespace, &mapping.spec.gateways) {
+            continue;
+        }
+        let reference = object_ref(mapping.as_ref());
+        if quarantine.get(&reference.key()) == Some(&reference.generation()) {
+            // Envoy refused this generation: its status says so, and it stays
+            // out so that everyone else's changes still reach Envoy.
+            if !verdict.gateways.contains(&gateway_key) {
+                verdict.gateways.push(gateway_key.clone());
+            }
             continue;
         }
         groups
@@ -535,7 +545,7 @@ fn upstream_for(
                 port,
             },
             None,
-            tls.then(|| ir::UpstreamTls {
+            tls.then_some(ir::UpstreamTls {
                 sni: Some(host),
                 ca_secret: None,
                 client_certificate: None,

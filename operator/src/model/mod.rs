@@ -109,8 +109,20 @@ pub fn object_ref<K: Resource<DynamicType = ()>>(object: &K) -> ObjectRef {
     )
 }
 
+/// Objects left out of every configuration: Envoy refused them at this
+/// generation (object key → generation). Leaving them out lets every other
+/// change through; they come back when their generation changes.
+pub type Quarantine = BTreeMap<String, i64>;
+
 /// Builds every Gateway's configuration and every object's verdict.
+#[cfg(test)]
 pub fn build(world: &World) -> Model {
+    build_with(world, &Quarantine::new())
+}
+
+/// Builds every Gateway's configuration and every object's verdict, leaving
+/// out the quarantined objects.
+pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
     let mut model = Model::default();
     let index = services::ServiceIndex::new(world);
     for gateway in &world.gateways {
@@ -119,7 +131,14 @@ pub fn build(world: &World) -> Model {
         }
         let key = gateway_key(gateway);
         let mut config = gateways::listeners(gateway);
-        mappings::add_routes(world, gateway, &index, &mut config, &mut model.verdicts);
+        mappings::add_routes(
+            world,
+            gateway,
+            &index,
+            quarantine,
+            &mut config,
+            &mut model.verdicts,
+        );
         gateways::add_tls(world, gateway, &mut config, &mut model.verdicts);
         gateways::add_services(world, gateway, &index, &mut config, &mut model.verdicts);
         model.gateways.insert(key, config);

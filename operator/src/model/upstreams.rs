@@ -121,8 +121,12 @@ mod tests {
 
     #[test]
     fn broken_references_say_what_is_wrong() {
-        assert!(parse("quote:", "x").unwrap_err().contains("names no port"));
-        assert!(parse("http://:80", "x").unwrap_err().contains("no host"));
+        assert!(
+            parse("quote:", "x")
+                .expect_err("no port")
+                .contains("names no port")
+        );
+        assert!(parse("http://:80", "x").expect_err("no host").contains("no host"));
         assert!(parse("quote:0", "x").is_err());
     }
 }

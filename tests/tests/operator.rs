@@ -1,0 +1,461 @@
+//! The operator end to end: `kubectl apply` a Mapping, and Envoy routes to
+//! the Service within moments while the conditions and Events tell the story.
+
+use std::time::{Duration, Instant};
+
+use legate_tests::api::{apply, get, install_crds, wait_condition};
+use legate_tests::http::HttpClient;
+use legate_tests::net::{eventually, free_port, loopback};
+use legate_tests::operator::{SharedOperator, envoy_for_gateway};
+use legate_tests::{Envoy, TestEnv, TestHost};
+use serde_json::{Value, json};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One test's world: a namespace, a Gateway that admits only this namespace,
+/// an Envoy standing in for its pod, and a Service backed by an echo server
+/// on a test host.
+struct Stage {
+    env: TestEnv,
+    port: u16,
+    envoy: Envoy,
+    _host: TestHost,
+    _echoes: Vec<legate_tests::EchoServer>,
+}
+
+impl Stage {
+    async fn new() -> Stage {
+        let env = TestEnv::new().await;
+        install_crds(&env.client).await;
+        SharedOperator::get(env.control_plane);
+        let host = TestHost::create().unwrap_or_else(|e| panic!("{e}"));
+        let echo = host.start_echo("quote-1", 8080).unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
+        let stage_yaml = json!({
+            "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway",
+            "metadata": { "name": "edge" },
+            "spec": {
+                "serviceType": "ClusterIP", "replicas": 1,
+                "listeners": [{ "name": "http", "port": port, "protocol": "HTTP" }],
+                "allowedRoutes": { "namespaces": { "from": "Same" } },
+            }
+        });
+        apply(&env.client, &env.namespace, &stage_yaml)
+            .await
+            .expect("the Gateway applies");
+        Stage::service(&env, "quote", &host.addr().to_string()).await;
+        let envoy = envoy_for_gateway(&env.client, &env.namespace, "edge", "edge-local-1").await;
+        Stage {
+            env,
+            port,
+            envoy,
+            _host: host,
+            _echoes: vec![echo],
+        }
+    }
+
+    /// A selector-less Service with one EndpointSlice (as the EndpointSlice
+    /// controller would write for pods) pointing at `address:8080`.
+    async fn service(env: &TestEnv, name: &str, address: &str) {
+        let service = json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": { "name": name },
+            "spec": { "ports": [{ "name": "http", "port": 80, "targetPort": 8080 }] }
+        });
+        apply(&env.client, &env.namespace, &service)
+            .await
+            .expect("the Service applies");
+        Stage::slice(env, name, &[(address, true)]).await;
+    }
+
+    async fn slice(env: &TestEnv, service: &str, endpoints: &[(&str, bool)]) {
+        let endpoints: Vec<Value> = endpoints
+            .iter()
+            .map(|(a, ready)| json!({ "addresses": [a], "conditions": { "ready": ready } }))
+            .collect();
+        let slice = json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": { "name": format!("{service}-1"), "labels": { "kubernetes.io/service-name": service } },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{ "name": "http", "port": 8080, "protocol": "TCP" }]
+        });
+        apply(&env.client, &env.namespace, &slice)
+            .await
+            .expect("the EndpointSlice applies");
+    }
+
+    async fn mapping(&self, name: &str, spec: Value) {
+        let object = json!({ "apiVersion": "legate.dev/v1alpha1", "kind": "Mapping", "metadata": { "name": name }, "spec": spec });
+        apply(&self.env.client, &self.env.namespace, &object)
+            .await
+            .unwrap_or_else(|e| panic!("Mapping {name} was refused: {e}"));
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", loopback(self.port))
+    }
+
+    async fn get(&self, path: &str) -> legate_tests::http::Response {
+        HttpClient::http1()
+            .get(&self.url(path), Some("shop.example.com"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.envoy.log_tail()))
+    }
+
+    /// Waits until `path` answers `status` and returns the answer.
+    async fn until_status(&self, path: &str, status: u16) -> legate_tests::http::Response {
+        let url = self.url(path);
+        eventually(&format!("GET {url} to answer {status}"), PATIENCE, || async {
+            let r = HttpClient::http1()
+                .get(&url, Some("shop.example.com"))
+                .await
+                .ok()?;
+            (r.status == status).then_some(r)
+        })
+        .await
+    }
+
+    /// Waits until condition `type_` has `reason`.
+    async fn condition_reason(&self, kind: &str, name: &str, type_: &str, reason: &str) -> Value {
+        let what = format!("{kind} {name} to have {type_} with reason {reason}");
+        eventually(&what, PATIENCE, || async {
+            let object = get(
+                &self.env.client,
+                &self.env.namespace,
+                "legate.dev/v1alpha1",
+                kind,
+                name,
+            )
+            .await
+            .ok()??;
+            let conditions = object.data["status"]["conditions"].as_array()?.clone();
+            conditions
+                .into_iter()
+                .find(|c| c["type"] == type_ && c["reason"] == reason)
+        })
+        .await
+    }
+
+    async fn condition(&self, kind: &str, name: &str, type_: &str, status: &str) -> Value {
+        wait_condition(
+            &self.env.client,
+            &self.env.namespace,
+            kind,
+            name,
+            type_,
+            status,
+            PATIENCE,
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn an_applied_mapping_answers_through_envoy_and_says_programmed() {
+    let stage = Stage::new().await;
+    let applied = Instant::now();
+    stage
+        .mapping("quote", json!({ "prefix": "/backend/", "service": "quote" }))
+        .await;
+    let response = stage.until_status("/backend/probe", 200).await;
+    eprintln!(
+        "apply → first 200 through Envoy: {} ms",
+        applied.elapsed().as_millis()
+    );
+    let echo = response.echo();
+    assert_eq!(echo.backend, "quote-1");
+    assert_eq!(
+        echo.path, "/probe",
+        "the default rewrite replaces the prefix with /"
+    );
+    assert_eq!(echo.header("x-envoy-original-path"), Some("/backend/probe"));
+
+    for type_ in ["Accepted", "ResolvedRefs", "Programmed"] {
+        let c = stage.condition("Mapping", "quote", type_, "True").await;
+        assert_eq!(c["observedGeneration"], 1, "{type_}: {c}");
+    }
+    let gateway = stage.condition("Gateway", "edge", "Programmed", "True").await;
+    assert!(
+        gateway["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 connected"),
+        "{gateway}"
+    );
+
+    let describe =
+        stage
+            .env
+            .control_plane
+            .kubectl(&["describe", "mapping", "quote", "-n", &stage.env.namespace]);
+    for expected in [
+        "Accepted",
+        "ResolvedRefs",
+        "Programmed",
+        "Every connected Envoy runs generation 1",
+        "Events:",
+    ] {
+        assert!(
+            describe.contains(expected),
+            "kubectl describe lacks {expected:?}:\n{describe}"
+        );
+    }
+    assert!(
+        describe.contains("Normal   Programmed") || describe.contains("Normal  Programmed"),
+        "an Event says Programmed:\n{describe}"
+    );
+}
+
+#[tokio::test]
+async fn changing_a_mapping_changes_routing_and_deleting_it_stops_it_first() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("quote", json!({ "prefix": "/v1/", "service": "quote" }))
+        .await;
+    stage.until_status("/v1/x", 200).await;
+
+    stage
+        .mapping("quote", json!({ "prefix": "/v2/", "service": "quote" }))
+        .await;
+    stage.until_status("/v2/x", 200).await;
+    assert_eq!(
+        stage.get("/v1/x").await.status,
+        404,
+        "the old prefix no longer routes"
+    );
+    let c = stage.condition("Mapping", "quote", "Programmed", "True").await;
+    assert_eq!(c["observedGeneration"], 2);
+
+    let mappings = stage
+        .env
+        .control_plane
+        .kubectl_command(&[
+            "delete",
+            "mapping",
+            "quote",
+            "-n",
+            &stage.env.namespace,
+            "--wait=false",
+        ])
+        .output()
+        .expect("kubectl delete");
+    assert!(mappings.status.success());
+    // The object goes away only once Envoy has stopped routing it: the moment it
+    // is gone, the route must already answer 404.
+    eventually("Mapping quote to be gone", PATIENCE, || async {
+        get(
+            &stage.env.client,
+            &stage.env.namespace,
+            "legate.dev/v1alpha1",
+            "Mapping",
+            "quote",
+        )
+        .await
+        .ok()
+        .and_then(|o| o.is_none().then_some(()))
+    })
+    .await;
+    assert_eq!(
+        stage.get("/v2/x").await.status,
+        404,
+        "deleted means no longer routed"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_backend_answers_503_and_says_backend_not_found() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("ghost", json!({ "prefix": "/ghost/", "service": "ghost" }))
+        .await;
+    let c = stage.condition("Mapping", "ghost", "ResolvedRefs", "False").await;
+    assert_eq!(c["reason"], "BackendNotFound");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ghost does not exist"),
+        "{c}"
+    );
+    stage.until_status("/ghost/x", 503).await;
+}
+
+#[tokio::test]
+async fn a_regex_that_does_not_compile_is_invalid_and_others_keep_working() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("quote", json!({ "prefix": "/backend/", "service": "quote" }))
+        .await;
+    stage
+        .mapping(
+            "orders",
+            json!({ "pathRegex": "^/orders/([0-9]+$", "service": "quote" }),
+        )
+        .await;
+    let c = stage.condition("Mapping", "orders", "Accepted", "False").await;
+    assert_eq!(c["reason"], "Invalid");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.pathRegex"),
+        "{c}"
+    );
+    stage.until_status("/backend/x", 200).await;
+}
+
+#[tokio::test]
+async fn a_second_namespace_claiming_the_same_route_is_conflicted_and_gets_no_traffic() {
+    let stage = Stage::new().await;
+    // Let a second namespace attach to this test's Gateway, by label.
+    let label = stage.env.namespace.clone();
+    let other = TestEnv::new().await;
+    stage.env.control_plane.kubectl(&[
+        "label",
+        "namespace",
+        &other.namespace,
+        &format!("legate-test-peer={label}"),
+    ]);
+    stage.env.control_plane.kubectl(&[
+        "label",
+        "namespace",
+        &stage.env.namespace,
+        &format!("legate-test-peer={label}"),
+    ]);
+    let gateway = json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway", "metadata": { "name": "edge" },
+        "spec": { "serviceType": "ClusterIP", "replicas": 1,
+                  "listeners": [{ "name": "http", "port": stage.port, "protocol": "HTTP" }],
+                  "allowedRoutes": { "namespaces": { "from": "Selector", "selector": { "matchLabels": { "legate-test-peer": label } } } } }
+    });
+    apply(&stage.env.client, &stage.env.namespace, &gateway)
+        .await
+        .expect("the Gateway applies");
+    stage.mapping("shop", json!({ "hostname": "shop.example.com", "prefix": "/", "service": "quote", "gateways": [{ "name": "edge" }] })).await;
+    stage.until_status("/", 200).await;
+
+    let intruder = json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Mapping", "metadata": { "name": "shop" },
+        "spec": { "hostname": "shop.example.com", "prefix": "/", "service": "elsewhere",
+                  "gateways": [{ "name": "edge", "namespace": stage.env.namespace }] }
+    });
+    apply(&other.client, &other.namespace, &intruder)
+        .await
+        .expect("the intruder applies");
+    let c = wait_condition(
+        &other.client,
+        &other.namespace,
+        "Mapping",
+        "shop",
+        "Accepted",
+        "False",
+        PATIENCE,
+    )
+    .await;
+    assert_eq!(c["reason"], "Conflicted");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("{}/shop", stage.env.namespace)),
+        "{c}"
+    );
+    for _ in 0..20 {
+        assert_eq!(
+            stage.get("/").await.echo().backend,
+            "quote-1",
+            "the older Mapping keeps all traffic"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_mapping_that_envoy_rejects_is_rejected_and_envoy_keeps_the_rest() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("quote", json!({ "prefix": "/backend/", "service": "quote" }))
+        .await;
+    stage.until_status("/backend/x", 200).await;
+    // Valid RE2, but far above Envoy's default regex program size limit (100):
+    // the API server and the operator accept it, Envoy refuses it.
+    stage
+        .mapping(
+            "greedy",
+            json!({ "pathRegex": "^/(a{1,50}b{1,50}c{1,50}){1,10}$", "service": "quote" }),
+        )
+        .await;
+    let rejected = stage
+        .condition_reason("Mapping", "greedy", "Programmed", "Rejected")
+        .await;
+    assert_eq!(rejected["status"], "False");
+    let message = rejected["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("program size"),
+        "the condition quotes Envoy: {message}"
+    );
+    let describe =
+        stage
+            .env
+            .control_plane
+            .kubectl(&["describe", "mapping", "greedy", "-n", &stage.env.namespace]);
+    assert!(
+        describe.contains("Warning  Rejected"),
+        "a Warning Event says Rejected:\n{describe}"
+    );
+    stage.until_status("/backend/x", 200).await;
+    let quote = stage.condition("Mapping", "quote", "Programmed", "True").await;
+    assert_eq!(quote["reason"], "Programmed");
+}
+
+#[tokio::test]
+async fn endpoint_changes_reach_envoy_without_a_listener_or_route_push() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("quote", json!({ "prefix": "/backend/", "service": "quote" }))
+        .await;
+    stage.until_status("/backend/x", 200).await;
+    stage.condition("Mapping", "quote", "Programmed", "True").await;
+    let lds = stage.envoy.stat("listener_manager.lds.update_success").await;
+    let rds_before = route_updates(&stage.envoy).await;
+
+    // A second backend appears on another test host, then the first turns not ready.
+    let second = TestHost::create().unwrap_or_else(|e| panic!("{e}"));
+    let _echo = second
+        .start_echo("quote-2", 8080)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = stage._host.addr().to_string();
+    let second_addr = second.addr().to_string();
+    Stage::slice(&stage.env, "quote", &[(&first, true), (&second_addr, true)]).await;
+    eventually("both backends to answer", PATIENCE, || async {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..20 {
+            seen.insert(stage.get("/backend/x").await.echo().backend);
+        }
+        (seen.len() == 2).then_some(())
+    })
+    .await;
+    Stage::slice(&stage.env, "quote", &[(&first, false), (&second_addr, true)]).await;
+    eventually("only quote-2 to answer", PATIENCE, || async {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..10 {
+            seen.insert(stage.get("/backend/x").await.echo().backend);
+        }
+        (seen.len() == 1 && seen.contains("quote-2")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        stage.envoy.stat("listener_manager.lds.update_success").await,
+        lds,
+        "no listener push"
+    );
+    assert_eq!(route_updates(&stage.envoy).await, rds_before, "no route push");
+}
+
+/// Successful RDS updates across every route configuration.
+async fn route_updates(envoy: &Envoy) -> u64 {
+    let text = envoy.admin_get("/stats?filter=rds\\..*\\.update_success").await;
+    text.lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
+}
