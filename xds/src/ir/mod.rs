@@ -9,6 +9,7 @@ mod listener;
 mod route;
 mod services;
 mod upstream;
+mod validate;
 
 pub use identity::ObjectRef;
 pub use listener::{Listener, ListenerProtocol, Secret, SecretMaterial, ServerTls, TlsVersion};
@@ -21,3 +22,4 @@ pub use services::{AuthProtocol, AuthService, RateLimitService};
 pub use upstream::{
     CircuitBreakers, Discovery, Endpoint, LoadBalancing, Upstream, UpstreamProtocol, UpstreamTls,
 };
+pub use validate::InvalidRoute;

@@ -48,6 +48,9 @@ pub struct Ack {
     /// The resources the response carried, with their versions.
     pub resources: Vec<(Arc<str>, Arc<str>)>,
     pub removed: Vec<Arc<str>>,
+    /// The response listed every resource of its type the proxy holds
+    /// (state-of-the-world LDS and CDS): anything not in it is gone.
+    pub complete: bool,
     /// The objects whose configuration this response added or changed: they
     /// are now programmed on this proxy (at the generation shown).
     pub programmed: Vec<ObjectRef>,

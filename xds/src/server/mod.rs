@@ -3,7 +3,9 @@
 mod events;
 mod service;
 mod stream;
+mod tracker;
 
 pub use events::{Ack, ProxyId, Rejection, XdsEvent};
 pub use service::{AdsServer, ServeError};
 pub use stream::{Protocol, Request, Response, Step, StreamState};
+pub use tracker::{ProxyStatus, ProxyTracker};

@@ -371,6 +371,7 @@ impl StreamState {
                         .map(|r| (r.name.clone(), r.version.clone()))
                         .collect(),
                     removed: flight.removals,
+                    complete: flight.complete,
                     programmed,
                 }));
             }

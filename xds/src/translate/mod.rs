@@ -54,6 +54,18 @@ pub enum Change {
     SetRateLimit(Option<ir::RateLimitService>),
 }
 
+/// A change the translator refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidChange {
+    #[error("{object}: {reason}")]
+    Route {
+        route: ir::RouteId,
+        object: ir::ObjectRef,
+        #[source]
+        reason: ir::InvalidRoute,
+    },
+}
+
 #[derive(Debug)]
 struct TranslatedRoute {
     ir: ir::Route,
@@ -103,16 +115,29 @@ impl Translator {
         Translator::default()
     }
 
-    /// Applies `changes` and returns the resources that changed.
+    /// Applies `changes` and returns the resources that changed. A change that
+    /// [`Translator::apply`] refuses is skipped with a warning; callers that
+    /// report errors to users call `apply` and `flush` themselves.
     pub fn translate(&mut self, changes: impl IntoIterator<Item = Change>) -> Vec<ResourceUpdate> {
         for change in changes {
-            self.apply(change);
+            if let Err(e) = self.apply(change) {
+                tracing::warn!(error = %e, "skipping an invalid change");
+            }
         }
         self.flush()
     }
 
     /// Records one change; nothing is encoded until [`Translator::flush`].
-    pub fn apply(&mut self, change: Change) {
+    /// An invalid route is refused, and the route's previous version (if
+    /// any) stays in place, as Envoy keeps its last good configuration.
+    pub fn apply(&mut self, change: Change) -> Result<(), InvalidChange> {
+        if let Change::UpsertRoute(r) = &change {
+            r.validate().map_err(|reason| InvalidChange::Route {
+                route: r.id.clone(),
+                object: r.origin.clone(),
+                reason,
+            })?;
+        }
         match change {
             Change::UpsertListener(l) => {
                 if self.listeners.get(&l.name) != Some(&l) {
@@ -172,6 +197,7 @@ impl Translator {
                 }
             }
         }
+        Ok(())
     }
 
     fn upsert_route(&mut self, r: ir::Route) {

@@ -620,3 +620,24 @@ fn removing_a_listener_removes_its_listener_and_route_config() {
         ]
     );
 }
+
+#[test]
+fn an_invalid_route_is_refused_and_its_previous_version_stays() {
+    let mut t = Translator::new();
+    t.translate(
+        base()
+            .into_iter()
+            .chain([Change::UpsertRoute(sample::route("r", "*", "/ok", "u"))]),
+    );
+    let mut bad = sample::route("r", "*", "no-slash", "u");
+    bad.origin = bad.origin.at_generation(2);
+    let err = t
+        .apply(Change::UpsertRoute(bad))
+        .expect_err("a relative path is refused");
+    assert_eq!(
+        err.to_string(),
+        "Mapping default/r (generation 2): path \"no-slash\" must start with '/'"
+    );
+    assert!(t.flush().is_empty(), "nothing changed");
+    assert_eq!(t.route_count(), 1);
+}
