@@ -194,6 +194,7 @@ in_both_protocols!(
     a_refused_update_is_reported_and_envoy_keeps_serving,
     no_request_fails_while_routes_come_and_go,
     a_thousand_routes_on_two_hundred_hostnames_all_answer,
+    an_https_listener_gets_its_certificate_over_sds,
 );
 
 async fn a_route_works(protocol: Protocol) {
@@ -426,4 +427,87 @@ async fn a_thousand_routes_on_two_hundred_hostnames_all_answer(protocol: Protoco
         wrong.len(),
         &wrong[..wrong.len().min(3)]
     );
+}
+
+/// A throwaway self-signed certificate for `shop.example.com`, for tests only
+/// (made with `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1
+/// -nodes -days 36500 -subj /CN=shop.example.com`).
+const TEST_ONLY_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBqTCCAVCgAwIBAgIUF0mW/6nV4dWj6Dr1vx4zrR6sp9cwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQc2hvcC5leGFtcGxlLmNvbTAgFw0yNjExMjcwNzIzMjZaGA8y
+MTI2MTEwMzA3MjMyNlowGzEZMBcGA1UEAwwQc2hvcC5leGFtcGxlLmNvbTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABIruqysAZMwrCLLrLv16NBlj7e2p/J9A3d16
+v5kLaHB5LV5LkFoDXPc8BCM8FArIxNlysFNc+3oQDx+7L/Pxt4ujcDBuMB0GA1Ud
+DgQWBBRG33D3/ReTLu+wudG5WeiqWjaP0TAfBgNVHSMEGDAWgBRG33D3/ReTLu+w
+udG5WeiqWjaP0TAPBgNVHRMBAf8EBTADAQH/MBsGA1UdEQQUMBKCEHNob3AuZXhh
+bXBsZS5jb20wCgYIKoZIzj0EAwIDRwAwRAIgE87b36KVgelhi23QUnJuxLTCwr2a
+0MBV7awbNfbhqUMCICqFHwcTGsN+XeVs4jBpIW7x14nIk8GSaoVVRT6RDlT4
+-----END CERTIFICATE-----
+";
+const TEST_ONLY_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgnXGekuHVhNqE9cey
++zcdDRJ+JOVDRM7QSoxKqxtjMQWhRANCAASK7qsrAGTMKwiy6y79ejQZY+3tqfyf
+QN3der+ZC2hweS1eS5BaA1z3PAQjPBQKyMTZcrBTXPt6EA8fuy/z8beL
+-----END PRIVATE KEY-----
+";
+
+async fn an_https_listener_gets_its_certificate_over_sds(protocol: Protocol) {
+    let echo = EchoServer::start("echo").await;
+    let https_port = free_port();
+    let tls_context = ObjectRef::new("TLSContext", "default", "shop-tls", 1);
+    let secret = |pem: &str| ir::Secret {
+        name: "default/shop-cert".into(),
+        origin: tls_context.clone(),
+        material: ir::SecretMaterial::Certificate {
+            chain_pem: pem.to_owned(),
+            key_pem: TEST_ONLY_KEY.to_owned(),
+        },
+    };
+    let mut rig = Rig::start(protocol, |_| {
+        let mut https = sample::listener("https", https_port);
+        https.protocol = ir::ListenerProtocol::Https;
+        https.tls = vec![ir::ServerTls {
+            origin: tls_context.clone(),
+            hostnames: vec!["shop.example.com".into()],
+            certificate: "default/shop-cert".into(),
+            client_ca: None,
+            alpn: vec!["h2".into(), "http/1.1".into()],
+            min_version: Some(ir::TlsVersion::V1_2),
+            max_version: None,
+        }];
+        let mut route = sample::route("shop", "shop.example.com", "/", "default/echo:80");
+        route.listener = "https".into();
+        let mut c = upstream_at("default/echo:80", echo.addr());
+        c.extend([
+            Change::UpsertSecret(secret(TEST_ONLY_CERT)),
+            Change::UpsertListener(https),
+            Change::UpsertRoute(route),
+        ]);
+        c
+    })
+    .await;
+    // The listener is active only once its certificate arrived over SDS.
+    let certs = eventually("the certificate is served", CONVERGE, || async {
+        let certs = rig.envoy.admin_get("/certs").await;
+        certs.contains("shop.example.com").then_some(certs)
+    })
+    .await;
+    assert!(
+        certs.contains("default/shop-cert") || certs.contains("shop.example.com"),
+        "{certs}"
+    );
+    let listeners = rig.envoy.admin_get("/listeners").await;
+    assert!(
+        listeners.contains(&format!("https::127.0.0.1:{https_port}")),
+        "{listeners}"
+    );
+
+    // A certificate Envoy cannot parse is refused and blamed on the TLSContext.
+    rig.change(vec![Change::UpsertSecret(secret(
+        "-----BEGIN CERTIFICATE-----\nnot a certificate\n",
+    ))]);
+    let rejection = rig.next_rejection().await;
+    eprintln!("Envoy refused the secret: {:?}", rejection.message);
+    assert_eq!(rejection.kind, legate_xds::resource::ResourceType::Secret);
+    assert_eq!(rejection.objects, [tls_context.clone()]);
 }

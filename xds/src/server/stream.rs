@@ -691,20 +691,27 @@ fn changed_objects(upserts: &[Arc<Resource>], applied: &BTreeMap<Arc<str>, Appli
 /// message (route and cluster names are derived from object identity), else
 /// the ones whose part changed in the refused response.
 fn blame(message: &str, refused: &[&Arc<Resource>], applied: &BTreeMap<Arc<str>, Applied>) -> Vec<ObjectRef> {
+    // Only identity-derived names (`Kind/namespace/name`, `namespace/name:port`)
+    // are distinctive enough to search for; a listener called `http` is not.
     let named = refused
         .iter()
         .flat_map(|r| r.origins())
-        .filter(|o| !o.part.is_empty() && message.contains(&*o.part))
+        .filter(|o| o.part.contains('/') && message.contains(&*o.part))
         .map(|o| o.object.clone());
     let named = dedup_objects(named);
     if !named.is_empty() {
         return named;
     }
-    dedup_objects(
+    let changed = dedup_objects(
         changed_parts(refused, applied)
             .into_iter()
             .map(|o| o.object.clone()),
-    )
+    );
+    if !changed.is_empty() {
+        return changed;
+    }
+    // Nothing to narrow it down to: everyone who contributed.
+    dedup_objects(refused.iter().flat_map(|r| r.origins()).map(|o| o.object.clone()))
 }
 
 fn dedup_objects(objects: impl Iterator<Item = ObjectRef>) -> Vec<ObjectRef> {

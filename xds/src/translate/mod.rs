@@ -272,12 +272,12 @@ impl Translator {
         let mut out = Vec::new();
         for name in dirty.secrets {
             out.push(match self.secrets.get(&name) {
-                Some(s) => upsert(Resource::new(
+                Some(s) => upsert(whole(
                     ResourceType::Secret,
                     &name,
                     secret::secret_proto(s).encode_to_vec(),
                     vec![],
-                    vec![origin(&s.origin, &name, 0)],
+                    vec![(&s.origin, &name)],
                 )),
                 None => ResourceUpdate::Remove(ResourceType::Secret, name.into()),
             });
@@ -293,14 +293,8 @@ impl Translator {
                 Some(u) if u.discovery == ir::Discovery::Endpoints => {
                     let eps = self.endpoints.get(&name).map(Vec::as_slice).unwrap_or_default();
                     let body = cluster::load_assignment(&name, eps).encode_to_vec();
-                    let origins = u.origins.iter().map(|o| origin(o, &name, 0)).collect();
-                    upsert(Resource::new(
-                        ResourceType::Endpoints,
-                        &name,
-                        body,
-                        vec![],
-                        origins,
-                    ))
+                    let origins = u.origins.iter().map(|o| (o, &name)).collect();
+                    upsert(whole(ResourceType::Endpoints, &name, body, vec![], origins))
                 }
                 _ => ResourceUpdate::Remove(ResourceType::Endpoints, name.into()),
             });
@@ -330,8 +324,8 @@ impl Translator {
         if u.discovery == ir::Discovery::Endpoints {
             references.push((ResourceType::Endpoints, Arc::from(u.name.as_str())));
         }
-        let origins = u.origins.iter().map(|o| origin(o, &u.name, 0)).collect();
-        Resource::new(
+        let origins = u.origins.iter().map(|o| (o, &u.name)).collect();
+        whole(
             ResourceType::Cluster,
             &u.name,
             proto.encode_to_vec(),
@@ -349,13 +343,13 @@ impl Translator {
         references.push((ResourceType::Route, route_config_name(&l.name).into()));
         let services = self.auth.iter().map(|a| (&a.upstream, &a.origin));
         let services = services.chain(self.rate_limit.iter().map(|r| (&r.upstream, &r.origin)));
-        let mut origins = vec![origin(&l.origin, &l.name, 0)];
-        origins.extend(l.tls.iter().map(|t| origin(&t.origin, &t.certificate, 0)));
+        let mut origins = vec![(&l.origin, &l.name)];
+        origins.extend(l.tls.iter().map(|t| (&t.origin, &t.certificate)));
         for (upstream, object) in services {
             references.push((ResourceType::Cluster, Arc::from(upstream.as_str())));
-            origins.push(origin(object, upstream, 0));
+            origins.push((object, upstream));
         }
-        Resource::new(
+        whole(
             ResourceType::Listener,
             &l.name,
             proto.encode_to_vec(),
@@ -412,12 +406,26 @@ fn upsert(r: Resource) -> ResourceUpdate {
     ResourceUpdate::Upsert(Arc::new(r))
 }
 
-fn origin(object: &ir::ObjectRef, part: &str, hash: u64) -> Origin {
-    Origin {
-        object: object.clone(),
-        part: part.into(),
-        hash,
-    }
+/// A resource whose every contributor owns all of it (a cluster, a secret, a
+/// listener): each origin's hash is the whole body's, so that any change of
+/// the resource counts as a change of each of them.
+fn whole(
+    kind: ResourceType,
+    name: &str,
+    body: Vec<u8>,
+    references: Vec<(ResourceType, Arc<str>)>,
+    contributors: Vec<(&ir::ObjectRef, &String)>,
+) -> Resource {
+    let hash = hash_bytes(&body);
+    let origins = contributors
+        .into_iter()
+        .map(|(object, part)| Origin {
+            object: object.clone(),
+            part: Arc::from(part.as_str()),
+            hash,
+        })
+        .collect();
+    Resource::new(kind, name, body, references, origins)
 }
 
 #[cfg(test)]

@@ -463,3 +463,38 @@ fn delta_removes_a_deleted_cluster_only_after_the_routes_stop_using_it() {
     let eds = only_delta(&step, EDS);
     assert_eq!(eds.removed_resources, ["default/svc-1:8080"]);
 }
+
+#[test]
+fn a_nack_that_names_a_route_is_blamed_on_that_route_only() {
+    let (mut t, snap) = world(4);
+    let mut s = connected_sotw(snap.clone());
+    // Two Mappings change at once; Envoy's message names one of them.
+    let next = apply(
+        &mut t,
+        &snap,
+        vec![
+            Change::UpsertRoute(sample::route(
+                "one",
+                "host-0.example.com",
+                "/one",
+                "default/svc-0:8080",
+            )),
+            Change::UpsertRoute(sample::route(
+                "two",
+                "host-1.example.com",
+                "/two",
+                "default/svc-0:8080",
+            )),
+        ],
+    );
+    let rds = only_sotw(&s.on_snapshot(next), RDS);
+    let message = "route Mapping/default/two: invalid http header in request_headers_to_add";
+    let step = s.on_request(nack(RDS, &["http"], "previous", &rds.nonce, message));
+    let [XdsEvent::Rejected(rejection)] = &step.events[..] else {
+        panic!("expected a rejection, got {:?}", step.events)
+    };
+    assert_eq!(
+        rejection.objects,
+        [ObjectRef::new("Mapping", "default", "two", 1)]
+    );
+}
