@@ -259,6 +259,35 @@ async fn a_nack_names_the_object_and_the_proxy_keeps_its_version() {
 }
 
 #[tokio::test]
+async fn sotw_reconnect_with_the_current_version_gets_only_later_changes() {
+    let mut cp = ControlPlane::start().await;
+    let mut p = SotwProxy::connect(&cp, "envoy-a", ResourceType::Cluster, "").await;
+    let cds = p.recv().await;
+    p.ack(&cds, &[]).await;
+    drop(p);
+
+    // Envoy reconnects and says which CDS version it has: nothing to resend.
+    // Requests are handled in order, so the EDS answer proves that no CDS
+    // answer came before it.
+    let mut p = SotwProxy::connect(&cp, "envoy-a", ResourceType::Cluster, &cds.version_info).await;
+    p.send(ResourceType::Endpoints, &SVCS[..1], "", "", None).await;
+    let first = p.recv().await;
+    assert_eq!(
+        first.type_url,
+        ResourceType::Endpoints.type_url(),
+        "no CDS repeat"
+    );
+
+    let mut slow = sample::upstream("default/svc-0:8080");
+    slow.connect_timeout = Duration::from_secs(8);
+    cp.change(vec![Change::UpsertUpstream(slow)]);
+    let next = p.recv().await;
+    assert_eq!(next.type_url, ResourceType::Cluster.type_url());
+    assert_ne!(next.version_info, cds.version_info);
+    assert_eq!(sotw_names(&next), SVCS, "CDS responses list every cluster");
+}
+
+#[tokio::test]
 async fn the_first_request_must_name_the_gateway() {
     let cp = ControlPlane::start().await;
     let (tx, requests) = mpsc::channel(1);
