@@ -195,6 +195,7 @@ in_both_protocols!(
     no_request_fails_while_routes_come_and_go,
     a_thousand_routes_on_two_hundred_hostnames_all_answer,
     an_https_listener_gets_its_certificate_over_sds,
+    a_tcp_route_proxies_a_port_to_its_upstream,
 );
 
 async fn a_route_works(protocol: Protocol) {
@@ -426,6 +427,50 @@ async fn a_thousand_routes_on_two_hundred_hostnames_all_answer(protocol: Protoco
         "{} routes did not answer, e.g. {:?}",
         wrong.len(),
         &wrong[..wrong.len().min(3)]
+    );
+}
+
+async fn a_tcp_route_proxies_a_port_to_its_upstream(protocol: Protocol) {
+    let echo = EchoServer::start("echo-tcp").await;
+    let tcp_port = free_port();
+    let rig = Rig::start(protocol, |_| {
+        let mut tcp = sample::listener("tcp", tcp_port);
+        tcp.protocol = ir::ListenerProtocol::Tcp;
+        let origin = ObjectRef::new("TCPMapping", "default", "raw", 1);
+        let mut c = upstream_at("default/echo-tcp:80", echo.addr());
+        c.extend([
+            Change::UpsertListener(tcp),
+            Change::UpsertTcpRoute(ir::TcpRoute {
+                id: RouteId::of(&origin),
+                origin,
+                listener: "tcp".into(),
+                sni: vec![],
+                upstream: "default/echo-tcp:80".into(),
+                idle_timeout: None,
+            }),
+        ]);
+        c
+    })
+    .await;
+    // HTTP bytes pass through the TCP proxy untouched: the echo server sees
+    // the request as the client sent it.
+    let r = eventually("the TCP listener answers", CONVERGE, || async {
+        rig.client
+            .get(
+                &format!("http://{}/raw/path", loopback(tcp_port)),
+                Some("anything.example"),
+            )
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(r.status, 200);
+    let reply = r.echo();
+    assert_eq!(reply.backend, "echo-tcp");
+    assert_eq!(reply.path, "/raw/path");
+    assert!(
+        reply.header("x-request-id").is_none(),
+        "no HTTP processing in Envoy"
     );
 }
 

@@ -21,6 +21,17 @@ pub struct Listener {
 pub enum ListenerProtocol {
     Http,
     Https,
+    /// Plain TCP, proxied to one upstream ([`super::TcpRoute`]).
+    Tcp,
+    /// TLS passed through by SNI, undecrypted ([`super::TcpRoute::sni`]).
+    Tls,
+}
+
+impl ListenerProtocol {
+    /// HTTP listeners carry routes (RDS); TCP and TLS listeners carry TCP routes.
+    pub fn is_http(self) -> bool {
+        matches!(self, ListenerProtocol::Http | ListenerProtocol::Https)
+    }
 }
 
 /// A certificate for a set of hostnames (a TLSContext).

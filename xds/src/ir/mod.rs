@@ -8,6 +8,7 @@ mod identity;
 mod listener;
 mod route;
 mod services;
+mod tcp;
 mod upstream;
 mod validate;
 
@@ -19,6 +20,7 @@ pub use route::{
     WeightedUpstream,
 };
 pub use services::{AuthProtocol, AuthService, RateLimitService};
+pub use tcp::TcpRoute;
 pub use upstream::{
     CircuitBreakers, Discovery, Endpoint, LoadBalancing, Upstream, UpstreamProtocol, UpstreamTls,
 };

@@ -3,7 +3,11 @@
 use envoy_types::pb::envoy::config::core::v3::{
     Address, SocketAddress, TransportSocket, address, socket_address, transport_socket,
 };
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, FilterChainMatch, Listener, filter};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
+};
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, TlsParameters, common_tls_context,
     tls_parameters::TlsProtocol,
@@ -12,6 +16,7 @@ use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
 use super::filters::{self, ads};
+use super::route::duration;
 use crate::ir;
 
 /// The name of the route configuration of a listener. One per listener: the
@@ -20,12 +25,17 @@ pub fn route_config_name(listener: &str) -> String {
     listener.to_owned()
 }
 
-/// The listener, and the names of the SDS secrets it needs.
+/// The listener, and the names of the SDS secrets it needs. `tcp_routes` are
+/// the TCP routes attached to it, in id order.
 pub fn listener_proto(
     l: &ir::Listener,
     auth: Option<&ir::AuthService>,
     rate_limit: Option<&ir::RateLimitService>,
+    tcp_routes: &[&ir::TcpRoute],
 ) -> (Listener, Vec<String>) {
+    if !l.protocol.is_http() {
+        return (tcp_listener(l, tcp_routes), Vec::new());
+    }
     let hcm = filters::connection_manager(&l.name, &route_config_name(&l.name), auth, rate_limit);
     let hcm_filter = Filter {
         name: filters::HCM.into(),
@@ -37,6 +47,7 @@ pub fn listener_proto(
             filters: vec![hcm_filter],
             ..FilterChain::default()
         }],
+        ir::ListenerProtocol::Tcp | ir::ListenerProtocol::Tls => unreachable!("handled above"),
         ir::ListenerProtocol::Https => l
             .tls
             .iter()
@@ -64,6 +75,60 @@ pub fn listener_proto(
         ..Listener::default()
     };
     (listener, secrets)
+}
+
+/// A TCP listener proxies to one upstream; a TLS listener picks one by SNI.
+/// Two routes with the same SNI names (or two without) would be an Envoy
+/// error, so only the first of them, in id order, is kept.
+fn tcp_listener(l: &ir::Listener, routes: &[&ir::TcpRoute]) -> Listener {
+    let by_sni = l.protocol == ir::ListenerProtocol::Tls;
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    let mut filter_chains = Vec::new();
+    for r in routes {
+        let mut sni = if by_sni { r.sni.clone() } else { Vec::new() };
+        sni.sort();
+        if seen.contains(&sni) {
+            tracing::warn!(route = %r.id, listener = %l.name, "a TCP route with the same match comes first; ignoring it");
+            continue;
+        }
+        seen.push(sni.clone());
+        let proxy = TcpProxy {
+            stat_prefix: r.id.as_str().to_owned(),
+            cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(r.upstream.clone())),
+            idle_timeout: r.idle_timeout.map(duration),
+            ..TcpProxy::default()
+        };
+        filter_chains.push(FilterChain {
+            name: r.id.as_str().to_owned(),
+            filter_chain_match: (!sni.is_empty()).then(|| FilterChainMatch {
+                server_names: sni,
+                ..FilterChainMatch::default()
+            }),
+            filters: vec![Filter {
+                name: "envoy.filters.network.tcp_proxy".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack_any(proxy))),
+            }],
+            ..FilterChain::default()
+        });
+    }
+    let listener_filters = if by_sni {
+        vec![ListenerFilter {
+            name: "envoy.filters.listener.tls_inspector".into(),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+                TlsInspector::default(),
+            ))),
+            ..ListenerFilter::default()
+        }]
+    } else {
+        Vec::new()
+    };
+    Listener {
+        name: l.name.clone(),
+        address: Some(socket(&l.address.to_string(), l.port)),
+        filter_chains,
+        listener_filters,
+        ..Listener::default()
+    }
 }
 
 pub fn socket(ip: &str, port: u16) -> Address {

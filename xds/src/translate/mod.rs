@@ -41,6 +41,8 @@ pub enum Change {
     RemoveListener(String),
     UpsertRoute(ir::Route),
     RemoveRoute(ir::RouteId),
+    UpsertTcpRoute(ir::TcpRoute),
+    RemoveTcpRoute(ir::RouteId),
     UpsertUpstream(ir::Upstream),
     RemoveUpstream(String),
     /// The endpoints of an upstream: the fast path, which touches EDS only.
@@ -101,6 +103,9 @@ struct Dirty {
 pub struct Translator {
     listeners: BTreeMap<String, ir::Listener>,
     routes: HashMap<ir::RouteId, TranslatedRoute>,
+    tcp_routes: BTreeMap<ir::RouteId, ir::TcpRoute>,
+    /// Listeners whose route config was emitted (and must be removed with them).
+    route_configs: BTreeSet<String>,
     by_listener: BTreeMap<String, ListenerRoutes>,
     upstreams: BTreeMap<String, ir::Upstream>,
     endpoints: HashMap<String, Vec<ir::Endpoint>>,
@@ -154,6 +159,19 @@ impl Translator {
             }
             Change::UpsertRoute(r) => self.upsert_route(r),
             Change::RemoveRoute(id) => self.remove_route(&id),
+            Change::UpsertTcpRoute(r) => {
+                if self.tcp_routes.get(&r.id) != Some(&r) {
+                    self.dirty.listeners.insert(r.listener.clone());
+                    if let Some(old) = self.tcp_routes.insert(r.id.clone(), r) {
+                        self.dirty.listeners.insert(old.listener);
+                    }
+                }
+            }
+            Change::RemoveTcpRoute(id) => {
+                if let Some(old) = self.tcp_routes.remove(&id) {
+                    self.dirty.listeners.insert(old.listener);
+                }
+            }
             Change::UpsertUpstream(u) => {
                 if self.upstreams.get(&u.name) != Some(&u) {
                     self.dirty.clusters.insert(u.name.clone());
@@ -277,7 +295,7 @@ impl Translator {
                     &name,
                     secret::secret_proto(s).encode_to_vec(),
                     vec![],
-                    vec![(&s.origin, &name)],
+                    vec![(&s.origin, name.as_str())],
                 )),
                 None => ResourceUpdate::Remove(ResourceType::Secret, name.into()),
             });
@@ -293,7 +311,7 @@ impl Translator {
                 Some(u) if u.discovery == ir::Discovery::Endpoints => {
                     let eps = self.endpoints.get(&name).map(Vec::as_slice).unwrap_or_default();
                     let body = cluster::load_assignment(&name, eps).encode_to_vec();
-                    let origins = u.origins.iter().map(|o| (o, &name)).collect();
+                    let origins = u.origins.iter().map(|o| (o, name.as_str())).collect();
                     upsert(whole(ResourceType::Endpoints, &name, body, vec![], origins))
                 }
                 _ => ResourceUpdate::Remove(ResourceType::Endpoints, name.into()),
@@ -306,11 +324,16 @@ impl Translator {
             });
         }
         for name in dirty.route_configs {
-            out.push(if self.listeners.contains_key(&name) {
-                upsert(self.route_config_resource(&name))
-            } else {
-                ResourceUpdate::Remove(ResourceType::Route, route_config_name(&name).into())
-            });
+            let http = self.listeners.get(&name).is_some_and(|l| l.protocol.is_http());
+            if http {
+                out.push(upsert(self.route_config_resource(&name)));
+                self.route_configs.insert(name);
+            } else if self.route_configs.remove(&name) {
+                out.push(ResourceUpdate::Remove(
+                    ResourceType::Route,
+                    route_config_name(&name).into(),
+                ));
+            }
         }
         out
     }
@@ -324,7 +347,7 @@ impl Translator {
         if u.discovery == ir::Discovery::Endpoints {
             references.push((ResourceType::Endpoints, Arc::from(u.name.as_str())));
         }
-        let origins = u.origins.iter().map(|o| (o, &u.name)).collect();
+        let origins = u.origins.iter().map(|o| (o, u.name.as_str())).collect();
         whole(
             ResourceType::Cluster,
             &u.name,
@@ -335,19 +358,35 @@ impl Translator {
     }
 
     fn listener_resource(&self, l: &ir::Listener) -> Resource {
-        let (proto, secrets) = listener::listener_proto(l, self.auth.as_ref(), self.rate_limit.as_ref());
+        let tcp_routes: Vec<&ir::TcpRoute> = self
+            .tcp_routes
+            .values()
+            .filter(|r| r.listener == l.name)
+            .collect();
+        let (proto, secrets) =
+            listener::listener_proto(l, self.auth.as_ref(), self.rate_limit.as_ref(), &tcp_routes);
         let mut references: Vec<(ResourceType, Arc<str>)> = secrets
             .iter()
             .map(|s| (ResourceType::Secret, Arc::from(s.as_str())))
             .collect();
-        references.push((ResourceType::Route, route_config_name(&l.name).into()));
+        let mut origins = vec![(&l.origin, l.name.as_str())];
+        let http = l.protocol.is_http();
+        if http {
+            references.push((ResourceType::Route, route_config_name(&l.name).into()));
+        }
+        for r in if http { &[][..] } else { &tcp_routes[..] } {
+            references.push((ResourceType::Cluster, Arc::from(r.upstream.as_str())));
+            origins.push((&r.origin, r.id.as_str()));
+        }
+        // Filters call these services on every HTTP listener.
         let services = self.auth.iter().map(|a| (&a.upstream, &a.origin));
-        let services = services.chain(self.rate_limit.iter().map(|r| (&r.upstream, &r.origin)));
-        let mut origins = vec![(&l.origin, &l.name)];
-        origins.extend(l.tls.iter().map(|t| (&t.origin, &t.certificate)));
+        let services = services
+            .chain(self.rate_limit.iter().map(|r| (&r.upstream, &r.origin)))
+            .filter(|_| http);
+        origins.extend(l.tls.iter().map(|t| (&t.origin, t.certificate.as_str())));
         for (upstream, object) in services {
             references.push((ResourceType::Cluster, Arc::from(upstream.as_str())));
-            origins.push((object, upstream));
+            origins.push((object, upstream.as_str()));
         }
         whole(
             ResourceType::Listener,
@@ -414,14 +453,14 @@ fn whole(
     name: &str,
     body: Vec<u8>,
     references: Vec<(ResourceType, Arc<str>)>,
-    contributors: Vec<(&ir::ObjectRef, &String)>,
+    contributors: Vec<(&ir::ObjectRef, &str)>,
 ) -> Resource {
     let hash = hash_bytes(&body);
     let origins = contributors
         .into_iter()
         .map(|(object, part)| Origin {
             object: object.clone(),
-            part: Arc::from(part.as_str()),
+            part: Arc::from(part),
             hash,
         })
         .collect();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
+use envoy_types::pb::envoy::config::listener::v3::{Listener, filter, listener_filter};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_filter,
@@ -78,6 +78,12 @@ fn decode_any(any: &Any) -> String {
         "ExtAuthz" => show::<ExtAuthz>(any),
         "ExtAuthzPerRoute" => show::<ExtAuthzPerRoute>(any),
         "Router" => show::<Router>(any),
+        "TcpProxy" => {
+            show::<envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy>(any)
+        }
+        "TlsInspector" => show::<
+            envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector,
+        >(any),
         "DownstreamTlsContext" => show::<DownstreamTlsContext>(any),
         "UpstreamTlsContext" => show::<UpstreamTlsContext>(any),
         "HttpProtocolOptions" => show::<HttpProtocolOptions>(any),
@@ -96,6 +102,11 @@ fn render_route(mut r: Route) -> String {
 
 fn render_listener(mut l: Listener) -> String {
     let mut extra = String::new();
+    for f in &mut l.listener_filters {
+        if let Some(listener_filter::ConfigType::TypedConfig(a)) = f.config_type.take() {
+            extra.push_str(&format!("listener filter {}: {}\n", f.name, decode_any(&a)));
+        }
+    }
     for (i, chain) in l.filter_chains.iter_mut().enumerate() {
         for f in &mut chain.filters {
             if let Some(filter::ConfigType::TypedConfig(a)) = f.config_type.take() {
@@ -640,4 +651,71 @@ fn an_invalid_route_is_refused_and_its_previous_version_stays() {
     );
     assert!(t.flush().is_empty(), "nothing changed");
     assert_eq!(t.route_count(), 1);
+}
+
+fn tcp_route(name: &str, listener: &str, sni: &[&str], upstream: &str) -> ir::TcpRoute {
+    let origin = ObjectRef::new("TCPMapping", "default", name, 1);
+    ir::TcpRoute {
+        id: ir::RouteId::of(&origin),
+        origin,
+        listener: listener.into(),
+        sni: sni.iter().map(|s| s.to_string()).collect(),
+        upstream: upstream.into(),
+        idle_timeout: Some(Duration::from_secs(300)),
+    }
+}
+
+#[test]
+fn tls_passthrough_listener_picks_the_upstream_by_sni() {
+    let mut t = Translator::new();
+    let mut tls = sample::listener("tls", 8443);
+    tls.protocol = ir::ListenerProtocol::Tls;
+    let updates = t.translate([
+        Change::UpsertListener(tls),
+        Change::UpsertTcpRoute(tcp_route("db", "tls", &["db.example.com"], "default/db:5432")),
+        Change::UpsertTcpRoute(tcp_route("fallback", "tls", &[], "default/web:443")),
+        // Same SNI as `db`, later in id order: ignored rather than refused by Envoy.
+        Change::UpsertTcpRoute(tcp_route("dup", "tls", &["db.example.com"], "default/other:1")),
+    ]);
+    let kinds: Vec<ResourceType> = updates.iter().map(ResourceUpdate::kind).collect();
+    assert_eq!(
+        kinds,
+        [ResourceType::Listener],
+        "a TLS listener has no route config"
+    );
+    let resource = one(&updates, ResourceType::Listener);
+    assert_eq!(
+        resource.references,
+        [
+            (ResourceType::Cluster, Arc::from("default/db:5432")),
+            (ResourceType::Cluster, Arc::from("default/other:1")),
+            (ResourceType::Cluster, Arc::from("default/web:443")),
+        ]
+    );
+    let listener = Listener::decode(&*resource.body).expect("Listener");
+    let chains: Vec<&str> = listener.filter_chains.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(chains, ["TCPMapping/default/db", "TCPMapping/default/fallback"]);
+    golden("listener_tls_passthrough", &render_listener(listener));
+}
+
+#[test]
+fn a_tcp_route_change_touches_only_its_listener() {
+    let mut t = Translator::new();
+    let mut tcp = sample::listener("tcp", 5432);
+    tcp.protocol = ir::ListenerProtocol::Tcp;
+    t.translate([
+        Change::UpsertListener(tcp),
+        Change::UpsertTcpRoute(tcp_route("db", "tcp", &[], "default/db:5432")),
+    ]);
+    let updates = t.translate([Change::UpsertTcpRoute(tcp_route(
+        "db",
+        "tcp",
+        &[],
+        "default/db2:5432",
+    ))]);
+    let kinds: Vec<ResourceType> = updates.iter().map(ResourceUpdate::kind).collect();
+    assert_eq!(kinds, [ResourceType::Listener]);
+    let updates = t.translate([Change::RemoveTcpRoute(tcp_route("db", "tcp", &[], "x").id)]);
+    let listener = Listener::decode(&*one(&updates, ResourceType::Listener).body).expect("Listener");
+    assert!(listener.filter_chains.is_empty());
 }

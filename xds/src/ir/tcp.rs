@@ -1,0 +1,20 @@
+//! TCP routes: a port (or, on a TLS listener, an SNI name) → an upstream,
+//! bytes passed through untouched.
+
+use std::time::Duration;
+
+use super::{ObjectRef, RouteId};
+
+#[derive(Clone, PartialEq, Debug)]
+pub struct TcpRoute {
+    pub id: RouteId,
+    pub origin: ObjectRef,
+    /// A listener (by name) whose protocol is TCP or TLS.
+    pub listener: String,
+    /// On a TLS listener: the SNI names this route takes (the TLS stream
+    /// passes through to the upstream undecrypted). Empty: every connection
+    /// no other route of the listener takes.
+    pub sni: Vec<String>,
+    pub upstream: String,
+    pub idle_timeout: Option<Duration>,
+}
