@@ -1,9 +1,11 @@
 //! The ADS server: state of the world and delta over one tonic service.
 
+mod blame;
 mod events;
 mod service;
 mod stream;
 mod tracker;
+mod wire;
 
 pub use events::{Ack, ProxyId, Rejection, XdsEvent};
 pub use service::{AdsServer, ServeError};

@@ -13,87 +13,19 @@
 //!   so every ACK and NACK is attributed to exactly one response;
 //! - a NACKed resource version is not sent again; a newer version is.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
     Resource as DeltaResource,
 };
 
+use super::blame;
 use super::events::{Ack, ProxyId, Rejection, XdsEvent};
+pub use super::wire::{Protocol, Request, Response};
 use crate::cache::Snapshot;
-use crate::ir::ObjectRef;
-use crate::resource::{Origin, Resource, ResourceType, hash_bytes};
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Protocol {
-    StateOfTheWorld,
-    Delta,
-}
-
-/// A request from the proxy, in either protocol.
-#[derive(Clone, Debug)]
-pub enum Request {
-    Sotw(DiscoveryRequest),
-    Delta(DeltaDiscoveryRequest),
-}
-
-impl Request {
-    pub fn node(&self) -> Option<&Node> {
-        match self {
-            Request::Sotw(r) => r.node.as_ref(),
-            Request::Delta(r) => r.node.as_ref(),
-        }
-    }
-}
-
-/// A response to the proxy, in the stream's protocol.
-#[derive(Clone, Debug)]
-pub enum Response {
-    Sotw(DiscoveryResponse),
-    Delta(DeltaDiscoveryResponse),
-}
-
-impl Response {
-    pub fn type_url(&self) -> &str {
-        match self {
-            Response::Sotw(r) => &r.type_url,
-            Response::Delta(r) => &r.type_url,
-        }
-    }
-
-    pub fn nonce(&self) -> &str {
-        match self {
-            Response::Sotw(r) => &r.nonce,
-            Response::Delta(r) => &r.nonce,
-        }
-    }
-
-    /// The names of the resources carried.
-    pub fn names(&self) -> Vec<String> {
-        match self {
-            Response::Sotw(r) => r.resources.iter().map(|a| resource_name(&a.value)).collect(),
-            Response::Delta(r) => r.resources.iter().map(|res| res.name.clone()).collect(),
-        }
-    }
-}
-
-/// The name of an encoded resource: field 1 in every xDS resource type Legate
-/// serves, which spares decoding the whole resource.
-fn resource_name(body: &[u8]) -> String {
-    #[derive(prost::Message)]
-    struct Named {
-        #[prost(string, tag = "1")]
-        name: String,
-    }
-    // Resource types that put the name elsewhere (ClusterLoadAssignment uses
-    // `cluster_name`, also field 1) decode the same way.
-    prost::Message::decode(body)
-        .map(|n: Named| n.name)
-        .unwrap_or_default()
-}
+use crate::resource::{Resource, ResourceType, hash_bytes};
 
 /// What one input produced.
 #[derive(Debug, Default)]
@@ -344,7 +276,8 @@ impl StreamState {
         self.epochs[kind.index()] += 1;
         match error {
             None => {
-                let programmed = changed_objects(&flight.upserts, &ts.applied);
+                let programmed =
+                    blame::changed_objects(&flight.upserts, |n| applied_resource(&ts.applied, n));
                 if flight.complete {
                     ts.applied.clear();
                 }
@@ -386,7 +319,7 @@ impl StreamState {
                 for r in &changed {
                     ts.refused.insert(r.name.clone(), r.version.clone());
                 }
-                let objects = blame(&message, &changed, &ts.applied);
+                let objects = blame::blame(&message, &changed, |n| applied_resource(&ts.applied, n));
                 tracing::warn!(proxy = %self.proxy, %kind, %message, "Envoy rejected a configuration");
                 step.events.push(XdsEvent::Rejected(Rejection {
                     proxy: self.proxy.clone(),
@@ -622,6 +555,11 @@ impl StreamState {
     }
 }
 
+/// The applied resource called `name`, when its content is known.
+fn applied_resource<'a>(applied: &'a BTreeMap<Arc<str>, Applied>, name: &str) -> Option<&'a Arc<Resource>> {
+    applied.get(name).and_then(|a| a.resource.as_ref())
+}
+
 /// The types whose applied resources keep a removed resource of `kind` alive.
 fn referrers(kind: ResourceType) -> &'static [ResourceType] {
     match kind {
@@ -641,84 +579,6 @@ fn version_of_view<'a>(items: impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)>
         bytes.push(0);
     }
     format!("{:016x}", hash_bytes(&bytes))
-}
-
-/// The parts of `resources` that differ from what was applied, by object.
-/// Origin chunks shared with the applied version (unchanged virtual hosts)
-/// are skipped without looking inside.
-fn changed_parts<'a>(
-    resources: &[&'a Arc<Resource>],
-    applied: &BTreeMap<Arc<str>, Applied>,
-) -> Vec<&'a Origin> {
-    let mut out = Vec::new();
-    for r in resources {
-        let old = applied.get(&r.name).and_then(|a| a.resource.as_ref());
-        let old_chunks: HashSet<*const Origin> = old
-            .map(|o| o.origins.iter().map(|c| c.as_ptr()).collect())
-            .unwrap_or_default();
-        let new_chunks: HashSet<*const Origin> = r.origins.iter().map(|c| c.as_ptr()).collect();
-        let before: HashSet<(&str, u64)> = old
-            .map(|o| {
-                o.origins
-                    .iter()
-                    .filter(|c| !new_chunks.contains(&c.as_ptr()))
-                    .flat_map(|c| c.iter())
-                    .map(|o| (&*o.part, o.hash))
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.extend(
-            r.origins
-                .iter()
-                .filter(|c| !old_chunks.contains(&c.as_ptr()))
-                .flat_map(|c| c.iter())
-                .filter(|o| !before.contains(&(&*o.part, o.hash))),
-        );
-    }
-    out
-}
-
-fn changed_objects(upserts: &[Arc<Resource>], applied: &BTreeMap<Arc<str>, Applied>) -> Vec<ObjectRef> {
-    let refs: Vec<&Arc<Resource>> = upserts.iter().collect();
-    dedup_objects(
-        changed_parts(&refs, applied)
-            .into_iter()
-            .map(|o| o.object.clone()),
-    )
-}
-
-/// The objects a rejection is about: the ones whose part Envoy names in its
-/// message (route and cluster names are derived from object identity), else
-/// the ones whose part changed in the refused response.
-fn blame(message: &str, refused: &[&Arc<Resource>], applied: &BTreeMap<Arc<str>, Applied>) -> Vec<ObjectRef> {
-    // Only identity-derived names (`Kind/namespace/name`, `namespace/name:port`)
-    // are distinctive enough to search for; a listener called `http` is not.
-    let named = refused
-        .iter()
-        .flat_map(|r| r.origins())
-        .filter(|o| o.part.contains('/') && message.contains(&*o.part))
-        .map(|o| o.object.clone());
-    let named = dedup_objects(named);
-    if !named.is_empty() {
-        return named;
-    }
-    let changed = dedup_objects(
-        changed_parts(refused, applied)
-            .into_iter()
-            .map(|o| o.object.clone()),
-    );
-    if !changed.is_empty() {
-        return changed;
-    }
-    // Nothing to narrow it down to: everyone who contributed.
-    dedup_objects(refused.iter().flat_map(|r| r.origins()).map(|o| o.object.clone()))
-}
-
-fn dedup_objects(objects: impl Iterator<Item = ObjectRef>) -> Vec<ObjectRef> {
-    let mut v: Vec<ObjectRef> = objects.collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 #[cfg(test)]
