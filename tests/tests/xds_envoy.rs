@@ -554,5 +554,5 @@ async fn an_https_listener_gets_its_certificate_over_sds(protocol: Protocol) {
     let rejection = rig.next_rejection().await;
     eprintln!("Envoy refused the secret: {:?}", rejection.message);
     assert_eq!(rejection.kind, legate_xds::resource::ResourceType::Secret);
-    assert_eq!(rejection.objects, [tls_context.clone()]);
+    assert_eq!(rejection.objects, [tls_context]);
 }
