@@ -4,7 +4,11 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test preflight controlplane envoy lint unit-and-e2e fmt crds
+.PHONY: run test preflight controlplane envoy lint unit-and-e2e fmt crds
+
+## Legate's main job locally: control plane, operator, Gateway + Envoy, an echo Mapping, a curl.
+run:
+	@scripts/run-local.sh
 
 ## Everything: preflight, the control plane, Envoy, formatting, clippy, all tests.
 test: preflight controlplane envoy lint unit-and-e2e

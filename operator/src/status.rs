@@ -163,3 +163,66 @@ pub fn is_warning(c: &Condition) -> bool {
         ]
         .contains(&c.reason.as_str())
 }
+
+/// After a restart, proxies need a moment to reconnect and report what they
+/// run. Until they do, "no proxies" or "pending" only means "not heard from
+/// yet": a Programmed=True written by the previous run is kept, not flapped.
+pub fn hold_programmed_after_restart(current: &[Condition], desired: &mut [Condition]) {
+    let Some(was) = current.iter().find(|c| c.type_ == types::PROGRAMMED) else {
+        return;
+    };
+    for c in desired.iter_mut().filter(|c| c.type_ == types::PROGRAMMED) {
+        let unheard =
+            c.status == "False" && (c.reason == reasons::NO_PROXIES || c.reason == reasons::PENDING);
+        if unheard && was.status == "True" && was.observed_generation == c.observed_generation {
+            *c = was.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_does_not_flap_programmed() {
+        let current = vec![condition(
+            types::PROGRAMMED,
+            true,
+            reasons::PROGRAMMED,
+            "all",
+            Some(3),
+        )];
+        let mut desired = vec![condition(
+            types::PROGRAMMED,
+            false,
+            reasons::NO_PROXIES,
+            "none yet",
+            Some(3),
+        )];
+        hold_programmed_after_restart(&current, &mut desired);
+        assert_eq!(desired[0].status, "True");
+
+        // A new generation is news: it is not covered by the old True.
+        let mut newer = vec![condition(
+            types::PROGRAMMED,
+            false,
+            reasons::PENDING,
+            "pending",
+            Some(4),
+        )];
+        hold_programmed_after_restart(&current, &mut newer);
+        assert_eq!(newer[0].status, "False");
+
+        // A rejection is never held back.
+        let mut rejected = vec![condition(
+            types::PROGRAMMED,
+            false,
+            reasons::REJECTED,
+            "no",
+            Some(3),
+        )];
+        hold_programmed_after_restart(&current, &mut rejected);
+        assert_eq!(rejected[0].reason, reasons::REJECTED);
+    }
+}

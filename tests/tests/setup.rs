@@ -127,3 +127,73 @@ fn a_missing_envoy_is_named_with_the_command_that_installs_it() {
         .expect_err("a LEGATE_ENVOY that does not exist");
     assert!(err.contains("LEGATE_ENVOY"), "{err}");
 }
+
+#[test]
+fn stack_up_runs_the_whole_stack_and_down_removes_it() {
+    let parent = tempfile::tempdir().expect("a temp dir");
+    let dir = parent.path().join("stack");
+    let stack = workspace::root().join("tests/stack.sh");
+    let up = run(Command::new(&stack).arg("up").arg(&dir));
+    assert!(
+        up.status.success(),
+        "stack.sh up failed:\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let env = std::fs::read_to_string(dir.join("env")).expect("stack.sh writes DIR/env");
+    let var = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("DIR/env lacks {name}:\n{env}"))
+            .to_string()
+    };
+    assert_eq!(var("LEGATE_GATEWAY"), "legate-system/default");
+    let kubectl = Path::new(&var("LEGATE_K8S_BIN")).join("kubectl");
+    let programmed = run(Command::new(&kubectl)
+        .args([
+            "--kubeconfig",
+            &var("KUBECONFIG"),
+            "wait",
+            "--for=condition=Programmed",
+            "gateway/default",
+        ])
+        .args(["-n", "legate-system", "--timeout=30s"]));
+    assert!(
+        programmed.status.success(),
+        "the Gateway is Programmed: {}",
+        String::from_utf8_lossy(&programmed.stderr)
+    );
+    // Envoy answers on the Gateway's http listener (404: no route yet).
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(var("LEGATE_HTTP")).expect("Envoy listens on LEGATE_HTTP");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.0 404") || answer.starts_with("HTTP/1.1 404"),
+        "{answer}"
+    );
+    assert!(answer.to_ascii_lowercase().contains("server: envoy"), "{answer}");
+
+    let pids: Vec<String> = ["envoy", "legate"]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(dir.join("run").join(format!("{n}.pid")))
+                .expect("a pid file")
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let down = run(Command::new(&stack).arg("down").arg(&dir));
+    assert!(
+        down.status.success(),
+        "stack.sh down failed:\n{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(
+        pids.iter().all(|p| !alive(p)),
+        "stack.sh down stops the operator and Envoy"
+    );
+    assert!(!dir.exists(), "stack.sh down removes DIR");
+}

@@ -120,6 +120,9 @@ pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Actio
     }
     let addresses: Vec<GatewayAddress> = service.as_ref().map(addresses_of).unwrap_or_default();
     let current_status = gateway.status.clone().unwrap_or_default();
+    if ctx.in_restart_grace() {
+        status::hold_programmed_after_restart(&current_status.conditions, &mut desired);
+    }
     let (conditions, transitions) = status::merge(&current_status.conditions, desired);
     let next = json!({
         "observedGeneration": generation,

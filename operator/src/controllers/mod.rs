@@ -44,6 +44,7 @@ pub struct Context {
     pub shared: Arc<Shared>,
     pub recorder: Recorder,
     pub fleet: Option<FleetConfig>,
+    started: std::time::Instant,
 }
 
 impl std::fmt::Debug for Context {
@@ -60,7 +61,18 @@ impl Context {
             shared,
             recorder,
             fleet,
+            started: std::time::Instant::now(),
         })
+    }
+}
+
+/// How long after start a Programmed=True is kept while proxies reconnect.
+const RESTART_GRACE: Duration = Duration::from_secs(15);
+
+impl Context {
+    /// Whether proxies may still be reconnecting after this operator started.
+    pub fn in_restart_grace(&self) -> bool {
+        self.started.elapsed() < RESTART_GRACE
     }
 }
 

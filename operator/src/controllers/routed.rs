@@ -103,13 +103,16 @@ async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Er
     if verdict.object.generation() != reference.generation() {
         return Ok(Action::await_change());
     }
-    let desired = ctx
+    let mut desired = ctx
         .shared
         .with_program(|program| status::object_conditions(verdict, program, &ctx.shared.cache));
     let current: Vec<Condition> = object
         .object_status()
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
+    if ctx.in_restart_grace() {
+        status::hold_programmed_after_restart(&current, &mut desired);
+    }
     let observed = object.object_status().and_then(|s| s.observed_generation);
     let (next, transitions) = status::merge(&current, desired);
     if status::same(&current, &next) && observed == Some(reference.generation()) {

@@ -131,6 +131,11 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
         }
         let key = gateway_key(gateway);
         let mut config = gateways::listeners(gateway);
+        gateways::add_tls(world, gateway, &mut config, &mut model.verdicts);
+        // An HTTPS listener with no certificate cannot be served; it waits for a TLSContext.
+        config
+            .listeners
+            .retain(|_, l| l.protocol != legate_xds::ir::ListenerProtocol::Https || !l.tls.is_empty());
         mappings::add_routes(
             world,
             gateway,
@@ -139,7 +144,6 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
             &mut config,
             &mut model.verdicts,
         );
-        gateways::add_tls(world, gateway, &mut config, &mut model.verdicts);
         gateways::add_services(world, gateway, &index, &mut config, &mut model.verdicts);
         model.gateways.insert(key, config);
     }
