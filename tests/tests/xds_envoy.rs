@@ -16,41 +16,78 @@ use legate_xds::ir::{self, ObjectRef, RouteId};
 use legate_xds::sample;
 use legate_xds::server::{AdsServer, Protocol, Rejection, XdsEvent};
 use legate_xds::translate::{Change, Translator};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::broadcast;
 
 const GATEWAY: &str = "default/gw";
 const CONVERGE: Duration = Duration::from_secs(20);
+
+/// The ADS server in a runtime of its own, so that stopping it closes every
+/// connection at once, as when the operator's process exits.
+struct ControlPlane {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // Tests drop it from async code, where a blocking shutdown is refused.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Serves `cache` on 127.0.0.1:`port` (0: any free port).
+    fn start(cache: Arc<SnapshotCache>, port: u16) -> (ControlPlane, u16, broadcast::Receiver<XdsEvent>) {
+        let server = AdsServer::new(cache);
+        let events = server.events();
+        // std's listener sets SO_REUSEADDR, so a restarted server gets its port back.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let port = listener.local_addr().expect("a local address").port();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the control plane");
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+            let _ = server.serve(listener, std::future::pending()).await;
+        });
+        (
+            ControlPlane {
+                runtime: Some(runtime),
+            },
+            port,
+            events,
+        )
+    }
+}
 
 /// A control plane serving one Gateway, and one Envoy connected to it.
 struct Rig {
     cache: Arc<SnapshotCache>,
     translator: Translator,
+    /// Every change so far, to rebuild the same state in a new control plane.
+    history: Vec<Change>,
     events: broadcast::Receiver<XdsEvent>,
+    control_plane: Option<ControlPlane>,
+    xds_port: u16,
     http_port: u16,
     client: HttpClient,
     envoy: Envoy,
-    _stop: oneshot::Sender<()>,
 }
 
 impl Rig {
     /// Serves `changes` (plus an HTTP listener on a free port), then starts Envoy.
     async fn start(protocol: Protocol, changes: impl FnOnce(u16) -> Vec<Change>) -> Rig {
         let cache = SnapshotCache::new();
-        let server = AdsServer::new(cache.clone());
-        let events = server.events();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let xds_port = listener.local_addr().expect("a local address").port();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.serve(listener, async {
-            let _ = stopped.await;
-        }));
+        let (control_plane, xds_port, events) = ControlPlane::start(cache.clone(), 0);
         let http_port = free_port();
         let mut translator = Translator::new();
-        let mut all = vec![Change::UpsertListener(sample::listener("http", http_port))];
-        all.extend(changes(http_port));
-        cache.update(GATEWAY, &translator.translate(all));
+        let mut history = vec![Change::UpsertListener(sample::listener("http", http_port))];
+        history.extend(changes(http_port));
+        cache.update(GATEWAY, &translator.translate(history.clone()));
 
         let mut bootstrap = BootstrapConfig::new("envoy-0", GATEWAY, "127.0.0.1", xds_port);
         bootstrap.protocol = protocol;
@@ -58,17 +95,33 @@ impl Rig {
         Rig {
             cache,
             translator,
+            history,
             events,
+            control_plane: Some(control_plane),
+            xds_port,
             http_port,
             client: HttpClient::http1(),
             envoy,
-            _stop: stop,
         }
     }
 
     fn change(&mut self, changes: Vec<Change>) {
+        self.history.extend(changes.iter().cloned());
         let updates = self.translator.translate(changes);
         self.cache.update(GATEWAY, &updates);
+    }
+
+    /// Stops the control plane and starts a new one on the same port, which
+    /// rebuilds the same state from scratch (as an operator restart does).
+    fn restart_control_plane(&mut self) {
+        drop(self.control_plane.take());
+        self.cache = SnapshotCache::new();
+        self.translator = Translator::new();
+        self.cache
+            .update(GATEWAY, &self.translator.translate(self.history.clone()));
+        let (cp, _, events) = ControlPlane::start(self.cache.clone(), self.xds_port);
+        self.control_plane = Some(cp);
+        self.events = events;
     }
 
     async fn get(&self, host: &str, path: &str) -> Result<legate_tests::http::Response, String> {
@@ -196,6 +249,7 @@ in_both_protocols!(
     a_thousand_routes_on_two_hundred_hostnames_all_answer,
     an_https_listener_gets_its_certificate_over_sds,
     a_tcp_route_proxies_a_port_to_its_upstream,
+    envoy_gets_nothing_again_from_a_restarted_control_plane,
 );
 
 async fn a_route_works(protocol: Protocol) {
@@ -471,6 +525,74 @@ async fn a_tcp_route_proxies_a_port_to_its_upstream(protocol: Protocol) {
     assert!(
         reply.header("x-request-id").is_none(),
         "no HTTP processing in Envoy"
+    );
+}
+
+async fn envoy_gets_nothing_again_from_a_restarted_control_plane(protocol: Protocol) {
+    let a = EchoServer::start("echo-a").await;
+    let b = EchoServer::start("echo-b").await;
+    let mut rig = Rig::start(protocol, |_| {
+        let mut c = upstream_at("default/echo-a:80", a.addr());
+        c.push(Change::UpsertRoute(sample::route(
+            "shop",
+            "shop.example.com",
+            "/",
+            "default/echo-a:80",
+        )));
+        c
+    })
+    .await;
+    rig.until_served_by("shop.example.com", "/", "echo-a").await;
+
+    rig.restart_control_plane();
+    // Envoy keeps serving while the control plane is away, reconnects, and
+    // says what it has: versions are content hashes, so the new control
+    // plane, which rebuilt everything, has nothing to send.
+    loop {
+        let event = tokio::time::timeout(CONVERGE, rig.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("Envoy did not reconnect\n{}", rig.envoy.log_tail()))
+            .expect("the event stream is open");
+        if matches!(event, XdsEvent::Connected(_)) {
+            break;
+        }
+    }
+    let r = rig.get("shop.example.com", "/").await.expect("a response");
+    assert_eq!(r.echo().backend, "echo-a");
+
+    // A change after the restart is the first thing that carries a resource.
+    let mut changes = upstream_at("default/echo-b:80", b.addr());
+    changes.push(Change::UpsertRoute(sample::route(
+        "shop",
+        "shop.example.com",
+        "/",
+        "default/echo-b:80",
+    )));
+    rig.change(changes);
+    rig.until_served_by("shop.example.com", "/", "echo-b").await;
+    let mut carried = Vec::new();
+    while let Ok(event) = rig.events.try_recv() {
+        if let XdsEvent::Acked(ack) = event {
+            carried.extend(
+                ack.resources
+                    .iter()
+                    .map(|(name, _)| format!("{} {name}", ack.kind)),
+            );
+        }
+    }
+    carried.sort();
+    assert_eq!(
+        carried,
+        [
+            "CDS default/echo-a:80",
+            "CDS default/echo-b:80",
+            "EDS default/echo-b:80",
+            "RDS http"
+        ]
+        .into_iter()
+        .filter(|c| protocol == Protocol::StateOfTheWorld || !c.contains("echo-a"))
+        .collect::<Vec<_>>(),
+        "only the change was sent after the restart"
     );
 }
 

@@ -373,7 +373,6 @@ impl StreamState {
         }
         let snapshot = self.snapshot.clone();
         let ts = &self.types[kind.index()];
-        let sotw = self.protocol == Protocol::StateOfTheWorld;
         let mut upserts: Vec<Arc<Resource>> = Vec::new();
         // What the proxy will hold once it applies the response.
         let mut view: BTreeMap<Arc<str>, Arc<str>> = BTreeMap::new();
@@ -392,10 +391,8 @@ impl StreamState {
         for (name, r) in candidates {
             let applied = ts.applied.get(name);
             if applied.is_some_and(|a| a.version == r.version) {
-                // Already on the proxy: nothing to check.
-                if ts.answer_subscription && sotw {
-                    upserts.push(r.clone());
-                }
+                // Already on the proxy: nothing to check, nothing to send (a
+                // name the proxy dropped and asks for again is not applied).
                 view.insert(name.clone(), r.version.clone());
                 complete_set.push(r.clone());
                 continue;
@@ -409,8 +406,7 @@ impl StreamState {
                 applied.and_then(|a| a.resource.clone())
             };
             if let Some(chosen) = chosen {
-                let is_new = applied.is_none_or(|a| a.version != chosen.version);
-                if is_new || ts.answer_subscription && sotw {
+                if applied.is_none_or(|a| a.version != chosen.version) {
                     upserts.push(chosen.clone());
                 }
                 view.insert(name.clone(), chosen.version.clone());
