@@ -250,6 +250,7 @@ in_both_protocols!(
     an_https_listener_gets_its_certificate_over_sds,
     a_tcp_route_proxies_a_port_to_its_upstream,
     envoy_gets_nothing_again_from_a_restarted_control_plane,
+    ten_thousand_routes_converge_and_one_change_is_applied,
 );
 
 async fn a_route_works(protocol: Protocol) {
@@ -593,6 +594,63 @@ async fn envoy_gets_nothing_again_from_a_restarted_control_plane(protocol: Proto
         .filter(|c| protocol == Protocol::StateOfTheWorld || !c.contains("echo-a"))
         .collect::<Vec<_>>(),
         "only the change was sent after the restart"
+    );
+}
+
+/// The scale of the benchmarks, through a real Envoy. The timings are
+/// printed for `xds/BENCHMARKS.md`, not asserted.
+async fn ten_thousand_routes_converge_and_one_change_is_applied(protocol: Protocol) {
+    let echo = EchoServer::start("echo").await;
+    let started = std::time::Instant::now();
+    let mut rig = Rig::start(protocol, |port| {
+        sample::gateway(port, 10_000, 1_000, 1_000, echo.addr())
+            .into_iter()
+            .skip(1)
+            .collect()
+    })
+    .await;
+    let ready = started.elapsed();
+    for i in (0..10_000).step_by(97) {
+        let (host, path) = (sample::host_name(i, 1_000), format!("{}x", sample::prefix(i)));
+        let r = rig.get(&host, &path).await.expect("a response");
+        assert_eq!(r.status, 200, "{host}{path}");
+        assert_eq!(r.echo().path, path);
+    }
+
+    // One route changes: time from the cache update to Envoy's ACK.
+    while rig.events.try_recv().is_ok() {}
+    let changed = std::time::Instant::now();
+    rig.change(vec![Change::UpsertRoute(sample::route(
+        &sample::route_name(5),
+        &sample::host_name(5, 1_000),
+        "/moved/",
+        "default/svc-5:8080",
+    ))]);
+    let version = loop {
+        let event = tokio::time::timeout(CONVERGE, rig.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no ACK of the change\n{}", rig.envoy.log_tail()))
+            .expect("the event stream is open");
+        match event {
+            XdsEvent::Acked(ack) if ack.kind == legate_xds::resource::ResourceType::Route => break ack,
+            XdsEvent::Rejected(r) => panic!("Envoy refused the change: {}", r.message),
+            _ => {}
+        }
+    };
+    let acked = changed.elapsed();
+    assert_eq!(
+        version.programmed,
+        [ObjectRef::new("Mapping", "default", "route-5", 1)]
+    );
+    let r = rig
+        .get(&sample::host_name(5, 1_000), "/moved/x")
+        .await
+        .expect("a response");
+    assert_eq!(r.status, 200);
+    assert_eq!(rig.rejections().await, 0);
+    eprintln!(
+        "{protocol:?}: 10,000 routes: control plane up to Envoy ready in {ready:?}; \
+         one route changed to Envoy's ACK in {acked:?} (debug build)"
     );
 }
 
