@@ -459,3 +459,57 @@ async fn route_updates(envoy: &Envoy) -> u64 {
         .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
         .sum()
 }
+
+#[tokio::test]
+async fn an_idle_operator_writes_nothing_for_a_minute() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("quote", json!({ "prefix": "/backend/", "service": "quote" }))
+        .await;
+    stage.until_status("/backend/x", 200).await;
+    stage.condition("Mapping", "quote", "Programmed", "True").await;
+    stage.condition("Gateway", "edge", "Programmed", "True").await;
+    // Let the last status writes and Events land.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let state = || async {
+        let mut versions = Vec::new();
+        for (api_version, kind, name) in [
+            ("legate.dev/v1alpha1", "Gateway", "edge"),
+            ("legate.dev/v1alpha1", "Mapping", "quote"),
+            ("apps/v1", "Deployment", "edge-envoy"),
+            ("v1", "Service", "edge-envoy"),
+            ("v1", "ConfigMap", "edge-envoy"),
+            ("v1", "ServiceAccount", "edge-envoy"),
+        ] {
+            let object = get(&stage.env.client, &stage.env.namespace, api_version, kind, name)
+                .await
+                .unwrap_or_else(|e| panic!("reading {kind} {name}: {e}"))
+                .unwrap_or_else(|| panic!("{kind} {name} exists"));
+            versions.push(format!(
+                "{kind}/{name}@{}",
+                object.metadata.resource_version.unwrap_or_default()
+            ));
+        }
+        let events = stage.env.control_plane.kubectl(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            &stage.env.namespace,
+            "-o",
+            "name",
+        ]);
+        (versions, events.lines().count())
+    };
+    let before = state().await;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let after = state().await;
+    eprintln!(
+        "idle for {}s: {} objects and {} Events unchanged",
+        started.elapsed().as_secs(),
+        before.0.len(),
+        before.1
+    );
+    assert_eq!(before, after, "nothing was written while nothing changed");
+}

@@ -19,6 +19,13 @@ use crate::fleet;
 use crate::model::gateway_key;
 use crate::status;
 
+/// What the fleet looked like after Legate last applied it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetMark {
+    gateway_generation: Option<i64>,
+    deployment_generation: Option<i64>,
+}
+
 /// Where the fleet's Envoys find the xDS server.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
@@ -35,24 +42,36 @@ pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Actio
     let mut deployment = None;
     let mut service = None;
     if let Some(fleet) = &ctx.fleet {
-        fleet::apply(&ctx.client, &gateway, &fleet.xds_host, fleet.xds_port)
-            .await
-            .map_err(|(what, source)| Error::Fleet {
-                gateway: key.clone(),
-                what,
-                source,
-            })?;
         let name = fleet::fleet_name(&gateway);
-        deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
-            .get_opt(&name)
-            .await
-            .ok()
-            .flatten();
-        service = Api::<Service>::namespaced(ctx.client.clone(), &namespace)
-            .get_opt(&name)
-            .await
-            .ok()
-            .flatten();
+        let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace);
+        let services = Api::<Service>::namespaced(ctx.client.clone(), &namespace);
+        deployment = deployments.get_opt(&name).await.ok().flatten();
+        service = services.get_opt(&name).await.ok().flatten();
+        // Apply only when the Gateway changed or someone changed the fleet:
+        // an unchanged world sends no writes at all.
+        let live = FleetMark {
+            gateway_generation: gateway.meta().generation,
+            deployment_generation: deployment.as_ref().and_then(|d| d.meta().generation),
+        };
+        let remembered = ctx.fleet_marks.lock().ok().and_then(|m| m.get(&key).cloned());
+        if service.is_none() || remembered.as_ref() != Some(&live) {
+            fleet::apply(&ctx.client, &gateway, &fleet.xds_host, fleet.xds_port)
+                .await
+                .map_err(|(what, source)| Error::Fleet {
+                    gateway: key.clone(),
+                    what,
+                    source,
+                })?;
+            deployment = deployments.get_opt(&name).await.ok().flatten();
+            service = services.get_opt(&name).await.ok().flatten();
+            let applied = FleetMark {
+                gateway_generation: gateway.meta().generation,
+                deployment_generation: deployment.as_ref().and_then(|d| d.meta().generation),
+            };
+            if let Ok(mut marks) = ctx.fleet_marks.lock() {
+                marks.insert(key.clone(), applied);
+            }
+        }
     }
 
     let generation = gateway.meta().generation;

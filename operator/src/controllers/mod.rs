@@ -44,6 +44,8 @@ pub struct Context {
     pub shared: Arc<Shared>,
     pub recorder: Recorder,
     pub fleet: Option<FleetConfig>,
+    /// Per Gateway key: the fleet as last applied.
+    fleet_marks: std::sync::Mutex<std::collections::HashMap<String, gateway::FleetMark>>,
     started: std::time::Instant,
 }
 
@@ -61,6 +63,7 @@ impl Context {
             shared,
             recorder,
             fleet,
+            fleet_marks: std::sync::Mutex::default(),
             started: std::time::Instant::now(),
         })
     }
