@@ -48,6 +48,9 @@ pub struct Ack {
     /// The resources the response carried, with their versions.
     pub resources: Vec<(Arc<str>, Arc<str>)>,
     pub removed: Vec<Arc<str>>,
+    /// The snapshot serial the response was built from: with the time that
+    /// serial was made, it gives the time from change to ACK.
+    pub serial: u64,
     /// The response listed every resource of its type the proxy holds
     /// (state-of-the-world LDS and CDS): anything not in it is gone.
     pub complete: bool,

@@ -44,6 +44,7 @@ struct Applied {
 
 #[derive(Debug)]
 struct InFlight {
+    serial: u64,
     version: String,
     upserts: Vec<Arc<Resource>>,
     removals: Vec<Arc<str>>,
@@ -304,6 +305,7 @@ impl StreamState {
                         .map(|r| (r.name.clone(), r.version.clone()))
                         .collect(),
                     removed: flight.removals,
+                    serial: flight.serial,
                     complete: flight.complete,
                     programmed,
                 }));
@@ -488,6 +490,7 @@ impl StreamState {
         let ts = &mut self.types[kind.index()];
         ts.last_nonce = nonce.clone();
         ts.in_flight = Some(InFlight {
+            serial: snapshot.serial(),
             version,
             upserts: if complete { complete_set } else { upserts },
             removals: if removal_matters { removals } else { Vec::new() },
@@ -520,8 +523,15 @@ impl StreamState {
                 return true;
             }
             let (ref_kind, name) = reference;
-            if *ref_kind != ResourceType::Cluster || self.snapshot.get(ResourceType::Cluster, name).is_none()
-            {
+            if *ref_kind != ResourceType::Cluster {
+                return true;
+            }
+            let Some(cluster) = self.snapshot.get(ResourceType::Cluster, name) else {
+                return true;
+            };
+            // A cluster the proxy refused will not come: waiting for it would
+            // hold every other route of the route config hostage.
+            if is_refused(clusters, cluster) {
                 return true;
             }
             let Some(applied) = clusters.applied.get(name) else {
@@ -531,8 +541,11 @@ impl StreamState {
             applied.resource.as_ref().is_none_or(|cluster| {
                 cluster.references.iter().all(|(k, e)| {
                     *k != ResourceType::Endpoints
-                        || self.snapshot.get(ResourceType::Endpoints, e).is_none()
                         || endpoints.applied.contains_key(e)
+                        || self
+                            .snapshot
+                            .get(ResourceType::Endpoints, e)
+                            .is_none_or(|cla| is_refused(endpoints, cla))
                 })
             })
         })
@@ -549,6 +562,11 @@ impl StreamState {
                 .any(|r| r.references.contains(&wanted))
         })
     }
+}
+
+/// Did the proxy refuse this very version of `r`?
+fn is_refused(ts: &TypeState, r: &Resource) -> bool {
+    ts.refused.get(&r.name) == Some(&r.version)
 }
 
 /// The applied resource called `name`, when its content is known.

@@ -122,6 +122,7 @@ mod tests {
                 .map(|(n, v)| (Arc::from(*n), Arc::from(*v)))
                 .collect(),
             removed: removed.iter().map(|n| Arc::from(*n)).collect(),
+            serial: 1,
             complete,
             programmed: vec![],
         })

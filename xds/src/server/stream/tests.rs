@@ -500,3 +500,43 @@ fn a_nack_that_names_a_route_is_blamed_on_that_route_only() {
         [ObjectRef::new("Mapping", "default", "two", 1)]
     );
 }
+
+#[test]
+fn a_refused_cluster_does_not_hold_back_the_other_routes() {
+    let (mut t, snap) = world(4);
+    let mut s = connected_sotw(snap.clone());
+    let mut broken = sample::upstream("default/broken:80");
+    broken.connect_timeout = std::time::Duration::from_secs(1);
+    let next = apply(
+        &mut t,
+        &snap,
+        vec![
+            Change::UpsertUpstream(broken),
+            Change::UpsertRoute(sample::route(
+                "uses-broken",
+                "host-0.example.com",
+                "/b",
+                "default/broken:80",
+            )),
+            Change::UpsertRoute(sample::route(
+                "fine",
+                "host-1.example.com",
+                "/fine",
+                "default/svc-0:8080",
+            )),
+        ],
+    );
+    let cds = only_sotw(&s.on_snapshot(next), CDS);
+    // Envoy refuses the new cluster: the route config still goes out, so the
+    // route that does not use it works.
+    let step = s.on_request(nack(CDS, &[], "old", &cds.nonce, "bad cluster"));
+    let [XdsEvent::Rejected(rejection)] = &step.events[..] else {
+        panic!("expected a rejection, got {:?}", step.events)
+    };
+    assert_eq!(
+        rejection.objects,
+        [ObjectRef::new("Service", "default", "default/broken:80", 1)]
+    );
+    let rds = only_sotw(&step, RDS);
+    assert_eq!(names_of(&rds), ["http"]);
+}
