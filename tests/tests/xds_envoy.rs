@@ -38,11 +38,18 @@ impl Drop for ControlPlane {
 
 impl ControlPlane {
     /// Serves `cache` on 127.0.0.1:`port` (0: any free port).
-    fn start(cache: Arc<SnapshotCache>, port: u16) -> (ControlPlane, u16, broadcast::Receiver<XdsEvent>) {
+    async fn start(
+        cache: Arc<SnapshotCache>,
+        port: u16,
+    ) -> (ControlPlane, u16, broadcast::Receiver<XdsEvent>) {
         let server = AdsServer::new(cache);
         let events = server.events();
-        // std's listener sets SO_REUSEADDR, so a restarted server gets its port back.
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
+        // std's listener sets SO_REUSEADDR, so a restarted server gets its port
+        // back, once the stopped runtime (shut down in the background) let go.
+        let listener = eventually("the control plane's port to be free", CONVERGE, || async {
+            std::net::TcpListener::bind(("127.0.0.1", port)).ok()
+        })
+        .await;
         listener.set_nonblocking(true).expect("a non-blocking listener");
         let port = listener.local_addr().expect("a local address").port();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -82,7 +89,7 @@ impl Rig {
     /// Serves `changes` (plus an HTTP listener on a free port), then starts Envoy.
     async fn start(protocol: Protocol, changes: impl FnOnce(u16) -> Vec<Change>) -> Rig {
         let cache = SnapshotCache::new();
-        let (control_plane, xds_port, events) = ControlPlane::start(cache.clone(), 0);
+        let (control_plane, xds_port, events) = ControlPlane::start(cache.clone(), 0).await;
         let http_port = free_port();
         let mut translator = Translator::new();
         let mut history = vec![Change::UpsertListener(sample::listener("http", http_port))];
@@ -113,13 +120,13 @@ impl Rig {
 
     /// Stops the control plane and starts a new one on the same port, which
     /// rebuilds the same state from scratch (as an operator restart does).
-    fn restart_control_plane(&mut self) {
+    async fn restart_control_plane(&mut self) {
         drop(self.control_plane.take());
         self.cache = SnapshotCache::new();
         self.translator = Translator::new();
         self.cache
             .update(GATEWAY, &self.translator.translate(self.history.clone()));
-        let (cp, _, events) = ControlPlane::start(self.cache.clone(), self.xds_port);
+        let (cp, _, events) = ControlPlane::start(self.cache.clone(), self.xds_port).await;
         self.control_plane = Some(cp);
         self.events = events;
     }
@@ -545,7 +552,7 @@ async fn envoy_gets_nothing_again_from_a_restarted_control_plane(protocol: Proto
     .await;
     rig.until_served_by("shop.example.com", "/", "echo-a").await;
 
-    rig.restart_control_plane();
+    rig.restart_control_plane().await;
     // Envoy keeps serving while the control plane is away, reconnects, and
     // says what it has: versions are content hashes, so the new control
     // plane, which rebuilt everything, has nothing to send.

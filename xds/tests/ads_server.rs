@@ -209,7 +209,11 @@ async fn sotw_acks_are_reported_and_not_answered() {
             assert_eq!(ack.proxy.gateway, GATEWAY);
             assert_eq!(ack.programmed.len(), 4, "every route's Mapping is programmed");
             let snapshot = cp.cache.snapshot(GATEWAY).expect("the Gateway has a snapshot");
-            assert_eq!(ack.serial, snapshot.serial(), "the ACK names the snapshot it applied");
+            assert_eq!(
+                ack.serial,
+                snapshot.serial(),
+                "the ACK names the snapshot it applied"
+            );
             break;
         }
     }
