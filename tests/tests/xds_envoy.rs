@@ -676,6 +676,20 @@ bXBsZS5jb20wCgYIKoZIzj0EAwIDRwAwRAIgE87b36KVgelhi23QUnJuxLTCwr2a
 0MBV7awbNfbhqUMCICqFHwcTGsN+XeVs4jBpIW7x14nIk8GSaoVVRT6RDlT4
 -----END CERTIFICATE-----
 ";
+/// The same key, certified again (a rotation).
+const TEST_ONLY_CERT_ROTATED: &str = "-----BEGIN CERTIFICATE-----
+MIIBqzCCAVCgAwIBAgIUBrHCmQz6nPwu1bXmm8CN1SOHNfgwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQc2hvcC5leGFtcGxlLmNvbTAgFw0yNjExMjcwNzMwNTlaGA8y
+MTI2MTEwMzA3MzA1OVowGzEZMBcGA1UEAwwQc2hvcC5leGFtcGxlLmNvbTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABIruqysAZMwrCLLrLv16NBlj7e2p/J9A3d16
+v5kLaHB5LV5LkFoDXPc8BCM8FArIxNlysFNc+3oQDx+7L/Pxt4ujcDBuMB0GA1Ud
+DgQWBBRG33D3/ReTLu+wudG5WeiqWjaP0TAfBgNVHSMEGDAWgBRG33D3/ReTLu+w
+udG5WeiqWjaP0TAPBgNVHRMBAf8EBTADAQH/MBsGA1UdEQQUMBKCEHNob3AuZXhh
+bXBsZS5jb20wCgYIKoZIzj0EAwIDSQAwRgIhAOE532P9gheoYs3wGo9XPKzl67mS
+rnjVgEpO+vKz6F5KAiEA0E1DVoGq/g/CPtTr/6lgHgckauh1ivBG3efCinwpcT0=
+-----END CERTIFICATE-----
+";
+const TEST_ONLY_CERT_ROTATED_SERIAL: &str = "06b1c2990cfa9cfc2ed5b5e69bc08dd5238735f8";
 const TEST_ONLY_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgnXGekuHVhNqE9cey
 +zcdDRJ+JOVDRM7QSoxKqxtjMQWhRANCAASK7qsrAGTMKwiy6y79ejQZY+3tqfyf
@@ -733,6 +747,17 @@ async fn an_https_listener_gets_its_certificate_over_sds(protocol: Protocol) {
         listeners.contains(&format!("https::127.0.0.1:{https_port}")),
         "{listeners}"
     );
+
+    // A rotation goes over SDS alone: the listener is neither updated nor drained.
+    let lds_updates = rig.stat("listener_manager.lds.update_success").await;
+    rig.change(vec![Change::UpsertSecret(secret(TEST_ONLY_CERT_ROTATED))]);
+    eventually("the rotated certificate is served", CONVERGE, || async {
+        let certs = rig.envoy.admin_get("/certs").await.to_ascii_lowercase();
+        certs.contains(TEST_ONLY_CERT_ROTATED_SERIAL).then_some(())
+    })
+    .await;
+    assert_eq!(rig.stat("listener_manager.lds.update_success").await, lds_updates);
+    assert_eq!(rig.stat("listener_manager.listener_modified").await, 0);
 
     // A certificate Envoy cannot parse is refused and blamed on the TLSContext.
     rig.change(vec![Change::UpsertSecret(secret(
