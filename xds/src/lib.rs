@@ -1,6 +1,32 @@
 //! Everything Envoy, with no Kubernetes in sight: the IR of one Gateway's
 //! configuration, its translation into Envoy resources, the snapshot cache and
 //! the ADS server. It builds, tests and benchmarks without a cluster.
+//!
+//! The data flows through the modules in this order:
+//!
+//! - [`ir`]: what one Gateway should do, every item tagged with the object
+//!   (kind/namespace/name/generation) that produced it;
+//! - [`translate`]: a [`translate::Translator`] per Gateway turns IR changes
+//!   into changed Envoy resources, re-encoding only what a change touched;
+//! - [`cache`]: a snapshot per Gateway, versioned per resource by content hash;
+//! - [`server`]: ADS (state of the world and delta) to every Envoy of every
+//!   Gateway, make-before-break, with ACKs and NACKs as [`server::XdsEvent`]s;
+//! - [`bootstrap`]: the static config an Envoy starts with to find the server.
+//!
+//! ```
+//! use legate_xds::{cache::SnapshotCache, sample, server::AdsServer, translate::Translator};
+//!
+//! let cache = SnapshotCache::new();
+//! let mut translator = Translator::new(); // one per Gateway
+//! let upstream = "127.0.0.1:9000".parse().expect("an address");
+//! let updates = translator.translate(sample::gateway(8080, 10, 2, 2, upstream));
+//! let snapshot = cache.update("default/gw", &updates);
+//! assert_eq!(snapshot.len(), 1 + 1 + 2 + 2); // listener, route config, clusters, endpoints
+//!
+//! let server = AdsServer::new(cache.clone());
+//! let _events = server.events(); // ACKs and NACKs of every proxy
+//! // tokio::spawn(server.serve(tcp_listener, shutdown));
+//! ```
 
 pub mod bootstrap;
 pub mod cache;

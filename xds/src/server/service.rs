@@ -42,7 +42,10 @@ impl AdsServer {
         }
     }
 
-    /// Every proxy's connections, ACKs and NACKs from now on.
+    /// Every proxy's connections, ACKs and NACKs from now on. A subscriber
+    /// that falls more than 4,096 events behind gets `Lagged`: it missed
+    /// events, and what it knows of a proxy may be stale until that proxy's
+    /// next ACK.
     pub fn events(&self) -> broadcast::Receiver<XdsEvent> {
         self.events.subscribe()
     }
