@@ -147,7 +147,9 @@ impl StreamState {
             tracing::debug!(type_url = %r.type_url, "ignoring a request for a type Legate does not serve");
             return;
         };
-        if !r.response_nonce.is_empty() {
+        // A nonce on the first request of a type can only come from an earlier
+        // stream (a client that kept it across a reconnect): not stale, new.
+        if !r.response_nonce.is_empty() && self.types[kind.index()].subscribed {
             if self.types[kind.index()].last_nonce != r.response_nonce {
                 // A stale nonce: the proxy has not seen our latest response
                 // yet. Its next request will carry the full, current state.
@@ -173,7 +175,7 @@ impl StreamState {
             ts.applied.retain(|n, _| ts.wildcard || ts.names.contains(n));
             self.epochs[kind.index()] += 1;
         }
-        if first && r.response_nonce.is_empty() && !r.version_info.is_empty() {
+        if first && !r.version_info.is_empty() {
             self.resume_sotw(kind, &r.version_info);
         }
     }

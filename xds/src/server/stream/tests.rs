@@ -540,3 +540,21 @@ fn a_refused_cluster_does_not_hold_back_the_other_routes() {
     let rds = only_sotw(&step, RDS);
     assert_eq!(names_of(&rds), ["http"]);
 }
+
+#[test]
+fn a_nonce_from_an_earlier_stream_does_not_make_the_first_request_stale() {
+    let (_, snap) = world(4);
+    let first = connected_sotw(snap.clone());
+    let cds_version = version_of_view(first.applied(CDS).iter());
+    let mut s = StreamState::new(Protocol::StateOfTheWorld, proxy(), snap);
+    // Known version: nothing to send, but the proxy is subscribed.
+    assert!(
+        s.on_request(sotw(CDS, &[], &cds_version, "17"))
+            .responses
+            .is_empty()
+    );
+    assert_eq!(s.applied(CDS), first.applied(CDS));
+    // Unknown version: the full set.
+    let mut s = StreamState::new(Protocol::StateOfTheWorld, proxy(), first.snapshot.clone());
+    only_sotw(&s.on_request(sotw(CDS, &[], "stale-version", "17")), CDS);
+}
