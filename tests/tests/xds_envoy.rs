@@ -137,6 +137,24 @@ impl Rig {
             .await
     }
 
+    /// GET with extra request headers.
+    async fn get_with(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<legate_tests::http::Response, String> {
+        let mut request = hyper::Request::get(format!("http://{}{path}", loopback(self.http_port)))
+            .header(hyper::header::HOST, host);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        self.client.send(request).await
+    }
+
     /// Waits until `host` + `path` is answered by `backend`.
     async fn until_served_by(&self, host: &str, path: &str, backend: &str) {
         eventually(&format!("{host}{path} served by {backend}"), CONVERGE, || async {
@@ -258,6 +276,7 @@ in_both_protocols!(
     a_tcp_route_proxies_a_port_to_its_upstream,
     envoy_gets_nothing_again_from_a_restarted_control_plane,
     ten_thousand_routes_converge_and_one_change_is_applied,
+    external_authorization_guards_routes_unless_they_bypass_it,
 );
 
 async fn a_route_works(protocol: Protocol) {
@@ -659,6 +678,75 @@ async fn ten_thousand_routes_converge_and_one_change_is_applied(protocol: Protoc
         "{protocol:?}: 10,000 routes: control plane up to Envoy ready in {ready:?}; \
          one route changed to Envoy's ACK in {acked:?} (debug build)"
     );
+}
+
+/// The echo server plays the authorization service: it allows (200) unless
+/// the request asks it to answer 403, and Envoy then returns its answer.
+async fn external_authorization_guards_routes_unless_they_bypass_it(protocol: Protocol) {
+    let app = EchoServer::start("app").await;
+    let auth = EchoServer::start("auth").await;
+    let mut rig = Rig::start(protocol, |_| {
+        let mut c = upstream_at("default/app:80", app.addr());
+        c.extend(upstream_at("default/auth:80", auth.addr()));
+        c.push(Change::UpsertRoute(sample::route(
+            "guarded",
+            "shop.example.com",
+            "/orders/",
+            "default/app:80",
+        )));
+        let mut open = sample::route("public", "shop.example.com", "/public/", "default/app:80");
+        open.policy.bypass_auth = true;
+        c.push(Change::UpsertRoute(open));
+        c.push(Change::SetAuth(Some(ir::AuthService {
+            origin: ObjectRef::new("AuthService", "default", "auth", 1),
+            upstream: "default/auth:80".into(),
+            protocol: ir::AuthProtocol::Http {
+                path_prefix: "/check".into(),
+                allowed_request_headers: vec!["x-echo-status".into()],
+            },
+            timeout: Duration::from_secs(2),
+            failure_mode_allow: false,
+        })));
+        c
+    })
+    .await;
+    let deny = [("x-echo-status", "403")];
+
+    let allowed = rig
+        .get("shop.example.com", "/orders/1")
+        .await
+        .expect("a response");
+    assert_eq!(allowed.status, 200, "{}", rig.envoy.log_tail());
+    assert_eq!(allowed.echo().backend, "app");
+
+    let denied = rig
+        .get_with("shop.example.com", "/orders/1", &deny)
+        .await
+        .expect("a response");
+    assert_eq!(denied.status, 403);
+    assert_eq!(
+        denied.echo().backend,
+        "auth",
+        "the authorization service answered"
+    );
+    assert_eq!(denied.echo().path, "/check/orders/1");
+
+    // The bypassing route reaches the app, which honours the header itself.
+    let bypassed = rig
+        .get_with("shop.example.com", "/public/1", &deny)
+        .await
+        .expect("a response");
+    assert_eq!(bypassed.status, 403);
+    assert_eq!(bypassed.echo().backend, "app", "no authorization on this route");
+
+    // Removing the AuthService opens the guarded route too.
+    rig.change(vec![Change::SetAuth(None)]);
+    eventually("the guarded route without authorization", CONVERGE, || async {
+        let r = rig.get_with("shop.example.com", "/orders/1", &deny).await.ok()?;
+        (r.echo().backend == "app").then_some(())
+    })
+    .await;
+    assert_eq!(rig.rejections().await, 0);
 }
 
 /// A throwaway self-signed certificate for `shop.example.com`, for tests only
