@@ -143,7 +143,11 @@ where
                 Ok(None) => break,
                 Err(e) => {
                     // The watcher retries with backoff; this is only reported.
-                    tracing::warn!(kind = %kind, error = %e, "watch error");
+                    if e.to_string().contains("404") {
+                        tracing::warn!(kind = %kind, "the API server does not serve {kind}: are the Legate CRDs installed? (kubectl apply -f manifests/crds/)");
+                    } else {
+                        tracing::warn!(kind = %kind, error = %e, "watch error");
+                    }
                 }
             }
         }

@@ -14,6 +14,7 @@ pub mod envoy;
 pub mod http;
 pub mod net;
 pub mod operator;
+pub mod stage;
 pub mod testhost;
 pub mod workspace;
 

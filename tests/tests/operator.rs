@@ -3,152 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use legate_tests::api::{apply, get, install_crds, wait_condition};
-use legate_tests::http::HttpClient;
-use legate_tests::net::{eventually, free_port, loopback};
-use legate_tests::operator::{SharedOperator, envoy_for_gateway};
+use legate_tests::api::{apply, get, wait_condition};
+use legate_tests::net::eventually;
+use legate_tests::stage::{PATIENCE, Stage};
 use legate_tests::{Envoy, TestEnv, TestHost};
-use serde_json::{Value, json};
-
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// One test's world: a namespace, a Gateway that admits only this namespace,
-/// an Envoy standing in for its pod, and a Service backed by an echo server
-/// on a test host.
-struct Stage {
-    env: TestEnv,
-    port: u16,
-    envoy: Envoy,
-    _host: TestHost,
-    _echoes: Vec<legate_tests::EchoServer>,
-}
-
-impl Stage {
-    async fn new() -> Stage {
-        let env = TestEnv::new().await;
-        install_crds(&env.client).await;
-        SharedOperator::get(env.control_plane);
-        let host = TestHost::create().unwrap_or_else(|e| panic!("{e}"));
-        let echo = host.start_echo("quote-1", 8080).unwrap_or_else(|e| panic!("{e}"));
-        let port = free_port();
-        let stage_yaml = json!({
-            "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway",
-            "metadata": { "name": "edge" },
-            "spec": {
-                "serviceType": "ClusterIP", "replicas": 1,
-                "listeners": [{ "name": "http", "port": port, "protocol": "HTTP" }],
-                "allowedRoutes": { "namespaces": { "from": "Same" } },
-            }
-        });
-        apply(&env.client, &env.namespace, &stage_yaml)
-            .await
-            .expect("the Gateway applies");
-        Stage::service(&env, "quote", &host.addr().to_string()).await;
-        let envoy = envoy_for_gateway(&env.client, &env.namespace, "edge", "edge-local-1").await;
-        Stage {
-            env,
-            port,
-            envoy,
-            _host: host,
-            _echoes: vec![echo],
-        }
-    }
-
-    /// A selector-less Service with one EndpointSlice (as the EndpointSlice
-    /// controller would write for pods) pointing at `address:8080`.
-    async fn service(env: &TestEnv, name: &str, address: &str) {
-        let service = json!({
-            "apiVersion": "v1", "kind": "Service", "metadata": { "name": name },
-            "spec": { "ports": [{ "name": "http", "port": 80, "targetPort": 8080 }] }
-        });
-        apply(&env.client, &env.namespace, &service)
-            .await
-            .expect("the Service applies");
-        Stage::slice(env, name, &[(address, true)]).await;
-    }
-
-    async fn slice(env: &TestEnv, service: &str, endpoints: &[(&str, bool)]) {
-        let endpoints: Vec<Value> = endpoints
-            .iter()
-            .map(|(a, ready)| json!({ "addresses": [a], "conditions": { "ready": ready } }))
-            .collect();
-        let slice = json!({
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": { "name": format!("{service}-1"), "labels": { "kubernetes.io/service-name": service } },
-            "addressType": "IPv4",
-            "endpoints": endpoints,
-            "ports": [{ "name": "http", "port": 8080, "protocol": "TCP" }]
-        });
-        apply(&env.client, &env.namespace, &slice)
-            .await
-            .expect("the EndpointSlice applies");
-    }
-
-    async fn mapping(&self, name: &str, spec: Value) {
-        let object = json!({ "apiVersion": "legate.dev/v1alpha1", "kind": "Mapping", "metadata": { "name": name }, "spec": spec });
-        apply(&self.env.client, &self.env.namespace, &object)
-            .await
-            .unwrap_or_else(|e| panic!("Mapping {name} was refused: {e}"));
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", loopback(self.port))
-    }
-
-    async fn get(&self, path: &str) -> legate_tests::http::Response {
-        HttpClient::http1()
-            .get(&self.url(path), Some("shop.example.com"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.envoy.log_tail()))
-    }
-
-    /// Waits until `path` answers `status` and returns the answer.
-    async fn until_status(&self, path: &str, status: u16) -> legate_tests::http::Response {
-        let url = self.url(path);
-        eventually(&format!("GET {url} to answer {status}"), PATIENCE, || async {
-            let r = HttpClient::http1()
-                .get(&url, Some("shop.example.com"))
-                .await
-                .ok()?;
-            (r.status == status).then_some(r)
-        })
-        .await
-    }
-
-    /// Waits until condition `type_` has `reason`.
-    async fn condition_reason(&self, kind: &str, name: &str, type_: &str, reason: &str) -> Value {
-        let what = format!("{kind} {name} to have {type_} with reason {reason}");
-        eventually(&what, PATIENCE, || async {
-            let object = get(
-                &self.env.client,
-                &self.env.namespace,
-                "legate.dev/v1alpha1",
-                kind,
-                name,
-            )
-            .await
-            .ok()??;
-            let conditions = object.data["status"]["conditions"].as_array()?.clone();
-            conditions
-                .into_iter()
-                .find(|c| c["type"] == type_ && c["reason"] == reason)
-        })
-        .await
-    }
-
-    async fn condition(&self, kind: &str, name: &str, type_: &str, status: &str) -> Value {
-        wait_condition(
-            &self.env.client,
-            &self.env.namespace,
-            kind,
-            name,
-            type_,
-            status,
-            PATIENCE,
-        )
-        .await
-    }
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn an_applied_mapping_answers_through_envoy_and_says_programmed() {
@@ -423,7 +282,7 @@ async fn endpoint_changes_reach_envoy_without_a_listener_or_route_push() {
     let _echo = second
         .start_echo("quote-2", 8080)
         .unwrap_or_else(|e| panic!("{e}"));
-    let first = stage._host.addr().to_string();
+    let first = stage.host.addr().to_string();
     let second_addr = second.addr().to_string();
     Stage::slice(&stage.env, "quote", &[(&first, true), (&second_addr, true)]).await;
     eventually("both backends to answer", PATIENCE, || async {

@@ -1,0 +1,108 @@
+//! Restarting the operator interrupts no traffic and flaps no condition.
+//! A test binary of its own: it stops and starts its operator.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use legate_tests::TestEnv;
+use legate_tests::api::{get, install_crds};
+use legate_tests::http::HttpClient;
+use legate_tests::net::free_port;
+use legate_tests::operator::Operator;
+use legate_tests::stage::Stage;
+use serde_json::{Value, json};
+
+/// `type → (status, lastTransitionTime)` of an object's conditions.
+async fn conditions(stage: &Stage, kind: &str, name: &str) -> Vec<(String, String, String)> {
+    let object = get(
+        &stage.env.client,
+        &stage.env.namespace,
+        "legate.dev/v1alpha1",
+        kind,
+        name,
+    )
+    .await
+    .expect("read")
+    .expect("exists");
+    let mut out: Vec<(String, String, String)> = object.data["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c: &Value| {
+            (
+                c["type"].as_str().unwrap_or_default().to_string(),
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["lastTransitionTime"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn restarting_the_operator_drops_no_request_and_flaps_no_condition() {
+    let env = TestEnv::new().await;
+    install_crds(&env.client).await;
+    let xds_port = free_port();
+    let first = Operator::start_on(env.control_plane, xds_port).await;
+    let stage = Stage::with_env(env).await;
+    stage
+        .mapping("quote", json!({ "prefix": "/backend/", "service": "quote" }))
+        .await;
+    stage.until_status("/backend/x", 200).await;
+    stage.condition("Mapping", "quote", "Programmed", "True").await;
+    stage.condition("Gateway", "edge", "Programmed", "True").await;
+    let mapping_before = conditions(&stage, "Mapping", "quote").await;
+    let gateway_before = conditions(&stage, "Gateway", "edge").await;
+
+    // Traffic runs all through the restart.
+    let sent = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = stage.url("/backend/x");
+    let traffic = {
+        let (sent, failed, stop) = (sent.clone(), failed.clone(), stop.clone());
+        tokio::spawn(async move {
+            let client = HttpClient::http1();
+            while !stop.load(Ordering::Relaxed) {
+                let ok = matches!(client.get(&url, Some("shop.example.com")).await, Ok(r) if r.status == 200);
+                sent.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    first.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = Operator::start_on(stage.env.control_plane, xds_port).await;
+    // Past the new operator's grace period for reconnecting proxies.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    stop.store(true, Ordering::Relaxed);
+    traffic.await.expect("the traffic loop ends");
+
+    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("through the restart: {sent} requests, {failed} failed");
+    assert!(sent > 100, "traffic ran: {sent} requests");
+    assert_eq!(
+        failed,
+        0,
+        "no request failed across the restart\n{}",
+        second.log_tail()
+    );
+    assert_eq!(
+        conditions(&stage, "Mapping", "quote").await,
+        mapping_before,
+        "the Mapping's conditions did not flap"
+    );
+    assert_eq!(
+        conditions(&stage, "Gateway", "edge").await,
+        gateway_before,
+        "the Gateway's conditions did not flap"
+    );
+}
