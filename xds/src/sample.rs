@@ -19,9 +19,12 @@ pub fn listener(name: &str, port: u16) -> ir::Listener {
     }
 }
 
-/// An upstream whose endpoints Legate pushes over EDS.
+/// An upstream whose endpoints Legate pushes over EDS; `name` is
+/// `namespace/service:port`, and the Service is its origin.
 pub fn upstream(name: &str) -> ir::Upstream {
-    ir::Upstream::endpoints(name, ObjectRef::new("Service", "default", name, 1))
+    let (namespace, rest) = name.split_once('/').unwrap_or(("default", name));
+    let service = rest.split_once(':').map_or(rest, |(service, _)| service);
+    ir::Upstream::endpoints(name, ObjectRef::new("Service", namespace, service, 1))
 }
 
 /// The endpoints change of an upstream with the given addresses.

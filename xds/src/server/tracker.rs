@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::events::{ProxyId, Rejection, XdsEvent};
+use crate::cache::Snapshot;
 use crate::resource::ResourceType;
 
 /// One connected proxy's state.
@@ -81,6 +82,23 @@ impl ProxyTracker {
         self.proxies.iter().filter(move |(p, _)| p.gateway == gateway)
     }
 
+    /// For every object (by `Kind/namespace/name`) in `snapshot`: has every
+    /// connected proxy of the Gateway applied every resource the object is
+    /// part of, at the snapshot's version? That is the `Programmed` condition.
+    /// An edit that changed no Envoy resource keeps the answer it had.
+    pub fn programmed(&self, snapshot: &Snapshot) -> BTreeMap<String, bool> {
+        let mut out: BTreeMap<String, bool> = BTreeMap::new();
+        for kind in ResourceType::ALL {
+            for (name, r) in snapshot.resources(kind) {
+                let applied = self.applied_everywhere(snapshot.gateway(), kind, name, &r.version);
+                for origin in r.origins() {
+                    *out.entry(origin.object.key()).or_insert(true) &= applied;
+                }
+            }
+        }
+        out
+    }
+
     /// Has every connected proxy of `gateway` applied `version` of `name`?
     /// (False while none is connected: nothing is programmed then.)
     pub fn applied_everywhere(&self, gateway: &str, kind: ResourceType, name: &str, version: &str) -> bool {
@@ -146,6 +164,65 @@ mod tests {
         assert!(!t.applied_everywhere("default/gw", ResourceType::Cluster, "b", "1"));
         t.observe(&XdsEvent::Disconnected(proxy("e2")));
         assert!(t.applied_everywhere("default/gw", ResourceType::Cluster, "b", "1"));
+    }
+
+    #[test]
+    fn an_object_is_programmed_when_every_proxy_applied_all_its_resources() {
+        use crate::sample;
+        use crate::translate::{Change, Translator};
+        use std::net::SocketAddr;
+
+        let mut t = Translator::new();
+        let updates = t.translate(sample::gateway(
+            8080,
+            2,
+            1,
+            1,
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+        ));
+        let snapshot = Snapshot::empty("default/gw").with(&updates).expect("a change");
+        let mut tracker = ProxyTracker::new();
+        tracker.observe(&XdsEvent::Connected(proxy("e1")));
+        let apply_all = |tracker: &mut ProxyTracker, snapshot: &Snapshot, kinds: &[ResourceType]| {
+            for kind in kinds {
+                tracker.observe(&XdsEvent::Acked(Ack {
+                    proxy: proxy("e1"),
+                    kind: *kind,
+                    version: "v".into(),
+                    resources: snapshot
+                        .resources(*kind)
+                        .values()
+                        .map(|r| (r.name.clone(), r.version.clone()))
+                        .collect(),
+                    removed: vec![],
+                    serial: snapshot.serial(),
+                    complete: false,
+                    programmed: vec![],
+                }));
+            }
+        };
+        // The Service's cluster is applied, its endpoints not yet.
+        apply_all(
+            &mut tracker,
+            &snapshot,
+            &[ResourceType::Cluster, ResourceType::Route],
+        );
+        let programmed = tracker.programmed(&snapshot);
+        assert!(programmed["Mapping/default/route-0"]);
+        assert!(!programmed["Service/default/svc-0"]);
+        apply_all(&mut tracker, &snapshot, &[ResourceType::Endpoints]);
+        assert!(tracker.programmed(&snapshot)["Service/default/svc-0"]);
+
+        // A new version of a route is not programmed until applied.
+        let next = snapshot
+            .with(&t.translate([Change::UpsertRoute(sample::route(
+                "route-0",
+                "host-0.example.com",
+                "/new",
+                "default/svc-0:8080",
+            ))]))
+            .expect("a change");
+        assert!(!tracker.programmed(&next)["Mapping/default/route-0"]);
     }
 
     #[test]

@@ -535,7 +535,7 @@ fn a_refused_cluster_does_not_hold_back_the_other_routes() {
     };
     assert_eq!(
         rejection.objects,
-        [ObjectRef::new("Service", "default", "default/broken:80", 1)]
+        [ObjectRef::new("Service", "default", "broken", 1)]
     );
     let rds = only_sotw(&step, RDS);
     assert_eq!(names_of(&rds), ["http"]);
