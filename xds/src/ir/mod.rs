@@ -4,6 +4,7 @@
 //! it into Envoy resources. Every item carries the [`ObjectRef`] of the object
 //! that produced it.
 
+mod gateway;
 mod identity;
 mod listener;
 mod route;
@@ -12,6 +13,7 @@ mod tcp;
 mod upstream;
 mod validate;
 
+pub use gateway::Gateway;
 pub use identity::ObjectRef;
 pub use listener::{Listener, ListenerProtocol, Secret, SecretMaterial, ServerTls, TlsVersion};
 pub use route::{

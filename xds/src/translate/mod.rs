@@ -218,6 +218,60 @@ impl Translator {
         Ok(())
     }
 
+    /// Brings the translator to exactly `desired`: upserts what differs,
+    /// removes what `desired` lacks, and returns the resources that changed
+    /// (nothing, when `desired` is what it already holds). Invalid routes are
+    /// refused as by [`Translator::apply`], and returned.
+    pub fn sync(&mut self, desired: &ir::Gateway) -> (Vec<ResourceUpdate>, Vec<InvalidChange>) {
+        let mut changes = Vec::new();
+        let gone = |held: Vec<String>, wanted: &dyn Fn(&str) -> bool| -> Vec<String> {
+            held.into_iter().filter(|k| !wanted(k)).collect()
+        };
+        for name in gone(self.listeners.keys().cloned().collect(), &|k| {
+            desired.listeners.contains_key(k)
+        }) {
+            changes.push(Change::RemoveListener(name));
+        }
+        for id in self.routes.keys().filter(|id| !desired.routes.contains_key(*id)) {
+            changes.push(Change::RemoveRoute(id.clone()));
+        }
+        for id in self
+            .tcp_routes
+            .keys()
+            .filter(|id| !desired.tcp_routes.contains_key(*id))
+        {
+            changes.push(Change::RemoveTcpRoute(id.clone()));
+        }
+        for name in gone(self.upstreams.keys().cloned().collect(), &|k| {
+            desired.upstreams.contains_key(k)
+        }) {
+            changes.push(Change::RemoveUpstream(name));
+        }
+        for name in gone(self.secrets.keys().cloned().collect(), &|k| {
+            desired.secrets.contains_key(k)
+        }) {
+            changes.push(Change::RemoveSecret(name));
+        }
+        changes.extend(desired.listeners.values().cloned().map(Change::UpsertListener));
+        changes.extend(desired.upstreams.values().cloned().map(Change::UpsertUpstream));
+        changes.extend(
+            desired
+                .endpoints
+                .iter()
+                .map(|(upstream, endpoints)| Change::SetEndpoints {
+                    upstream: upstream.clone(),
+                    endpoints: endpoints.clone(),
+                }),
+        );
+        changes.extend(desired.secrets.values().cloned().map(Change::UpsertSecret));
+        changes.extend(desired.routes.values().cloned().map(Change::UpsertRoute));
+        changes.extend(desired.tcp_routes.values().cloned().map(Change::UpsertTcpRoute));
+        changes.push(Change::SetAuth(desired.auth.clone()));
+        changes.push(Change::SetRateLimit(desired.rate_limit.clone()));
+        let errors = changes.into_iter().filter_map(|c| self.apply(c).err()).collect();
+        (self.flush(), errors)
+    }
+
     fn upsert_route(&mut self, r: ir::Route) {
         if self.routes.get(&r.id).is_some_and(|old| old.ir == r) {
             return;

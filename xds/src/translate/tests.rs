@@ -719,3 +719,44 @@ fn a_tcp_route_change_touches_only_its_listener() {
     let listener = Listener::decode(&*one(&updates, ResourceType::Listener).body).expect("Listener");
     assert!(listener.filter_chains.is_empty());
 }
+
+#[test]
+fn sync_upserts_what_differs_and_removes_what_is_gone() {
+    let endpoint = |port| ir::Endpoint {
+        address: std::net::Ipv4Addr::LOCALHOST.into(),
+        port,
+        ready: true,
+        zone: None,
+    };
+    let desired = ir::Gateway::default()
+        .with_listener(sample::listener("http", 8080))
+        .with_upstream(sample::upstream("default/a:80"), vec![endpoint(1)])
+        .with_route(sample::route("a", "*", "/a", "default/a:80"))
+        .with_route(sample::route("b", "*", "/b", "default/a:80"));
+    let mut t = Translator::new();
+    let (first, errors) = t.sync(&desired);
+    assert!(errors.is_empty());
+    assert_eq!(
+        first.len(),
+        4,
+        "listener, route config, cluster, endpoints: {first:?}"
+    );
+    assert!(
+        t.sync(&desired).0.is_empty(),
+        "the same Gateway again changes nothing"
+    );
+
+    let mut next = desired.clone();
+    next.routes
+        .remove(&ir::RouteId::of(&ObjectRef::new("Mapping", "default", "b", 1)));
+    next.endpoints.insert("default/a:80".into(), vec![endpoint(2)]);
+    let (updates, _) = t.sync(&next);
+    let kinds: Vec<ResourceType> = updates.iter().map(ResourceUpdate::kind).collect();
+    assert_eq!(kinds, [ResourceType::Endpoints, ResourceType::Route]);
+    let rc = route_config(&updates);
+    assert_eq!(names_in_order(&rc, "*"), ["Mapping/default/a"]);
+
+    let (updates, _) = t.sync(&ir::Gateway::default());
+    assert!(updates.iter().all(|u| matches!(u, ResourceUpdate::Remove(..))));
+    assert_eq!(updates.len(), 4);
+}
