@@ -308,6 +308,12 @@ async fn a_route_works(protocol: Protocol) {
             .status,
         404
     );
+    // Paths are normalized before routing: `..` and `//` cannot dodge a prefix.
+    for tricky in ["/x/../cart/items", "//cart//items"] {
+        let r = rig.get("shop.example.com", tricky).await.expect("a response");
+        assert_eq!(r.status, 200, "{tricky}");
+        assert_eq!(r.echo().path, "/cart/items", "{tricky}");
+    }
 }
 
 async fn an_update_applies_without_restart_or_rejection(protocol: Protocol) {

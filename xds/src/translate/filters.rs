@@ -15,6 +15,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{ListStringMatcher, StringMatcher, string_matcher};
+use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
 use super::route::duration;
@@ -87,6 +88,12 @@ pub fn connection_manager(
         // Hosts are matched without their port, so `shop.example.com:8080`
         // finds the `shop.example.com` virtual host.
         strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(true)),
+        // An edge proxy: the client is the peer, not what X-Forwarded-For says
+        // (Envoy's edge best practice), and `/a/../b` or `//a` cannot slip
+        // past a prefix route.
+        use_remote_address: Some(BoolValue { value: true }),
+        normalize_path: Some(BoolValue { value: true }),
+        merge_slashes: true,
         http_filters,
         ..HttpConnectionManager::default()
     }
