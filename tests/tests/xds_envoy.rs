@@ -277,6 +277,7 @@ in_both_protocols!(
     envoy_gets_nothing_again_from_a_restarted_control_plane,
     ten_thousand_routes_converge_and_one_change_is_applied,
     external_authorization_guards_routes_unless_they_bypass_it,
+    route_features_behave_as_translated,
 );
 
 async fn a_route_works(protocol: Protocol) {
@@ -752,6 +753,141 @@ async fn external_authorization_guards_routes_unless_they_bypass_it(protocol: Pr
         (r.echo().backend == "app").then_some(())
     })
     .await;
+    assert_eq!(rig.rejections().await, 0);
+}
+
+fn forward(r: &mut ir::Route) -> &mut ir::Forward {
+    match &mut r.action {
+        ir::RouteAction::Forward(f) => f,
+        _ => unreachable!("sample routes forward"),
+    }
+}
+
+/// Each route feature the translation covers in golden files, seen through
+/// Envoy: what the upstream receives and what the client gets.
+async fn route_features_behave_as_translated(protocol: Protocol) {
+    let a = EchoServer::start("a").await;
+    let b = EchoServer::start("b").await;
+    let host = "shop.example.com";
+    let route = |name: &str, prefix: &str| sample::route(name, host, prefix, "default/a:80");
+    let mut routes = Vec::new();
+    let mut r = route("rewrite", "/rewrite/");
+    forward(&mut r).prefix_rewrite = Some("/".into());
+    routes.push(r);
+    let mut r = route("regex-rewrite", "/v1/");
+    forward(&mut r).regex_rewrite = Some(ir::RegexRewrite {
+        pattern: "^/v1/(.*)$".into(),
+        substitution: "/api/\\1".into(),
+    });
+    routes.push(r);
+    let mut r = route("redirect", "/old");
+    r.action = ir::RouteAction::Redirect(ir::Redirect {
+        path: Some("/new".into()),
+        https: true,
+        status: 308,
+        ..ir::Redirect::default()
+    });
+    routes.push(r);
+    let mut r = route("direct", "/maintenance");
+    r.action = ir::RouteAction::DirectResponse {
+        status: 503,
+        body: Some("back soon".into()),
+    };
+    routes.push(r);
+    let mut r = route("headers", "/headers/");
+    r.policy.request_headers_to_add = vec![ir::HeaderValue {
+        name: "x-gateway".into(),
+        value: "legate".into(),
+        append: false,
+    }];
+    r.policy.request_headers_to_remove = vec!["x-secret".into()];
+    r.policy.response_headers_to_add = vec![ir::HeaderValue {
+        name: "x-served-by".into(),
+        value: "legate".into(),
+        append: false,
+    }];
+    routes.push(r);
+    let mut r = route("exact", "/");
+    r.matcher.path = ir::PathMatch::Exact("/exact".into());
+    routes.push(r);
+    let mut r = route("regex", "/");
+    r.matcher.path = ir::PathMatch::Regex("/orders/[0-9]+".into());
+    routes.push(r);
+    // The canary route wins over the plain one by its header matcher.
+    let mut r = sample::route("canary", host, "/shop/", "default/b:80");
+    r.matcher.headers = vec![ir::HeaderMatch {
+        name: "x-canary".into(),
+        value: ir::ValueMatch::Exact("1".into()),
+        invert: false,
+    }];
+    routes.push(r);
+    routes.push(route("shop", "/shop/"));
+    let mut r = route("split", "/split/");
+    forward(&mut r).upstreams = vec![
+        ir::WeightedUpstream {
+            upstream: "default/a:80".into(),
+            weight: 50,
+        },
+        ir::WeightedUpstream {
+            upstream: "default/b:80".into(),
+            weight: 50,
+        },
+    ];
+    routes.push(r);
+    let mut r = route("cors", "/cors/");
+    r.policy.cors = Some(ir::Cors {
+        allow_origins: vec!["https://app.example.com".into()],
+        allow_methods: vec!["GET".into()],
+        ..ir::Cors::default()
+    });
+    routes.push(r);
+
+    let rig = Rig::start(protocol, |_| {
+        let mut c = upstream_at("default/a:80", a.addr());
+        c.extend(upstream_at("default/b:80", b.addr()));
+        c.extend(routes.into_iter().map(Change::UpsertRoute));
+        c
+    })
+    .await;
+    let get = |path: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        let rig = &rig;
+        async move { rig.get_with(host, path, headers).await.expect("a response") }
+    };
+
+    assert_eq!(get("/rewrite/x", &[]).await.echo().path, "/x");
+    assert_eq!(get("/v1/users", &[]).await.echo().path, "/api/users");
+    let r = get("/old", &[]).await;
+    assert_eq!(r.status, 308);
+    assert_eq!(r.header("location"), Some("https://shop.example.com/new"));
+    let r = get("/maintenance", &[]).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (503, "back soon"));
+    let r = get("/headers/x", &[("x-secret", "s3cr3t")]).await;
+    assert_eq!(r.header("x-served-by"), Some("legate"));
+    let seen = r.echo();
+    assert_eq!(seen.header("x-gateway"), Some("legate"));
+    assert_eq!(seen.header("x-secret"), None);
+    assert_eq!(get("/exact", &[]).await.status, 200);
+    assert_eq!(get("/exact/more", &[]).await.status, 404);
+    assert_eq!(get("/orders/42", &[]).await.status, 200);
+    assert_eq!(get("/orders/abc", &[]).await.status, 404);
+    assert_eq!(get("/shop/cart", &[("x-canary", "1")]).await.echo().backend, "b");
+    assert_eq!(get("/shop/cart", &[]).await.echo().backend, "a");
+    let mut backends = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        backends.insert(get("/split/x", &[]).await.echo().backend);
+    }
+    assert_eq!(
+        backends.into_iter().collect::<Vec<_>>(),
+        ["a", "b"],
+        "a 50/50 split reaches both"
+    );
+    let r = get("/cors/x", &[("origin", "https://app.example.com")]).await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let r = get("/cors/x", &[("origin", "https://evil.example.com")]).await;
+    assert_eq!(r.header("access-control-allow-origin"), None);
     assert_eq!(rig.rejections().await, 0);
 }
 
