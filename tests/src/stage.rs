@@ -32,6 +32,8 @@ impl Stage {
     /// A stage served by the test binary's shared operator.
     pub async fn new() -> Stage {
         let env = TestEnv::new().await;
+        // The operator becomes ready once it can list every Legate kind.
+        install_crds(&env.client).await;
         SharedOperator::get(env.control_plane);
         Stage::with_env(env).await
     }
