@@ -15,6 +15,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Status, Streaming};
+use tracing::Instrument;
 
 use super::events::{ProxyId, XdsEvent};
 use super::stream::{Protocol, Request, Response, Step, StreamState};
@@ -134,6 +135,8 @@ where
     let mut state = StreamState::new(protocol, proxy.clone(), snapshot);
     tracing::info!(%proxy, ?protocol, "proxy connected");
     let _ = events.send(XdsEvent::Connected(proxy.clone()));
+    // Everything logged while serving this stream says which proxy it is about.
+    let span = tracing::info_span!("ads_stream", node = %proxy.node, gateway = %proxy.gateway);
     let result = async {
         emit(state.on_request(first), events, tx, unwrap).await?;
         loop {
@@ -152,6 +155,7 @@ where
             }
         }
     }
+    .instrument(span)
     .await;
     tracing::info!(%proxy, "proxy disconnected");
     let _ = events.send(XdsEvent::Disconnected(proxy));
