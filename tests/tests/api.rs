@@ -739,7 +739,22 @@ async fn kubectl_explain_describes_fields() {
         ("ratelimitservice.spec.domain", "legate"),
         ("tcpmapping.spec.sni", "server name"),
     ] {
-        let text = env.control_plane.kubectl(&["explain", field]);
+        // The API server publishes a new CRD's OpenAPI a moment after it is Established.
+        let text = legate_tests::net::eventually(
+            &format!("`kubectl explain {field}` to work"),
+            std::time::Duration::from_secs(30),
+            || async {
+                let out = env
+                    .control_plane
+                    .kubectl_command(&["explain", field])
+                    .output()
+                    .ok()?;
+                out.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            },
+        )
+        .await;
         assert!(
             text.contains(phrase),
             "`kubectl explain {field}` should mention {phrase:?}:\n{text}"
