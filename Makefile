@@ -30,7 +30,7 @@ lint:
 
 unit-and-e2e:
 	$(CARGO) build -p legate-operator --locked
-	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --all-targets --locked --no-fail-fast
 
 fmt:
 	$(CARGO) fmt --all
