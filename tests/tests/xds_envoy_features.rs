@@ -20,6 +20,7 @@ in_both_protocols!(
     a_tcp_route_proxies_a_port_to_its_upstream,
     external_authorization_guards_routes_unless_they_bypass_it,
     route_features_behave_as_translated,
+    upstream_options_reach_envoy,
 );
 
 async fn a_tcp_route_proxies_a_port_to_its_upstream(protocol: Protocol) {
@@ -369,4 +370,51 @@ async fn an_https_listener_gets_its_certificate_over_sds(protocol: Protocol) {
     eprintln!("Envoy refused the secret: {:?}", rejection.message);
     assert_eq!(rejection.kind, legate_xds::resource::ResourceType::Secret);
     assert_eq!(rejection.objects, [tls_context]);
+}
+
+/// HTTP/2 towards the upstream (as gRPC needs), a load-balancing policy and
+/// circuit breakers: Envoy accepts them, and speaks HTTP/2 to the upstream.
+async fn upstream_options_reach_envoy(protocol: Protocol) {
+    let echo = EchoServer::start("h2").await;
+    let rig = Rig::start(protocol, |_| {
+        let mut upstream = sample::upstream("default/h2:80");
+        upstream.protocol = ir::UpstreamProtocol::Http2;
+        upstream.load_balancing = ir::LoadBalancing::LeastRequest;
+        upstream.circuit_breakers = Some(ir::CircuitBreakers {
+            max_connections: Some(10),
+            max_pending_requests: Some(10),
+            max_requests: Some(100),
+            max_retries: Some(3),
+        });
+        let mut route = sample::route("grpc", "api.example.com", "/", "default/h2:80");
+        route.policy.timeout = Some(Duration::from_secs(5));
+        route.policy.retries = Some(ir::RetryPolicy {
+            retry_on: vec!["5xx".into()],
+            num_retries: 2,
+            per_try_timeout: Some(Duration::from_secs(1)),
+        });
+        vec![
+            Change::UpsertUpstream(upstream),
+            sample::endpoints("default/h2:80", &[echo.addr()]),
+            Change::UpsertRoute(route),
+        ]
+    })
+    .await;
+    let r = rig
+        .get("api.example.com", "/svc/Method")
+        .await
+        .expect("a response");
+    assert_eq!(r.status, 200, "{}", rig.envoy.log_tail());
+    let reply = r.echo();
+    assert_eq!(reply.backend, "h2");
+    assert_eq!(reply.version, "HTTP/2.0", "Envoy spoke HTTP/2 to the upstream");
+    // A 503 from the upstream is retried twice: three attempts in all.
+    let r = rig
+        .get_with("api.example.com", "/flaky", &[("x-echo-status", "503")])
+        .await
+        .expect("a response");
+    assert_eq!(r.status, 503);
+    // (Envoy writes the cluster's `:` as `_` in stat names.)
+    assert_eq!(rig.stat("cluster.default/h2_80.upstream_rq_retry").await, 2);
+    assert_eq!(rig.rejections().await, 0);
 }
