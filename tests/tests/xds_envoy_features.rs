@@ -21,6 +21,7 @@ in_both_protocols!(
     external_authorization_guards_routes_unless_they_bypass_it,
     route_features_behave_as_translated,
     upstream_options_reach_envoy,
+    websockets_pass_only_on_routes_that_allow_them,
 );
 
 async fn a_tcp_route_proxies_a_port_to_its_upstream(protocol: Protocol) {
@@ -417,4 +418,34 @@ async fn upstream_options_reach_envoy(protocol: Protocol) {
     // (Envoy writes the cluster's `:` as `_` in stat names.)
     assert_eq!(rig.stat("cluster.default/h2_80.upstream_rq_retry").await, 2);
     assert_eq!(rig.rejections().await, 0);
+}
+
+async fn websockets_pass_only_on_routes_that_allow_them(protocol: Protocol) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let echo = EchoServer::start("ws").await;
+    let rig = Rig::start(protocol, |_| {
+        let mut chat = sample::route("chat", "*", "/chat", "default/ws:80");
+        forward(&mut chat).upgrades = vec!["websocket".into()];
+        let mut c = upstream_at("default/ws:80", echo.addr());
+        c.push(Change::UpsertRoute(chat));
+        c.push(Change::UpsertRoute(sample::route(
+            "plain",
+            "*",
+            "/plain",
+            "default/ws:80",
+        )));
+        c
+    })
+    .await;
+    let url = |path: &str| format!("ws://{}{path}", loopback(rig.http_port));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url("/chat"))
+        .await
+        .expect("the upgrade passes on a route that allows it");
+    ws.send(Message::text("ping")).await.expect("send");
+    let reply = ws.next().await.expect("a reply").expect("a message");
+    assert_eq!(reply, Message::text("ping"));
+    let refused = tokio_tungstenite::connect_async(url("/plain")).await;
+    assert!(refused.is_err(), "no upgrade on a route that does not allow it");
 }
