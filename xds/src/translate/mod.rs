@@ -224,34 +224,22 @@ impl Translator {
     /// refused as by [`Translator::apply`], and returned.
     pub fn sync(&mut self, desired: &ir::Gateway) -> (Vec<ResourceUpdate>, Vec<InvalidChange>) {
         let mut changes = Vec::new();
-        let gone = |held: Vec<String>, wanted: &dyn Fn(&str) -> bool| -> Vec<String> {
-            held.into_iter().filter(|k| !wanted(k)).collect()
+        let absent = |held: &mut dyn Iterator<Item = &String>, wanted: &dyn Fn(&str) -> bool| {
+            held.filter(|k| !wanted(k)).cloned().collect::<Vec<_>>()
         };
-        for name in gone(self.listeners.keys().cloned().collect(), &|k| {
-            desired.listeners.contains_key(k)
-        }) {
-            changes.push(Change::RemoveListener(name));
-        }
-        for id in self.routes.keys().filter(|id| !desired.routes.contains_key(*id)) {
-            changes.push(Change::RemoveRoute(id.clone()));
-        }
-        for id in self
+        let listeners = absent(&mut self.listeners.keys(), &|k| desired.listeners.contains_key(k));
+        let upstreams = absent(&mut self.upstreams.keys(), &|k| desired.upstreams.contains_key(k));
+        let secrets = absent(&mut self.secrets.keys(), &|k| desired.secrets.contains_key(k));
+        changes.extend(listeners.into_iter().map(Change::RemoveListener));
+        changes.extend(upstreams.into_iter().map(Change::RemoveUpstream));
+        changes.extend(secrets.into_iter().map(Change::RemoveSecret));
+        let routes = self.routes.keys().filter(|id| !desired.routes.contains_key(*id));
+        changes.extend(routes.cloned().map(Change::RemoveRoute));
+        let tcp_routes = self
             .tcp_routes
             .keys()
-            .filter(|id| !desired.tcp_routes.contains_key(*id))
-        {
-            changes.push(Change::RemoveTcpRoute(id.clone()));
-        }
-        for name in gone(self.upstreams.keys().cloned().collect(), &|k| {
-            desired.upstreams.contains_key(k)
-        }) {
-            changes.push(Change::RemoveUpstream(name));
-        }
-        for name in gone(self.secrets.keys().cloned().collect(), &|k| {
-            desired.secrets.contains_key(k)
-        }) {
-            changes.push(Change::RemoveSecret(name));
-        }
+            .filter(|id| !desired.tcp_routes.contains_key(*id));
+        changes.extend(tcp_routes.cloned().map(Change::RemoveTcpRoute));
         changes.extend(desired.listeners.values().cloned().map(Change::UpsertListener));
         changes.extend(desired.upstreams.values().cloned().map(Change::UpsertUpstream));
         changes.extend(
