@@ -389,3 +389,77 @@ async fn ten_thousand_routes_converge_and_one_change_is_applied(protocol: Protoc
          one route changed to Envoy's ACK in {acked:?} (debug build)"
     );
 }
+
+/// Over VHDS (delta), a route change sends its virtual host, not the whole
+/// route config, and Envoy routes as with RDS.
+#[tokio::test]
+async fn over_vhds_one_virtual_host_goes_per_change() {
+    let a = EchoServer::start("a").await;
+    let b = EchoServer::start("b").await;
+    let mut rig = Rig::start_vhds(|_| {
+        let mut c = upstream_at("default/a:80", a.addr());
+        c.extend(upstream_at("default/b:80", b.addr()));
+        c.push(Change::UpsertRoute(sample::route(
+            "shop",
+            "shop.example.com",
+            "/",
+            "default/a:80",
+        )));
+        c.push(Change::UpsertRoute(sample::route(
+            "api",
+            "api.example.com",
+            "/",
+            "default/a:80",
+        )));
+        c.push(Change::UpsertRoute(sample::route(
+            "any",
+            "*",
+            "/any/",
+            "default/a:80",
+        )));
+        c
+    })
+    .await;
+    rig.until_served_by("shop.example.com", "/", "a").await;
+    rig.until_served_by("api.example.com", "/", "a").await;
+    rig.until_served_by("elsewhere.example.com", "/any/x", "a").await;
+
+    while rig.events.try_recv().is_ok() {}
+    rig.change(vec![Change::UpsertRoute(sample::route(
+        "api",
+        "api.example.com",
+        "/",
+        "default/b:80",
+    ))]);
+    rig.until_served_by("api.example.com", "/", "b").await;
+    rig.until_served_by("shop.example.com", "/", "a").await;
+    let mut sent = Vec::new();
+    while let Ok(event) = rig.events.try_recv() {
+        if let XdsEvent::Acked(ack) = event {
+            sent.extend(
+                ack.resources
+                    .iter()
+                    .map(|(name, _)| format!("{} {name}", ack.kind)),
+            );
+        }
+    }
+    assert_eq!(
+        sent,
+        ["VHDS http/api.example.com"],
+        "only the changed virtual host"
+    );
+
+    // The host's last route goes: so does its virtual host.
+    rig.change(vec![Change::RemoveRoute(route_id("api"))]);
+    eventually(
+        "api.example.com to fall back to the * virtual host",
+        CONVERGE,
+        || async {
+            let r = rig.get("api.example.com", "/").await.ok()?;
+            (r.status == 404).then_some(())
+        },
+    )
+    .await;
+    rig.until_served_by("api.example.com", "/any/x", "a").await;
+    assert_eq!(rig.rejections().await, 0);
+}

@@ -18,15 +18,21 @@ pub enum ResourceType {
     Endpoints,
     Listener,
     Route,
+    /// Virtual hosts of a route config over VHDS (delta only), when the
+    /// Gateway's translator uses it.
+    VirtualHost,
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 5] = [
+    pub const COUNT: usize = 6;
+
+    pub const ALL: [ResourceType; ResourceType::COUNT] = [
         ResourceType::Secret,
         ResourceType::Cluster,
         ResourceType::Endpoints,
         ResourceType::Listener,
         ResourceType::Route,
+        ResourceType::VirtualHost,
     ];
 
     pub fn type_url(self) -> &'static str {
@@ -36,6 +42,7 @@ impl ResourceType {
             ResourceType::Endpoints => "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
             ResourceType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
             ResourceType::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            ResourceType::VirtualHost => "type.googleapis.com/envoy.config.route.v3.VirtualHost",
         }
     }
 
@@ -53,6 +60,12 @@ impl ResourceType {
         matches!(self, ResourceType::Cluster | ResourceType::Listener)
     }
 
+    /// VHDS subscribes to namespaces (a route config's name) and gets every
+    /// resource named `<namespace>/<...>`.
+    pub fn is_subscribed_by_namespace(self) -> bool {
+        self == ResourceType::VirtualHost
+    }
+
     pub fn short(self) -> &'static str {
         match self {
             ResourceType::Secret => "SDS",
@@ -60,6 +73,7 @@ impl ResourceType {
             ResourceType::Endpoints => "EDS",
             ResourceType::Listener => "LDS",
             ResourceType::Route => "RDS",
+            ResourceType::VirtualHost => "VHDS",
         }
     }
 }

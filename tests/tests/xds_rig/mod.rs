@@ -77,6 +77,7 @@ impl ControlPlane {
 pub struct Rig {
     pub cache: Arc<SnapshotCache>,
     pub translator: Translator,
+    pub vhds: bool,
     /// Every change so far, to rebuild the same state in a new control plane.
     pub history: Vec<Change>,
     pub events: broadcast::Receiver<XdsEvent>,
@@ -90,10 +91,23 @@ pub struct Rig {
 impl Rig {
     /// Serves `changes` (plus an HTTP listener on a free port), then starts Envoy.
     pub async fn start(protocol: Protocol, changes: impl FnOnce(u16) -> Vec<Change>) -> Rig {
+        Rig::start_translating(protocol, false, changes).await
+    }
+
+    /// Like [`Rig::start`], with virtual hosts over VHDS (delta only).
+    pub async fn start_vhds(changes: impl FnOnce(u16) -> Vec<Change>) -> Rig {
+        Rig::start_translating(Protocol::Delta, true, changes).await
+    }
+
+    async fn start_translating(
+        protocol: Protocol,
+        vhds: bool,
+        changes: impl FnOnce(u16) -> Vec<Change>,
+    ) -> Rig {
         let cache = SnapshotCache::new();
         let (control_plane, xds_port, events) = ControlPlane::start(cache.clone(), 0).await;
         let http_port = free_port();
-        let mut translator = Translator::new();
+        let mut translator = new_translator(vhds);
         let mut history = vec![Change::UpsertListener(sample::listener("http", http_port))];
         history.extend(changes(http_port));
         cache.update(GATEWAY, &translator.translate(history.clone()));
@@ -104,6 +118,7 @@ impl Rig {
         Rig {
             cache,
             translator,
+            vhds,
             history,
             events,
             control_plane: Some(control_plane),
@@ -125,7 +140,7 @@ impl Rig {
     pub async fn restart_control_plane(&mut self) {
         drop(self.control_plane.take());
         self.cache = SnapshotCache::new();
-        self.translator = Translator::new();
+        self.translator = new_translator(self.vhds);
         self.cache
             .update(GATEWAY, &self.translator.translate(self.history.clone()));
         let (cp, _, events) = ControlPlane::start(self.cache.clone(), self.xds_port).await;
@@ -209,6 +224,14 @@ impl Rig {
                 return r;
             }
         }
+    }
+}
+
+fn new_translator(vhds: bool) -> Translator {
+    if vhds {
+        Translator::with_vhds()
+    } else {
+        Translator::new()
     }
 }
 

@@ -15,10 +15,10 @@ pub type Resources = BTreeMap<Arc<str>, Arc<Resource>>;
 pub struct Snapshot {
     gateway: Arc<str>,
     serial: u64,
-    types: [Arc<Resources>; 5],
+    types: [Arc<Resources>; ResourceType::COUNT],
     /// The serial at which each type last changed, so that a stream skips
     /// types that did not change since it last looked.
-    type_serials: [u64; 5],
+    type_serials: [u64; ResourceType::COUNT],
 }
 
 impl Snapshot {
@@ -27,7 +27,7 @@ impl Snapshot {
             gateway: gateway.into(),
             serial: 0,
             types: Default::default(),
-            type_serials: [0; 5],
+            type_serials: [0; ResourceType::COUNT],
         }
     }
 

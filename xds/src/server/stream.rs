@@ -55,6 +55,8 @@ struct InFlight {
 #[derive(Debug, Default)]
 struct TypeState {
     subscribed: bool,
+    /// Subscriptions name namespaces (VHDS), not resources.
+    namespaced: bool,
     wildcard: bool,
     names: BTreeSet<Arc<str>>,
     applied: BTreeMap<Arc<str>, Applied>,
@@ -73,8 +75,8 @@ struct TypeState {
 /// changes, evaluating again would send nothing either.
 #[derive(Debug, Clone, Copy)]
 struct Settled {
-    serials: [u64; 5],
-    epochs: [u64; 5],
+    serials: [u64; ResourceType::COUNT],
+    epochs: [u64; ResourceType::COUNT],
     /// Something was held back for make-before-break: it waits on CDS and EDS.
     held: bool,
     /// Something gone from the snapshot was kept: it waits on its referrers.
@@ -83,7 +85,24 @@ struct Settled {
 
 impl TypeState {
     fn in_scope(&self, name: &str) -> bool {
-        self.wildcard || self.names.contains(name)
+        if self.wildcard || self.names.contains(name) {
+            return true;
+        }
+        // `<namespace>/<name>`, read from the right: the namespace (a route
+        // config name) may contain slashes, the name (a host) may not.
+        self.namespaced
+            && name
+                .rsplit_once('/')
+                .is_some_and(|(namespace, _)| self.names.contains(namespace))
+    }
+
+    /// Forgets what the proxy held outside its subscription.
+    fn forget_unsubscribed(&mut self) {
+        let keep: BTreeMap<Arc<str>, Applied> = std::mem::take(&mut self.applied)
+            .into_iter()
+            .filter(|(n, _)| self.in_scope(n))
+            .collect();
+        self.applied = keep;
     }
 }
 
@@ -93,11 +112,11 @@ pub struct StreamState {
     protocol: Protocol,
     proxy: ProxyId,
     snapshot: Arc<Snapshot>,
-    types: [TypeState; 5],
+    types: [TypeState; ResourceType::COUNT],
     nonces: u64,
     /// Per type, increases when what the proxy applied or subscribed to
     /// changes: what is ready to send may change although the snapshot did not.
-    epochs: [u64; 5],
+    epochs: [u64; ResourceType::COUNT],
 }
 
 impl StreamState {
@@ -108,7 +127,7 @@ impl StreamState {
             snapshot,
             types: Default::default(),
             nonces: 0,
-            epochs: [0; 5],
+            epochs: [0; ResourceType::COUNT],
         }
     }
 
@@ -172,7 +191,8 @@ impl StreamState {
             ts.answer_subscription = true;
             ts.names = names;
             ts.wildcard = wildcard;
-            ts.applied.retain(|n, _| ts.wildcard || ts.names.contains(n));
+            ts.namespaced = kind.is_subscribed_by_namespace();
+            ts.forget_unsubscribed();
             self.epochs[kind.index()] += 1;
         }
         if first && !r.version_info.is_empty() {
@@ -224,6 +244,7 @@ impl StreamState {
         let mut changed = first;
         if first {
             ts.subscribed = true;
+            ts.namespaced = kind.is_subscribed_by_namespace();
             // Legacy wildcard: a first request that names nothing wants everything.
             ts.wildcard = r.resource_names_subscribe.is_empty();
             for (name, version) in &r.initial_resource_versions {
@@ -247,9 +268,14 @@ impl StreamState {
                 ts.wildcard = true;
             } else {
                 changed |= ts.names.insert(name.as_str().into());
-                // Asking again for a name means the proxy does not have it.
+                // Asking again for a name means the proxy does not have it
+                // (for a namespace: anything in it).
                 if !first {
                     ts.applied.remove(name.as_str());
+                    if ts.namespaced {
+                        let prefix = format!("{name}/");
+                        ts.applied.retain(|n, _| !n.starts_with(&prefix));
+                    }
                 }
             }
         }
@@ -262,8 +288,7 @@ impl StreamState {
             }
         }
         if changed {
-            let (wildcard, names) = (ts.wildcard, &ts.names);
-            ts.applied.retain(|n, _| wildcard || names.contains(n));
+            ts.forget_unsubscribed();
             ts.answer_subscription = first || !r.resource_names_subscribe.is_empty();
             self.epochs[kind.index()] += 1;
         }
@@ -384,6 +409,8 @@ impl StreamState {
         let in_scope = |n: &Arc<str>| ts.in_scope(n);
         let candidates: Box<dyn Iterator<Item = (&Arc<str>, &Arc<Resource>)>> = if ts.wildcard {
             Box::new(snapshot.resources(kind).iter())
+        } else if ts.namespaced {
+            Box::new(snapshot.resources(kind).iter().filter(|(n, _)| ts.in_scope(n)))
         } else {
             Box::new(
                 ts.names
@@ -506,7 +533,10 @@ impl StreamState {
     /// applied, when the proxy uses CDS and the snapshot has those clusters.
     /// References the applied version already had are on the proxy already.
     fn is_ready(&self, kind: ResourceType, r: &Resource, applied: Option<&Applied>) -> bool {
-        if !matches!(kind, ResourceType::Listener | ResourceType::Route) {
+        if !matches!(
+            kind,
+            ResourceType::Listener | ResourceType::Route | ResourceType::VirtualHost
+        ) {
             return true;
         }
         let clusters = &self.types[ResourceType::Cluster.index()];
@@ -579,7 +609,11 @@ fn applied_resource<'a>(applied: &'a BTreeMap<Arc<str>, Applied>, name: &str) ->
 /// The types whose applied resources keep a removed resource of `kind` alive.
 fn referrers(kind: ResourceType) -> &'static [ResourceType] {
     match kind {
-        ResourceType::Cluster => &[ResourceType::Listener, ResourceType::Route],
+        ResourceType::Cluster => &[
+            ResourceType::Listener,
+            ResourceType::Route,
+            ResourceType::VirtualHost,
+        ],
         ResourceType::Endpoints => &[ResourceType::Cluster],
         _ => &[],
     }

@@ -11,13 +11,13 @@ mod filters;
 mod listener;
 mod order;
 mod route;
+mod route_config;
 mod secret;
 mod vhosts;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use prost::Message;
 
 pub use listener::route_config_name;
@@ -26,10 +26,6 @@ pub use order::SortKey;
 use crate::ir;
 use crate::resource::{Origin, Resource, ResourceType, ResourceUpdate, hash_bytes};
 use vhosts::VirtualHosts;
-
-/// Field numbers used to splice pre-encoded parts into their parents.
-const ROUTE_CONFIGURATION_VIRTUAL_HOSTS: u32 = 2;
-const VIRTUAL_HOST_ROUTES: u32 = 3;
 
 /// One change to a Gateway's IR.
 // Changes are short-lived (built, applied, dropped); boxing the large
@@ -112,12 +108,24 @@ pub struct Translator {
     secrets: BTreeMap<String, ir::Secret>,
     auth: Option<ir::AuthService>,
     rate_limit: Option<ir::RateLimitService>,
+    /// Virtual hosts go over VHDS, one resource each, instead of inside the
+    /// route config: a route change then sends one virtual host. Needs delta
+    /// ADS (Envoy refuses VHDS over state of the world).
+    vhds: bool,
     dirty: Dirty,
 }
 
 impl Translator {
     pub fn new() -> Translator {
         Translator::default()
+    }
+
+    /// A translator that sends virtual hosts over VHDS (for delta proxies).
+    pub fn with_vhds() -> Translator {
+        Translator {
+            vhds: true,
+            ..Translator::default()
+        }
     }
 
     /// Applies `changes` and returns the resources that changed. A change that
@@ -367,14 +375,12 @@ impl Translator {
         }
         for name in dirty.route_configs {
             let http = self.listeners.get(&name).is_some_and(|l| l.protocol.is_http());
+            let lr = self.by_listener.get_mut(&name);
             if http {
-                out.push(upsert(self.route_config_resource(&name)));
-                self.route_configs.insert(name);
+                let first = self.route_configs.insert(name.clone());
+                out.extend(route_config::updates(lr, &self.routes, &name, self.vhds, first));
             } else if self.route_configs.remove(&name) {
-                out.push(ResourceUpdate::Remove(
-                    ResourceType::Route,
-                    route_config_name(&name).into(),
-                ));
+                out.extend(route_config::removals(lr, &name, self.vhds));
             }
         }
         out
@@ -437,45 +443,6 @@ impl Translator {
             references,
             origins,
         )
-    }
-
-    fn route_config_resource(&mut self, listener: &str) -> Resource {
-        let name = route_config_name(listener);
-        let mut body = RouteConfiguration {
-            name: name.clone(),
-            ..RouteConfiguration::default()
-        }
-        .encode_to_vec();
-        let Some(lr) = self.by_listener.get_mut(listener) else {
-            return Resource::new(ResourceType::Route, &name, body, vec![], vec![]);
-        };
-        let routes = &self.routes;
-        let vhosts = lr.vhosts.encode_all(|host, keys| {
-            let mut vh = VirtualHost {
-                name: host.to_owned(),
-                domains: vec![host.to_owned()],
-                ..VirtualHost::default()
-            }
-            .encode_to_vec();
-            let mut origins = Vec::with_capacity(keys.len());
-            for k in keys {
-                let r = routes.get(&k.id).expect("the index holds only known routes");
-                encode::append_message_field(&mut vh, VIRTUAL_HOST_ROUTES, &r.body);
-                origins.extend(r.origins.iter().cloned());
-            }
-            (vh, origins)
-        });
-        body.reserve(vhosts.iter().map(|(b, _)| b.len() + 6).sum());
-        for (vh, _) in &vhosts {
-            encode::append_message_field(&mut body, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, vh);
-        }
-        let references = lr
-            .cluster_refs
-            .keys()
-            .map(|c| (ResourceType::Cluster, c.clone()))
-            .collect();
-        let origins = vhosts.into_iter().map(|(_, o)| o).collect();
-        Resource::with_origin_chunks(ResourceType::Route, &name, body, references, origins)
     }
 
     pub fn route_count(&self) -> usize {

@@ -14,7 +14,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{Listener, filter, listener_filter};
-use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration};
+use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_filter,
 };
@@ -759,4 +759,67 @@ fn sync_upserts_what_differs_and_removes_what_is_gone() {
     let (updates, _) = t.sync(&ir::Gateway::default());
     assert!(updates.iter().all(|u| matches!(u, ResourceUpdate::Remove(..))));
     assert_eq!(updates.len(), 4);
+}
+
+#[test]
+fn over_vhds_a_route_change_sends_only_its_virtual_host() {
+    let mut t = Translator::with_vhds();
+    let first = t.translate(sample::gateway(
+        8080,
+        20,
+        5,
+        3,
+        SocketAddr::from(([127, 0, 0, 1], 9000)),
+    ));
+    let vhosts: Vec<String> = upserts(&first)
+        .iter()
+        .filter(|r| r.kind == ResourceType::VirtualHost)
+        .map(|r| r.name.to_string())
+        .collect();
+    assert_eq!(vhosts.len(), 5);
+    assert_eq!(vhosts[0], "http/host-0.example.com");
+    let shell = route_config(&first);
+    assert!(
+        shell.virtual_hosts.is_empty() && shell.vhds.is_some(),
+        "{shell:?}"
+    );
+
+    let updates = t.translate([Change::UpsertRoute(sample::route(
+        &sample::route_name(7),
+        &sample::host_name(7, 5),
+        "/moved/",
+        "default/svc-1:8080",
+    ))]);
+    let changed: Vec<(ResourceType, String)> = upserts(&updates)
+        .iter()
+        .map(|r| (r.kind, r.name.to_string()))
+        .filter(|(k, _)| *k == ResourceType::VirtualHost)
+        .collect();
+    assert_eq!(
+        changed,
+        [(ResourceType::VirtualHost, "http/host-2.example.com".to_owned())]
+    );
+    let vh = one(&updates, ResourceType::VirtualHost);
+    let decoded = VirtualHost::decode(&*vh.body).expect("a VirtualHost");
+    assert_eq!(
+        decoded.name, "http/host-2.example.com",
+        "the name is the resource name"
+    );
+    assert_eq!(decoded.domains, ["host-2.example.com"]);
+    assert!(vh.references.iter().all(|(k, _)| *k == ResourceType::Cluster));
+
+    // The last route of a host goes: its virtual host goes.
+    let mut t = Translator::with_vhds();
+    t.translate(base().into_iter().chain([Change::UpsertRoute(sample::route(
+        "only",
+        "a.example.com",
+        "/",
+        "u",
+    ))]));
+    let updates = t.translate([Change::RemoveRoute(ir::RouteId::of(&ObjectRef::new(
+        "Mapping", "default", "only", 1,
+    )))]);
+    assert!(updates.iter().any(
+        |u| matches!(u, ResourceUpdate::Remove(ResourceType::VirtualHost, n) if &**n == "http/a.example.com")
+    ));
 }

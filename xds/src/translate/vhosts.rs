@@ -23,6 +23,9 @@ pub struct VirtualHosts {
     globs: BTreeSet<String>,
     /// The encoding of each virtual host, `None` while it must be rebuilt.
     encoded: BTreeMap<String, Option<EncodedVhost>>,
+    /// Virtual hosts rebuilt or removed since [`VirtualHosts::take_changed`]
+    /// (what VHDS sends).
+    changed: BTreeSet<String>,
 }
 
 /// Does host pattern `pattern` cover hostname (or narrower pattern) `host`?
@@ -59,6 +62,7 @@ impl VirtualHosts {
             self.by_pattern.remove(pattern);
             self.globs.remove(pattern);
             self.encoded.remove(pattern);
+            self.changed.insert(pattern.to_owned());
         }
     }
 
@@ -68,10 +72,12 @@ impl VirtualHosts {
             for (host, enc) in self.encoded.iter_mut() {
                 if covers(pattern, host) {
                     *enc = None;
+                    self.changed.insert(host.clone());
                 }
             }
         } else if let Some(enc) = self.encoded.get_mut(pattern) {
             *enc = None;
+            self.changed.insert(pattern.to_owned());
         }
     }
 
@@ -108,6 +114,23 @@ impl VirtualHosts {
             .values()
             .map(|e| e.clone().expect("every stale virtual host was just encoded"))
             .collect()
+    }
+
+    /// The virtual hosts rebuilt or removed since the last call, with their
+    /// encoding (`None`: removed). Call after [`VirtualHosts::encode_all`].
+    pub fn take_changed(&mut self) -> Vec<(String, Option<EncodedVhost>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|host| {
+                let encoded = self.encoded.get(&host).cloned().flatten();
+                (host, encoded)
+            })
+            .collect()
+    }
+
+    /// Every virtual host with its encoding. Call after [`VirtualHosts::encode_all`].
+    pub fn all(&self) -> Vec<(String, Option<EncodedVhost>)> {
+        self.encoded.iter().map(|(h, e)| (h.clone(), e.clone())).collect()
     }
 
     #[cfg(test)]
