@@ -14,6 +14,7 @@
 //! - a NACKed resource version is not sent again; a newer version is.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -45,6 +46,11 @@ struct Applied {
 #[derive(Debug)]
 struct InFlight {
     serial: u64,
+    /// The type's snapshot serial when the response was built.
+    type_serial: u64,
+    /// The response held nothing back and kept nothing removed: once it is
+    /// applied, the proxy is up to date with that snapshot (for this type).
+    whole: bool,
     version: String,
     upserts: Vec<Arc<Resource>>,
     removals: Vec<Arc<str>>,
@@ -267,9 +273,10 @@ impl StreamState {
                 changed |= !ts.wildcard;
                 ts.wildcard = true;
             } else {
-                changed |= ts.names.insert(name.as_str().into());
-                // Asking again for a name means the proxy does not have it
-                // (for a namespace: anything in it).
+                ts.names.insert(name.as_str().into());
+                // Asking (again) for a name is always answered: the proxy does
+                // not have it (for a namespace: anything in it).
+                changed = true;
                 if !first {
                     ts.applied.remove(name.as_str());
                     if ts.namespaced {
@@ -304,6 +311,20 @@ impl StreamState {
         self.epochs[kind.index()] += 1;
         match error {
             None => {
+                // Applied, and nothing changed since: evaluating again against
+                // the same snapshot would find nothing to send (a large type,
+                // VHDS or CDS, would be scanned for nothing).
+                if flight.whole
+                    && flight.type_serial == self.snapshot.type_serial(kind)
+                    && !ts.answer_subscription
+                {
+                    ts.settled = Some(Settled {
+                        serials: ResourceType::ALL.map(|t| self.snapshot.type_serial(t)),
+                        epochs: self.epochs,
+                        held: false,
+                        kept: false,
+                    });
+                }
                 let programmed =
                     blame::changed_objects(&flight.upserts, |n| applied_resource(&ts.applied, n));
                 if flight.complete {
@@ -410,7 +431,14 @@ impl StreamState {
         let candidates: Box<dyn Iterator<Item = (&Arc<str>, &Arc<Resource>)>> = if ts.wildcard {
             Box::new(snapshot.resources(kind).iter())
         } else if ts.namespaced {
-            Box::new(snapshot.resources(kind).iter().filter(|(n, _)| ts.in_scope(n)))
+            // Each namespace's resources are a contiguous range of the map.
+            Box::new(ts.names.iter().flat_map(|namespace| {
+                let prefix = format!("{namespace}/");
+                snapshot
+                    .resources(kind)
+                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                    .take_while(move |(n, _)| n.starts_with(&prefix))
+            }))
         } else {
             Box::new(
                 ts.names
@@ -520,6 +548,8 @@ impl StreamState {
         ts.last_nonce = nonce.clone();
         ts.in_flight = Some(InFlight {
             serial: snapshot.serial(),
+            type_serial: snapshot.type_serial(kind),
+            whole: !held && !kept,
             version,
             upserts: if complete { complete_set } else { upserts },
             removals: if removal_matters { removals } else { Vec::new() },

@@ -558,3 +558,100 @@ fn a_nonce_from_an_earlier_stream_does_not_make_the_first_request_stale() {
     let mut s = StreamState::new(Protocol::StateOfTheWorld, proxy(), first.snapshot.clone());
     only_sotw(&s.on_request(sotw(CDS, &[], "stale-version", "17")), CDS);
 }
+
+/// A delta stream over VHDS, brought up like Envoy: CDS, EDS, LDS, RDS, then
+/// the virtual hosts of the route config's namespace.
+fn connected_vhds(snap: Arc<Snapshot>) -> (StreamState, DeltaDiscoveryResponse) {
+    let mut s = StreamState::new(Protocol::Delta, proxy(), snap);
+    let cds = only_delta(&s.on_request(Request::Delta(delta(CDS, &[], &[], ""))), CDS);
+    s.on_request(Request::Delta(delta(CDS, &[], &[], &cds.nonce)));
+    let eds = only_delta(
+        &s.on_request(Request::Delta(delta(
+            EDS,
+            &["default/svc-0:8080", "default/svc-1:8080"],
+            &[],
+            "",
+        ))),
+        EDS,
+    );
+    s.on_request(Request::Delta(delta(EDS, &[], &[], &eds.nonce)));
+    let lds = only_delta(&s.on_request(Request::Delta(delta(LDS, &[], &[], ""))), LDS);
+    s.on_request(Request::Delta(delta(LDS, &[], &[], &lds.nonce)));
+    let rds = only_delta(&s.on_request(Request::Delta(delta(RDS, &["http"], &[], ""))), RDS);
+    s.on_request(Request::Delta(delta(RDS, &[], &[], &rds.nonce)));
+    let vhds = only_delta(
+        &s.on_request(Request::Delta(delta(
+            ResourceType::VirtualHost,
+            &["http"],
+            &[],
+            "",
+        ))),
+        ResourceType::VirtualHost,
+    );
+    s.on_request(Request::Delta(delta(
+        ResourceType::VirtualHost,
+        &[],
+        &[],
+        &vhds.nonce,
+    )));
+    (s, vhds)
+}
+
+#[test]
+fn a_vhds_namespace_subscription_gets_the_virtual_hosts_of_its_route_config() {
+    let mut t = Translator::with_vhds();
+    let updates = t.translate(sample::gateway(8080, 4, 2, 2, SocketAddr::from(ENDPOINT)));
+    let snap = Arc::new(Snapshot::empty("default/gw").with(&updates).expect("a change"));
+    let (mut s, vhds) = connected_vhds(snap.clone());
+    let names: Vec<&str> = vhds.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["http/host-0.example.com", "http/host-1.example.com"]);
+
+    // A route to a new cluster: the cluster first, the virtual host after it.
+    let next = apply(
+        &mut t,
+        &snap,
+        vec![
+            Change::UpsertUpstream(sample::upstream("default/new:80")),
+            sample::endpoints("default/new:80", &[SocketAddr::from(ENDPOINT)]),
+            Change::UpsertRoute(sample::route(
+                "new",
+                "host-1.example.com",
+                "/new",
+                "default/new:80",
+            )),
+        ],
+    );
+    let cds = only_delta(&s.on_snapshot(next), CDS);
+    assert_eq!(cds.resources.len(), 1);
+    let step = s.on_request(Request::Delta(delta(CDS, &[], &[], &cds.nonce)));
+    assert!(
+        step.responses.is_empty(),
+        "the virtual host waits for the endpoints"
+    );
+    let eds = only_delta(
+        &s.on_request(Request::Delta(delta(EDS, &["default/new:80"], &[], ""))),
+        EDS,
+    );
+    let step = s.on_request(Request::Delta(delta(EDS, &[], &[], &eds.nonce)));
+    let vhds = only_delta(&step, ResourceType::VirtualHost);
+    let names: Vec<&str> = vhds.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["http/host-1.example.com"]);
+
+    // Subscribing to the namespace again (a new route config) resends it all.
+    s.on_request(Request::Delta(delta(
+        ResourceType::VirtualHost,
+        &[],
+        &[],
+        &vhds.nonce,
+    )));
+    let again = only_delta(
+        &s.on_request(Request::Delta(delta(
+            ResourceType::VirtualHost,
+            &["http"],
+            &[],
+            "",
+        ))),
+        ResourceType::VirtualHost,
+    );
+    assert_eq!(again.resources.len(), 2);
+}
