@@ -61,10 +61,11 @@ up() {
   "${kubectl[@]}" wait --for=condition=Established crd --all --timeout=60s >/dev/null
   say "CRDs installed"
 
-  read -r xds health http https < <(free_ports 4)
+  read -r xds health metrics http https < <(free_ports 5)
   setsid "$legate" run --kubeconfig "$dir/controlplane/kubeconfig" \
     --xds-listen "127.0.0.1:$xds" --xds-advertise "127.0.0.1:$xds" \
-    --health-listen "127.0.0.1:$health" --envoy-listen-address 127.0.0.1 \
+    --health-listen "127.0.0.1:$health" --metrics-listen "127.0.0.1:$metrics" \
+    --envoy-listen-address 127.0.0.1 \
     >"$dir/run/legate.log" 2>&1 </dev/null &
   echo $! >"$dir/run/legate.pid"
   wait_for "the operator's /readyz" 60 "$dir/run/legate.pid" http_ok "http://127.0.0.1:$health/readyz"

@@ -54,9 +54,24 @@ pub struct RunArgs {
     /// Where /healthz and /readyz are served.
     #[arg(long, env = "LEGATE_HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
     pub health_listen: SocketAddr,
+    /// Where /metrics (Prometheus text format) is served.
+    #[arg(long, env = "LEGATE_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    pub metrics_listen: SocketAddr,
     /// The address Envoy listeners bind (0.0.0.0 in pods; 127.0.0.1 when Envoy runs on this machine).
     #[arg(long, env = "LEGATE_ENVOY_LISTEN_ADDRESS", default_value = "0.0.0.0")]
     pub envoy_listen_address: std::net::IpAddr,
+    /// Elect a leader among replicas with a Lease; only the leader writes status and manages fleets.
+    #[arg(long, env = "LEGATE_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: bool,
+    /// The namespace of the leader Lease (in a cluster, the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "legate-system")]
+    pub leader_election_namespace: String,
+    /// The name of the leader Lease.
+    #[arg(long, env = "LEGATE_LEADER_ELECTION_ID", default_value = "legate-leader")]
+    pub leader_election_id: String,
+    /// This replica's identity in the Lease (in a cluster, the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
     /// Manage the Envoy fleets (Deployments, Services...). Tests that run Envoy locally may turn this off.
     #[arg(long, env = "LEGATE_MANAGE_FLEETS", default_value_t = true, action = clap::ArgAction::Set)]
     pub manage_fleets: bool,

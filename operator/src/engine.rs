@@ -11,6 +11,7 @@ use legate_xds::server::XdsEvent;
 use legate_xds::translate::Translator;
 use tokio::sync::{broadcast, watch};
 
+use crate::metrics::{GatewayLabels, Metrics, TypeLabels};
 use crate::model::{self, GatewayConfig, Model};
 use crate::program::ProgramState;
 use crate::world::Stores;
@@ -22,6 +23,7 @@ const DEBOUNCE: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub struct Shared {
     pub cache: Arc<SnapshotCache>,
+    pub metrics: Arc<Metrics>,
     model: RwLock<Arc<Model>>,
     program: Mutex<ProgramState>,
     /// Bumped when statuses may need to change; controllers reconcile all on it.
@@ -31,9 +33,10 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(cache: Arc<SnapshotCache>) -> Arc<Shared> {
+    pub fn new(cache: Arc<SnapshotCache>, metrics: Arc<Metrics>) -> Arc<Shared> {
         Arc::new(Shared {
             cache,
+            metrics,
             model: RwLock::new(Arc::new(Model::default())),
             program: Mutex::new(ProgramState::default()),
             trigger: watch::Sender::new(0),
@@ -62,7 +65,8 @@ impl Shared {
         self.trigger.subscribe()
     }
 
-    fn poke(&self) {
+    /// Asks every controller to reconcile everything.
+    pub fn poke(&self) {
         self.trigger.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
@@ -99,7 +103,19 @@ pub async fn translate_forever(stores: Stores, shared: Arc<Shared>, listen_addre
             let updates = translator.translate(changes);
             if !updates.is_empty() {
                 pushed += updates.len();
-                shared.cache.update(key, &updates);
+                for update in &updates {
+                    let labels = TypeLabels {
+                        r#type: update.kind().short().to_string(),
+                    };
+                    shared.metrics.resources_pushed.get_or_create(&labels).inc();
+                }
+                let snapshot = shared.cache.update(key, &updates);
+                let labels = GatewayLabels { gateway: key.clone() };
+                shared
+                    .metrics
+                    .snapshot_version
+                    .get_or_create(&labels)
+                    .set(snapshot.serial() as i64);
             }
             *current = config.clone();
         }
@@ -111,6 +127,17 @@ pub async fn translate_forever(stores: Stores, shared: Arc<Shared>, listen_addre
         for key in gone {
             gateways.remove(&key);
             shared.cache.remove(&key);
+        }
+        shared
+            .metrics
+            .translation_duration
+            .observe(started.elapsed().as_secs_f64());
+        for verdict in model.verdicts.values() {
+            if verdict.accepted.is_ok() && !verdict.gateways.is_empty() {
+                shared
+                    .metrics
+                    .change_seen(&verdict.object.key(), verdict.object.generation());
+            }
         }
         tracing::debug!(
             gateways = model.gateways.len(),
@@ -130,8 +157,34 @@ pub async fn track_proxies_forever(mut events: broadcast::Receiver<XdsEvent>, sh
     loop {
         match events.recv().await {
             Ok(event) => {
-                if let Ok(mut program) = shared.program.lock() {
-                    program.on_event(&event);
+                let gateway = event.proxy().gateway.clone();
+                let proxies = match shared.program.lock() {
+                    Ok(mut program) => {
+                        program.on_event(&event);
+                        program.proxies(&gateway)
+                    }
+                    Err(_) => 0,
+                };
+                let labels = GatewayLabels { gateway };
+                shared
+                    .metrics
+                    .connected_proxies
+                    .get_or_create(&labels)
+                    .set(proxies as i64);
+                match &event {
+                    XdsEvent::Acked(ack) => {
+                        let labels = TypeLabels {
+                            r#type: ack.kind.short().to_string(),
+                        };
+                        shared.metrics.acks.get_or_create(&labels).inc();
+                    }
+                    XdsEvent::Rejected(nack) => {
+                        let labels = TypeLabels {
+                            r#type: nack.kind.short().to_string(),
+                        };
+                        shared.metrics.nacks.get_or_create(&labels).inc();
+                    }
+                    _ => {}
                 }
                 if matches!(event, XdsEvent::Rejected(_)) {
                     shared.rejected.send_modify(|n| *n = n.wrapping_add(1));

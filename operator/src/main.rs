@@ -6,6 +6,8 @@ mod controllers;
 mod engine;
 mod fleet;
 mod health;
+mod leader;
+mod metrics;
 mod model;
 mod program;
 mod run;
@@ -21,9 +23,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Version => {
+            // The commit is stamped by build.rs ("unknown" without git).
             print_line(&format!(
-                "legate {} (api {}, envoy {})",
+                "legate {}\ncommit: {}\napi: {}\nenvoy: {} (xDS v3, ADS)",
                 env!("CARGO_PKG_VERSION"),
+                env!("LEGATE_COMMIT"),
                 legate_crds::api_version(),
                 legate_xds::ENVOY_VERSION
             ));

@@ -16,6 +16,8 @@ use crate::cli::{LogArgs, LogFormat, RunArgs, split_host_port};
 use crate::controllers::{self, Context, FleetConfig};
 use crate::engine::{self, Shared};
 use crate::health::{self, Readiness};
+use crate::leader::{self, LeaseConfig};
+use crate::metrics::Metrics;
 use crate::world;
 
 /// Why the operator could not start.
@@ -102,6 +104,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let (xds_host, xds_port) = split_host_port(&args.xds_advertise).map_err(RunError::Advertise)?;
     let client = client(&args).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_leader = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -111,7 +114,9 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
 
     let cache = SnapshotCache::new();
     let ads = AdsServer::new(cache.clone());
-    let shared = Shared::new(cache);
+    let metrics = Metrics::new();
+    let metrics_for_leader = metrics.clone();
+    let shared = Shared::new(cache, metrics.clone());
     let xds_listener = tokio::net::TcpListener::bind(args.xds_listen)
         .await
         .map_err(|source| RunError::Bind {
@@ -126,10 +131,18 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
             address: args.health_listen,
             source,
         })?;
-    tracing::info!(xds = %args.xds_listen, health = %args.health_listen, advertise = %args.xds_advertise, "legate starting");
+    let metrics_listener = health::bind(args.metrics_listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            what: "the metrics endpoint",
+            address: args.metrics_listen,
+            source,
+        })?;
+    tracing::info!(metrics = %args.metrics_listen, xds = %args.xds_listen, health = %args.health_listen, advertise = %args.xds_advertise, "legate starting");
 
     let readiness = Arc::new(Readiness::default());
     let health = tokio::spawn(health::serve(health_listener, readiness.clone(), stopped()));
+    let metrics_server = tokio::spawn(health::serve_metrics(metrics_listener, metrics, stopped()));
     tokio::spawn(engine::track_proxies_forever(ads.events(), shared.clone()));
     let xds = tokio::spawn(ads.serve(xds_listener, stopped()));
 
@@ -150,7 +163,25 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         });
     }
     let fleet = args.manage_fleets.then_some(FleetConfig { xds_host, xds_port });
-    let ctx = Context::new(client, shared, fleet);
+    let leading = if args.leader_elect {
+        let identity = args.identity.clone().unwrap_or_else(default_identity);
+        let config = LeaseConfig::new(
+            &args.leader_election_namespace,
+            &args.leader_election_id,
+            &identity,
+        );
+        tracing::info!(%identity, lease = %format!("{}/{}", config.namespace, config.name), "leader election on");
+        leader::run(
+            client.clone(),
+            config,
+            metrics_for_leader.clone(),
+            stop_rx_leader.clone(),
+        )
+    } else {
+        metrics_for_leader.leader.set(1);
+        watch::channel(true).1
+    };
+    let ctx = Context::new(client, shared, fleet, leading);
     let controllers = tokio::spawn(controllers::run_all(ctx, args.namespace.clone(), stopped()));
 
     shutdown_signal().await;
@@ -159,7 +190,20 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let _ = controllers.await;
     let _ = xds.await;
     let _ = health.await;
+    let _ = metrics_server.await;
     Ok(())
+}
+
+/// `hostname-pid`, for a replica run outside a pod.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{}-{}",
+        if host.is_empty() { "legate" } else { &host },
+        std::process::id()
+    )
 }
 
 async fn shutdown_signal() {

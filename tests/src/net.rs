@@ -37,3 +37,52 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A TCP load balancer on 127.0.0.1 that spreads connections over backends
+/// and skips those that refuse: the test's stand-in for a Kubernetes Service
+/// in front of several operator replicas.
+#[derive(Debug)]
+pub struct TcpBalancer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpBalancer {
+    pub async fn start(backends: Vec<SocketAddr>) -> TcpBalancer {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("the balancer binds a loopback port");
+        let addr = listener.local_addr().expect("a bound listener has an address");
+        let task = tokio::spawn(async move {
+            let mut next = 0usize;
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut upstream = None;
+                for i in 0..backends.len() {
+                    let backend = backends[(next + i) % backends.len()];
+                    if let Ok(s) = tokio::net::TcpStream::connect(backend).await {
+                        upstream = Some(s);
+                        next = (next + i + 1) % backends.len();
+                        break;
+                    }
+                }
+                let Some(mut upstream) = upstream else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await;
+                });
+            }
+        });
+        TcpBalancer { addr, task }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for TcpBalancer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -40,6 +40,8 @@ pub fn binary() -> Result<PathBuf, String> {
 pub struct SharedOperator {
     pub xds: SocketAddr,
     pub health: SocketAddr,
+    /// `/metrics`.
+    pub metrics: SocketAddr,
     pub log: PathBuf,
 }
 
@@ -65,7 +67,8 @@ fn start_shared(control_plane: &ControlPlane) -> Result<SharedOperator, String> 
     let log_file = std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
     let xds = loopback(free_port());
     let health = loopback(free_port());
-    let mut command = operator_command(&binary, control_plane, xds, health);
+    let metrics = loopback(free_port());
+    let mut command = operator_command(&binary, control_plane, xds, xds, health, metrics);
     command.stderr(log_file);
     die_with_parent(&mut command);
     // The parent-death signal fires when the spawning *thread* ends, so the
@@ -85,7 +88,12 @@ fn start_shared(control_plane: &ControlPlane) -> Result<SharedOperator, String> 
     }
     for _ in 0..300 {
         if ready_blocking(health) {
-            return Ok(SharedOperator { xds, health, log });
+            return Ok(SharedOperator {
+                xds,
+                health,
+                metrics,
+                log,
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -96,7 +104,9 @@ fn operator_command(
     binary: &std::path::Path,
     control_plane: &ControlPlane,
     xds: SocketAddr,
+    advertise: SocketAddr,
     health: SocketAddr,
+    metrics: SocketAddr,
 ) -> Command {
     let mut command = Command::new(binary);
     command
@@ -106,9 +116,11 @@ fn operator_command(
         .arg("--xds-listen")
         .arg(xds.to_string())
         .arg("--xds-advertise")
-        .arg(xds.to_string())
+        .arg(advertise.to_string())
         .arg("--health-listen")
         .arg(health.to_string())
+        .arg("--metrics-listen")
+        .arg(metrics.to_string())
         .arg("--envoy-listen-address")
         .arg("127.0.0.1")
         .args(["--log-level", "info,legate=debug"])
@@ -167,6 +179,8 @@ pub struct Operator {
     pub xds: SocketAddr,
     /// `/healthz` and `/readyz`.
     pub health: SocketAddr,
+    /// `/metrics`.
+    pub metrics: SocketAddr,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -180,6 +194,17 @@ impl Operator {
 
     /// Starts with a given xDS port (a restarted operator keeps its address).
     pub async fn start_on(control_plane: &ControlPlane, xds_port: u16) -> Operator {
+        Operator::start_with(control_plane, xds_port, None, &[]).await
+    }
+
+    /// Starts with a given xDS port, the xDS address to advertise in
+    /// bootstraps (default: its own), and extra `legate run` arguments.
+    pub async fn start_with(
+        control_plane: &ControlPlane,
+        xds_port: u16,
+        advertise: Option<SocketAddr>,
+        extra: &[&str],
+    ) -> Operator {
         let binary = binary().unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::Builder::new()
             .prefix("legate-operator-")
@@ -189,7 +214,17 @@ impl Operator {
         let log_file = std::fs::File::create(&log).expect("a log file");
         let xds = loopback(xds_port);
         let health = loopback(free_port());
-        let child = operator_command(&binary, control_plane, xds, health)
+        let metrics = loopback(free_port());
+        let mut command = operator_command(
+            &binary,
+            control_plane,
+            xds,
+            advertise.unwrap_or(xds),
+            health,
+            metrics,
+        );
+        let child = command
+            .args(extra)
             .stderr(log_file)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
@@ -197,6 +232,7 @@ impl Operator {
             child,
             xds,
             health,
+            metrics,
             log,
             _dir: dir,
         };
@@ -217,6 +253,12 @@ impl Operator {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("legate was not ready within 30s\n{}", operator.log_tail());
+    }
+
+    /// Kills it without warning (SIGKILL), as a crashed node would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops it the way Kubernetes does (SIGTERM) and waits.

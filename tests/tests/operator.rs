@@ -372,3 +372,57 @@ async fn an_idle_operator_writes_nothing_for_a_minute() {
     );
     assert_eq!(before, after, "nothing was written while nothing changed");
 }
+
+/// The value of an unlabelled series (or the sum over a family) in `/metrics`.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_show_the_pipeline_and_change_to_ack_moves_when_a_mapping_is_applied() {
+    let stage = Stage::new().await;
+    let operator = legate_tests::operator::SharedOperator::get(stage.env.control_plane);
+    let url = format!("http://{}/metrics", operator.metrics);
+    let scrape = || async {
+        legate_tests::http::HttpClient::http1()
+            .get(&url, None)
+            .await
+            .expect("/metrics answers")
+            .text()
+    };
+    let before = metric(&scrape().await, "legate_change_to_ack_seconds_count");
+    stage
+        .mapping("quote", json!({ "prefix": "/backend/", "service": "quote" }))
+        .await;
+    stage.condition("Mapping", "quote", "Programmed", "True").await;
+    let text = eventually("change_to_ack to count the Mapping", PATIENCE, || async {
+        let text = scrape().await;
+        (metric(&text, "legate_change_to_ack_seconds_count") > before).then_some(text)
+    })
+    .await;
+    for family in [
+        "legate_reconciles",
+        "legate_reconcile_duration_seconds",
+        "legate_reconciles_in_flight",
+        "legate_translation_duration_seconds",
+        "legate_snapshot_version",
+        "legate_connected_proxies",
+        "legate_xds_resources_pushed",
+        "legate_xds_acks",
+        "legate_xds_nacks",
+        "legate_change_to_ack_seconds",
+        "legate_leader",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "/metrics lacks {family}:\n{text}"
+        );
+    }
+    assert!(metric(&text, "legate_reconciles_total") > 0.0, "{text}");
+    assert!(metric(&text, "legate_xds_acks_total") > 0.0, "{text}");
+    assert!(metric(&text, "legate_connected_proxies") >= 1.0, "{text}");
+}

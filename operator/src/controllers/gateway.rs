@@ -34,6 +34,16 @@ pub struct FleetConfig {
 }
 
 pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let timer = ctx.shared.metrics.reconcile_started("Gateway");
+    let result = reconcile_inner(gateway, &ctx).await;
+    timer.finish(result.is_ok());
+    result
+}
+
+async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Action, Error> {
+    if !ctx.is_leader() {
+        return Ok(Action::await_change());
+    }
     if gateway.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -178,7 +188,7 @@ pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Actio
             object: format!("Gateway/{key}"),
             source,
         })?;
-    publish(&gateway, &transitions, &ctx).await;
+    publish(&gateway, &transitions, ctx).await;
     Ok(Action::await_change())
 }
 

@@ -46,7 +46,10 @@ pub struct Context {
     pub fleet: Option<FleetConfig>,
     /// Per Gateway key: the fleet as last applied.
     fleet_marks: std::sync::Mutex<std::collections::HashMap<String, gateway::FleetMark>>,
-    started: std::time::Instant,
+    /// Whether this replica leads; followers write nothing.
+    leading: watch::Receiver<bool>,
+    /// Since when this replica leads (proxies may still be reconnecting to it).
+    leading_since: std::sync::Mutex<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Context {
@@ -56,7 +59,12 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    pub fn new(client: Client, shared: Arc<Shared>, fleet: Option<FleetConfig>) -> Arc<Context> {
+    pub fn new(
+        client: Client,
+        shared: Arc<Shared>,
+        fleet: Option<FleetConfig>,
+        leading: watch::Receiver<bool>,
+    ) -> Arc<Context> {
         let recorder = Recorder::new(client.clone(), Reporter::from("legate"));
         Arc::new(Context {
             client,
@@ -64,7 +72,8 @@ impl Context {
             recorder,
             fleet,
             fleet_marks: std::sync::Mutex::default(),
-            started: std::time::Instant::now(),
+            leading,
+            leading_since: std::sync::Mutex::new(std::time::Instant::now()),
         })
     }
 }
@@ -73,9 +82,17 @@ impl Context {
 const RESTART_GRACE: Duration = Duration::from_secs(15);
 
 impl Context {
-    /// Whether proxies may still be reconnecting after this operator started.
+    /// Whether proxies may still be reconnecting since this replica took the lead.
     pub fn in_restart_grace(&self) -> bool {
-        self.started.elapsed() < RESTART_GRACE
+        self.leading_since
+            .lock()
+            .map(|t| t.elapsed() < RESTART_GRACE)
+            .unwrap_or(false)
+    }
+
+    /// Whether this replica may write (status, Events, fleets).
+    pub fn is_leader(&self) -> bool {
+        *self.leading.borrow()
     }
 }
 
@@ -101,6 +118,22 @@ pub async fn run_all(
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    // Taking the lead: reconcile everything, with a fresh grace period.
+    {
+        let ctx = ctx.clone();
+        let mut leading = ctx.leading.clone();
+        tokio::spawn(async move {
+            while leading.changed().await.is_ok() {
+                let now_leading = *leading.borrow_and_update();
+                if now_leading {
+                    if let Ok(mut since) = ctx.leading_since.lock() {
+                        *since = std::time::Instant::now();
+                    }
+                    ctx.shared.poke();
+                }
+            }
+        });
+    }
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let api = |ns: &Option<String>| -> ApiScope {
         ApiScope {

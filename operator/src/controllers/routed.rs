@@ -75,8 +75,19 @@ pub fn controller<K: Routed>(
 }
 
 async fn reconcile<K: Routed>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let timer = ctx.shared.metrics.reconcile_started(&K::kind(&()));
+    let result = reconcile_inner(object, &ctx).await;
+    timer.finish(result.is_ok());
+    result
+}
+
+async fn reconcile_inner<K: Routed>(object: Arc<K>, ctx: &Arc<Context>) -> Result<Action, Error> {
+    tracing::trace!(kind = %K::kind(&()), object = %format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any()), leader = ctx.is_leader(), "reconcile");
+    if !ctx.is_leader() {
+        return Ok(Action::await_change());
+    }
     if !K::HOLDS_TRAFFIC {
-        return write_status(object.as_ref(), &ctx).await;
+        return write_status(object.as_ref(), ctx).await;
     }
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -106,6 +117,14 @@ async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Er
     let mut desired = ctx
         .shared
         .with_program(|program| status::object_conditions(verdict, program, &ctx.shared.cache));
+    if desired
+        .iter()
+        .any(|c| c.type_ == legate_crds::conditions::types::PROGRAMMED && c.status == "True")
+    {
+        ctx.shared
+            .metrics
+            .change_programmed(&reference.key(), reference.generation());
+    }
     let current: Vec<Condition> = object
         .object_status()
         .map(|s| s.conditions.clone())
