@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator: watch Legate resources, serve xDS, manage Envoy fleets.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML, or write one file per kind.
     Crds {
         /// Write one file per kind into this directory instead of printing.

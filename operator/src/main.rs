@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         }
         Command::Crds { write } => crds(write),
         Command::Bootstrap(args) => bootstrap(&args),
-        Command::Run(args) => run::main(args),
+        Command::Run(args) => run::main(*args),
     }
 }
 

@@ -93,8 +93,8 @@ async fn reconcile_inner<K: Routed>(object: Arc<K>, ctx: &Arc<Context>) -> Resul
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     finalizer(&api, ROUTES_FINALIZER, object, |event| async {
         match event {
-            finalizer::Event::Apply(o) => write_status(o.as_ref(), &ctx).await,
-            finalizer::Event::Cleanup(o) => wait_until_unrouted(o.as_ref(), &ctx).await,
+            finalizer::Event::Apply(o) => write_status(o.as_ref(), ctx).await,
+            finalizer::Event::Cleanup(o) => wait_until_unrouted(o.as_ref(), ctx).await,
         }
     })
     .await
