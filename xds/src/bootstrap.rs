@@ -26,6 +26,10 @@ pub struct BootstrapConfig {
     pub admin_port: u16,
     /// mTLS towards the control plane (files mounted into the pod).
     pub xds_tls: Option<XdsTls>,
+    /// A listener on all addresses for the kubelet's probes: `/healthz` (the
+    /// process answers) and `/ready` (the admin API's readiness: listeners
+    /// received). Needs a fixed `admin_port`.
+    pub health_port: Option<u16>,
     pub limits: OverloadLimits,
 }
 
@@ -67,6 +71,7 @@ impl BootstrapConfig {
             protocol: Protocol::Delta,
             admin_port: 0,
             xds_tls: None,
+            health_port: None,
             limits: OverloadLimits::default(),
         }
     }
@@ -102,7 +107,7 @@ dynamic_resources:
   cds_config: {{ ads: {{}}, resource_api_version: V3 }}
   lds_config: {{ ads: {{}}, resource_api_version: V3 }}
 static_resources:
-  clusters:
+{health_listener}  clusters:
   - name: {xds_cluster}
     type: {discovery}
     connect_timeout: 5s
@@ -120,6 +125,7 @@ static_resources:
             address:
               socket_address: {{ address: {host}, port_value: {port} }}
 "#,
+            health_listener = self.health_listener(),
             node = quote(&self.node_id),
             gateway = quote(&self.gateway),
             admin_port = self.admin_port,
@@ -144,6 +150,23 @@ static_resources:
                 cert = quote(&tls.cert_path),
                 key = quote(&tls.key_path),
                 ca = quote(&tls.ca_path),
+            );
+        }
+        if self.health_port.is_some() {
+            let _ = write!(
+                y,
+                r#"  - name: {ADMIN_CLUSTER}
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: {ADMIN_CLUSTER}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: 127.0.0.1, port_value: {admin} }}
+"#,
+                admin = self.admin_port,
             );
         }
         let _ = write!(
@@ -175,6 +198,44 @@ static_resources:
         y
     }
 }
+
+impl BootstrapConfig {
+    /// The probe listener, when asked for (YAML under `static_resources`).
+    fn health_listener(&self) -> String {
+        let Some(port) = self.health_port else {
+            return String::new();
+        };
+        format!(
+            r#"  listeners:
+  - name: legate-health
+    address:
+      socket_address: {{ address: 0.0.0.0, port_value: {port} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: legate_health
+          route_config:
+            virtual_hosts:
+            - name: health
+              domains: ["*"]
+              routes:
+              - match: {{ path: /ready }}
+                route: {{ cluster: {ADMIN_CLUSTER} }}
+              - match: {{ path: /healthz }}
+                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#
+        )
+    }
+}
+
+/// The static cluster of the probe listener: the admin API on loopback.
+pub const ADMIN_CLUSTER: &str = "legate-admin";
 
 /// A YAML double-quoted scalar (JSON string syntax, which YAML accepts).
 fn quote(s: &str) -> String {

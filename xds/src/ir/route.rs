@@ -1,6 +1,7 @@
 //! HTTP routes: what a request must look like, and what happens to it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::ObjectRef;
@@ -8,22 +9,28 @@ use super::ObjectRef;
 /// The stable identity of a route: derived from the object that produced it
 /// (plus a rule index when one object yields several routes), never from a
 /// position in a list, so that removing one route never renames another.
+/// Cheap to clone: the translator keys several indexes by it.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct RouteId(String);
+pub struct RouteId(Arc<str>);
 
 impl RouteId {
     /// The route of an object that produces exactly one route.
     pub fn of(object: &ObjectRef) -> RouteId {
-        RouteId(object.key())
+        RouteId(object.key().into())
     }
 
     /// Rule `index` of an object that produces several routes.
     pub fn rule(object: &ObjectRef, index: u32) -> RouteId {
-        RouteId(format!("{}#{index}", object.key()))
+        RouteId(format!("{}#{index}", object.key()).into())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The id as a shared string (no copy).
+    pub fn as_arc(&self) -> Arc<str> {
+        self.0.clone()
     }
 }
 

@@ -281,7 +281,7 @@ impl Translator {
         patterns.sort();
         patterns.dedup();
         let hash = hash_bytes(&encoded.body);
-        let part: Arc<str> = Arc::from(r.id.as_str());
+        let part = r.id.as_arc();
         let origins = std::iter::once(&r.origin)
             .chain(&r.co_origins)
             .map(|o| Origin {
@@ -309,7 +309,9 @@ impl Translator {
         for c in &translated.clusters {
             *lr.cluster_refs.entry(c.clone()).or_default() += 1;
         }
-        self.dirty.route_configs.insert(translated.ir.listener.clone());
+        if !self.dirty.route_configs.contains(&translated.ir.listener) {
+            self.dirty.route_configs.insert(translated.ir.listener.clone());
+        }
         self.routes.insert(translated.ir.id.clone(), translated);
     }
 

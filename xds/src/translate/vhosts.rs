@@ -41,11 +41,18 @@ pub fn covers(pattern: &str, host: &str) -> bool {
 
 impl VirtualHosts {
     pub fn insert(&mut self, pattern: &str, key: SortKey) {
-        self.by_pattern.entry(pattern.to_owned()).or_default().insert(key);
-        if pattern.starts_with('*') {
-            self.globs.insert(pattern.to_owned());
+        match self.by_pattern.get_mut(pattern) {
+            Some(set) => {
+                set.insert(key);
+            }
+            None => {
+                self.by_pattern.insert(pattern.to_owned(), BTreeSet::from([key]));
+                if pattern.starts_with('*') {
+                    self.globs.insert(pattern.to_owned());
+                }
+                self.encoded.insert(pattern.to_owned(), None);
+            }
         }
-        self.encoded.entry(pattern.to_owned()).or_insert(None);
         self.invalidate(pattern);
     }
 
