@@ -336,15 +336,29 @@ async fn envoy_gets_nothing_again_from_a_restarted_control_plane(protocol: Proto
 /// The scale of the benchmarks, through a real Envoy. The timings are
 /// printed for `xds/BENCHMARKS.md`, not asserted.
 async fn ten_thousand_routes_converge_and_one_change_is_applied(protocol: Protocol) {
+    at_scale(protocol, false).await
+}
+
+/// The same over VHDS, where the change is one virtual host.
+#[tokio::test]
+async fn ten_thousand_routes_over_vhds() {
+    at_scale(Protocol::Delta, true).await
+}
+
+async fn at_scale(protocol: Protocol, vhds: bool) {
     let echo = EchoServer::start("echo").await;
     let started = std::time::Instant::now();
-    let mut rig = Rig::start(protocol, |port| {
+    let gateway = |port| {
         sample::gateway(port, 10_000, 1_000, 1_000, echo.addr())
             .into_iter()
             .skip(1)
             .collect()
-    })
-    .await;
+    };
+    let mut rig = if vhds {
+        Rig::start_vhds(gateway).await
+    } else {
+        Rig::start(protocol, gateway).await
+    };
     let ready = started.elapsed();
     for i in (0..10_000).step_by(97) {
         let (host, path) = (sample::host_name(i, 1_000), format!("{}x", sample::prefix(i)));
@@ -368,7 +382,7 @@ async fn ten_thousand_routes_converge_and_one_change_is_applied(protocol: Protoc
             .unwrap_or_else(|_| panic!("no ACK of the change\n{}", rig.envoy.log_tail()))
             .expect("the event stream is open");
         match event {
-            XdsEvent::Acked(ack) if ack.kind == legate_xds::resource::ResourceType::Route => break ack,
+            XdsEvent::Acked(ack) if !ack.programmed.is_empty() => break ack,
             XdsEvent::Rejected(r) => panic!("Envoy refused the change: {}", r.message),
             _ => {}
         }
@@ -384,9 +398,12 @@ async fn ten_thousand_routes_converge_and_one_change_is_applied(protocol: Protoc
         .expect("a response");
     assert_eq!(r.status, 200);
     assert_eq!(rig.rejections().await, 0);
+    let sent: usize = version.resources.len();
     eprintln!(
-        "{protocol:?}: 10,000 routes: control plane up to Envoy ready in {ready:?}; \
-         one route changed to Envoy's ACK in {acked:?} (debug build)"
+        "{protocol:?}{}: 10,000 routes: control plane up to Envoy ready in {ready:?}; \
+         one route changed to Envoy's ACK of {} ({sent} resource) in {acked:?} (debug build)",
+        if vhds { " over VHDS" } else { "" },
+        version.kind,
     );
 }
 
