@@ -5,7 +5,7 @@ mod events;
 mod service;
 mod stream;
 mod tracker;
-mod wire;
+pub(crate) mod wire;
 
 pub use events::{Ack, ProxyId, Rejection, XdsEvent};
 pub use service::{AdsServer, ServeError};

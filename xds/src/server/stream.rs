@@ -662,4 +662,6 @@ fn version_of_view<'a>(items: impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)>
 }
 
 #[cfg(test)]
+mod simulation;
+#[cfg(test)]
 mod tests;

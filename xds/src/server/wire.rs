@@ -61,7 +61,7 @@ impl Response {
 
 /// The name of an encoded resource: field 1 in every xDS resource type Legate
 /// serves, which spares decoding the whole resource.
-fn resource_name(body: &[u8]) -> String {
+pub(crate) fn resource_name(body: &[u8]) -> String {
     #[derive(prost::Message)]
     struct Named {
         #[prost(string, tag = "1")]

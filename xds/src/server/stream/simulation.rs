@@ -1,0 +1,334 @@
+//! A simulated Envoy against the stream state machine, over random change
+//! sequences and random delivery delays (seeded, so a failure replays):
+//! make-before-break holds after every response the proxy applies, and once
+//! everything is delivered the proxy holds exactly the snapshot.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+
+use super::*;
+use crate::cache::Snapshot;
+use crate::ir::{ObjectRef, RouteId};
+use crate::resource::version_of;
+use crate::sample;
+use crate::server::wire::resource_name;
+use crate::translate::{Change, Translator};
+
+/// xorshift64*: deterministic, no dependency.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
+    }
+}
+
+type Key = (ResourceType, String, String);
+
+/// What an Envoy holds, and what it subscribes to, as Envoy decides it: EDS
+/// for the clusters it has, RDS for the route configs its listeners name.
+struct Envoy {
+    protocol: Protocol,
+    applied: BTreeMap<ResourceType, BTreeMap<String, String>>,
+    subscribed: BTreeMap<ResourceType, BTreeSet<String>>,
+    last_nonce: BTreeMap<ResourceType, String>,
+    last_version: BTreeMap<ResourceType, String>,
+}
+
+impl Envoy {
+    fn new(protocol: Protocol) -> Envoy {
+        Envoy {
+            protocol,
+            applied: BTreeMap::new(),
+            subscribed: BTreeMap::new(),
+            last_nonce: BTreeMap::new(),
+            last_version: BTreeMap::new(),
+        }
+    }
+
+    fn request(&self, kind: ResourceType, nonce: &str, add: &[String], remove: &[String]) -> Request {
+        match self.protocol {
+            Protocol::StateOfTheWorld => Request::Sotw(DiscoveryRequest {
+                version_info: self.last_version.get(&kind).cloned().unwrap_or_default(),
+                resource_names: self
+                    .subscribed
+                    .get(&kind)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+                type_url: kind.type_url().into(),
+                response_nonce: nonce.into(),
+                ..DiscoveryRequest::default()
+            }),
+            Protocol::Delta => Request::Delta(DeltaDiscoveryRequest {
+                type_url: kind.type_url().into(),
+                resource_names_subscribe: add.to_vec(),
+                resource_names_unsubscribe: remove.to_vec(),
+                response_nonce: nonce.into(),
+                ..DeltaDiscoveryRequest::default()
+            }),
+        }
+    }
+
+    /// Applies a response; returns the ACK and any subscription changes.
+    fn apply(&mut self, response: &Response, registry: &HashMap<Key, Arc<Resource>>) -> Vec<Request> {
+        let kind = ResourceType::from_type_url(response.type_url()).expect("a served type");
+        let applied = self.applied.entry(kind).or_default();
+        match response {
+            Response::Sotw(r) => {
+                if kind.is_wildcard_by_default() {
+                    applied.clear();
+                }
+                for any in &r.resources {
+                    applied.insert(resource_name(&any.value), version_of(&any.value));
+                }
+                self.last_version.insert(kind, r.version_info.clone());
+            }
+            Response::Delta(r) => {
+                for name in &r.removed_resources {
+                    applied.remove(name);
+                }
+                for res in &r.resources {
+                    applied.insert(res.name.clone(), res.version.clone());
+                }
+            }
+        }
+        self.last_nonce.insert(kind, response.nonce().to_owned());
+        let mut out = vec![self.request(kind, response.nonce(), &[], &[])];
+        // Envoy follows what it now holds: endpoints of its clusters, route
+        // configs of its listeners.
+        for (holder, wanted) in [
+            (ResourceType::Cluster, ResourceType::Endpoints),
+            (ResourceType::Listener, ResourceType::Route),
+        ] {
+            let want: BTreeSet<String> = self
+                .applied
+                .get(&holder)
+                .into_iter()
+                .flatten()
+                .filter_map(|(n, v)| registry.get(&(holder, n.clone(), v.clone())))
+                .flat_map(|r| r.references.iter())
+                .filter(|(k, _)| *k == wanted)
+                .map(|(_, n)| n.to_string())
+                .collect();
+            let had = self.subscribed.get(&wanted).cloned().unwrap_or_default();
+            if want != had {
+                let add: Vec<String> = want.difference(&had).cloned().collect();
+                let remove: Vec<String> = had.difference(&want).cloned().collect();
+                if let Some(applied) = self.applied.get_mut(&wanted) {
+                    applied.retain(|n, _| want.contains(n));
+                }
+                self.subscribed.insert(wanted, want);
+                let nonce = self.last_nonce.get(&wanted).cloned().unwrap_or_default();
+                let nonce = if self.protocol == Protocol::Delta {
+                    String::new()
+                } else {
+                    nonce
+                };
+                out.push(self.request(wanted, &nonce, &add, &remove));
+            }
+        }
+        out
+    }
+
+    /// Make-before-break: every cluster an applied route config or listener
+    /// sends to is applied, with its endpoints, unless the snapshot the
+    /// response was built from did not have that cluster (a route to a
+    /// removed upstream: nothing to wait for).
+    fn check_make_before_break(
+        &self,
+        registry: &HashMap<Key, Arc<Resource>>,
+        built_from: &Snapshot,
+        context: &str,
+    ) {
+        let clusters = self
+            .applied
+            .get(&ResourceType::Cluster)
+            .cloned()
+            .unwrap_or_default();
+        let endpoints = self
+            .applied
+            .get(&ResourceType::Endpoints)
+            .cloned()
+            .unwrap_or_default();
+        for holder in [ResourceType::Route, ResourceType::Listener] {
+            for (name, version) in self.applied.get(&holder).into_iter().flatten() {
+                let r = &registry[&(holder, name.clone(), version.clone())];
+                for (kind, cluster) in &r.references {
+                    if *kind != ResourceType::Cluster
+                        || built_from.get(ResourceType::Cluster, cluster).is_none()
+                    {
+                        continue;
+                    }
+                    let Some(cv) = clusters.get(&**cluster) else {
+                        panic!(
+                            "{context}: {holder} {name} sends to cluster {cluster}, which the proxy lacks"
+                        );
+                    };
+                    let c = &registry[&(ResourceType::Cluster, cluster.to_string(), cv.clone())];
+                    for (k, e) in &c.references {
+                        assert!(
+                            *k != ResourceType::Endpoints || endpoints.contains_key(&**e),
+                            "{context}: {holder} {name} sends to {cluster}, whose endpoints the proxy lacks"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Applies `changes`; on a change, records every resource by version.
+fn publish(
+    t: &mut Translator,
+    snapshot: &mut Arc<Snapshot>,
+    registry: &mut HashMap<Key, Arc<Resource>>,
+    changes: Vec<Change>,
+) -> bool {
+    let Some(next) = snapshot.with(&t.translate(changes)) else {
+        return false;
+    };
+    for kind in ResourceType::ALL {
+        for r in next.resources(kind).values() {
+            registry.insert((kind, r.name.to_string(), r.version.to_string()), r.clone());
+        }
+    }
+    *snapshot = Arc::new(next);
+    true
+}
+
+fn run(protocol: Protocol, seed: u64) {
+    let mut rng = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let endpoint = |n: usize| SocketAddr::from(([127, 0, 0, 1], 9000 + n as u16));
+    let mut t = Translator::new();
+    let mut registry: HashMap<Key, Arc<Resource>> = HashMap::new();
+    let mut snapshot = Arc::new(Snapshot::empty("default/gw"));
+    let upstream = |n: usize| format!("default/svc-{n}:80");
+    let mut existing: BTreeSet<usize> = (0..3).collect();
+    let mut initial = vec![Change::UpsertListener(sample::listener("http", 8080))];
+    for u in 0..3 {
+        initial.push(Change::UpsertUpstream(sample::upstream(&upstream(u))));
+        initial.push(sample::endpoints(&upstream(u), &[endpoint(u)]));
+    }
+    publish(&mut t, &mut snapshot, &mut registry, initial);
+
+    let proxy = ProxyId {
+        node: "sim".into(),
+        gateway: "default/gw".into(),
+    };
+    let mut state = StreamState::new(protocol, proxy, snapshot.clone());
+    let mut envoy = Envoy::new(protocol);
+    // Each response with the snapshot it was built from.
+    let mut to_proxy: VecDeque<(Response, Arc<Snapshot>)> = VecDeque::new();
+    // Envoy asks for clusters and listeners first.
+    for kind in [ResourceType::Cluster, ResourceType::Listener] {
+        let first = envoy.request(kind, "", &[], &[]);
+        let built = state.on_request(first).responses;
+        to_proxy.extend(built.into_iter().map(|r| (r, snapshot.clone())));
+    }
+
+    for step in 0..300 {
+        let context = format!("{protocol:?} seed {seed} step {step}");
+        // A change, most of the time.
+        if rng.below(3) > 0 {
+            let route = format!("r{}", rng.below(12));
+            // Routes are written to upstreams that exist (what the operator
+            // resolves); upstreams may go while routes still use them.
+            let live: Vec<usize> = existing.iter().copied().collect();
+            let change = match rng.below(6) {
+                0 | 1 if !live.is_empty() => Change::UpsertRoute(sample::route(
+                    &route,
+                    &format!("h{}.example.com", rng.below(3)),
+                    &format!("/p{}", rng.below(4)),
+                    &upstream(live[rng.below(live.len())]),
+                )),
+                0..=2 => Change::RemoveRoute(RouteId::of(&ObjectRef::new("Mapping", "default", &route, 1))),
+                3 => {
+                    let n = rng.below(6);
+                    existing.insert(n);
+                    Change::UpsertUpstream(sample::upstream(&upstream(n)))
+                }
+                4 => {
+                    let n = rng.below(6);
+                    existing.remove(&n);
+                    Change::RemoveUpstream(upstream(n))
+                }
+                _ => {
+                    let n = rng.below(6);
+                    sample::endpoints(&upstream(n), &[endpoint(rng.below(50))])
+                }
+            };
+            if publish(&mut t, &mut snapshot, &mut registry, vec![change]) {
+                let built = state.on_snapshot(snapshot.clone()).responses;
+                to_proxy.extend(built.into_iter().map(|r| (r, snapshot.clone())));
+            }
+        }
+        // Deliver a few responses, in order, like a slow network.
+        for _ in 0..rng.below(4) {
+            let Some((response, built_from)) = to_proxy.pop_front() else {
+                break;
+            };
+            let requests = envoy.apply(&response, &registry);
+            envoy.check_make_before_break(&registry, &built_from, &context);
+            for request in requests {
+                let built = state.on_request(request).responses;
+                to_proxy.extend(built.into_iter().map(|r| (r, snapshot.clone())));
+            }
+        }
+    }
+    // Let everything arrive.
+    let mut guard = 0;
+    while let Some((response, built_from)) = to_proxy.pop_front() {
+        let requests = envoy.apply(&response, &registry);
+        let context = format!("{protocol:?} seed {seed} draining");
+        envoy.check_make_before_break(&registry, &built_from, &context);
+        for request in requests {
+            let built = state.on_request(request).responses;
+            to_proxy.extend(built.into_iter().map(|r| (r, snapshot.clone())));
+        }
+        guard += 1;
+        assert!(
+            guard < 10_000,
+            "{protocol:?} seed {seed}: the exchange never settles"
+        );
+    }
+    // The proxy holds the snapshot (plus clusters its routes still need).
+    for kind in [ResourceType::Listener, ResourceType::Route, ResourceType::Cluster] {
+        let held = envoy.applied.get(&kind).cloned().unwrap_or_default();
+        for (name, r) in snapshot.resources(kind) {
+            let wanted = kind != ResourceType::Route
+                || envoy.subscribed.get(&kind).is_some_and(|s| s.contains(&**name));
+            if wanted {
+                assert_eq!(
+                    held.get(&**name),
+                    Some(&r.version.to_string()),
+                    "{protocol:?} seed {seed}: {kind} {name} is not at the snapshot's version"
+                );
+            }
+        }
+        for name in held.keys() {
+            if snapshot.get(kind, name).is_none() {
+                assert_eq!(
+                    kind,
+                    ResourceType::Cluster,
+                    "{protocol:?} seed {seed}: stale {kind} {name}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_simulated_envoy_converges_and_never_sees_a_route_before_its_cluster() {
+    for seed in 1..=40 {
+        run(Protocol::StateOfTheWorld, seed);
+        run(Protocol::Delta, seed);
+    }
+}
