@@ -20,6 +20,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator: watch Legate resources, serve xDS, manage Envoy fleets.
+    // A flag given twice takes its last value, as with kubectl and most daemons.
+    #[command(args_override_self = true)]
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML, or write one file per kind.
     Crds {
@@ -72,6 +74,10 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (in a cluster, the pod name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Give Envoy pods the probe listener (port 19001) and fixed admin port (19000, loopback).
+    /// Turn off when running Envoys on this machine, where fixed ports would collide.
+    #[arg(long, env = "LEGATE_ENVOY_PROBES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub envoy_probes: bool,
     /// Manage the Envoy fleets (Deployments, Services...). Tests that run Envoy locally may turn this off.
     #[arg(long, env = "LEGATE_MANAGE_FLEETS", default_value_t = true, action = clap::ArgAction::Set)]
     pub manage_fleets: bool,

@@ -25,8 +25,24 @@ pub fn fleet_name(gateway: &Gateway) -> String {
     format!("{}-envoy", gateway.name_any())
 }
 
+/// Envoy's admin API (loopback only) and the probe listener in pods.
+pub const ADMIN_PORT: u16 = 19000;
+pub const HEALTH_PORT: u16 = 19001;
+/// The UID Envoy runs as (the official image's `envoy` user).
+const ENVOY_UID: i64 = 101;
+
+/// How fleets are built, from the operator's flags.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// Where Envoys find the xDS server.
+    pub xds_host: String,
+    pub xds_port: u16,
+    /// Give Envoy the probe listener (pods); off when Envoys run on this machine.
+    pub probes: bool,
+}
+
 /// The objects of a Gateway's fleet, as server-side apply bodies.
-pub fn desired_objects(gateway: &Gateway, xds_host: &str, xds_port: u16) -> Vec<Value> {
+pub fn desired_objects(gateway: &Gateway, settings: &FleetSettings) -> Vec<Value> {
     let name = fleet_name(gateway);
     let namespace = gateway.namespace().unwrap_or_default();
     let gateway_key = format!("{namespace}/{}", gateway.name_any());
@@ -50,9 +66,14 @@ pub fn desired_objects(gateway: &Gateway, xds_host: &str, xds_port: u16) -> Vec<
         m
     };
     // The node id comes from the pod name (--service-node); the bootstrap's is a placeholder.
-    let bootstrap = BootstrapConfig::new("envoy", &gateway_key, xds_host, xds_port).to_yaml();
+    let mut bootstrap = BootstrapConfig::new("envoy", &gateway_key, &settings.xds_host, settings.xds_port);
+    if settings.probes {
+        bootstrap.admin_port = ADMIN_PORT;
+        bootstrap.health_port = Some(HEALTH_PORT);
+    }
+    let bootstrap = bootstrap.to_yaml();
     let spec = &gateway.spec;
-    let container_ports: Vec<Value> = spec
+    let mut container_ports: Vec<Value> = spec
         .listeners
         .iter()
         .map(|l| json!({ "name": l.name, "containerPort": l.port, "protocol": "TCP" }))
@@ -75,6 +96,12 @@ pub fn desired_objects(gateway: &Gateway, xds_host: &str, xds_port: u16) -> Vec<
         ServiceType::NodePort => "NodePort",
         ServiceType::LoadBalancer => "LoadBalancer",
     };
+    let resources = match &spec.resources {
+        Some(r) => json!(r),
+        // Without the Gateway's own numbers: enough to schedule sensibly, and a
+        // memory ceiling that matches the overload manager's heap limit.
+        None => json!({ "requests": { "cpu": "100m", "memory": "128Mi" }, "limits": { "memory": "1Gi" } }),
+    };
     let mut container = json!({
         "name": "envoy",
         "image": spec.image,
@@ -83,26 +110,66 @@ pub fn desired_objects(gateway: &Gateway, xds_host: &str, xds_port: u16) -> Vec<
             "--service-node", "$(POD_NAME)",
             "--service-cluster", gateway_key,
             "--log-level", "info",
+            // On SIGTERM, Envoy stops at once; the preStop pause below is the drain.
+            "--drain-time-s", "15",
         ],
         "env": [{ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }],
-        "ports": container_ports,
-        "volumeMounts": [{ "name": "bootstrap", "mountPath": "/etc/envoy", "readOnly": true }],
+        "volumeMounts": [
+            { "name": "bootstrap", "mountPath": "/etc/envoy", "readOnly": true },
+            // Envoy writes nothing else; its root filesystem is read-only.
+            { "name": "tmp", "mountPath": "/tmp" },
+        ],
+        "resources": resources,
         "securityContext": {
             "runAsNonRoot": true,
-            "runAsUser": 101,
+            "runAsUser": ENVOY_UID,
+            "runAsGroup": ENVOY_UID,
             "allowPrivilegeEscalation": false,
             "readOnlyRootFilesystem": true,
             "capabilities": { "drop": ["ALL"] },
+            "seccompProfile": { "type": "RuntimeDefault" },
         },
+        // Terminating: the pod leaves the Service's endpoints at once; Envoy
+        // keeps serving in-flight and late-routed requests for 10 s, then exits.
+        "lifecycle": { "preStop": { "sleep": { "seconds": 10 } } },
     });
-    if let Some(resources) = &spec.resources {
-        container["resources"] = json!(resources);
+    if settings.probes {
+        container_ports.push(json!({ "name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP" }));
+        container["readinessProbe"] = json!({
+            // 200 only once Envoy is initialized: its listeners arrived over xDS.
+            "httpGet": { "path": "/ready", "port": HEALTH_PORT },
+            "periodSeconds": 2, "failureThreshold": 2,
+        });
+        // Envoy opens no listener, the probe listener included, until its
+        // first configuration arrived: allow five minutes for that before the
+        // liveness probe may restart it.
+        container["startupProbe"] = json!({
+            "httpGet": { "path": "/healthz", "port": HEALTH_PORT },
+            "periodSeconds": 5, "failureThreshold": 60,
+        });
+        container["livenessProbe"] = json!({
+            "httpGet": { "path": "/healthz", "port": HEALTH_PORT },
+            "periodSeconds": 10, "failureThreshold": 3,
+        });
     }
+    container["ports"] = json!(container_ports);
     let mut pod_spec = json!({
         "serviceAccountName": name,
         "automountServiceAccountToken": false,
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": { "runAsNonRoot": true, "fsGroup": ENVOY_UID },
         "containers": [container],
-        "volumes": [{ "name": "bootstrap", "configMap": { "name": name } }],
+        "volumes": [
+            { "name": "bootstrap", "configMap": { "name": name } },
+            { "name": "tmp", "emptyDir": {} },
+        ],
+        // Spread the Envoys over nodes so that one node going away takes one Envoy.
+        "topologySpreadConstraints": [{
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": { "matchLabels": selector },
+        }],
     });
     if !spec.node_selector.is_empty() {
         pod_spec["nodeSelector"] = json!(spec.node_selector);
@@ -111,15 +178,22 @@ pub fn desired_objects(gateway: &Gateway, xds_host: &str, xds_port: u16) -> Vec<
         pod_spec["tolerations"] = json!(spec.tolerations);
     }
     vec![
-        json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(json!({})) }),
+        json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(json!({})), "automountServiceAccountToken": false }),
         json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(json!({})), "data": { BOOTSTRAP_KEY: bootstrap } }),
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(json!({})),
             "spec": {
                 "replicas": spec.replicas,
                 "selector": { "matchLabels": selector },
+                // Never below the current count during a rollout.
+                "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 0, "maxSurge": 1 } },
                 "template": { "metadata": { "labels": labels }, "spec": pod_spec },
             }
+        }),
+        json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta(json!({})),
+            // Voluntary disruptions (node drains) take one Envoy at a time.
+            "spec": { "maxUnavailable": 1, "selector": { "matchLabels": selector } },
         }),
         json!({
             "apiVersion": "v1", "kind": "Service",
@@ -134,11 +208,10 @@ pub fn desired_objects(gateway: &Gateway, xds_host: &str, xds_port: u16) -> Vec<
 pub async fn apply(
     client: &Client,
     gateway: &Gateway,
-    xds_host: &str,
-    xds_port: u16,
+    settings: &FleetSettings,
 ) -> Result<(), (String, kube::Error)> {
     let namespace = gateway.namespace().unwrap_or_default();
-    for object in desired_objects(gateway, xds_host, xds_port) {
+    for object in desired_objects(gateway, settings) {
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let kind = object["kind"].as_str().unwrap_or_default();
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -163,6 +236,28 @@ pub async fn apply(
 mod tests {
     use super::*;
 
+    fn settings(host: &str) -> FleetSettings {
+        FleetSettings {
+            xds_host: host.into(),
+            xds_port: 18000,
+            probes: true,
+        }
+    }
+
+    #[test]
+    fn envoy_is_probed_through_its_health_listener() {
+        let objects = desired_objects(&gateway(json!({})), &settings("x"));
+        let container = &objects[2]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/ready");
+        assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+        let bootstrap = objects[1]["data"][BOOTSTRAP_KEY].as_str().unwrap_or_default();
+        assert!(bootstrap.contains("port_value: 19001"), "{bootstrap}");
+        assert!(
+            bootstrap.contains("address: 127.0.0.1, port_value: 19000"),
+            "admin stays on loopback: {bootstrap}"
+        );
+    }
+
     fn gateway(spec: Value) -> Gateway {
         serde_json::from_value(json!({
             "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway",
@@ -174,12 +269,21 @@ mod tests {
 
     #[test]
     fn the_fleet_is_owned_labelled_and_hardened() {
-        let objects = desired_objects(&gateway(json!({})), "legate-xds.legate-system.svc", 18000);
+        let objects = desired_objects(&gateway(json!({})), &settings("legate-xds.legate-system.svc"));
         let kinds: Vec<&str> = objects
             .iter()
             .map(|o| o["kind"].as_str().unwrap_or_default())
             .collect();
-        assert_eq!(kinds, ["ServiceAccount", "ConfigMap", "Deployment", "Service"]);
+        assert_eq!(
+            kinds,
+            [
+                "ServiceAccount",
+                "ConfigMap",
+                "Deployment",
+                "PodDisruptionBudget",
+                "Service"
+            ]
+        );
         for o in &objects {
             assert_eq!(o["metadata"]["name"], "edge-envoy");
             assert_eq!(o["metadata"]["ownerReferences"][0]["kind"], "Gateway");
@@ -201,11 +305,10 @@ mod tests {
         let listeners = json!([{ "name": "http", "port": 8080, "protocol": "HTTP", "nodePort": 30080 }]);
         let node_port = desired_objects(
             &gateway(json!({ "serviceType": "NodePort", "listeners": listeners })),
-            "x",
-            1,
+            &settings("x"),
         );
-        assert_eq!(node_port[3]["spec"]["ports"][0]["nodePort"], 30080);
-        assert_eq!(node_port[3]["spec"]["type"], "NodePort");
+        assert_eq!(node_port[4]["spec"]["ports"][0]["nodePort"], 30080);
+        assert_eq!(node_port[4]["spec"]["type"], "NodePort");
     }
 
     #[test]
@@ -213,8 +316,8 @@ mod tests {
         // The template depends on the Gateway alone: two calls with the same
         // Gateway give the same template, whatever the routes are.
         let g = gateway(json!({}));
-        let a = desired_objects(&g, "x", 1);
-        let b = desired_objects(&g, "x", 1);
+        let a = desired_objects(&g, &settings("x"));
+        let b = desired_objects(&g, &settings("x"));
         assert_eq!(a[2]["spec"]["template"], b[2]["spec"]["template"]);
     }
 }

@@ -162,7 +162,11 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
             }
         });
     }
-    let fleet = args.manage_fleets.then_some(FleetConfig { xds_host, xds_port });
+    let fleet = args.manage_fleets.then_some(FleetConfig {
+        xds_host,
+        xds_port,
+        probes: args.envoy_probes,
+    });
     let leading = if args.leader_elect {
         let identity = args.identity.clone().unwrap_or_else(default_identity);
         let config = LeaseConfig::new(

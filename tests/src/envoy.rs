@@ -66,8 +66,17 @@ impl Envoy {
         Envoy::start_with_args(bootstrap, &[]).await
     }
 
+    /// Starts Envoy without waiting for `/ready` (for tests of readiness itself).
+    pub async fn start_unready(bootstrap: &str) -> Envoy {
+        Envoy::launch(bootstrap, &[], false).await
+    }
+
     /// Like [`Envoy::start`], with extra command-line arguments.
     pub async fn start_with_args(bootstrap: &str, extra: &[&str]) -> Envoy {
+        Envoy::launch(bootstrap, extra, true).await
+    }
+
+    async fn launch(bootstrap: &str, extra: &[&str], wait_ready: bool) -> Envoy {
         let binary = binary().unwrap_or_else(|e| panic!("{e}"));
         let workdir = tempfile::Builder::new()
             .prefix("legate-envoy-")
@@ -107,7 +116,9 @@ impl Envoy {
             workdir,
         };
         envoy.admin = envoy.wait_for_admin_address(&admin_path).await;
-        envoy.wait_until_ready().await;
+        if wait_ready {
+            envoy.wait_until_ready().await;
+        }
         envoy
     }
 

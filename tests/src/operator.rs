@@ -123,6 +123,8 @@ fn operator_command(
         .arg(metrics.to_string())
         .arg("--envoy-listen-address")
         .arg("127.0.0.1")
+        // Envoys run on this machine, many at once: no fixed probe or admin ports.
+        .arg("--envoy-probes=false")
         .args(["--log-level", "info,legate=debug"])
         .stdin(Stdio::null())
         .stdout(Stdio::null());

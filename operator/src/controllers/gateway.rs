@@ -26,12 +26,8 @@ pub struct FleetMark {
     deployment_generation: Option<i64>,
 }
 
-/// Where the fleet's Envoys find the xDS server.
-#[derive(Debug, Clone)]
-pub struct FleetConfig {
-    pub xds_host: String,
-    pub xds_port: u16,
-}
+/// How fleets are built.
+pub type FleetConfig = fleet::FleetSettings;
 
 pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timer = ctx.shared.metrics.reconcile_started("Gateway");
@@ -65,7 +61,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         };
         let remembered = ctx.fleet_marks.lock().ok().and_then(|m| m.get(&key).cloned());
         if service.is_none() || remembered.as_ref() != Some(&live) {
-            fleet::apply(&ctx.client, &gateway, &fleet.xds_host, fleet.xds_port)
+            fleet::apply(&ctx.client, &gateway, fleet)
                 .await
                 .map_err(|(what, source)| Error::Fleet {
                     gateway: key.clone(),
