@@ -426,3 +426,47 @@ async fn metrics_show_the_pipeline_and_change_to_ack_moves_when_a_mapping_is_app
     assert!(metric(&text, "legate_xds_acks_total") > 0.0, "{text}");
     assert!(metric(&text, "legate_connected_proxies") >= 1.0, "{text}");
 }
+
+#[tokio::test]
+async fn two_gateways_serve_only_what_they_admit_and_one_bad_object_spares_the_other() {
+    let team_a = Stage::new().await;
+    let team_b = Stage::new().await;
+    team_a
+        .mapping("shop", json!({ "prefix": "/shop/", "service": "quote" }))
+        .await;
+    team_b
+        .mapping("blog", json!({ "prefix": "/blog/", "service": "quote" }))
+        .await;
+    team_a.until_status("/shop/x", 200).await;
+    team_b.until_status("/blog/x", 200).await;
+    assert_eq!(
+        team_a.get("/blog/x").await.status,
+        404,
+        "Gateway A does not serve team B's Mapping"
+    );
+    assert_eq!(
+        team_b.get("/shop/x").await.status,
+        404,
+        "Gateway B does not serve team A's Mapping"
+    );
+
+    // Team A pushes something Envoy refuses; team B does not notice.
+    team_a
+        .mapping(
+            "greedy",
+            json!({ "pathRegex": "^/(a{1,50}b{1,50}c{1,50}){1,10}$", "service": "quote" }),
+        )
+        .await;
+    team_a
+        .condition_reason("Mapping", "greedy", "Programmed", "Rejected")
+        .await;
+    team_b
+        .mapping("news", json!({ "prefix": "/news/", "service": "quote" }))
+        .await;
+    team_b.until_status("/news/x", 200).await;
+    for name in ["blog", "news"] {
+        let c = team_b.condition("Mapping", name, "Programmed", "True").await;
+        assert_eq!(c["reason"], "Programmed", "{name}: {c}");
+    }
+    team_a.until_status("/shop/x", 200).await;
+}
