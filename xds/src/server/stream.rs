@@ -617,11 +617,15 @@ impl StreamState {
     fn still_referenced(&self, kind: ResourceType, name: &Arc<str>) -> bool {
         let wanted = (kind, name.clone());
         referrers(kind).iter().any(|referrer| {
-            self.types[referrer.index()]
-                .applied
+            let ts = &self.types[referrer.index()];
+            // A response in flight may be applied any moment: what it refers
+            // to must still be there when it is.
+            let in_flight = ts.in_flight.iter().flat_map(|f| f.upserts.iter());
+            ts.applied
                 .values()
                 .filter_map(|a| a.resource.as_ref())
-                .any(|r| r.references.contains(&wanted))
+                .chain(in_flight)
+                .any(|r| r.references.binary_search(&wanted).is_ok())
         })
     }
 }

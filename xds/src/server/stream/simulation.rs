@@ -35,20 +35,27 @@ type Key = (ResourceType, String, String);
 /// for the clusters it has, RDS for the route configs its listeners name.
 struct Envoy {
     protocol: Protocol,
+    /// Route configs name VHDS: subscribe to their virtual hosts.
+    vhds: bool,
     applied: BTreeMap<ResourceType, BTreeMap<String, String>>,
     subscribed: BTreeMap<ResourceType, BTreeSet<String>>,
     last_nonce: BTreeMap<ResourceType, String>,
     last_version: BTreeMap<ResourceType, String>,
+    /// The clusters each held listener, route config or virtual host relied
+    /// on when it arrived.
+    relied_on: BTreeMap<(ResourceType, String), BTreeSet<String>>,
 }
 
 impl Envoy {
-    fn new(protocol: Protocol) -> Envoy {
+    fn new(protocol: Protocol, vhds: bool) -> Envoy {
         Envoy {
             protocol,
+            vhds,
             applied: BTreeMap::new(),
             subscribed: BTreeMap::new(),
             last_nonce: BTreeMap::new(),
             last_version: BTreeMap::new(),
+            relied_on: BTreeMap::new(),
         }
     }
 
@@ -118,36 +125,81 @@ impl Envoy {
                 .filter(|(k, _)| *k == wanted)
                 .map(|(_, n)| n.to_string())
                 .collect();
-            let had = self.subscribed.get(&wanted).cloned().unwrap_or_default();
-            if want != had {
-                let add: Vec<String> = want.difference(&had).cloned().collect();
-                let remove: Vec<String> = had.difference(&want).cloned().collect();
-                if let Some(applied) = self.applied.get_mut(&wanted) {
-                    applied.retain(|n, _| want.contains(n));
-                }
-                self.subscribed.insert(wanted, want);
-                let nonce = self.last_nonce.get(&wanted).cloned().unwrap_or_default();
-                let nonce = if self.protocol == Protocol::Delta {
-                    String::new()
-                } else {
-                    nonce
-                };
-                out.push(self.request(wanted, &nonce, &add, &remove));
-            }
+            self.follow(wanted, want, &mut out);
+        }
+        if self.vhds {
+            // VHDS subscribes to each route config's namespace.
+            let want: BTreeSet<String> = self
+                .applied
+                .get(&ResourceType::Route)
+                .into_iter()
+                .flatten()
+                .map(|(n, _)| n.clone())
+                .collect();
+            self.follow(ResourceType::VirtualHost, want, &mut out);
         }
         out
     }
 
-    /// Make-before-break: every cluster an applied route config or listener
-    /// sends to is applied, with its endpoints, unless the snapshot the
-    /// response was built from did not have that cluster (a route to a
-    /// removed upstream: nothing to wait for).
+    /// Subscribes `wanted` to exactly `want`, as Envoy does when what it holds
+    /// changes, forgetting what it no longer wants.
+    fn follow(&mut self, wanted: ResourceType, want: BTreeSet<String>, out: &mut Vec<Request>) {
+        let had = self.subscribed.get(&wanted).cloned().unwrap_or_default();
+        if want == had {
+            return;
+        }
+        let add: Vec<String> = want.difference(&had).cloned().collect();
+        let remove: Vec<String> = had.difference(&want).cloned().collect();
+        if let Some(applied) = self.applied.get_mut(&wanted) {
+            let namespaced = wanted.is_subscribed_by_namespace();
+            applied.retain(|n, _| {
+                want.contains(n) || namespaced && n.rsplit_once('/').is_some_and(|(ns, _)| want.contains(ns))
+            });
+        }
+        self.subscribed.insert(wanted, want);
+        // A delta subscription change carries no nonce; a state-of-the-world
+        // request repeats the last one.
+        let nonce = match self.protocol {
+            Protocol::Delta => String::new(),
+            Protocol::StateOfTheWorld => self.last_nonce.get(&wanted).cloned().unwrap_or_default(),
+        };
+        out.push(self.request(wanted, &nonce, &add, &remove));
+    }
+
+    /// Make-before-break, checked after each response the proxy applies:
+    /// - the listeners, route configs and virtual hosts it just received send
+    ///   only to clusters it holds with their endpoints (unless the snapshot
+    ///   the response was built from lacked the cluster: a route to a removed
+    ///   upstream has nothing to wait for);
+    /// - nothing it holds lost a cluster (or endpoints) it relied on.
     fn check_make_before_break(
-        &self,
+        &mut self,
+        response: &Response,
         registry: &HashMap<Key, Arc<Resource>>,
         built_from: &Snapshot,
         context: &str,
     ) {
+        let kind = ResourceType::from_type_url(response.type_url()).expect("a served type");
+        let holders = [
+            ResourceType::Route,
+            ResourceType::Listener,
+            ResourceType::VirtualHost,
+        ];
+        if holders.contains(&kind) {
+            for name in response.names() {
+                let version = self.applied[&kind][&name].clone();
+                let r = &registry[&(kind, name.clone(), version)];
+                let relied: BTreeSet<String> = r
+                    .references
+                    .iter()
+                    .filter(|(k, c)| *k == ResourceType::Cluster && built_from.get(*k, c).is_some())
+                    .map(|(_, c)| c.to_string())
+                    .collect();
+                self.relied_on.insert((kind, name), relied);
+            }
+        }
+        self.relied_on
+            .retain(|(k, n), _| self.applied.get(k).is_some_and(|a| a.contains_key(n)));
         let clusters = self
             .applied
             .get(&ResourceType::Cluster)
@@ -158,27 +210,17 @@ impl Envoy {
             .get(&ResourceType::Endpoints)
             .cloned()
             .unwrap_or_default();
-        for holder in [ResourceType::Route, ResourceType::Listener] {
-            for (name, version) in self.applied.get(&holder).into_iter().flatten() {
-                let r = &registry[&(holder, name.clone(), version.clone())];
-                for (kind, cluster) in &r.references {
-                    if *kind != ResourceType::Cluster
-                        || built_from.get(ResourceType::Cluster, cluster).is_none()
-                    {
-                        continue;
-                    }
-                    let Some(cv) = clusters.get(&**cluster) else {
-                        panic!(
-                            "{context}: {holder} {name} sends to cluster {cluster}, which the proxy lacks"
-                        );
-                    };
-                    let c = &registry[&(ResourceType::Cluster, cluster.to_string(), cv.clone())];
-                    for (k, e) in &c.references {
-                        assert!(
-                            *k != ResourceType::Endpoints || endpoints.contains_key(&**e),
-                            "{context}: {holder} {name} sends to {cluster}, whose endpoints the proxy lacks"
-                        );
-                    }
+        for ((holder, name), relied) in &self.relied_on {
+            for cluster in relied {
+                let Some(cv) = clusters.get(cluster) else {
+                    panic!("{context}: {holder} {name} sends to cluster {cluster}, which the proxy lacks");
+                };
+                let c = &registry[&(ResourceType::Cluster, cluster.clone(), cv.clone())];
+                for (k, e) in &c.references {
+                    assert!(
+                        *k != ResourceType::Endpoints || endpoints.contains_key(&**e),
+                        "{context}: {holder} {name} sends to {cluster}, whose endpoints the proxy lacks"
+                    );
                 }
             }
         }
@@ -204,10 +246,14 @@ fn publish(
     true
 }
 
-fn run(protocol: Protocol, seed: u64) {
+fn run(protocol: Protocol, seed: u64, vhds: bool) {
     let mut rng = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let endpoint = |n: usize| SocketAddr::from(([127, 0, 0, 1], 9000 + n as u16));
-    let mut t = Translator::new();
+    let mut t = if vhds {
+        Translator::with_vhds()
+    } else {
+        Translator::new()
+    };
     let mut registry: HashMap<Key, Arc<Resource>> = HashMap::new();
     let mut snapshot = Arc::new(Snapshot::empty("default/gw"));
     let upstream = |n: usize| format!("default/svc-{n}:80");
@@ -224,7 +270,7 @@ fn run(protocol: Protocol, seed: u64) {
         gateway: "default/gw".into(),
     };
     let mut state = StreamState::new(protocol, proxy, snapshot.clone());
-    let mut envoy = Envoy::new(protocol);
+    let mut envoy = Envoy::new(protocol, vhds);
     // Each response with the snapshot it was built from.
     let mut to_proxy: VecDeque<(Response, Arc<Snapshot>)> = VecDeque::new();
     // Envoy asks for clusters and listeners first.
@@ -235,7 +281,7 @@ fn run(protocol: Protocol, seed: u64) {
     }
 
     for step in 0..300 {
-        let context = format!("{protocol:?} seed {seed} step {step}");
+        let context = format!("{protocol:?} (VHDS {vhds}) seed {seed} step {step}");
         // A change, most of the time.
         if rng.below(3) > 0 {
             let route = format!("r{}", rng.below(12));
@@ -276,7 +322,7 @@ fn run(protocol: Protocol, seed: u64) {
                 break;
             };
             let requests = envoy.apply(&response, &registry);
-            envoy.check_make_before_break(&registry, &built_from, &context);
+            envoy.check_make_before_break(&response, &registry, &built_from, &context);
             for request in requests {
                 let built = state.on_request(request).responses;
                 to_proxy.extend(built.into_iter().map(|r| (r, snapshot.clone())));
@@ -288,7 +334,7 @@ fn run(protocol: Protocol, seed: u64) {
     while let Some((response, built_from)) = to_proxy.pop_front() {
         let requests = envoy.apply(&response, &registry);
         let context = format!("{protocol:?} seed {seed} draining");
-        envoy.check_make_before_break(&registry, &built_from, &context);
+        envoy.check_make_before_break(&response, &registry, &built_from, &context);
         for request in requests {
             let built = state.on_request(request).responses;
             to_proxy.extend(built.into_iter().map(|r| (r, snapshot.clone())));
@@ -300,7 +346,12 @@ fn run(protocol: Protocol, seed: u64) {
         );
     }
     // The proxy holds the snapshot (plus clusters its routes still need).
-    for kind in [ResourceType::Listener, ResourceType::Route, ResourceType::Cluster] {
+    for kind in [
+        ResourceType::Listener,
+        ResourceType::Route,
+        ResourceType::Cluster,
+        ResourceType::VirtualHost,
+    ] {
         let held = envoy.applied.get(&kind).cloned().unwrap_or_default();
         for (name, r) in snapshot.resources(kind) {
             let wanted = kind != ResourceType::Route
@@ -328,7 +379,8 @@ fn run(protocol: Protocol, seed: u64) {
 #[test]
 fn a_simulated_envoy_converges_and_never_sees_a_route_before_its_cluster() {
     for seed in 1..=40 {
-        run(Protocol::StateOfTheWorld, seed);
-        run(Protocol::Delta, seed);
+        run(Protocol::StateOfTheWorld, seed, false);
+        run(Protocol::Delta, seed, false);
+        run(Protocol::Delta, seed, true);
     }
 }
