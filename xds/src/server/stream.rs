@@ -37,6 +37,9 @@ pub struct Step {
 
 #[derive(Clone, Debug)]
 struct Applied {
+    /// Every cluster it sends to was on the proxy when it went out (see
+    /// [`Readiness::Unwitnessed`]).
+    witness: bool,
     version: Arc<str>,
     /// `None` when the proxy announced a version we do not hold (delta
     /// reconnect): we only know it differs.
@@ -46,6 +49,8 @@ struct Applied {
 #[derive(Debug)]
 struct InFlight {
     serial: u64,
+    /// Resources sent as [`Readiness::Unwitnessed`].
+    unwitnessed: BTreeSet<Arc<str>>,
     /// The type's snapshot serial when the response was built.
     type_serial: u64,
     /// The response held nothing back and kept nothing removed: once it is
@@ -174,14 +179,15 @@ impl StreamState {
         };
         // A nonce on the first request of a type can only come from an earlier
         // stream (a client that kept it across a reconnect): not stale, new.
-        if !r.response_nonce.is_empty() && self.types[kind.index()].subscribed {
-            if self.types[kind.index()].last_nonce != r.response_nonce {
-                // A stale nonce: the proxy has not seen our latest response
-                // yet. Its next request will carry the full, current state.
-                return;
-            }
+        if !r.response_nonce.is_empty()
+            && self.types[kind.index()].subscribed
+            && self.types[kind.index()].last_nonce == r.response_nonce
+        {
             self.settle(kind, r.error_detail.map(|e| e.message), step);
         }
+        // A request with a stale nonce (the proxy has not seen our latest
+        // response yet) ACKs nothing, but its names are what the proxy wants
+        // now: a name it dropped is gone from it, whatever it ACKs later.
         let names: BTreeSet<Arc<str>> = r
             .resource_names
             .iter()
@@ -222,7 +228,9 @@ impl StreamState {
             ts.applied = view
                 .into_iter()
                 .map(|(n, r)| {
+                    // What a proxy kept across a reconnect proves nothing.
                     let applied = Applied {
+                        witness: false,
                         version: r.version.clone(),
                         resource: Some(r),
                     };
@@ -262,6 +270,7 @@ impl StreamState {
                 ts.applied.insert(
                     name,
                     Applied {
+                        witness: false,
                         version: version.as_str().into(),
                         resource,
                     },
@@ -338,6 +347,7 @@ impl StreamState {
                     ts.applied.insert(
                         r.name.clone(),
                         Applied {
+                            witness: !flight.unwitnessed.contains(&r.name),
                             version: r.version.clone(),
                             resource: Some(r.clone()),
                         },
@@ -447,6 +457,7 @@ impl StreamState {
             )
         };
         let mut held = false;
+        let mut unwitnessed = BTreeSet::new();
         for (name, r) in candidates {
             let applied = ts.applied.get(name);
             if applied.is_some_and(|a| a.version == r.version) {
@@ -456,9 +467,13 @@ impl StreamState {
                 complete_set.push(r.clone());
                 continue;
             }
-            let ready = self.is_ready(kind, r, applied);
+            let readiness = self.is_ready(kind, r, applied);
+            let ready = readiness != Readiness::Held;
             held |= !ready;
             let sendable = ready && ts.refused.get(name) != Some(&r.version);
+            if sendable && readiness == Readiness::Unwitnessed {
+                unwitnessed.insert(name.clone());
+            }
             let chosen = if sendable {
                 Some(r.clone())
             } else {
@@ -548,6 +563,7 @@ impl StreamState {
         ts.last_nonce = nonce.clone();
         ts.in_flight = Some(InFlight {
             serial: snapshot.serial(),
+            unwitnessed,
             type_serial: snapshot.type_serial(kind),
             whole: !held && !kept,
             version,
@@ -562,55 +578,66 @@ impl StreamState {
     /// configs wait for the clusters they send to (and their endpoints) to be
     /// applied, when the proxy uses CDS and the snapshot has those clusters.
     /// References the applied version already had are on the proxy already.
-    fn is_ready(&self, kind: ResourceType, r: &Resource, applied: Option<&Applied>) -> bool {
+    fn is_ready(&self, kind: ResourceType, r: &Resource, applied: Option<&Applied>) -> Readiness {
         if !matches!(
             kind,
             ResourceType::Listener | ResourceType::Route | ResourceType::VirtualHost
         ) {
-            return true;
+            return Readiness::Ready;
         }
         let clusters = &self.types[ResourceType::Cluster.index()];
         if !clusters.subscribed {
-            return true;
+            return Readiness::Ready;
         }
+        // References the applied version had, when every one of them was
+        // ready as it went out, are on the proxy still (retention keeps them).
         let previously = applied
+            .filter(|a| a.witness)
             .and_then(|a| a.resource.as_ref())
             .map(|old| old.references.as_slice())
             .unwrap_or_default();
+        let endpoints = &self.types[ResourceType::Endpoints.index()];
+        let mut readiness = Readiness::Ready;
         // Both lists are sorted: walk them together.
         let mut prev = previously.iter().peekable();
-        r.references.iter().all(|reference| {
+        for reference in &r.references {
             while prev.next_if(|p| *p < reference).is_some() {}
             if prev.peek() == Some(&reference) {
-                return true;
+                continue;
             }
             let (ref_kind, name) = reference;
             if *ref_kind != ResourceType::Cluster {
-                return true;
+                continue;
             }
+            // A route to a cluster that does not exist, or that the proxy
+            // refused, has nothing to wait for: waiting would hold every other
+            // route of the route config hostage. It goes, but is no witness.
             let Some(cluster) = self.snapshot.get(ResourceType::Cluster, name) else {
-                return true;
+                readiness = Readiness::Unwitnessed;
+                continue;
             };
-            // A cluster the proxy refused will not come: waiting for it would
-            // hold every other route of the route config hostage.
             if is_refused(clusters, cluster) {
-                return true;
+                readiness = Readiness::Unwitnessed;
+                continue;
             }
             let Some(applied) = clusters.applied.get(name) else {
-                return false;
+                return Readiness::Held;
             };
-            let endpoints = &self.types[ResourceType::Endpoints.index()];
-            applied.resource.as_ref().is_none_or(|cluster| {
-                cluster.references.iter().all(|(k, e)| {
-                    *k != ResourceType::Endpoints
-                        || endpoints.applied.contains_key(e)
-                        || self
-                            .snapshot
-                            .get(ResourceType::Endpoints, e)
-                            .is_none_or(|cla| is_refused(endpoints, cla))
-                })
-            })
-        })
+            let Some(cluster) = applied.resource.as_ref() else {
+                readiness = Readiness::Unwitnessed;
+                continue;
+            };
+            for (k, e) in &cluster.references {
+                if *k != ResourceType::Endpoints || endpoints.applied.contains_key(e) {
+                    continue;
+                }
+                match self.snapshot.get(ResourceType::Endpoints, e) {
+                    Some(cla) if !is_refused(endpoints, cla) => return Readiness::Held,
+                    _ => readiness = Readiness::Unwitnessed,
+                }
+            }
+        }
+        readiness
     }
 
     /// Does something the proxy applied still refer to `name` of `kind`?
@@ -633,6 +660,19 @@ impl StreamState {
 /// Did the proxy refuse this very version of `r`?
 fn is_refused(ts: &TypeState, r: &Resource) -> bool {
     ts.refused.get(&r.name) == Some(&r.version)
+}
+
+/// Whether a listener, route config or virtual host may go to the proxy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Readiness {
+    /// Every cluster it sends to is on the proxy, with its endpoints.
+    Ready,
+    /// It may go, but some cluster it sends to is not on the proxy (missing
+    /// from the snapshot, refused, or of unknown content): once applied, it
+    /// proves nothing about its references.
+    Unwitnessed,
+    /// It waits for a cluster or endpoints on their way.
+    Held,
 }
 
 /// The applied resource called `name`, when its content is known.
