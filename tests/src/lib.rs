@@ -8,7 +8,9 @@
 //! installs it; it never skips.
 
 pub mod api;
+pub mod bundle;
 pub mod controlplane;
+pub mod deployed;
 pub mod echo;
 pub mod envoy;
 pub mod http;
@@ -16,6 +18,7 @@ pub mod net;
 pub mod operator;
 pub mod stage;
 pub mod testhost;
+pub mod tools;
 pub mod workspace;
 
 pub use controlplane::{ControlPlane, TestEnv};
