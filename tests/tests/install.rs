@@ -797,6 +797,8 @@ async fn the_service_account_may_do_what_the_operator_needs_and_nothing_more() {
         &["patch", "deployments.apps", "-n", "team-a"],
         &["create", "events.events.k8s.io", "-n", "team-a"],
         &["update", "leases.coordination.k8s.io", "-n", "legate-system"],
+        &["update", "secrets", "-n", "legate-system"],
+        &["get", "secrets", "-n", "team-a"],
     ] {
         assert!(can(allowed), "the operator may not {allowed:?}");
     }
@@ -805,8 +807,8 @@ async fn the_service_account_may_do_what_the_operator_needs_and_nothing_more() {
         &["delete", "mappings.legate.dev", "-n", "team-a"],
         &["update", "mappings.legate.dev", "-n", "team-a"],
         &["create", "pods", "-n", "team-a"],
-        &["get", "secrets", "-n", "team-a"],
         &["update", "secrets", "-n", "team-a"],
+        &["update", "secrets", "-n", "kube-system"],
         &["delete", "secrets", "-n", "legate-system"],
         &["update", "leases.coordination.k8s.io", "-n", "kube-system"],
         &["create", "clusterrolebindings"],
