@@ -2,7 +2,8 @@
 //! each thing once: the install strategy from `manifests/` (the Deployment,
 //! the ClusterRole and the Role), the CRDs from `manifests/crds/`, the
 //! examples from `examples/`, the version from Cargo.toml and the rest from
-//! the hand-written `manifests/olm/csv-base.yaml`. `make bundle` writes it;
+//! the hand-written `manifests/olm/csv-base.yaml` (and the default Envoy
+//! image from `legate-crds`). `make bundle` writes it;
 //! a test fails when the committed bundle differs from what this produces.
 
 use std::path::{Path, PathBuf};
@@ -158,7 +159,12 @@ pub fn cluster_service_version(root: &Path, manifests: &Manifests) -> Result<Val
     let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"].clone();
 
     csv["metadata"]["name"] = json!(format!("legate.v{VERSION}"));
-    csv["metadata"]["annotations"]["containerImage"] = image;
+    csv["metadata"]["annotations"]["containerImage"] = image.clone();
+    // Every image the operator runs or deploys, for mirroring into disconnected clusters.
+    csv["spec"]["relatedImages"] = json!([
+        { "name": "legate", "image": image },
+        { "name": "envoy", "image": legate_crds::gateway::DEFAULT_ENVOY_IMAGE },
+    ]);
     csv["metadata"]["annotations"]["alm-examples"] = json!(alm_examples(root)?);
     csv["spec"]["version"] = json!(VERSION);
     csv["spec"]["icon"] = json!([{
