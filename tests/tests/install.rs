@@ -354,6 +354,19 @@ fn the_dockerfile_builds_a_static_non_root_image() {
     }
 }
 
+#[test]
+fn the_default_envoy_image_is_the_envoy_the_tests_run() {
+    let version = legate_xds::ENVOY_VERSION;
+    let image = legate_crds::gateway::DEFAULT_ENVOY_IMAGE;
+    assert_eq!(image, format!("docker.io/envoyproxy/envoy:v{version}"));
+    let installer = read("scripts/install-envoy.sh");
+    assert!(
+        installer.contains(&format!("${{ENVOY_VERSION:-{version}}}")),
+        "scripts/install-envoy.sh installs another Envoy than {version}"
+    );
+    assert!(read("README.md").contains(image), "the README names {image}");
+}
+
 // --- the OLM bundle -------------------------------------------------------------
 
 fn validate(dir: &Path) -> std::process::Output {
