@@ -65,9 +65,13 @@ pub struct RunArgs {
     /// Elect a leader among replicas with a Lease; only the leader writes status and manages fleets.
     #[arg(long, env = "LEGATE_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub leader_elect: bool,
-    /// The namespace of the leader Lease (in a cluster, the operator's own).
+    /// The operator's own namespace: its leader Lease and its xDS CA live there.
     #[arg(long, env = "POD_NAMESPACE", default_value = "legate-system")]
-    pub leader_election_namespace: String,
+    pub operator_namespace: String,
+    /// Serve xDS over mutual TLS: every Envoy presents the certificate Legate
+    /// issued for its Gateway and gets that Gateway's configuration only.
+    #[arg(long, env = "LEGATE_XDS_TLS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub xds_tls: bool,
     /// The name of the leader Lease.
     #[arg(long, env = "LEGATE_LEADER_ELECTION_ID", default_value = "legate-leader")]
     pub leader_election_id: String,

@@ -10,7 +10,15 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, Resource, ResourceExt};
 use legate_crds::Gateway;
 use legate_crds::gateway::ServiceType;
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::api::core::v1::Secret;
 use legate_xds::bootstrap::BootstrapConfig;
+
+use crate::pki::{
+    Authority, BUNDLE_ANNOTATION, CA_CERT_KEY, CERT_KEY, KEY_KEY, NOT_AFTER_ANNOTATION, needs_renewal,
+    rfc3339,
+};
 use serde_json::{Value, json};
 
 /// The field manager of everything Legate applies.
@@ -39,10 +47,27 @@ pub struct FleetSettings {
     pub xds_port: u16,
     /// Give Envoy the probe listener (pods); off when Envoys run on this machine.
     pub probes: bool,
+    /// The CA that issues each Gateway's xDS client certificate (xDS over mTLS).
+    pub ca: Option<Arc<RwLock<Authority>>>,
+}
+
+/// Where the pod mounts its xDS client certificate; `legate bootstrap` and
+/// local runs replace this directory with their own.
+pub const XDS_TLS_DIR: &str = "/etc/envoy/xds-tls";
+
+/// The Secret with a Gateway's xDS client certificate.
+pub fn xds_secret_name(gateway: &Gateway) -> String {
+    format!("{}-envoy-xds", gateway.name_any())
 }
 
 /// The objects of a Gateway's fleet, as server-side apply bodies.
-pub fn desired_objects(gateway: &Gateway, settings: &FleetSettings) -> Vec<Value> {
+/// `certificate_not_after` is set when Envoys authenticate with a client
+/// certificate (valid until then); its renewal rolls the pods.
+pub fn desired_objects(
+    gateway: &Gateway,
+    settings: &FleetSettings,
+    certificate_not_after: Option<&str>,
+) -> Vec<Value> {
     let name = fleet_name(gateway);
     let namespace = gateway.namespace().unwrap_or_default();
     let gateway_key = format!("{namespace}/{}", gateway.name_any());
@@ -70,6 +95,13 @@ pub fn desired_objects(gateway: &Gateway, settings: &FleetSettings) -> Vec<Value
     if settings.probes {
         bootstrap.admin_port = ADMIN_PORT;
         bootstrap.health_port = Some(HEALTH_PORT);
+    }
+    if certificate_not_after.is_some() {
+        bootstrap.xds_tls = Some(legate_xds::bootstrap::XdsTls {
+            ca_path: format!("{XDS_TLS_DIR}/{CA_CERT_KEY}"),
+            cert_path: format!("{XDS_TLS_DIR}/{CERT_KEY}"),
+            key_path: format!("{XDS_TLS_DIR}/{KEY_KEY}"),
+        });
     }
     let bootstrap = bootstrap.to_yaml();
     let spec = &gateway.spec;
@@ -153,6 +185,14 @@ pub fn desired_objects(gateway: &Gateway, settings: &FleetSettings) -> Vec<Value
         });
     }
     container["ports"] = json!(container_ports);
+    let mut template_annotations = serde_json::Map::new();
+    if let Some(not_after) = certificate_not_after {
+        if let Some(mounts) = container["volumeMounts"].as_array_mut() {
+            mounts.push(json!({ "name": "xds-tls", "mountPath": XDS_TLS_DIR, "readOnly": true }));
+        }
+        // Envoy reads its xDS certificate at start: a renewed one rolls the pods.
+        template_annotations.insert("legate.dev/xds-certificate-not-after".into(), json!(not_after));
+    }
     let mut pod_spec = json!({
         "serviceAccountName": name,
         "automountServiceAccountToken": false,
@@ -171,6 +211,11 @@ pub fn desired_objects(gateway: &Gateway, settings: &FleetSettings) -> Vec<Value
             "labelSelector": { "matchLabels": selector },
         }],
     });
+    if certificate_not_after.is_some()
+        && let Some(volumes) = pod_spec["volumes"].as_array_mut()
+    {
+        volumes.push(json!({ "name": "xds-tls", "secret": { "secretName": xds_secret_name(gateway), "defaultMode": 0o440 } }));
+    }
     if !spec.node_selector.is_empty() {
         pod_spec["nodeSelector"] = json!(spec.node_selector);
     }
@@ -187,7 +232,7 @@ pub fn desired_objects(gateway: &Gateway, settings: &FleetSettings) -> Vec<Value
                 "selector": { "matchLabels": selector },
                 // Never below the current count during a rollout.
                 "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 0, "maxSurge": 1 } },
-                "template": { "metadata": { "labels": labels }, "spec": pod_spec },
+                "template": { "metadata": { "labels": labels, "annotations": template_annotations }, "spec": pod_spec },
             }
         }),
         json!({
@@ -209,9 +254,13 @@ pub async fn apply(
     client: &Client,
     gateway: &Gateway,
     settings: &FleetSettings,
-) -> Result<(), (String, kube::Error)> {
+) -> Result<Option<String>, (String, kube::Error)> {
     let namespace = gateway.namespace().unwrap_or_default();
-    for object in desired_objects(gateway, settings) {
+    let not_after = match &settings.ca {
+        Some(ca) => Some(ensure_certificate(client, gateway, ca).await?),
+        None => None,
+    };
+    for object in desired_objects(gateway, settings, not_after.as_deref()) {
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let kind = object["kind"].as_str().unwrap_or_default();
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -229,7 +278,67 @@ pub async fn apply(
         .await
         .map_err(|e| (format!("{kind} {namespace}/{name}"), e))?;
     }
-    Ok(())
+    Ok(not_after)
+}
+
+/// Makes sure the Gateway has a client certificate from the current CA that
+/// is not about to expire; returns when it stops being valid.
+async fn ensure_certificate(
+    client: &Client,
+    gateway: &Gateway,
+    ca: &RwLock<Authority>,
+) -> Result<String, (String, kube::Error)> {
+    let namespace = gateway.namespace().unwrap_or_default();
+    let name = xds_secret_name(gateway);
+    let what = || format!("Secret {namespace}/{name}");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let existing = secrets.get_opt(&name).await.map_err(|e| (what(), e))?;
+    let (bundle, bundle_hash) = match ca.read() {
+        Ok(ca) => (ca.bundle_pem().to_string(), ca.bundle_hash()),
+        Err(_) => return Err((what(), kube::Error::Service("the CA lock is poisoned".into()))),
+    };
+    let annotations = existing
+        .as_ref()
+        .and_then(|s| s.metadata.annotations.clone())
+        .unwrap_or_default();
+    let current = annotations.get(NOT_AFTER_ANNOTATION).cloned();
+    if annotations.get(BUNDLE_ANNOTATION) == Some(&bundle_hash)
+        && !needs_renewal(current.as_deref())
+        && let Some(not_after) = current
+    {
+        return Ok(not_after);
+    }
+    let key = format!("{namespace}/{}", gateway.name_any());
+    let issued = match ca.read().map(|ca| ca.issue_gateway(&key)) {
+        Ok(Ok(issued)) => issued,
+        Ok(Err(e)) => return Err((what(), kube::Error::Service(e.to_string().into()))),
+        Err(_) => return Err((what(), kube::Error::Service("the CA lock is poisoned".into()))),
+    };
+    let not_after = rfc3339(issued.not_after);
+    let owner = gateway
+        .controller_owner_ref(&())
+        .map(|o| vec![o])
+        .unwrap_or_default();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {
+            "name": name, "namespace": namespace, "ownerReferences": owner,
+            "labels": { GATEWAY_LABEL: gateway.name_any(), "app.kubernetes.io/managed-by": "legate" },
+            "annotations": { NOT_AFTER_ANNOTATION: not_after, BUNDLE_ANNOTATION: bundle_hash },
+        },
+        "type": "kubernetes.io/tls",
+        "stringData": { CERT_KEY: issued.cert_pem, KEY_KEY: issued.key_pem, CA_CERT_KEY: bundle },
+    });
+    secrets
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .map_err(|e| (what(), e))?;
+    tracing::info!(gateway = %key, not_after = %not_after, "issued the Gateway's xDS client certificate");
+    Ok(not_after)
 }
 
 #[cfg(test)]
@@ -241,12 +350,35 @@ mod tests {
             xds_host: host.into(),
             xds_port: 18000,
             probes: true,
+            ca: None,
         }
     }
 
     #[test]
+    fn with_a_client_certificate_envoy_authenticates_and_renewal_rolls_the_pods() {
+        let objects = desired_objects(&gateway(json!({})), &settings("x"), Some("2026-12-27T00:00:00Z"));
+        let bootstrap = objects[1]["data"][BOOTSTRAP_KEY].as_str().unwrap_or_default();
+        assert!(bootstrap.contains("/etc/envoy/xds-tls/tls.crt"), "{bootstrap}");
+        let template = &objects[2]["spec"]["template"];
+        assert_eq!(
+            template["metadata"]["annotations"]["legate.dev/xds-certificate-not-after"],
+            "2026-12-27T00:00:00Z"
+        );
+        let volumes = template["spec"]["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            volumes
+                .iter()
+                .any(|v| v["secret"]["secretName"] == "edge-envoy-xds"),
+            "{volumes:?}"
+        );
+    }
+
+    #[test]
     fn envoy_is_probed_through_its_health_listener() {
-        let objects = desired_objects(&gateway(json!({})), &settings("x"));
+        let objects = desired_objects(&gateway(json!({})), &settings("x"), None);
         let container = &objects[2]["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/ready");
         assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
@@ -269,7 +401,11 @@ mod tests {
 
     #[test]
     fn the_fleet_is_owned_labelled_and_hardened() {
-        let objects = desired_objects(&gateway(json!({})), &settings("legate-xds.legate-system.svc"));
+        let objects = desired_objects(
+            &gateway(json!({})),
+            &settings("legate-xds.legate-system.svc"),
+            None,
+        );
         let kinds: Vec<&str> = objects
             .iter()
             .map(|o| o["kind"].as_str().unwrap_or_default())
@@ -306,6 +442,7 @@ mod tests {
         let node_port = desired_objects(
             &gateway(json!({ "serviceType": "NodePort", "listeners": listeners })),
             &settings("x"),
+            None,
         );
         assert_eq!(node_port[4]["spec"]["ports"][0]["nodePort"], 30080);
         assert_eq!(node_port[4]["spec"]["type"], "NodePort");
@@ -316,8 +453,8 @@ mod tests {
         // The template depends on the Gateway alone: two calls with the same
         // Gateway give the same template, whatever the routes are.
         let g = gateway(json!({}));
-        let a = desired_objects(&g, &settings("x"));
-        let b = desired_objects(&g, &settings("x"));
+        let a = desired_objects(&g, &settings("x"), None);
+        let b = desired_objects(&g, &settings("x"), None);
         assert_eq!(a[2]["spec"]["template"], b[2]["spec"]["template"]);
     }
 }

@@ -9,10 +9,12 @@ mod health;
 mod leader;
 mod metrics;
 mod model;
+mod pki;
 mod program;
 mod run;
 mod status;
 mod world;
+mod xds_tls;
 
 use std::process::ExitCode;
 

@@ -49,6 +49,9 @@ pub struct Metrics {
     pub nacks: Family<TypeLabels, Counter>,
     pub change_to_ack: Histogram,
     pub leader: Gauge,
+    pub xds_refused: Counter,
+    /// The ADS server's own count of refusals, copied into `xds_refused` at each scrape.
+    refused_source: Mutex<Option<Arc<std::sync::atomic::AtomicU64>>>,
     /// When each (object key, generation) was first translated; consumed
     /// when every proxy runs it.
     changes_in_flight: Mutex<HashMap<(String, i64), Instant>>,
@@ -75,6 +78,7 @@ impl Metrics {
         let nacks = Family::<TypeLabels, Counter>::default();
         let change_to_ack = Histogram::new(seconds_buckets());
         let leader = Gauge::default();
+        let xds_refused = Counter::default();
         registry.register("reconciles", "Reconciles per kind and result", reconciles.clone());
         registry.register(
             "reconcile_duration_seconds",
@@ -144,13 +148,33 @@ impl Metrics {
             nacks,
             change_to_ack,
             leader,
+            xds_refused,
+            refused_source: Mutex::new(None),
             changes_in_flight: Mutex::new(HashMap::new()),
             registry,
         })
     }
 
+    /// Where the ADS server counts refusals.
+    pub fn count_refused_from(&self, source: Arc<std::sync::atomic::AtomicU64>) {
+        if let Ok(mut s) = self.refused_source.lock() {
+            *s = Some(source);
+        }
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
+        let total = self
+            .refused_source
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|a| a.load(std::sync::atomic::Ordering::Relaxed)));
+        if let Some(total) = total {
+            let seen = self.xds_refused.get();
+            if total > seen {
+                self.xds_refused.inc_by(total - seen);
+            }
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -19,6 +19,7 @@ use crate::health::{self, Readiness};
 use crate::leader::{self, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::world;
+use crate::xds_tls;
 
 /// Why the operator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub enum RunError {
         address: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("setting up xDS over TLS: {0}")]
+    Tls(xds_tls::TlsError),
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -113,7 +116,19 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     };
 
     let cache = SnapshotCache::new();
-    let ads = AdsServer::new(cache.clone());
+    let mut ads = AdsServer::new(cache.clone());
+    let tls = if args.xds_tls {
+        let (ca, config) = xds_tls::start(client.clone(), args.operator_namespace.clone(), xds_host.clone())
+            .await
+            .map_err(RunError::Tls)?;
+        ads = ads.with_authenticator(Arc::new(xds_tls::GatewayCertificates));
+        Some((ca, config))
+    } else {
+        tracing::warn!(
+            "xDS is served without TLS (--xds-tls=false): any client can read every Gateway's configuration"
+        );
+        None
+    };
     let metrics = Metrics::new();
     let metrics_for_leader = metrics.clone();
     let shared = Shared::new(cache, metrics.clone());
@@ -142,9 +157,17 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
 
     let readiness = Arc::new(Readiness::default());
     let health = tokio::spawn(health::serve(health_listener, readiness.clone(), stopped()));
-    let metrics_server = tokio::spawn(health::serve_metrics(metrics_listener, metrics, stopped()));
+    let metrics_server = tokio::spawn(health::serve_metrics(
+        metrics_listener,
+        metrics.clone(),
+        stopped(),
+    ));
     tokio::spawn(engine::track_proxies_forever(ads.events(), shared.clone()));
-    let xds = tokio::spawn(ads.serve(xds_listener, stopped()));
+    metrics.count_refused_from(ads.refused());
+    let xds = match &tls {
+        Some((_, config)) => tokio::spawn(ads.serve_tls(xds_listener, config.clone(), stopped())),
+        None => tokio::spawn(ads.serve(xds_listener, stopped())),
+    };
 
     let stores = world::start(&client, args.namespace.as_deref());
     tokio::spawn(engine::translate_forever(
@@ -166,14 +189,11 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         xds_host,
         xds_port,
         probes: args.envoy_probes,
+        ca: tls.as_ref().map(|(ca, _)| ca.clone()),
     });
     let leading = if args.leader_elect {
         let identity = args.identity.clone().unwrap_or_else(default_identity);
-        let config = LeaseConfig::new(
-            &args.leader_election_namespace,
-            &args.leader_election_id,
-            &identity,
-        );
+        let config = LeaseConfig::new(&args.operator_namespace, &args.leader_election_id, &identity);
         tracing::info!(%identity, lease = %format!("{}/{}", config.namespace, config.name), "leader election on");
         leader::run(
             client.clone(),

@@ -56,6 +56,8 @@ pub struct Envoy {
     child: Child,
     admin: SocketAddr,
     workdir: TempDir,
+    /// Files Envoy reads while it runs (certificates), removed with it.
+    kept: Vec<TempDir>,
 }
 
 impl Envoy {
@@ -114,12 +116,18 @@ impl Envoy {
             child,
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             workdir,
+            kept: Vec::new(),
         };
         envoy.admin = envoy.wait_for_admin_address(&admin_path).await;
         if wait_ready {
             envoy.wait_until_ready().await;
         }
         envoy
+    }
+
+    /// Keeps `dir` (files this Envoy reads) until the Envoy is dropped.
+    pub fn keep(&mut self, dir: TempDir) {
+        self.kept.push(dir);
     }
 
     /// The admin API's address (127.0.0.1 only).

@@ -63,6 +63,7 @@ impl SharedOperator {
 
 fn start_shared(control_plane: &ControlPlane) -> Result<SharedOperator, String> {
     let binary = binary()?;
+    ensure_operator_namespace(control_plane);
     let log = std::env::temp_dir().join(format!("legate-operator-{}.log", std::process::id()));
     let log_file = std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
     let xds = loopback(free_port());
@@ -208,6 +209,7 @@ impl Operator {
         extra: &[&str],
     ) -> Operator {
         let binary = binary().unwrap_or_else(|e| panic!("{e}"));
+        ensure_operator_namespace(control_plane);
         let dir = tempfile::Builder::new()
             .prefix("legate-operator-")
             .tempdir()
@@ -309,5 +311,45 @@ pub async fn envoy_for_gateway(client: &kube::Client, namespace: &str, gateway: 
         },
     )
     .await;
+    // With xDS over mTLS, the Envoy needs the client certificate the operator
+    // issued for its Gateway, where the bootstrap says it is mounted in a pod.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+    if bootstrap.contains(XDS_TLS_DIR) {
+        let secret_name = format!("{gateway}-envoy-xds");
+        let data = eventually(
+            &format!("Secret {namespace}/{secret_name}"),
+            Duration::from_secs(20),
+            || {
+                let secrets = secrets.clone();
+                let secret_name = secret_name.clone();
+                async move { secrets.get(&secret_name).await.ok()?.data }
+            },
+        )
+        .await;
+        let dir = tempfile::Builder::new()
+            .prefix("legate-xds-tls-")
+            .tempdir()
+            .expect("a temp dir");
+        for key in ["tls.crt", "tls.key", "ca.crt"] {
+            let bytes = data.get(key).map(|b| b.0.clone()).unwrap_or_default();
+            std::fs::write(dir.path().join(key), bytes).expect("writing a certificate file");
+        }
+        let bootstrap = bootstrap.replace(XDS_TLS_DIR, &dir.path().display().to_string());
+        let mut envoy = Envoy::start_with_args(&bootstrap, &["--service-node", node]).await;
+        envoy.keep(dir);
+        return envoy;
+    }
     Envoy::start_with_args(&bootstrap, &["--service-node", node]).await
+}
+
+/// Where the operator's bootstraps expect the xDS client certificate.
+pub const XDS_TLS_DIR: &str = "/etc/envoy/xds-tls";
+
+/// The operator keeps its CA in its own namespace; make sure it exists.
+fn ensure_operator_namespace(control_plane: &ControlPlane) {
+    let _ = control_plane
+        .kubectl_command(&["create", "namespace", "legate-system"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }

@@ -32,7 +32,7 @@ async fn when_the_leader_dies_the_other_replica_takes_over_and_traffic_flows() {
             "--leader-elect".to_string(),
             "--identity".to_string(),
             name.to_string(),
-            "--leader-election-namespace".to_string(),
+            "--operator-namespace".to_string(),
             namespace,
         ]
     };

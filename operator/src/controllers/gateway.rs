@@ -19,11 +19,16 @@ use crate::fleet;
 use crate::model::gateway_key;
 use crate::status;
 
+/// Even an idle Gateway is looked at hourly: its certificate may be due for renewal.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What the fleet looked like after Legate last applied it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetMark {
     gateway_generation: Option<i64>,
     deployment_generation: Option<i64>,
+    /// When the Gateway's xDS client certificate expires (renewed ahead of it).
+    certificate_not_after: Option<String>,
 }
 
 /// How fleets are built.
@@ -55,24 +60,28 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         service = services.get_opt(&name).await.ok().flatten();
         // Apply only when the Gateway changed or someone changed the fleet:
         // an unchanged world sends no writes at all.
+        let remembered = ctx.fleet_marks.lock().ok().and_then(|m| m.get(&key).cloned());
         let live = FleetMark {
             gateway_generation: gateway.meta().generation,
             deployment_generation: deployment.as_ref().and_then(|d| d.meta().generation),
+            certificate_not_after: remembered.as_ref().and_then(|m| m.certificate_not_after.clone()),
         };
-        let remembered = ctx.fleet_marks.lock().ok().and_then(|m| m.get(&key).cloned());
-        if service.is_none() || remembered.as_ref() != Some(&live) {
-            fleet::apply(&ctx.client, &gateway, fleet)
-                .await
-                .map_err(|(what, source)| Error::Fleet {
-                    gateway: key.clone(),
-                    what,
-                    source,
-                })?;
+        let renew = fleet.ca.is_some() && crate::pki::needs_renewal(live.certificate_not_after.as_deref());
+        if service.is_none() || renew || remembered.as_ref() != Some(&live) {
+            let certificate_not_after =
+                fleet::apply(&ctx.client, &gateway, fleet)
+                    .await
+                    .map_err(|(what, source)| Error::Fleet {
+                        gateway: key.clone(),
+                        what,
+                        source,
+                    })?;
             deployment = deployments.get_opt(&name).await.ok().flatten();
             service = services.get_opt(&name).await.ok().flatten();
             let applied = FleetMark {
                 gateway_generation: gateway.meta().generation,
                 deployment_generation: deployment.as_ref().and_then(|d| d.meta().generation),
+                certificate_not_after,
             };
             if let Ok(mut marks) = ctx.fleet_marks.lock() {
                 marks.insert(key.clone(), applied);
@@ -171,7 +180,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         .iter()
         .all(|f| normalize(&current[f]) == normalize(&next[f]));
     if unchanged {
-        return Ok(Action::await_change());
+        return Ok(Action::requeue(RECHECK));
     }
     Api::<Gateway>::namespaced(ctx.client.clone(), &namespace)
         .patch_status(
@@ -185,7 +194,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
             source,
         })?;
     publish(&gateway, &transitions, ctx).await;
-    Ok(Action::await_change())
+    Ok(Action::requeue(RECHECK))
 }
 
 /// Absent, null and empty mean the same in a status.

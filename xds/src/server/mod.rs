@@ -8,6 +8,6 @@ mod tracker;
 pub(crate) mod wire;
 
 pub use events::{Ack, ProxyId, Rejection, XdsEvent};
-pub use service::{AdsServer, ServeError};
+pub use service::{AdsServer, Authenticator, ServeError};
 pub use stream::{Protocol, Request, Response, Step, StreamState};
 pub use tracker::{ProxyStatus, ProxyTracker};

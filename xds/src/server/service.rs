@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
@@ -33,6 +34,19 @@ const EVENT_BUFFER: usize = 4096;
 pub struct AdsServer {
     cache: Arc<SnapshotCache>,
     events: broadcast::Sender<XdsEvent>,
+    /// When set, every proxy must present a client certificate, and is served
+    /// only the Gateway its certificate names.
+    authenticator: Option<Arc<dyn Authenticator>>,
+    /// Connections and streams refused: no certificate, an untrusted one, or
+    /// one for another Gateway.
+    refused: Arc<AtomicU64>,
+}
+
+/// Who a proxy is, from its TLS client certificate.
+pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
+    /// The Gateway (`namespace/name`) the certificate (DER) was issued for;
+    /// None when it names no Gateway.
+    fn gateway_of(&self, certificate_der: &[u8]) -> Option<String>;
 }
 
 impl AdsServer {
@@ -40,7 +54,85 @@ impl AdsServer {
         AdsServer {
             cache,
             events: broadcast::Sender::new(EVENT_BUFFER),
+            authenticator: None,
+            refused: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Requires client certificates and binds each stream to the Gateway its
+    /// certificate names, whatever node id or cluster the proxy claims.
+    pub fn with_authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> AdsServer {
+        self.authenticator = Some(authenticator);
+        self
+    }
+
+    /// How many connections or streams were refused so far.
+    pub fn refused(&self) -> Arc<AtomicU64> {
+        self.refused.clone()
+    }
+
+    /// The Gateway this request may be served, from its client certificate.
+    fn identify<T>(&self, request: &tonic::Request<T>) -> Result<Option<String>, Status> {
+        let Some(authenticator) = &self.authenticator else {
+            return Ok(None);
+        };
+        let gateway = request
+            .peer_certs()
+            .and_then(|certs| certs.first().and_then(|c| authenticator.gateway_of(c.as_ref())));
+        match gateway {
+            Some(g) => Ok(Some(g)),
+            None => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Status::unauthenticated(
+                    "xDS needs the client certificate Legate issued for this Envoy's Gateway",
+                ))
+            }
+        }
+    }
+
+    /// Serves ADS over TLS on `listener`: each connection is accepted with the
+    /// latest `config` (certificates rotate), and failed handshakes (no client
+    /// certificate, an untrusted one) are counted as refused.
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        config: tokio::sync::watch::Receiver<Arc<tokio_rustls::rustls::ServerConfig>>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let (tx, rx) = mpsc::channel::<
+            Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+        >(64);
+        let refused = self.refused.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((tcp, peer)) = listener.accept().await {
+                let acceptor = tokio_rustls::TlsAcceptor::from(config.borrow().clone());
+                let (tx, refused) = (tx.clone(), refused.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send(Ok(tls)).await;
+                        }
+                        Ok(Err(e)) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%peer, error = %e, "refused an xDS connection: TLS handshake failed");
+                        }
+                        Err(_) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%peer, "refused an xDS connection: TLS handshake timed out");
+                        }
+                    }
+                });
+            }
+        });
+        let result = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(self.into_service())
+            .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+            .await
+            .map_err(ServeError);
+        accept.abort();
+        result
     }
 
     /// Every proxy's connections, ACKs and NACKs from now on. A subscriber
@@ -77,6 +169,7 @@ impl AdsServer {
 
     fn spawn_stream<Req, Resp>(
         &self,
+        identity: Option<String>,
         protocol: Protocol,
         inbound: Streaming<Req>,
         wrap: fn(Req) -> Request,
@@ -89,9 +182,15 @@ impl AdsServer {
         let (tx, rx) = mpsc::channel(16);
         let cache = self.cache.clone();
         let events = self.events.clone();
+        let refused = self.refused.clone();
         tokio::spawn(async move {
             let inbound = inbound.map(move |r| r.map(wrap));
-            if let Err(status) = serve_stream(protocol, &cache, &events, inbound, &tx, unwrap).await {
+            let stream = StreamContext {
+                identity,
+                refused,
+                protocol,
+            };
+            if let Err(status) = serve_stream(stream, &cache, &events, inbound, &tx, unwrap).await {
                 // The client may be gone already; nothing more to do then.
                 let _ = tx.send(Err(status)).await;
             }
@@ -102,8 +201,16 @@ impl AdsServer {
 
 type Outbound<Resp> = mpsc::Sender<Result<Resp, Status>>;
 
-async fn serve_stream<S, Resp>(
+/// What a stream knows before its first request.
+struct StreamContext {
+    /// The Gateway the client certificate names, when certificates are required.
+    identity: Option<String>,
+    refused: Arc<AtomicU64>,
     protocol: Protocol,
+}
+
+async fn serve_stream<S, Resp>(
+    context: StreamContext,
     cache: &SnapshotCache,
     events: &broadcast::Sender<XdsEvent>,
     mut inbound: S,
@@ -126,6 +233,17 @@ where
             "node.cluster must name the Gateway (namespace/name) this Envoy serves",
         ));
     }
+    if let Some(allowed) = &context.identity
+        && *allowed != node.cluster
+    {
+        context.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(certificate = %allowed, claimed = %node.cluster, node = %node.id, "refused an xDS stream: wrong Gateway");
+        return Err(Status::permission_denied(format!(
+            "this client certificate is for Gateway {allowed}, but node.cluster asks for {}",
+            node.cluster
+        )));
+    }
+    let protocol = context.protocol;
     let proxy = ProxyId {
         node: node.id.clone(),
         gateway: node.cluster.clone(),
@@ -193,7 +311,9 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: tonic::Request<Streaming<DiscoveryRequest>>,
     ) -> Result<tonic::Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let identity = self.identify(&request)?;
         let stream = self.spawn_stream(
+            identity,
             Protocol::StateOfTheWorld,
             request.into_inner(),
             Request::Sotw,
@@ -209,7 +329,9 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: tonic::Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<tonic::Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let identity = self.identify(&request)?;
         let stream = self.spawn_stream(
+            identity,
             Protocol::Delta,
             request.into_inner(),
             Request::Delta,
