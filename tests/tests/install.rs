@@ -986,31 +986,74 @@ async fn from_the_manifests_the_operator_runs_a_gateway_as_its_service_account()
     ]);
     assert!(events.contains("legate"), "no Events from legate: {events:?}");
 
-    // The quickstart's Gateway gets the NodePorts that kind-config.yaml maps.
-    let mut quickstart = documents(&read("examples/quickstart/gateway.yaml")).remove(0);
-    quickstart["metadata"]["name"] = json!("quickstart");
-    apply(&stage.env.client, &ns, &quickstart)
-        .await
-        .expect("the quickstart Gateway applies");
+    // The quickstart, applied as the README does (into a namespace of its
+    // own here): its Gateway's Service gets the NodePorts that
+    // kind-config.yaml maps, and its TLSContext waits for the Secret that the
+    // README creates first.
+    let quickstart = format!("quickstart-{:x}", std::process::id());
+    stage
+        .env
+        .control_plane
+        .kubectl(&["create", "namespace", &quickstart]);
+    let mut node_ports = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples/quickstart"))
+        .expect("examples/quickstart/ exists")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("a readable example");
+        for doc in documents(&text) {
+            if doc["kind"] == "Gateway" {
+                for l in doc["spec"]["listeners"].as_array().into_iter().flatten() {
+                    node_ports.push((
+                        l["name"].as_str().unwrap_or_default().to_string(),
+                        l["nodePort"].as_i64(),
+                    ));
+                }
+            }
+            apply(&stage.env.client, &quickstart, &doc)
+                .await
+                .unwrap_or_else(|e| panic!("{} was refused: {e}", path.display()));
+        }
+    }
+    assert!(!node_ports.is_empty(), "examples/quickstart/ has a Gateway");
     let ports = eventually("the quickstart Gateway's Service", PATIENCE, || async {
-        let service = get(&stage.env.client, &ns, "v1", "Service", "quickstart-envoy")
+        let service = get(&stage.env.client, &quickstart, "v1", "Service", "edge-envoy")
             .await
             .ok()??;
-        let ports: Vec<(String, i64)> = service.data["spec"]["ports"]
+        let ports: Vec<(String, Option<i64>)> = service.data["spec"]["ports"]
             .as_array()?
             .iter()
             .map(|p| {
                 (
                     p["name"].as_str().unwrap_or_default().to_string(),
-                    p["nodePort"].as_i64().unwrap_or(0),
+                    p["nodePort"].as_i64(),
                 )
             })
             .collect();
         Some(ports)
     })
     .await;
-    assert!(ports.contains(&("http".to_string(), 30080)), "{ports:?}");
-    assert!(ports.contains(&("https".to_string(), 30443)), "{ports:?}");
+    assert_eq!(ports, node_ports, "the fleet Service's node ports");
+    let missing = eventually("TLSContext shop to say SecretNotFound", PATIENCE, || async {
+        let tls = get(
+            &stage.env.client,
+            &quickstart,
+            "legate.dev/v1alpha1",
+            "TLSContext",
+            "shop",
+        )
+        .await
+        .ok()??;
+        let conditions = tls.data["status"]["conditions"].as_array()?.clone();
+        conditions
+            .into_iter()
+            .find(|c| c["type"] == "ResolvedRefs" && c["reason"] == "SecretNotFound")
+    })
+    .await;
+    assert_eq!(missing["status"], "False", "{missing}");
 
     let log = operator.log_text();
     let forbidden: Vec<&str> = log
