@@ -61,6 +61,8 @@ up() {
   "${kubectl[@]}" wait --for=condition=Established crd --all --timeout=60s >/dev/null
   say "CRDs installed"
 
+  # The operator keeps its xDS CA in its own namespace.
+  "${kubectl[@]}" create namespace legate-system >/dev/null
   read -r xds health metrics http https < <(free_ports 5)
   setsid "$legate" run --kubeconfig "$dir/controlplane/kubeconfig" \
     --xds-listen "127.0.0.1:$xds" --xds-advertise "127.0.0.1:$xds" \
@@ -71,7 +73,6 @@ up() {
   wait_for "the operator's /readyz" 60 "$dir/run/legate.pid" http_ok "http://127.0.0.1:$health/readyz"
   say "operator running (pid $(cat "$dir/run/legate.pid"), log $dir/run/legate.log)"
 
-  "${kubectl[@]}" create namespace legate-system >/dev/null
   "${kubectl[@]}" apply -f - >/dev/null <<YAML
 apiVersion: legate.dev/v1alpha1
 kind: Gateway
@@ -90,7 +91,18 @@ spec:
 YAML
   wait_for "the Gateway's bootstrap ConfigMap" 30 "" \
     "${kubectl[@]}" get configmap default-envoy -n legate-system -o name
-  "${kubectl[@]}" get configmap default-envoy -n legate-system -o 'jsonpath={.data.envoy\.yaml}' >"$dir/run/envoy.yaml"
+  # xDS is mutual TLS: the Envoy uses the client certificate the operator
+  # issued for the Gateway, where a pod would mount it.
+  wait_for "the Gateway's xDS client certificate" 30 "" \
+    "${kubectl[@]}" get secret default-envoy-xds -n legate-system -o name
+  mkdir -p "$dir/run/xds-tls"
+  for key in tls.crt tls.key ca.crt; do
+    "${kubectl[@]}" get secret default-envoy-xds -n legate-system -o "jsonpath={.data.${key//./\\.}}" \
+      | base64 -d >"$dir/run/xds-tls/$key"
+  done
+  chmod 600 "$dir/run/xds-tls/tls.key"
+  "${kubectl[@]}" get configmap default-envoy -n legate-system -o 'jsonpath={.data.envoy\.yaml}' \
+    | sed "s|/etc/envoy/xds-tls|$dir/run/xds-tls|g" >"$dir/run/envoy.yaml"
   setsid "$envoy" --config-path "$dir/run/envoy.yaml" --service-node local-envoy \
     --admin-address-path "$dir/run/envoy-admin" --disable-hot-restart --concurrency 1 \
     --log-path "$dir/run/envoy.log" >/dev/null 2>&1 </dev/null &
