@@ -2,7 +2,8 @@
 //! arguments and environment, and the identity of its ServiceAccount (a
 //! token from the TokenRequest API) instead of the admin's. Only what a pod
 //! on this machine cannot have is changed: listen addresses move to free
-//! ports on 127.0.0.1, and Envoy listeners bind 127.0.0.1.
+//! ports on 127.0.0.1, Envoy listeners bind 127.0.0.1, and Envoys get no
+//! fixed probe ports (they run on this machine, side by side).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -129,6 +130,9 @@ impl DeployedOperator {
             .env("LEGATE_HEALTH_LISTEN", health.to_string())
             .env("LEGATE_METRICS_LISTEN", metrics.to_string())
             .env("LEGATE_LOG_LEVEL", "info,legate=debug")
+            // Envoys run on this machine, not in pods: no fixed probe and admin
+            // ports, which would collide between tests.
+            .env("LEGATE_ENVOY_PROBES", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
