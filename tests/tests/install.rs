@@ -986,6 +986,36 @@ async fn from_the_manifests_the_operator_runs_a_gateway_as_its_service_account()
     ]);
     assert!(events.contains("legate"), "no Events from legate: {events:?}");
 
+    // In its own namespace it leads through a Lease and keeps its xDS CA in
+    // a Secret (the Role's rules).
+    let lease = get(
+        &stage.env.client,
+        "legate-system",
+        "coordination.k8s.io/v1",
+        "Lease",
+        "legate-leader",
+    )
+    .await
+    .expect("the API server answers")
+    .expect("the operator created its Lease");
+    assert!(
+        lease.data["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("legate-test-")),
+        "{:?}",
+        lease.data
+    );
+    let ca = get(
+        &stage.env.client,
+        "legate-system",
+        "v1",
+        "Secret",
+        "legate-xds-ca",
+    )
+    .await
+    .expect("the API server answers");
+    assert!(ca.is_some(), "the operator created no CA Secret");
+
     // The quickstart, applied as the README does (into a namespace of its
     // own here): its Gateway's Service gets the NodePorts that
     // kind-config.yaml maps, and its TLSContext waits for the Secret that the
