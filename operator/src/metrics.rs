@@ -126,6 +126,11 @@ impl Metrics {
             "1 when this replica leads (writes status and manages fleets)",
             leader.clone(),
         );
+        registry.register(
+            "xds_refused",
+            "xDS connections or streams refused: no client certificate, an untrusted one, or another Gateway's",
+            xds_refused.clone(),
+        );
         // Every xDS type is listed from the start, at zero, so that dashboards
         // and alerts see the series before the first push.
         for kind in legate_xds::resource::ResourceType::ALL {
