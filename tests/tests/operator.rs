@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use legate_tests::api::{apply, get, wait_condition};
-use legate_tests::net::eventually;
+use legate_tests::net::{eventually, loopback};
 use legate_tests::stage::{PATIENCE, Stage};
 use legate_tests::{Envoy, TestEnv, TestHost};
 use serde_json::json;
@@ -469,4 +469,63 @@ async fn two_gateways_serve_only_what_they_admit_and_one_bad_object_spares_the_o
         assert_eq!(c["reason"], "Programmed", "{name}: {c}");
     }
     team_a.until_status("/shop/x", 200).await;
+}
+
+#[tokio::test]
+async fn a_tls_context_serves_https_for_its_hosts() {
+    let stage = Stage::new().await;
+    let https_port = legate_tests::net::free_port();
+    // Make the stage's Gateway also listen for HTTPS.
+    let gateway = json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway", "metadata": { "name": "edge" },
+        "spec": { "serviceType": "ClusterIP", "replicas": 1,
+                  "listeners": [{ "name": "http", "port": stage.port, "protocol": "HTTP" },
+                                { "name": "https", "port": https_port, "protocol": "HTTPS" }],
+                  "allowedRoutes": { "namespaces": { "from": "Same" } } }
+    });
+    apply(&stage.env.client, &stage.env.namespace, &gateway)
+        .await
+        .expect("the Gateway applies");
+    // A CA and a certificate for shop.example.com, in a kubernetes.io/tls Secret.
+    let ca_key = rcgen::KeyPair::generate().expect("a key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("a CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let cert = rcgen::CertificateParams::new(vec!["shop.example.com".to_string()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("a certificate");
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "shop-tls" }, "type": "kubernetes.io/tls",
+        "stringData": { "tls.crt": cert.pem(), "tls.key": key.serialize_pem() }
+    });
+    apply(&stage.env.client, &stage.env.namespace, &secret)
+        .await
+        .expect("the Secret applies");
+    let context = json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "TLSContext", "metadata": { "name": "shop" },
+        "spec": { "hosts": ["shop.example.com"], "secret": "shop-tls" }
+    });
+    apply(&stage.env.client, &stage.env.namespace, &context)
+        .await
+        .expect("the TLSContext applies");
+    stage
+        .mapping(
+            "shop",
+            json!({ "hostname": "shop.example.com", "prefix": "/", "service": "quote" }),
+        )
+        .await;
+    let ca_pem = ca.pem();
+    let addr = loopback(https_port);
+    let answer = eventually("HTTPS for shop.example.com", PATIENCE, || async {
+        legate_tests::http::https_get(addr, "shop.example.com", &ca_pem, "/cart")
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.echo().path, "/cart");
+    stage.condition("TLSContext", "shop", "Programmed", "True").await;
 }

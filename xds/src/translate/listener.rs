@@ -68,13 +68,31 @@ pub fn listener_proto(
     };
     secrets.sort();
     secrets.dedup();
+    // HTTPS chains are chosen by SNI, which Envoy only sees with the TLS inspector.
+    let listener_filters = if l.protocol == ir::ListenerProtocol::Https {
+        vec![tls_inspector()]
+    } else {
+        Vec::new()
+    };
     let listener = Listener {
         name: l.name.clone(),
         address: Some(socket(&l.address.to_string(), l.port)),
         filter_chains,
+        listener_filters,
         ..Listener::default()
     };
     (listener, secrets)
+}
+
+/// The listener filter that reads the SNI (and ALPN) of a TLS ClientHello.
+fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.tls_inspector".into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            TlsInspector::default(),
+        ))),
+        ..ListenerFilter::default()
+    }
 }
 
 /// A TCP listener proxies to one upstream; a TLS listener picks one by SNI.
@@ -111,17 +129,7 @@ fn tcp_listener(l: &ir::Listener, routes: &[&ir::TcpRoute]) -> Listener {
             ..FilterChain::default()
         });
     }
-    let listener_filters = if by_sni {
-        vec![ListenerFilter {
-            name: "envoy.filters.listener.tls_inspector".into(),
-            config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
-                TlsInspector::default(),
-            ))),
-            ..ListenerFilter::default()
-        }]
-    } else {
-        Vec::new()
-    };
+    let listener_filters = if by_sni { vec![tls_inspector()] } else { Vec::new() };
     Listener {
         name: l.name.clone(),
         address: Some(socket(&l.address.to_string(), l.port)),
