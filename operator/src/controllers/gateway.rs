@@ -56,8 +56,14 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         let name = fleet::fleet_name(&gateway);
         let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace);
         let services = Api::<Service>::namespaced(ctx.client.clone(), &namespace);
-        deployment = deployments.get_opt(&name).await.ok().flatten();
-        service = services.get_opt(&name).await.ok().flatten();
+        deployment = deployments
+            .get_opt(&name)
+            .await
+            .map_err(read_error("Deployment", &key))?;
+        service = services
+            .get_opt(&name)
+            .await
+            .map_err(read_error("Service", &key))?;
         // Apply only when the Gateway changed or someone changed the fleet:
         // an unchanged world sends no writes at all.
         let remembered = ctx.fleet_marks.lock().ok().and_then(|m| m.get(&key).cloned());
@@ -76,8 +82,14 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
                         what,
                         source,
                     })?;
-            deployment = deployments.get_opt(&name).await.ok().flatten();
-            service = services.get_opt(&name).await.ok().flatten();
+            deployment = deployments
+                .get_opt(&name)
+                .await
+                .map_err(read_error("Deployment", &key))?;
+            service = services
+                .get_opt(&name)
+                .await
+                .map_err(read_error("Service", &key))?;
             let applied = FleetMark {
                 gateway_generation: gateway.meta().generation,
                 deployment_generation: deployment.as_ref().and_then(|d| d.meta().generation),
@@ -195,6 +207,15 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         })?;
     publish(&gateway, &transitions, ctx).await;
     Ok(Action::requeue(RECHECK))
+}
+
+/// A failed read of a fleet object, for the reconcile error (and the log).
+fn read_error<'a>(kind: &'a str, gateway: &'a str) -> impl FnOnce(kube::Error) -> Error + 'a {
+    move |source| Error::Fleet {
+        gateway: gateway.to_string(),
+        what: format!("reading the {kind}"),
+        source,
+    }
 }
 
 /// Absent, null and empty mean the same in a status.
