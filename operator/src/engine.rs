@@ -72,8 +72,22 @@ impl Shared {
 }
 
 /// Rebuilds and pushes configuration on every change of the world, forever.
-pub async fn translate_forever(stores: Stores, shared: Arc<Shared>, listen_address: std::net::IpAddr) {
+pub async fn translate_forever(
+    stores: Stores,
+    shared: Arc<Shared>,
+    listen_address: std::net::IpAddr,
+    mut listed: watch::Receiver<bool>,
+) {
+    // Never translate a half-listed world: a Mapping seen before its Service
+    // would push "no endpoints" to Envoy (a 503) and flap its conditions.
+    // (One task waits on the stores themselves and signals `listed`: kube's
+    // readiness future wakes only one waiter at a time.)
+    if listed.wait_for(|l| *l).await.is_err() {
+        return;
+    }
     let mut changed = stores.changed.clone();
+    // The world as listed is the first thing to translate.
+    changed.mark_changed();
     let mut rejected = shared.rejected.subscribe();
     let mut gateways: BTreeMap<String, (Translator, GatewayConfig)> = BTreeMap::new();
     loop {

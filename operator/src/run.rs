@@ -170,16 +170,19 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     };
 
     let stores = world::start(&client, args.namespace.as_deref());
+    let (listed_tx, listed) = watch::channel(false);
     tokio::spawn(engine::translate_forever(
         stores.clone(),
         shared.clone(),
         args.envoy_listen_address,
+        listed,
     ));
     {
         let stores = stores.clone();
         let readiness = readiness.clone();
         tokio::spawn(async move {
             if stores.wait_until_ready().await.is_ok() {
+                let _ = listed_tx.send(true);
                 readiness.set_ready();
                 tracing::info!("every watch has listed; ready");
             }

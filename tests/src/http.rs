@@ -147,3 +147,41 @@ pub async fn https_get(
         body,
     })
 }
+
+/// Requests sent in a loop (every 10 ms) until `finish`: for checking that
+/// nothing fails while something else happens (a restart, a failover).
+#[derive(Debug)]
+pub struct Traffic {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(u64, u64)>,
+}
+
+impl Traffic {
+    /// GETs `url` with Host `host`; a request counts as failed unless it answers 200.
+    pub fn start(url: String, host: &str) -> Traffic {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let host = host.to_string();
+        let running = stop.clone();
+        let task = tokio::spawn(async move {
+            let client = HttpClient::http1();
+            let (mut sent, mut failed) = (0u64, 0u64);
+            while !running.load(Ordering::Relaxed) {
+                let ok = matches!(client.get(&url, Some(&host)).await, Ok(r) if r.status == 200);
+                sent += 1;
+                if !ok {
+                    failed += 1;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            (sent, failed)
+        });
+        Traffic { stop, task }
+    }
+
+    /// Stops the loop; returns (requests sent, requests failed).
+    pub async fn finish(self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap_or((0, 0))
+    }
+}

@@ -1,15 +1,13 @@
 //! Two operator replicas: one leads; when it dies, the other takes the Lease
 //! and keeps writing status, and traffic through Envoy never stops.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use legate_tests::TestEnv;
 use legate_tests::api::{install_crds, wait_condition};
-use legate_tests::http::HttpClient;
+use legate_tests::http::Traffic;
 use legate_tests::net::{TcpBalancer, eventually, free_port, loopback};
 use legate_tests::operator::Operator;
 use legate_tests::stage::Stage;
@@ -60,30 +58,7 @@ async fn when_the_leader_dies_the_other_replica_takes_over_and_traffic_flows() {
         "a follower does not steal the Lease"
     );
 
-    let (sent, failed, stop) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let traffic = {
-        let (sent, failed, stop, url) = (
-            sent.clone(),
-            failed.clone(),
-            stop.clone(),
-            stage.url("/backend/x"),
-        );
-        tokio::spawn(async move {
-            let client = HttpClient::http1();
-            while !stop.load(Ordering::Relaxed) {
-                let ok = matches!(client.get(&url, Some("shop.example.com")).await, Ok(r) if r.status == 200);
-                sent.fetch_add(1, Ordering::Relaxed);
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let traffic = Traffic::start(stage.url("/backend/x"), "shop.example.com");
     tokio::time::sleep(Duration::from_millis(500)).await;
     a.kill();
     let killed = Instant::now();
@@ -124,9 +99,7 @@ async fn when_the_leader_dies_the_other_replica_takes_over_and_traffic_flows() {
     );
     stage.until_status("/after/x", 200).await;
 
-    stop.store(true, Ordering::Relaxed);
-    traffic.await.expect("the traffic loop ends");
-    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (sent, failed) = traffic.finish().await;
     eprintln!("through the failover: {sent} requests, {failed} failed");
     assert!(sent > 100, "traffic ran: {sent}");
     assert_eq!(

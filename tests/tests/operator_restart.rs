@@ -1,13 +1,11 @@
 //! Restarting the operator interrupts no traffic and flaps no condition.
 //! A test binary of its own: it stops and starts its operator.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use legate_tests::TestEnv;
 use legate_tests::api::{get, install_crds};
-use legate_tests::http::HttpClient;
+use legate_tests::http::Traffic;
 use legate_tests::net::free_port;
 use legate_tests::operator::Operator;
 use legate_tests::stage::Stage;
@@ -59,34 +57,14 @@ async fn restarting_the_operator_drops_no_request_and_flaps_no_condition() {
     let gateway_before = conditions(&stage, "Gateway", "edge").await;
 
     // Traffic runs all through the restart.
-    let sent = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let url = stage.url("/backend/x");
-    let traffic = {
-        let (sent, failed, stop) = (sent.clone(), failed.clone(), stop.clone());
-        tokio::spawn(async move {
-            let client = HttpClient::http1();
-            while !stop.load(Ordering::Relaxed) {
-                let ok = matches!(client.get(&url, Some("shop.example.com")).await, Ok(r) if r.status == 200);
-                sent.fetch_add(1, Ordering::Relaxed);
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let traffic = Traffic::start(stage.url("/backend/x"), "shop.example.com");
     tokio::time::sleep(Duration::from_secs(1)).await;
     first.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let second = Operator::start_on(stage.env.control_plane, xds_port).await;
     // Past the new operator's grace period for reconnecting proxies.
     tokio::time::sleep(Duration::from_secs(20)).await;
-    stop.store(true, Ordering::Relaxed);
-    traffic.await.expect("the traffic loop ends");
-
-    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (sent, failed) = traffic.finish().await;
     eprintln!("through the restart: {sent} requests, {failed} failed");
     assert!(sent > 100, "traffic ran: {sent} requests");
     assert_eq!(

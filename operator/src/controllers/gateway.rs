@@ -4,10 +4,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use legate_crds::Gateway;
 use legate_crds::conditions::{condition, reasons, types};
@@ -205,7 +203,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
             object: format!("Gateway/{key}"),
             source,
         })?;
-    publish(&gateway, &transitions, ctx).await;
+    super::publish_transitions(gateway.as_ref(), &transitions, ctx).await;
     Ok(Action::requeue(RECHECK))
 }
 
@@ -260,24 +258,4 @@ fn addresses_of(service: &Service) -> Vec<GatewayAddress> {
         });
     }
     out
-}
-
-async fn publish(gateway: &Gateway, transitions: &[Condition], ctx: &Context) {
-    let reference = gateway.object_ref(&());
-    for c in transitions {
-        let event = Event {
-            type_: if status::is_warning(c) {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: c.reason.clone(),
-            note: Some(format!("{}={}: {}", c.type_, c.status, c.message)),
-            action: c.type_.clone(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %e, "could not publish an Event");
-        }
-    }
 }

@@ -107,6 +107,32 @@ fn error_policy<K>(_object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action
     }
 }
 
+/// An Event per condition transition, Warning for the failures a user must act on.
+async fn publish_transitions<K: kube::Resource<DynamicType = ()>>(
+    object: &K,
+    transitions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ctx: &Context,
+) {
+    use kube::runtime::events::{Event, EventType};
+    let reference = object.object_ref(&());
+    for c in transitions {
+        let event = Event {
+            type_: if crate::status::is_warning(c) {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: c.reason.clone(),
+            note: Some(format!("{}={}: {}", c.type_, c.status, c.message)),
+            action: c.type_.clone(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "could not publish an Event");
+        }
+    }
+}
+
 /// A stream that yields whenever statuses should be recomputed.
 fn triggers(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static {
     tokio_stream::wrappers::WatchStream::from_changes(rx).map(|_| ())

@@ -147,32 +147,8 @@ async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Er
             object: reference.key(),
             source,
         })?;
-    publish_transitions(object, &transitions, ctx).await;
+    super::publish_transitions(object, &transitions, ctx).await;
     Ok(Action::await_change())
-}
-
-async fn publish_transitions<K: Resource<DynamicType = ()>>(
-    object: &K,
-    transitions: &[Condition],
-    ctx: &Context,
-) {
-    let reference = object.object_ref(&());
-    for c in transitions {
-        let event = Event {
-            type_: if status::is_warning(c) {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: c.reason.clone(),
-            note: Some(format!("{}={}: {}", c.type_, c.status, c.message)),
-            action: c.type_.clone(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %e, "could not publish an Event");
-        }
-    }
 }
 
 /// Deleting: done when no Gateway's snapshot carries the object and every
