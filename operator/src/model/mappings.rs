@@ -82,8 +82,23 @@ pub fn add_routes(
             continue;
         };
         for listener in &http_listeners {
-            if let Some(route) = build_route(&route_members, listener, &defaults, index, config, verdicts) {
-                config.routes.insert(route.id.clone(), route);
+            let Some(route) = build_route(&route_members, listener, &defaults, index, config, verdicts)
+            else {
+                continue;
+            };
+            // The translator refuses what Envoy could not run; say so on the
+            // Mappings rather than let the route silently never arrive.
+            match route.validate() {
+                Ok(()) => {
+                    config.routes.insert(route.id.clone(), route);
+                }
+                Err(e) => {
+                    for mapping in route_members.all() {
+                        let message = format!("the route cannot be sent to Envoy: {e}");
+                        verdict_for(verdicts, mapping).accepted =
+                            Err(Problem::new(reasons::INVALID, message));
+                    }
+                }
             }
         }
         for mapping in route_members.all() {

@@ -412,3 +412,32 @@ fn gateway_defaults_apply_unless_the_mapping_sets_its_own() {
     assert_eq!(timeout("a"), Some(std::time::Duration::from_secs(10)));
     assert_eq!(timeout("b"), Some(std::time::Duration::from_secs(1)));
 }
+
+#[test]
+fn a_route_envoy_could_not_run_is_invalid_instead_of_silently_missing() {
+    // The Service exists but has no port 9999: nothing to forward to.
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![mapping(
+            "shop",
+            "quote",
+            "01",
+            json!({ "prefix": "/q/", "service": "quote:9999" }),
+        )],
+        services: vec![service("shop", "quote")],
+        ..World::default()
+    };
+    let model = build(&world);
+    let v = verdict(&model, "Mapping/shop/quote");
+    let problem = v.accepted.clone().expect_err("Invalid");
+    assert_eq!(problem.reason, reasons::INVALID);
+    assert!(problem.message.contains("no upstream"), "{}", problem.message);
+    assert!(
+        v.resolved_refs
+            .as_ref()
+            .expect_err("the port")
+            .message
+            .contains("no port 9999")
+    );
+    assert!(model.gateways["infra/edge"].routes.is_empty());
+}
