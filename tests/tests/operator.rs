@@ -529,3 +529,42 @@ async fn a_tls_context_serves_https_for_its_hosts() {
     assert_eq!(answer.echo().path, "/cart");
     stage.condition("TLSContext", "shop", "Programmed", "True").await;
 }
+
+#[tokio::test]
+async fn a_tcp_mapping_proxies_a_gateway_port_to_its_service() {
+    let stage = Stage::new().await;
+    let tcp_port = legate_tests::net::free_port();
+    let gateway = json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway", "metadata": { "name": "edge" },
+        "spec": { "serviceType": "ClusterIP", "replicas": 1,
+                  "listeners": [{ "name": "http", "port": stage.port, "protocol": "HTTP" },
+                                { "name": "raw", "port": tcp_port, "protocol": "TCP" }],
+                  "allowedRoutes": { "namespaces": { "from": "Same" } } }
+    });
+    apply(&stage.env.client, &stage.env.namespace, &gateway)
+        .await
+        .expect("the Gateway applies");
+    let tcp = json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "TCPMapping", "metadata": { "name": "raw" },
+        "spec": { "port": tcp_port, "service": "quote:80" }
+    });
+    apply(&stage.env.client, &stage.env.namespace, &tcp)
+        .await
+        .expect("the TCPMapping applies");
+    // HTTP is just bytes to a TCP proxy: the echo server answers through it.
+    let url = format!("http://{}/through-tcp", loopback(tcp_port));
+    let answer = eventually("the TCP listener to proxy to the Service", PATIENCE, || async {
+        legate_tests::http::HttpClient::http1()
+            .get(&url, None)
+            .await
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .await;
+    assert_eq!(
+        answer.echo().path,
+        "/through-tcp",
+        "no HTTP routing on a TCP port: the path is untouched"
+    );
+    stage.condition("TCPMapping", "raw", "Programmed", "True").await;
+}

@@ -10,6 +10,7 @@ use legate_xds::ir;
 pub struct GatewayConfig {
     pub listeners: BTreeMap<String, ir::Listener>,
     pub routes: BTreeMap<ir::RouteId, ir::Route>,
+    pub tcp_routes: BTreeMap<ir::RouteId, ir::TcpRoute>,
     pub upstreams: BTreeMap<String, ir::Upstream>,
     /// Endpoints by upstream name (only for upstreams discovered by EDS).
     pub endpoints: BTreeMap<String, Vec<ir::Endpoint>>,

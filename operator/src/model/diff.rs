@@ -45,8 +45,20 @@ pub fn changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<Change> {
             out.push(Change::UpsertRoute(route.clone()));
         }
     }
+    for (id, route) in &new.tcp_routes {
+        if old.tcp_routes.get(id) != Some(route) {
+            out.push(Change::UpsertTcpRoute(route.clone()));
+        }
+    }
     for id in old.routes.keys().filter(|id| !new.routes.contains_key(*id)) {
         out.push(Change::RemoveRoute(id.clone()));
+    }
+    for id in old
+        .tcp_routes
+        .keys()
+        .filter(|id| !new.tcp_routes.contains_key(*id))
+    {
+        out.push(Change::RemoveTcpRoute(id.clone()));
     }
     for name in old.listeners.keys().filter(|n| !new.listeners.contains_key(*n)) {
         out.push(Change::RemoveListener(name.clone()));

@@ -25,7 +25,8 @@ pub fn listeners(gateway: &Gateway) -> GatewayConfig {
         let protocol = match listener.protocol {
             Protocol::Http => ir::ListenerProtocol::Http,
             Protocol::Https => ir::ListenerProtocol::Https,
-            Protocol::Tcp | Protocol::Tls => continue,
+            Protocol::Tcp => ir::ListenerProtocol::Tcp,
+            Protocol::Tls => ir::ListenerProtocol::Tls,
         };
         let Ok(port) = u16::try_from(listener.port) else {
             continue;
@@ -332,41 +333,65 @@ pub fn judge_gateways(world: &World, verdicts: &mut BTreeMap<String, Verdict>) {
     }
 }
 
-/// TCPMappings attach to a Gateway with a TCP or TLS listener on their port.
-/// The xDS engine does not translate TCP routes yet, so they stay unprogrammed.
-pub fn judge_tcp_mappings(world: &World, verdicts: &mut BTreeMap<String, Verdict>) {
+/// TCPMappings attach to a Gateway with a TCP or TLS listener on their port
+/// and become TCP routes of that listener (by SNI on a TLS listener).
+pub fn add_tcp_routes(
+    world: &World,
+    gateway: &Gateway,
+    index: &ServiceIndex,
+    config: &mut GatewayConfig,
+    verdicts: &mut BTreeMap<String, Verdict>,
+) {
+    let key = gateway_key(gateway);
     for tcp in &world.tcp_mappings {
         if tcp.meta().deletion_timestamp.is_some() {
             continue;
         }
         let namespace = tcp.namespace().unwrap_or_default();
+        if !attach::attaches(world, gateway, &namespace, &tcp.spec.gateways) {
+            continue;
+        }
+        let Some(listener) = gateway.spec.listeners.iter().find(|l| l.port == tcp.spec.port) else {
+            continue;
+        };
         let origin = object_ref(tcp.as_ref());
         let verdict = verdicts
             .entry(origin.key())
             .or_insert_with(|| Verdict::new(origin.clone()));
-        for gateway in &world.gateways {
-            if !attach::attaches(world, gateway, &namespace, &tcp.spec.gateways) {
-                continue;
-            }
-            let key = gateway_key(gateway);
-            let Some(listener) = gateway.spec.listeners.iter().find(|l| l.port == tcp.spec.port) else {
-                continue;
-            };
-            let problem = match (listener.protocol, &tcp.spec.sni) {
-                (Protocol::Http | Protocol::Https, _) => Some(format!(
-                    "port {} of Gateway {key} is the {:?} listener {:?}; a TCPMapping needs a TCP or TLS listener",
-                    tcp.spec.port, listener.protocol, listener.name
-                )),
-                (Protocol::Tcp, Some(_)) => Some(format!(
-                    "sni needs a TLS listener; port {} of Gateway {key} is the TCP listener {:?}",
-                    tcp.spec.port, listener.name
-                )),
-                _ => None,
-            };
-            match problem {
-                Some(message) => verdict.accepted = Err(Problem::new(reasons::INVALID, message)),
-                None => verdict.gateways.push(key),
-            }
+        let problem = match (listener.protocol, &tcp.spec.sni) {
+            (Protocol::Http | Protocol::Https, _) => Some(format!(
+                "port {} of Gateway {key} is the {:?} listener {:?}; a TCPMapping needs a TCP or TLS listener",
+                tcp.spec.port, listener.protocol, listener.name
+            )),
+            (Protocol::Tcp, Some(_)) => Some(format!(
+                "sni needs a TLS listener; port {} of Gateway {key} is the TCP listener {:?}",
+                tcp.spec.port, listener.name
+            )),
+            _ => None,
+        };
+        if let Some(message) = problem {
+            verdict.accepted = Err(Problem::new(reasons::INVALID, message));
+            continue;
+        }
+        let Some(upstream) = service_upstream(&tcp.spec.service, &namespace, &origin, index, config, verdict)
+        else {
+            continue;
+        };
+        if let Some(u) = config.upstreams.get_mut(&upstream) {
+            // Raw TCP: no HTTP protocol options on this cluster.
+            u.protocol = ir::UpstreamProtocol::Http1;
+        }
+        let route = ir::TcpRoute {
+            id: ir::RouteId::of(&origin),
+            origin: origin.clone(),
+            listener: listener.name.clone(),
+            sni: tcp.spec.sni.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            upstream,
+            idle_timeout: tcp.spec.idle_timeout.as_ref().and_then(|d| d.to_std().ok()),
+        };
+        config.tcp_routes.insert(route.id.clone(), route);
+        if !verdict.gateways.contains(&key) {
+            verdict.gateways.push(key.clone());
         }
     }
 }

@@ -145,9 +145,16 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
             &mut model.verdicts,
         );
         gateways::add_services(world, gateway, &index, &mut config, &mut model.verdicts);
+        gateways::add_tcp_routes(world, gateway, &index, &mut config, &mut model.verdicts);
+        // A TCP or TLS listener with nothing to proxy has no filter chain, which
+        // Envoy refuses: it waits for its first TCPMapping.
+        let used: std::collections::BTreeSet<String> =
+            config.tcp_routes.values().map(|r| r.listener.clone()).collect();
+        config
+            .listeners
+            .retain(|name, l| l.protocol.is_http() || used.contains(name));
         model.gateways.insert(key, config);
     }
-    gateways::judge_tcp_mappings(world, &mut model.verdicts);
     gateways::judge_gateways(world, &mut model.verdicts);
     gateways::judge_unattached(world, &mut model.verdicts);
     model
