@@ -145,129 +145,145 @@ pub fn add_services(
     config: &mut GatewayConfig,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
-    let key = gateway_key(gateway);
-    let mut auths: Vec<_> = world
-        .auth_services
-        .iter()
-        .filter(|a| a.meta().deletion_timestamp.is_none())
-        .filter(|a| {
-            attach::attaches(
-                world,
-                gateway,
-                &a.namespace().unwrap_or_default(),
-                &a.spec.gateways,
-            )
-        })
-        .collect();
-    auths.sort_by_key(|a| {
-        (
-            a.meta().creation_timestamp.clone().map(|t| t.0),
-            a.namespace(),
-            a.name_any(),
-        )
-    });
-    for (i, auth) in auths.iter().enumerate() {
-        let origin = object_ref(auth.as_ref());
-        let verdict = verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin.clone()));
-        if i > 0 {
-            verdict.accepted = Err(Problem::new(
-                reasons::CONFLICTED,
-                format!(
-                    "Gateway {key} already uses AuthService {}/{}",
-                    auths[0].namespace().unwrap_or_default(),
-                    auths[0].name_any()
-                ),
-            ));
-            continue;
-        }
-        let namespace = auth.namespace().unwrap_or_default();
-        let Some(upstream) =
-            service_upstream(&auth.spec.service, &namespace, &origin, index, config, verdict)
-        else {
-            continue;
-        };
-        config.auth = Some(ir::AuthService {
-            origin: origin.clone(),
-            upstream,
-            protocol: match auth.spec.protocol {
-                legate_crds::auth_service::AuthProtocol::Http => ir::AuthProtocol::Http {
-                    path_prefix: auth.spec.path_prefix.clone().unwrap_or_default(),
-                    allowed_request_headers: auth.spec.allowed_request_headers.clone(),
-                },
-                legate_crds::auth_service::AuthProtocol::Grpc => ir::AuthProtocol::Grpc,
-            },
-            timeout: auth
-                .spec
-                .timeout
-                .to_std()
-                .unwrap_or(std::time::Duration::from_secs(5)),
-            failure_mode_allow: auth.spec.failure_mode_allow.unwrap_or(false),
-        });
-        verdict.gateways.push(key.clone());
-    }
+    add_auth(world, gateway, index, config, verdicts);
+    add_rate_limit(world, gateway, index, config, verdicts);
+}
 
-    let mut limits: Vec<_> = world
-        .rate_limit_services
+/// The Gateway's external authorization.
+fn add_auth(
+    world: &World,
+    gateway: &Gateway,
+    index: &ServiceIndex,
+    config: &mut GatewayConfig,
+    verdicts: &mut BTreeMap<String, Verdict>,
+) {
+    let key = gateway_key(gateway);
+    let Some(auth) = oldest_attached(
+        world,
+        gateway,
+        &world.auth_services,
+        |a| &a.spec.gateways,
+        verdicts,
+    ) else {
+        return;
+    };
+    let origin = object_ref(auth.as_ref());
+    let verdict = verdicts
+        .entry(origin.key())
+        .or_insert_with(|| Verdict::new(origin.clone()));
+    let namespace = auth.namespace().unwrap_or_default();
+    let Some(upstream) = service_upstream(&auth.spec.service, &namespace, &origin, index, config, verdict)
+    else {
+        return;
+    };
+    config.auth = Some(ir::AuthService {
+        origin: origin.clone(),
+        upstream,
+        protocol: match auth.spec.protocol {
+            legate_crds::auth_service::AuthProtocol::Http => ir::AuthProtocol::Http {
+                path_prefix: auth.spec.path_prefix.clone().unwrap_or_default(),
+                allowed_request_headers: auth.spec.allowed_request_headers.clone(),
+            },
+            legate_crds::auth_service::AuthProtocol::Grpc => ir::AuthProtocol::Grpc,
+        },
+        timeout: auth
+            .spec
+            .timeout
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(5)),
+        failure_mode_allow: auth.spec.failure_mode_allow.unwrap_or(false),
+    });
+    verdict.gateways.push(key.clone());
+}
+
+/// The Gateway's global rate limiting.
+fn add_rate_limit(
+    world: &World,
+    gateway: &Gateway,
+    index: &ServiceIndex,
+    config: &mut GatewayConfig,
+    verdicts: &mut BTreeMap<String, Verdict>,
+) {
+    let key = gateway_key(gateway);
+    let Some(limit) = oldest_attached(
+        world,
+        gateway,
+        &world.rate_limit_services,
+        |r| &r.spec.gateways,
+        verdicts,
+    ) else {
+        return;
+    };
+    let origin = object_ref(limit.as_ref());
+    let verdict = verdicts
+        .entry(origin.key())
+        .or_insert_with(|| Verdict::new(origin.clone()));
+    let namespace = limit.namespace().unwrap_or_default();
+    let Some(upstream) = service_upstream(&limit.spec.service, &namespace, &origin, index, config, verdict)
+    else {
+        return;
+    };
+    if let Some(u) = config.upstreams.get_mut(&upstream) {
+        // The rate limit protocol is gRPC.
+        u.protocol = ir::UpstreamProtocol::Http2;
+    }
+    config.rate_limit = Some(ir::RateLimitService {
+        origin: origin.clone(),
+        upstream,
+        domain: limit.spec.domain.clone(),
+        timeout: limit
+            .spec
+            .timeout
+            .as_ref()
+            .and_then(|t| t.to_std().ok())
+            .unwrap_or(std::time::Duration::from_millis(20)),
+        failure_mode_deny: limit.spec.failure_mode_deny.unwrap_or(false),
+    });
+    verdict.gateways.push(key.clone());
+}
+
+/// Of the objects of one kind that attach to `gateway`, the oldest: a Gateway
+/// takes one AuthService and one RateLimitService, and the others are Conflicted.
+fn oldest_attached<'a, K>(
+    world: &World,
+    gateway: &Gateway,
+    objects: &'a [std::sync::Arc<K>],
+    gateways_of: impl Fn(&K) -> &[GatewayRef],
+    verdicts: &mut BTreeMap<String, Verdict>,
+) -> Option<&'a std::sync::Arc<K>>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let mut attached: Vec<&std::sync::Arc<K>> = objects
         .iter()
-        .filter(|r| r.meta().deletion_timestamp.is_none())
-        .filter(|r| {
-            attach::attaches(
-                world,
-                gateway,
-                &r.namespace().unwrap_or_default(),
-                &r.spec.gateways,
-            )
-        })
+        .filter(|o| o.meta().deletion_timestamp.is_none())
+        .filter(|o| attach::attaches(world, gateway, &o.namespace().unwrap_or_default(), gateways_of(o)))
         .collect();
-    limits.sort_by_key(|r| {
+    attached.sort_by_key(|o| {
         (
-            r.meta().creation_timestamp.clone().map(|t| t.0),
-            r.namespace(),
-            r.name_any(),
+            o.meta().creation_timestamp.clone().map(|t| t.0),
+            o.namespace(),
+            o.name_any(),
         )
     });
-    for (i, limit) in limits.iter().enumerate() {
-        let origin = object_ref(limit.as_ref());
+    let (first, rest) = attached.split_first()?;
+    for other in rest {
+        let origin = object_ref(other.as_ref());
         let verdict = verdicts
             .entry(origin.key())
             .or_insert_with(|| Verdict::new(origin.clone()));
-        if i > 0 {
-            verdict.accepted = Err(Problem::new(
-                reasons::CONFLICTED,
-                format!(
-                    "Gateway {key} already uses RateLimitService {}/{}",
-                    limits[0].namespace().unwrap_or_default(),
-                    limits[0].name_any()
-                ),
-            ));
-            continue;
-        }
-        let namespace = limit.namespace().unwrap_or_default();
-        let Some(upstream) =
-            service_upstream(&limit.spec.service, &namespace, &origin, index, config, verdict)
-        else {
-            continue;
-        };
-        if let Some(u) = config.upstreams.get_mut(&upstream) {
-            // The rate limit protocol is gRPC.
-            u.protocol = ir::UpstreamProtocol::Http2;
-        }
-        config.rate_limit = Some(ir::RateLimitService {
-            origin: origin.clone(),
-            upstream,
-            domain: limit.spec.domain.clone(),
-            timeout: limit
-                .spec
-                .timeout
-                .as_ref()
-                .and_then(|t| t.to_std().ok())
-                .unwrap_or(std::time::Duration::from_millis(20)),
-            failure_mode_deny: limit.spec.failure_mode_deny.unwrap_or(false),
-        });
-        verdict.gateways.push(key.clone());
+        verdict.accepted = Err(Problem::new(
+            reasons::CONFLICTED,
+            format!(
+                "Gateway {} already uses {} {}/{}",
+                gateway_key(gateway),
+                K::kind(&()),
+                first.namespace().unwrap_or_default(),
+                first.name_any()
+            ),
+        ));
     }
+    Some(first)
 }
 
 /// An upstream for an auth or rate limit service.

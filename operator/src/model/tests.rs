@@ -479,3 +479,41 @@ fn a_tcp_mapping_becomes_a_tcp_route_on_its_listener() {
         "a TCP listener with nothing to proxy waits"
     );
 }
+
+#[test]
+fn a_gateway_takes_the_oldest_auth_service_and_the_newer_is_conflicted() {
+    let auth = |name: &str, created: &str| -> Arc<AuthService> {
+        object(
+            "AuthService",
+            "infra",
+            name,
+            created,
+            json!({ "service": "auth:80", "protocol": "HTTP", "timeout": "5s" }),
+        )
+    };
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        auth_services: vec![auth("second", "05"), auth("first", "01")],
+        services: vec![service("infra", "auth")],
+        ..World::default()
+    };
+    let model = build(&world);
+    assert_eq!(verdict(&model, "AuthService/infra/first").accepted, Ok(()));
+    let problem = verdict(&model, "AuthService/infra/second")
+        .accepted
+        .clone()
+        .expect_err("Conflicted");
+    assert_eq!(problem.reason, reasons::CONFLICTED);
+    assert!(
+        problem.message.contains("already uses AuthService infra/first"),
+        "{}",
+        problem.message
+    );
+    assert_eq!(
+        model.gateways["infra/edge"]
+            .auth
+            .as_ref()
+            .map(|a| a.origin.name()),
+        Some("first")
+    );
+}
