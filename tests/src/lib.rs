@@ -13,12 +13,14 @@ pub mod controlplane;
 pub mod deployed;
 pub mod echo;
 pub mod envoy;
+pub mod grpc_upstream;
 pub mod http;
 pub mod net;
 pub mod operator;
 pub mod stage;
 pub mod testhost;
 pub mod tools;
+pub mod upstreams;
 pub mod workspace;
 
 pub use controlplane::{ControlPlane, TestEnv};
