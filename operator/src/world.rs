@@ -30,6 +30,8 @@ pub struct Stores {
     pub endpoint_slices: Store<EndpointSlice>,
     pub namespaces: Store<Namespace>,
     pub secrets: Store<Secret>,
+    /// Opaque Secrets, trimmed to their CA bundle.
+    pub ca_secrets: Store<Secret>,
     /// Bumped on every change to any store.
     pub changed: watch::Receiver<u64>,
 }
@@ -53,7 +55,12 @@ impl Stores {
             services: self.services.state(),
             endpoint_slices: self.endpoint_slices.state(),
             namespaces: self.namespaces.state(),
-            secrets: self.secrets.state(),
+            secrets: self
+                .secrets
+                .state()
+                .into_iter()
+                .chain(self.ca_secrets.state())
+                .collect(),
         }
     }
 
@@ -68,7 +75,8 @@ impl Stores {
         self.services.wait_until_ready().await?;
         self.endpoint_slices.wait_until_ready().await?;
         self.namespaces.wait_until_ready().await?;
-        self.secrets.wait_until_ready().await
+        self.secrets.wait_until_ready().await?;
+        self.ca_secrets.wait_until_ready().await
     }
 }
 
@@ -93,11 +101,18 @@ pub fn start(client: &Client, namespace: Option<&str>) -> Stores {
         services: reflect(a.namespaced(), watcher::Config::default(), &tx),
         endpoint_slices: reflect(a.namespaced(), watcher::Config::default(), &tx),
         namespaces: reflect(Api::all(client.clone()), watcher::Config::default(), &tx),
-        // Only TLS Secrets are read: the operator never sees other Secrets' data.
+        // TLS Secrets, and of Opaque ones only the `ca.crt` key (CA bundles):
+        // no other Secret data stays in the operator's memory.
         secrets: reflect(
             a.namespaced(),
             watcher::Config::default().fields("type=kubernetes.io/tls"),
             &tx,
+        ),
+        ca_secrets: reflect_with(
+            a.namespaced(),
+            watcher::Config::default().fields("type=Opaque"),
+            &tx,
+            keep_only_ca_bundle,
         ),
         changed,
     }
@@ -121,7 +136,33 @@ impl ApiFor {
     }
 }
 
+/// The CA bundle key of an Opaque Secret; every other key is dropped as it arrives.
+pub const CA_BUNDLE_KEY: &str = "ca.crt";
+
+fn keep_only_ca_bundle(secret: &mut Secret) {
+    if let Some(data) = secret.data.as_mut() {
+        data.retain(|k, _| k == CA_BUNDLE_KEY);
+    }
+    secret.string_data = None;
+    secret.metadata.managed_fields = None;
+    secret.metadata.annotations = None;
+}
+
 fn reflect<K>(api: Api<K>, config: watcher::Config, changed: &Arc<watch::Sender<u64>>) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    reflect_with(api, config, changed, |_| {})
+}
+
+/// Like [`reflect`], with every object passed through `trim` before it is stored.
+fn reflect_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: &Arc<watch::Sender<u64>>,
+    trim: fn(&mut K),
+) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
@@ -129,7 +170,10 @@ where
     let (reader, writer) = reflector::store();
     let changed = changed.clone();
     let kind = K::kind(&K::DynamicType::default()).to_string();
-    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(trim)
+        .reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         loop {

@@ -17,6 +17,7 @@ pub struct GatewayConfig {
     pub secrets: BTreeMap<String, ir::Secret>,
     pub auth: Option<ir::AuthService>,
     pub rate_limit: Option<ir::RateLimitService>,
+    pub observability: ir::Observability,
 }
 
 impl GatewayConfig {

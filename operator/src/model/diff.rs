@@ -35,6 +35,9 @@ pub fn changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<Change> {
     if old.rate_limit != new.rate_limit {
         out.push(Change::SetRateLimit(new.rate_limit.clone()));
     }
+    if old.observability != new.observability {
+        out.push(Change::SetObservability(new.observability.clone()));
+    }
     for (name, listener) in &new.listeners {
         if old.listeners.get(name) != Some(listener) {
             out.push(Change::UpsertListener(listener.clone()));

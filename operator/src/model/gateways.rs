@@ -8,13 +8,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use kube::{Resource, ResourceExt};
 use legate_crds::conditions::reasons;
 use legate_crds::gateway::Protocol;
-use legate_crds::tls_context::TlsVersion;
 use legate_crds::{Gateway, GatewayRef};
 use legate_xds::ir;
 
 use super::services::ServiceIndex;
 use super::upstreams::{self, ServiceRef};
-use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref};
+use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref, tls};
 
 /// The HTTP and HTTPS listeners of a Gateway. TCP and TLS listeners carry
 /// TCPMappings, which the xDS engine does not translate yet.
@@ -44,96 +43,6 @@ pub fn listeners(gateway: &Gateway) -> GatewayConfig {
         );
     }
     config
-}
-
-/// Certificates of the TLSContexts attached to the Gateway, on its HTTPS listeners.
-pub fn add_tls(
-    world: &World,
-    gateway: &Gateway,
-    config: &mut GatewayConfig,
-    verdicts: &mut BTreeMap<String, Verdict>,
-) {
-    let key = gateway_key(gateway);
-    for context in &world.tls_contexts {
-        if context.meta().deletion_timestamp.is_some() {
-            continue;
-        }
-        let namespace = context.namespace().unwrap_or_default();
-        if !attach::attaches(world, gateway, &namespace, &context.spec.gateways) {
-            continue;
-        }
-        let origin = object_ref(context.as_ref());
-        let verdict = verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin.clone()));
-        let secret = world.secrets.iter().find(|s| {
-            s.namespace().as_deref() == Some(namespace.as_str()) && s.name_any() == context.spec.secret
-        });
-        let material = secret.and_then(|s| {
-            let data = s.data.as_ref()?;
-            let chain = String::from_utf8(data.get("tls.crt")?.0.clone()).ok()?;
-            let key = String::from_utf8(data.get("tls.key")?.0.clone()).ok()?;
-            (!chain.trim().is_empty() && !key.trim().is_empty()).then_some((chain, key))
-        });
-        let secret_name = format!("{namespace}/{}", context.spec.secret);
-        let Some((chain_pem, key_pem)) = material else {
-            let problem = match secret {
-                None => Problem::new(
-                    reasons::SECRET_NOT_FOUND,
-                    format!(
-                        "Secret {secret_name} does not exist; the hosts of this TLSContext are not served over TLS"
-                    ),
-                ),
-                Some(_) => Problem::new(
-                    reasons::INVALID_SECRET,
-                    format!(
-                        "Secret {secret_name} has no tls.crt and tls.key; it must be of type kubernetes.io/tls"
-                    ),
-                ),
-            };
-            verdict.resolved_refs = Err(problem);
-            continue;
-        };
-        config.secrets.insert(
-            secret_name.clone(),
-            ir::Secret {
-                name: secret_name.clone(),
-                origin: origin.clone(),
-                material: ir::SecretMaterial::Certificate { chain_pem, key_pem },
-            },
-        );
-        let version = |v: Option<TlsVersion>| match v {
-            Some(TlsVersion::V1_3) => Some(ir::TlsVersion::V1_3),
-            Some(_) => Some(ir::TlsVersion::V1_2),
-            None => None,
-        };
-        let tls = ir::ServerTls {
-            origin: origin.clone(),
-            hostnames: context
-                .spec
-                .hosts
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
-            certificate: secret_name,
-            client_ca: context
-                .spec
-                .ca_secret
-                .as_ref()
-                .map(|ca| format!("{namespace}/{ca}")),
-            alpn: context.spec.alpn_protocols.clone(),
-            min_version: version(context.spec.min_tls_version),
-            max_version: version(context.spec.max_tls_version),
-        };
-        for listener in config.listeners.values_mut() {
-            if listener.protocol == ir::ListenerProtocol::Https {
-                listener.tls.push(tls.clone());
-            }
-        }
-        if !verdict.gateways.contains(&key) {
-            verdict.gateways.push(key.clone());
-        }
-    }
 }
 
 /// The Gateway's AuthService and RateLimitService (the oldest of each kind
@@ -176,22 +85,34 @@ fn add_auth(
     else {
         return;
     };
+    let spec = &auth.spec;
+    let protocol = match spec.protocol {
+        legate_crds::auth_service::AuthProtocol::Http => ir::AuthProtocol::Http {
+            path_prefix: spec.path_prefix.clone().unwrap_or_default(),
+            allowed_request_headers: spec.allowed_request_headers.clone(),
+            allowed_authorization_headers: spec.allowed_authorization_headers.clone(),
+        },
+        legate_crds::auth_service::AuthProtocol::Grpc => {
+            if let Some(u) = config.upstreams.get_mut(&upstream) {
+                u.protocol = ir::UpstreamProtocol::Http2;
+            }
+            ir::AuthProtocol::Grpc
+        }
+    };
     config.auth = Some(ir::AuthService {
         origin: origin.clone(),
         upstream,
-        protocol: match auth.spec.protocol {
-            legate_crds::auth_service::AuthProtocol::Http => ir::AuthProtocol::Http {
-                path_prefix: auth.spec.path_prefix.clone().unwrap_or_default(),
-                allowed_request_headers: auth.spec.allowed_request_headers.clone(),
-            },
-            legate_crds::auth_service::AuthProtocol::Grpc => ir::AuthProtocol::Grpc,
-        },
-        timeout: auth
-            .spec
-            .timeout
-            .to_std()
-            .unwrap_or(std::time::Duration::from_secs(5)),
-        failure_mode_allow: auth.spec.failure_mode_allow.unwrap_or(false),
+        protocol,
+        timeout: spec.timeout.to_std().unwrap_or(std::time::Duration::from_secs(5)),
+        failure_mode_allow: spec.failure_mode_allow.unwrap_or(false),
+        status_on_error: spec
+            .status_on_error
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(403),
+        include_body: spec.include_body.as_ref().map(|b| ir::AuthBody {
+            max_bytes: u32::try_from(b.max_bytes).unwrap_or(0),
+            allow_partial: b.allow_partial.unwrap_or(false),
+        }),
     });
     verdict.gateways.push(key.clone());
 }
@@ -240,6 +161,49 @@ fn add_rate_limit(
         failure_mode_deny: limit.spec.failure_mode_deny.unwrap_or(false),
     });
     verdict.gateways.push(key.clone());
+}
+
+/// The Gateway's access log and tracing. A collector that cannot be found
+/// turns tracing off and says so on the Gateway; requests flow either way.
+pub fn add_observability(
+    gateway: &Gateway,
+    index: &ServiceIndex,
+    config: &mut GatewayConfig,
+    verdicts: &mut BTreeMap<String, Verdict>,
+) {
+    use legate_crds::gateway::AccessLogFormat;
+    let access_log = match &gateway.spec.access_log {
+        None => ir::AccessLog::default_json(),
+        Some(log) => match log.format {
+            AccessLogFormat::Off => ir::AccessLog::Off,
+            AccessLogFormat::Text => ir::AccessLog::Text(log.text.clone().unwrap_or_default()),
+            AccessLogFormat::Json => match &log.json {
+                Some(fields) if !fields.is_empty() => ir::AccessLog::Json(fields.clone()),
+                _ => ir::AccessLog::default_json(),
+            },
+        },
+    };
+    let tracing = gateway.spec.tracing.as_ref().and_then(|t| {
+        let origin = object_ref(gateway);
+        let verdict = verdicts
+            .entry(origin.key())
+            .or_insert_with(|| Verdict::new(origin.clone()));
+        let namespace = gateway.namespace().unwrap_or_default();
+        let upstream = service_upstream(&t.collector, &namespace, &origin, index, config, verdict)?;
+        if let Some(u) = config.upstreams.get_mut(&upstream) {
+            // OTLP over gRPC.
+            u.protocol = ir::UpstreamProtocol::Http2;
+        }
+        Some(ir::Tracing {
+            upstream,
+            service_name: t
+                .service_name
+                .clone()
+                .unwrap_or_else(|| format!("{}.{namespace}", gateway.name_any())),
+            sampling_percent: t.sampling_percent.unwrap_or(100.0),
+        })
+    });
+    config.observability = ir::Observability { access_log, tracing };
 }
 
 /// Of the objects of one kind that attach to `gateway`, the oldest: a Gateway
@@ -397,19 +361,65 @@ pub fn add_tcp_routes(
             // Raw TCP: no HTTP protocol options on this cluster.
             u.protocol = ir::UpstreamProtocol::Http1;
         }
+        let tls = match terminating_tls(world, tcp, &namespace) {
+            Ok(tls) => tls,
+            Err(problem) => {
+                verdict.resolved_refs = Err(problem);
+                continue;
+            }
+        };
+        let mut sni: Vec<String> = tcp.spec.sni.iter().map(|s| s.to_ascii_lowercase()).collect();
+        if sni.is_empty()
+            && let Some(tls) = &tls
+        {
+            // Terminating without an `sni` of its own: the TLSContext's hosts.
+            sni = tls.server.hostnames.clone();
+        }
+        if let Some(tls) = &tls {
+            for secret in &tls.secrets {
+                config.secrets.insert(secret.name.clone(), secret.clone());
+            }
+        }
         let route = ir::TcpRoute {
             id: ir::RouteId::of(&origin),
             origin: origin.clone(),
             listener: listener.name.clone(),
-            sni: tcp.spec.sni.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            sni,
             upstream,
             idle_timeout: tcp.spec.idle_timeout.as_ref().and_then(|d| d.to_std().ok()),
+            tls: tls.map(|t| t.server),
         };
         config.tcp_routes.insert(route.id.clone(), route);
         if !verdict.gateways.contains(&key) {
             verdict.gateways.push(key.clone());
         }
     }
+}
+
+/// The TLSContext (in the TCPMapping's namespace) whose certificate a
+/// TCPMapping terminates TLS with, if it names one.
+fn terminating_tls(
+    world: &World,
+    tcp: &legate_crds::TCPMapping,
+    namespace: &str,
+) -> Result<Option<tls::ResolvedTls>, Problem> {
+    let Some(name) = &tcp.spec.tls_context else {
+        return Ok(None);
+    };
+    let context = world
+        .tls_contexts
+        .iter()
+        .find(|c| c.namespace().as_deref() == Some(namespace) && c.name_any() == *name)
+        .ok_or_else(|| {
+            Problem::new(
+                reasons::BACKEND_NOT_FOUND,
+                format!("TLSContext {namespace}/{name} does not exist; connections are not accepted"),
+            )
+        })?;
+    tls::resolve(world, context).map(Some).map_err(|mut problem| {
+        problem.message = format!("TLSContext {namespace}/{name}: {}", problem.message);
+        problem
+    })
 }
 
 /// Objects that no Gateway carries: NoGateway.

@@ -82,8 +82,15 @@ pub fn add_routes(
             continue;
         };
         for listener in &http_listeners {
-            let Some(route) = build_route(&route_members, listener, &defaults, index, config, verdicts)
-            else {
+            let Some(route) = build_route(
+                world,
+                &route_members,
+                listener,
+                &defaults,
+                index,
+                config,
+                verdicts,
+            ) else {
                 continue;
             };
             // The translator refuses what Envoy could not run; say so on the
@@ -313,6 +320,7 @@ fn split_weights(
 }
 
 fn build_route(
+    world: &World,
     members: &RouteMembers,
     listener: &str,
     defaults: &RouteDefaults,
@@ -339,7 +347,7 @@ fn build_route(
             if mapping.spec.redirect.is_some() {
                 continue;
             }
-            if let Some(name) = upstream_for(mapping, defaults, index, config, verdicts) {
+            if let Some(name) = upstream_for(world, mapping, defaults, index, config, verdicts) {
                 forward.upstreams.push(ir::WeightedUpstream {
                     upstream: name,
                     weight: *weight,
@@ -347,7 +355,7 @@ fn build_route(
             }
         }
         for (mapping, percent) in &members.shadows {
-            if let Some(name) = upstream_for(mapping, defaults, index, config, verdicts) {
+            if let Some(name) = upstream_for(world, mapping, defaults, index, config, verdicts) {
                 forward.mirrors.push(ir::Mirror {
                     upstream: name,
                     percent: *percent,
@@ -485,20 +493,21 @@ fn route_policy(mapping: &Mapping, defaults: &RouteDefaults) -> ir::RoutePolicy 
     let rate_limits = s
         .rate_limits
         .iter()
-        .map(|d| {
-            d.entries
-                .iter()
-                .filter_map(|e| e.generic_key.as_ref())
-                .map(|g| {
-                    (
-                        g.key.clone().unwrap_or_else(|| "generic_key".into()),
-                        g.value.clone(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
+        .map(|d| d.entries.iter().filter_map(rate_limit_entry).collect::<Vec<_>>())
         .filter(|d| !d.is_empty())
         .collect();
+    let hash_on = s
+        .load_balancer
+        .as_ref()
+        .or(defaults.load_balancer.as_ref())
+        .filter(|lb| {
+            matches!(
+                lb.policy,
+                common::LoadBalancerPolicy::RingHash | common::LoadBalancerPolicy::Maglev
+            )
+        })
+        .and_then(|lb| lb.hash_on.as_ref())
+        .and_then(hash_on);
     ir::RoutePolicy {
         timeout,
         idle_timeout: duration(s.idle_timeout.as_ref()),
@@ -517,15 +526,63 @@ fn route_policy(mapping: &Mapping, defaults: &RouteDefaults) -> ir::RoutePolicy 
             .collect(),
         cors,
         bypass_auth: s.bypass_auth.unwrap_or(false),
+        auth_context: s.auth_context_extensions.clone(),
         rate_limits,
+        local_rate_limit: s.local_rate_limit.as_ref().and_then(|l| {
+            Some(ir::LocalRateLimit {
+                requests: u32::try_from(l.requests).ok()?,
+                per: l.per.to_std().ok()?,
+            })
+        }),
+        hash_on,
     }
 }
 
+fn rate_limit_entry(e: &legate_crds::mapping::RateLimitEntry) -> Option<ir::RateLimitEntry> {
+    if let Some(g) = &e.generic_key {
+        return Some(ir::RateLimitEntry::Generic {
+            key: g.key.clone().unwrap_or_else(|| "generic_key".into()),
+            value: g.value.clone(),
+        });
+    }
+    if let Some(h) = &e.request_header {
+        return Some(ir::RateLimitEntry::RequestHeader {
+            header: h.header.to_ascii_lowercase(),
+            key: h.key.clone(),
+            skip_if_absent: h.omit_if_not_present.unwrap_or(false),
+        });
+    }
+    if e.remote_address.is_some() {
+        return Some(ir::RateLimitEntry::RemoteAddress);
+    }
+    e.destination_cluster
+        .as_ref()
+        .map(|_| ir::RateLimitEntry::DestinationCluster)
+}
+
+fn hash_on(h: &common::HashOn) -> Option<ir::HashOn> {
+    if let Some(header) = &h.header {
+        return Some(ir::HashOn::Header(header.to_ascii_lowercase()));
+    }
+    if let Some(c) = &h.cookie {
+        return Some(ir::HashOn::Cookie {
+            name: c.name.clone(),
+            ttl: duration(c.ttl.as_ref()),
+            path: c.path.clone(),
+        });
+    }
+    h.source_ip.filter(|on| *on).map(|_| ir::HashOn::SourceIp)
+}
+
 fn redirect_action(r: &legate_crds::mapping::Redirect, matched_prefix: Option<&str>) -> ir::Redirect {
-    let path = match (&r.path, &r.prefix) {
-        (Some(path), _) => Some(path.clone()),
-        // A prefix redirect replaces the matched prefix; the translator keeps the rest.
-        (None, Some(prefix)) if matched_prefix.is_some() => Some(prefix.clone()),
+    let path = match (&r.path, &r.prefix, &r.regex) {
+        (Some(path), _, _) => Some(ir::RedirectPath::Replace(path.clone())),
+        // A prefix redirect replaces the matched prefix and keeps the rest.
+        (None, Some(prefix), _) if matched_prefix.is_some() => Some(ir::RedirectPath::Prefix(prefix.clone())),
+        (None, _, Some(re)) => Some(ir::RedirectPath::Regex(ir::RegexRewrite {
+            pattern: re.pattern.clone(),
+            substitution: re.substitution.clone(),
+        })),
         _ => None,
     };
     ir::Redirect {
@@ -542,6 +599,7 @@ fn redirect_action(r: &legate_crds::mapping::Redirect, matched_prefix: Option<&s
 /// name; records BackendNotFound on the verdict when the Service is missing
 /// (the route then answers 503, which makes the failure visible).
 fn upstream_for(
+    world: &World,
     mapping: &Mapping,
     defaults: &RouteDefaults,
     index: &ServiceIndex,
@@ -620,13 +678,14 @@ fn upstream_for(
         },
     };
     let s = &mapping.spec;
-    let tls = tls.or_else(|| {
-        s.upstream_tls.as_ref().map(|t| ir::UpstreamTls {
-            sni: t.sni.clone(),
-            ca_secret: t.ca_secret.clone(),
-            client_certificate: t.client_cert_secret.clone(),
-        })
-    });
+    let tls = match upstream_tls(world, mapping, tls, config) {
+        Ok(tls) => tls,
+        Err(problem) => {
+            // Never fall back to unverified TLS: the route gets no upstream.
+            verdict_for(verdicts, mapping).resolved_refs = Err(problem);
+            return None;
+        }
+    };
     let lb = s.load_balancer.as_ref().or(defaults.load_balancer.as_ref());
     let breakers = s.circuit_breakers.as_ref().or(defaults.circuit_breakers.as_ref());
     let mut upstream = ir::Upstream {
@@ -670,6 +729,40 @@ fn upstream_for(
     }
     config.add_upstream(upstream);
     Some(name)
+}
+
+/// TLS towards the upstream: an `https://` service's, refined by `upstreamTls`,
+/// with the Secrets it names read and added to `config`.
+fn upstream_tls(
+    world: &World,
+    mapping: &Mapping,
+    from_url: Option<ir::UpstreamTls>,
+    config: &mut GatewayConfig,
+) -> Result<Option<ir::UpstreamTls>, Problem> {
+    let Some(settings) = &mapping.spec.upstream_tls else {
+        return Ok(from_url);
+    };
+    let namespace = mapping.namespace().unwrap_or_default();
+    let origin = object_ref(mapping);
+    let ca = settings
+        .ca_secret
+        .as_ref()
+        .map(|name| super::secrets::authority(world, &namespace, name, &origin))
+        .transpose()?;
+    let client = settings
+        .client_cert_secret
+        .as_ref()
+        .map(|name| super::secrets::certificate(world, &namespace, name, &origin))
+        .transpose()?;
+    let tls = ir::UpstreamTls {
+        sni: settings.sni.clone().or_else(|| from_url.and_then(|t| t.sni)),
+        ca_secret: ca.as_ref().map(|s| s.name.clone()),
+        client_certificate: client.as_ref().map(|s| s.name.clone()),
+    };
+    for secret in ca.into_iter().chain(client) {
+        config.secrets.insert(secret.name.clone(), secret);
+    }
+    Ok(Some(tls))
 }
 
 fn settings_hash(upstream: &ir::Upstream) -> u32 {

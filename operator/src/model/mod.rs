@@ -7,7 +7,9 @@ mod config;
 mod diff;
 mod gateways;
 mod mappings;
+mod secrets;
 mod services;
+mod tls;
 mod upstreams;
 
 #[cfg(test)]
@@ -131,7 +133,7 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
         }
         let key = gateway_key(gateway);
         let mut config = gateways::listeners(gateway);
-        gateways::add_tls(world, gateway, &mut config, &mut model.verdicts);
+        tls::add_tls(world, gateway, &mut config, &mut model.verdicts);
         // An HTTPS listener with no certificate cannot be served; it waits for a TLSContext.
         config
             .listeners
@@ -145,6 +147,7 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
             &mut model.verdicts,
         );
         gateways::add_services(world, gateway, &index, &mut config, &mut model.verdicts);
+        gateways::add_observability(gateway, &index, &mut config, &mut model.verdicts);
         gateways::add_tcp_routes(world, gateway, &index, &mut config, &mut model.verdicts);
         // A TCP or TLS listener with nothing to proxy has no filter chain, which
         // Envoy refuses: it waits for its first TCPMapping.

@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{AuthService, Endpoint, Listener, RateLimitService, Route, RouteId, Secret, TcpRoute, Upstream};
+use super::{
+    AuthService, Endpoint, Listener, Observability, RateLimitService, Route, RouteId, Secret, TcpRoute,
+    Upstream,
+};
 
 /// Everything one Gateway should do. The operator may keep one of these and
 /// [`crate::translate::Translator::sync`] it, or send the translator
@@ -18,6 +21,7 @@ pub struct Gateway {
     pub secrets: BTreeMap<String, Secret>,
     pub auth: Option<AuthService>,
     pub rate_limit: Option<RateLimitService>,
+    pub observability: Observability,
 }
 
 impl Gateway {

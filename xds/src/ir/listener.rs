@@ -44,13 +44,20 @@ pub struct ServerTls {
     pub certificate: String,
     /// SDS secret (by name) with a CA that client certificates must chain to.
     pub client_ca: Option<String>,
+    /// Refuse clients without a certificate (with `client_ca`, a certificate
+    /// that is presented must chain to it either way).
+    pub require_client_certificate: bool,
     pub alpn: Vec<String>,
+    /// TLS 1.2-and-below cipher suites, as BoringSSL names them; empty keeps Envoy's.
+    pub cipher_suites: Vec<String>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TlsVersion {
+    V1_0,
+    V1_1,
     V1_2,
     V1_3,
 }

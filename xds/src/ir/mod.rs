@@ -7,6 +7,7 @@
 mod gateway;
 mod identity;
 mod listener;
+mod observe;
 mod route;
 mod services;
 mod tcp;
@@ -16,12 +17,13 @@ mod validate;
 pub use gateway::Gateway;
 pub use identity::ObjectRef;
 pub use listener::{Listener, ListenerProtocol, Secret, SecretMaterial, ServerTls, TlsVersion};
+pub use observe::{AccessLog, Observability, Tracing};
 pub use route::{
-    Cors, Forward, HeaderMatch, HeaderValue, HostRewrite, Mirror, PathMatch, QueryMatch, Redirect,
-    RegexRewrite, RetryPolicy, Route, RouteAction, RouteId, RouteMatch, RoutePolicy, ValueMatch,
-    WeightedUpstream,
+    Cors, Forward, HashOn, HeaderMatch, HeaderValue, HostRewrite, LocalRateLimit, Mirror, PathMatch,
+    QueryMatch, RateLimitEntry, Redirect, RedirectPath, RegexRewrite, RetryPolicy, Route, RouteAction,
+    RouteId, RouteMatch, RoutePolicy, ValueMatch, WeightedUpstream,
 };
-pub use services::{AuthProtocol, AuthService, RateLimitService};
+pub use services::{AuthBody, AuthProtocol, AuthService, RateLimitService};
 pub use tcp::TcpRoute;
 pub use upstream::{
     CircuitBreakers, Discovery, Endpoint, LoadBalancing, Upstream, UpstreamProtocol, UpstreamTls,

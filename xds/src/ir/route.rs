@@ -1,5 +1,6 @@
 //! HTTP routes: what a request must look like, and what happens to it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,12 +166,23 @@ pub struct Mirror {
 #[derive(Clone, PartialEq, Debug, Default)]
 pub struct Redirect {
     pub host: Option<String>,
-    pub path: Option<String>,
+    /// How the path changes; `None` keeps it.
+    pub path: Option<RedirectPath>,
     pub port: Option<u16>,
     pub https: bool,
     /// 301, 302, 303, 307 or 308; anything else means 301.
     pub status: u16,
     pub strip_query: bool,
+}
+
+#[derive(Clone, PartialEq, Debug)]
+pub enum RedirectPath {
+    /// Replace the whole path.
+    Replace(String),
+    /// Replace the matched prefix, keeping the rest.
+    Prefix(String),
+    /// Rewrite with a regular expression; a path it does not match stays.
+    Regex(RegexRewrite),
 }
 
 #[derive(Clone, PartialEq, Debug, Default)]
@@ -186,9 +198,51 @@ pub struct RoutePolicy {
     pub cors: Option<Cors>,
     /// Skip the Gateway's external authorization for this route.
     pub bypass_auth: bool,
-    /// Descriptors sent to the rate limit service; each is a list of
-    /// (key, value) entries.
-    pub rate_limits: Vec<Vec<(String, String)>>,
+    /// Context sent to the external authorization service with each request.
+    pub auth_context: BTreeMap<String, String>,
+    /// Descriptors sent to the rate limit service, each a list of entries.
+    pub rate_limits: Vec<Vec<RateLimitEntry>>,
+    /// A token bucket enforced by each Envoy on its own.
+    pub local_rate_limit: Option<LocalRateLimit>,
+    /// What a consistent-hash load balancer hashes (sticky sessions).
+    pub hash_on: Option<HashOn>,
+}
+
+/// One entry of a rate limit descriptor.
+#[derive(Clone, PartialEq, Debug)]
+pub enum RateLimitEntry {
+    Generic {
+        key: String,
+        value: String,
+    },
+    /// The value of a request header under `key`. When the header is absent
+    /// the request is not limited, unless `skip_if_absent` drops just this
+    /// descriptor.
+    RequestHeader {
+        header: String,
+        key: String,
+        skip_if_absent: bool,
+    },
+    RemoteAddress,
+    DestinationCluster,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LocalRateLimit {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+#[derive(Clone, PartialEq, Debug)]
+pub enum HashOn {
+    Header(String),
+    /// A cookie; Envoy sets it when the client has none and `ttl` is given.
+    Cookie {
+        name: String,
+        ttl: Option<Duration>,
+        path: Option<String>,
+    },
+    SourceIp,
 }
 
 #[derive(Clone, PartialEq, Debug)]

@@ -15,15 +15,30 @@ pub struct AuthService {
     pub timeout: Duration,
     /// Let requests through when the service cannot be reached.
     pub failure_mode_allow: bool,
+    /// The status clients get when the service cannot be reached (403 by default).
+    pub status_on_error: u16,
+    /// Send the request body (buffered up to a size) to the service.
+    pub include_body: Option<AuthBody>,
 }
 
 #[derive(Clone, PartialEq, Debug)]
 pub enum AuthProtocol {
     Http {
+        /// Prepended to the request path in the check request.
         path_prefix: String,
+        /// Request headers sent to the service besides the ones always sent.
         allowed_request_headers: Vec<String>,
+        /// Headers of an allowing answer that are added to the request upstream.
+        allowed_authorization_headers: Vec<String>,
     },
     Grpc,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct AuthBody {
+    pub max_bytes: u32,
+    /// Send the first `max_bytes` of a larger body instead of answering 413.
+    pub allow_partial: bool,
 }
 
 /// Global rate limiting through a gRPC rate limit service.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{ObjectRef, RouteId};
+use super::{ObjectRef, RouteId, ServerTls};
 
 #[derive(Clone, PartialEq, Debug)]
 pub struct TcpRoute {
@@ -17,4 +17,7 @@ pub struct TcpRoute {
     pub sni: Vec<String>,
     pub upstream: String,
     pub idle_timeout: Option<Duration>,
+    /// Terminate TLS with this certificate and forward plaintext, instead of
+    /// passing TLS through.
+    pub tls: Option<ServerTls>,
 }

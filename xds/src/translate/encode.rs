@@ -8,16 +8,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
 /// Encodes `message` with the map field that `map` selects written in key
 /// order. The map field of `message` itself must be empty.
-pub fn encode_with_sorted_map<M, F>(message: &M, map: F, entries: &BTreeMap<String, Any>) -> Vec<u8>
+pub fn encode_with_sorted_map<M, V, F>(message: &M, map: F, entries: &BTreeMap<String, V>) -> Vec<u8>
 where
     M: Message + Default,
-    F: Fn(&mut M) -> &mut HashMap<String, Any>,
+    V: Clone,
+    F: Fn(&mut M) -> &mut HashMap<String, V>,
 {
     let mut buf = message.encode_to_vec();
     // A message holding one map entry encodes to exactly that entry, and
@@ -42,6 +42,7 @@ pub fn append_message_field(buf: &mut Vec<u8>, field: u32, encoded: &[u8]) {
 #[cfg(test)]
 mod tests {
     use envoy_types::pb::envoy::config::route::v3::{Route, VirtualHost};
+    use envoy_types::pb::google::protobuf::Any;
 
     use super::*;
 

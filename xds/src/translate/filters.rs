@@ -2,26 +2,39 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
 use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiVersion, ConfigSource, GrpcService, HttpUri, config_source, grpc_service,
-    http_uri,
+    AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, GrpcService, HttpUri,
+    SubstitutionFormatString, config_source, data_source, grpc_service, http_uri, substitution_format_string,
 };
 use envoy_types::pb::envoy::config::ratelimit::v3::RateLimitServiceConfig;
+use envoy_types::pb::envoy::config::trace::v3::{OpenTelemetryConfig, tracing};
+use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::StdoutAccessLog;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
-use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{ExtAuthz, HttpService, ext_authz};
+use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+    AuthorizationResponse, BufferSettings, ExtAuthz, HttpService, ext_authz,
+};
+use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::RateLimit;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{ListStringMatcher, StringMatcher, string_matcher};
-use envoy_types::pb::google::protobuf::BoolValue;
+use envoy_types::pb::envoy::r#type::v3::{HttpStatus, Percent};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, Struct, Value, value};
 use envoy_types::util::pack_any;
+use prost::{Message, Name};
 
+use super::encode::{append_message_field, encode_with_sorted_map};
+use super::listener::HttpServices;
 use super::route::duration;
 use crate::ir;
 
 pub const EXT_AUTHZ: &str = "envoy.filters.http.ext_authz";
+pub const LOCAL_RATELIMIT: &str = "envoy.filters.http.local_ratelimit";
 pub const CORS: &str = "envoy.filters.http.cors";
 pub const RATELIMIT: &str = "envoy.filters.http.ratelimit";
 pub const ROUTER: &str = "envoy.filters.http.router";
@@ -42,22 +55,35 @@ pub fn ads() -> ConfigSource {
 pub fn connection_manager(
     stat_prefix: &str,
     route_config: &str,
-    auth: Option<&ir::AuthService>,
-    rate_limit: Option<&ir::RateLimitService>,
+    services: &HttpServices<'_>,
 ) -> HttpConnectionManager {
     let mut http_filters = vec![HttpFilter {
         name: CORS.into(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Cors::default()))),
         ..HttpFilter::default()
     }];
-    if let Some(auth) = auth {
+    // Without a bucket of its own the filter lets everything through; routes
+    // with a `localRateLimit` bring theirs. First, so that a limited request
+    // costs no call to the auth or rate limit service.
+    http_filters.insert(
+        0,
+        HttpFilter {
+            name: LOCAL_RATELIMIT.into(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(LocalRateLimit {
+                stat_prefix: "local_rate_limit".into(),
+                ..LocalRateLimit::default()
+            }))),
+            ..HttpFilter::default()
+        },
+    );
+    if let Some(auth) = services.auth {
         http_filters.push(HttpFilter {
             name: EXT_AUTHZ.into(),
             config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(ext_authz(auth)))),
             ..HttpFilter::default()
         });
     }
-    if let Some(rl) = rate_limit {
+    if let Some(rl) = services.rate_limit {
         http_filters.push(HttpFilter {
             name: RATELIMIT.into(),
             config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(RateLimit {
@@ -95,16 +121,105 @@ pub fn connection_manager(
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
         http_filters,
+        access_log: access_log(&services.observability.access_log)
+            .into_iter()
+            .collect(),
+        tracing: services.observability.tracing.as_ref().map(tracer),
         ..HttpConnectionManager::default()
     }
 }
+
+/// Access log lines on Envoy's stdout, where the pod's log collects them.
+fn access_log(log: &ir::AccessLog) -> Option<AccessLog> {
+    let format = match log {
+        ir::AccessLog::Off => return None,
+        ir::AccessLog::Text(text) => {
+            let mut text = text.clone();
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            SubstitutionFormatString {
+                format: Some(substitution_format_string::Format::TextFormatSource(DataSource {
+                    specifier: Some(data_source::Specifier::InlineString(text)),
+                    ..DataSource::default()
+                })),
+                ..SubstitutionFormatString::default()
+            }
+            .encode_to_vec()
+        }
+        ir::AccessLog::Json(fields) => {
+            // The JSON object is a protobuf Struct (a map): written sorted, so
+            // that an unchanged listener encodes to the same bytes.
+            let values: BTreeMap<String, Value> = fields
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Value {
+                            kind: Some(value::Kind::StringValue(v.clone())),
+                        },
+                    )
+                })
+                .collect();
+            let json = encode_with_sorted_map(&Struct::default(), |s| &mut s.fields, &values);
+            let mut buf = Vec::new();
+            append_message_field(&mut buf, SUBSTITUTION_FORMAT_JSON_FIELD, &json);
+            buf
+        }
+    };
+    let mut stdout = Vec::new();
+    append_message_field(&mut stdout, STDOUT_LOG_FORMAT_FIELD, &format);
+    Some(AccessLog {
+        name: "envoy.access_loggers.stdout".into(),
+        config_type: Some(access_log::ConfigType::TypedConfig(Any {
+            type_url: StdoutAccessLog::type_url(),
+            value: stdout,
+        })),
+        ..AccessLog::default()
+    })
+}
+
+/// `SubstitutionFormatString.json_format` and `StdoutAccessLog.log_format`.
+const SUBSTITUTION_FORMAT_JSON_FIELD: u32 = 2;
+const STDOUT_LOG_FORMAT_FIELD: u32 = 1;
+
+fn tracer(t: &ir::Tracing) -> http_connection_manager::Tracing {
+    http_connection_manager::Tracing {
+        random_sampling: Some(Percent {
+            value: t.sampling_percent.clamp(0.0, 100.0),
+        }),
+        provider: Some(tracing::Http {
+            name: "envoy.tracers.opentelemetry".into(),
+            config_type: Some(tracing::http::ConfigType::TypedConfig(pack_any(
+                OpenTelemetryConfig {
+                    grpc_service: Some(grpc(&t.upstream, Duration::from_secs(1))),
+                    service_name: t.service_name.clone(),
+                    ..OpenTelemetryConfig::default()
+                },
+            ))),
+        }),
+        ..http_connection_manager::Tracing::default()
+    }
+}
+
+/// Request headers an HTTP auth service always sees (as Ambassador sends
+/// them); Envoy adds Host, Method, Path, Content-Length and Authorization.
+const ALWAYS_SENT_HEADERS: [&str; 6] = [
+    "authorization",
+    "cookie",
+    "from",
+    "proxy-authorization",
+    "user-agent",
+    "x-request-id",
+];
 
 fn ext_authz(auth: &ir::AuthService) -> ExtAuthz {
     let services = match &auth.protocol {
         ir::AuthProtocol::Grpc => ext_authz::Services::GrpcService(grpc(&auth.upstream, auth.timeout)),
         ir::AuthProtocol::Http {
             path_prefix,
-            allowed_request_headers: _,
+            allowed_authorization_headers,
+            ..
         } => ext_authz::Services::HttpService(HttpService {
             server_uri: Some(HttpUri {
                 // Envoy requires a URI; only the cluster and timeout are used.
@@ -113,34 +228,68 @@ fn ext_authz(auth: &ir::AuthService) -> ExtAuthz {
                 http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(auth.upstream.clone())),
             }),
             path_prefix: path_prefix.clone(),
+            // Without a list Envoy would add none of the answer's headers upstream.
+            authorization_response: Some(AuthorizationResponse {
+                allowed_upstream_headers: (!allowed_authorization_headers.is_empty())
+                    .then(|| header_list(allowed_authorization_headers.iter().map(String::as_str), &[])),
+                ..AuthorizationResponse::default()
+            }),
             ..HttpService::default()
         }),
     };
+    // gRPC check requests carry every header; HTTP ones only those listed.
     let allowed_headers = match &auth.protocol {
         ir::AuthProtocol::Http {
             allowed_request_headers,
             ..
-        } if !allowed_request_headers.is_empty() => Some(ListStringMatcher {
-            patterns: allowed_request_headers
-                .iter()
-                .map(|h| StringMatcher {
-                    match_pattern: Some(string_matcher::MatchPattern::Exact(h.clone())),
-                    ignore_case: true,
-                })
-                .collect(),
-        }),
-        _ => None,
+        } => Some(header_list(
+            ALWAYS_SENT_HEADERS
+                .into_iter()
+                .chain(allowed_request_headers.iter().map(String::as_str)),
+            &["x-forwarded-"],
+        )),
+        ir::AuthProtocol::Grpc => None,
     };
     ExtAuthz {
         services: Some(services),
         failure_mode_allow: auth.failure_mode_allow,
         transport_api_version: ApiVersion::V3 as i32,
         allowed_headers,
+        status_on_error: Some(HttpStatus {
+            code: i32::from(auth.status_on_error),
+        }),
+        with_request_body: auth.include_body.map(|b| BufferSettings {
+            max_request_bytes: b.max_bytes,
+            allow_partial_message: b.allow_partial,
+            ..BufferSettings::default()
+        }),
         ..ExtAuthz::default()
     }
 }
 
-fn grpc(cluster: &str, timeout: Duration) -> GrpcService {
+/// Case-insensitive matchers for exact header names and name prefixes.
+fn header_list<'a>(exact: impl Iterator<Item = &'a str>, prefixes: &[&str]) -> ListStringMatcher {
+    let matcher = |pattern| StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case: true,
+    };
+    let mut names: Vec<String> = exact.map(str::to_ascii_lowercase).collect();
+    names.sort();
+    names.dedup();
+    ListStringMatcher {
+        patterns: names
+            .into_iter()
+            .map(|h| matcher(string_matcher::MatchPattern::Exact(h)))
+            .chain(
+                prefixes
+                    .iter()
+                    .map(|p| matcher(string_matcher::MatchPattern::Prefix((*p).to_owned()))),
+            )
+            .collect(),
+    }
+}
+
+pub fn grpc(cluster: &str, timeout: Duration) -> GrpcService {
     GrpcService {
         target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
             grpc_service::EnvoyGrpc {

@@ -25,18 +25,25 @@ pub fn route_config_name(listener: &str) -> String {
     listener.to_owned()
 }
 
+/// The Gateway-wide settings every HTTP listener's filters use.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpServices<'a> {
+    pub auth: Option<&'a ir::AuthService>,
+    pub rate_limit: Option<&'a ir::RateLimitService>,
+    pub observability: &'a ir::Observability,
+}
+
 /// The listener, and the names of the SDS secrets it needs. `tcp_routes` are
 /// the TCP routes attached to it, in id order.
 pub fn listener_proto(
     l: &ir::Listener,
-    auth: Option<&ir::AuthService>,
-    rate_limit: Option<&ir::RateLimitService>,
+    services: &HttpServices<'_>,
     tcp_routes: &[&ir::TcpRoute],
 ) -> (Listener, Vec<String>) {
     if !l.protocol.is_http() {
-        return (tcp_listener(l, tcp_routes), Vec::new());
+        return tcp_listener(l, tcp_routes);
     }
-    let hcm = filters::connection_manager(&l.name, &route_config_name(&l.name), auth, rate_limit);
+    let hcm = filters::connection_manager(&l.name, &route_config_name(&l.name), services);
     let hcm_filter = Filter {
         name: filters::HCM.into(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
@@ -95,13 +102,15 @@ fn tls_inspector() -> ListenerFilter {
     }
 }
 
-/// A TCP listener proxies to one upstream; a TLS listener picks one by SNI.
-/// Two routes with the same SNI names (or two without) would be an Envoy
-/// error, so only the first of them, in id order, is kept.
-fn tcp_listener(l: &ir::Listener, routes: &[&ir::TcpRoute]) -> Listener {
+/// A TCP listener proxies to one upstream; a TLS listener picks one by SNI,
+/// passing TLS through or terminating it. Two routes with the same SNI names
+/// (or two without) would be an Envoy error, so only the first of them, in id
+/// order, is kept.
+fn tcp_listener(l: &ir::Listener, routes: &[&ir::TcpRoute]) -> (Listener, Vec<String>) {
     let by_sni = l.protocol == ir::ListenerProtocol::Tls;
     let mut seen: Vec<Vec<String>> = Vec::new();
     let mut filter_chains = Vec::new();
+    let mut secrets = Vec::new();
     for r in routes {
         let mut sni = if by_sni { r.sni.clone() } else { Vec::new() };
         sni.sort();
@@ -110,6 +119,11 @@ fn tcp_listener(l: &ir::Listener, routes: &[&ir::TcpRoute]) -> Listener {
             continue;
         }
         seen.push(sni.clone());
+        let tls = r.tls.as_ref().filter(|_| by_sni);
+        if let Some(tls) = tls {
+            secrets.push(tls.certificate.clone());
+            secrets.extend(tls.client_ca.clone());
+        }
         let proxy = TcpProxy {
             stat_prefix: r.id.as_str().to_owned(),
             cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(r.upstream.clone())),
@@ -126,17 +140,21 @@ fn tcp_listener(l: &ir::Listener, routes: &[&ir::TcpRoute]) -> Listener {
                 name: "envoy.filters.network.tcp_proxy".into(),
                 config_type: Some(filter::ConfigType::TypedConfig(pack_any(proxy))),
             }],
+            transport_socket: tls.map(downstream_tls),
             ..FilterChain::default()
         });
     }
+    secrets.sort();
+    secrets.dedup();
     let listener_filters = if by_sni { vec![tls_inspector()] } else { Vec::new() };
-    Listener {
+    let listener = Listener {
         name: l.name.clone(),
         address: Some(socket(&l.address.to_string(), l.port)),
         filter_chains,
         listener_filters,
         ..Listener::default()
-    }
+    };
+    (listener, secrets)
 }
 
 pub fn socket(ip: &str, port: u16) -> Address {
@@ -159,6 +177,8 @@ pub fn sds(name: &str) -> SdsSecretConfig {
 fn downstream_tls(tls: &ir::ServerTls) -> TransportSocket {
     let version = |v: Option<ir::TlsVersion>| match v {
         None => TlsProtocol::TlsAuto,
+        Some(ir::TlsVersion::V1_0) => TlsProtocol::TlSv10,
+        Some(ir::TlsVersion::V1_1) => TlsProtocol::TlSv11,
         Some(ir::TlsVersion::V1_2) => TlsProtocol::TlSv12,
         Some(ir::TlsVersion::V1_3) => TlsProtocol::TlSv13,
     } as i32;
@@ -167,6 +187,7 @@ fn downstream_tls(tls: &ir::ServerTls) -> TransportSocket {
             tls_params: Some(TlsParameters {
                 tls_minimum_protocol_version: version(tls.min_version),
                 tls_maximum_protocol_version: version(tls.max_version),
+                cipher_suites: tls.cipher_suites.clone(),
                 ..TlsParameters::default()
             }),
             tls_certificate_sds_secret_configs: vec![sds(&tls.certificate)],
@@ -176,7 +197,8 @@ fn downstream_tls(tls: &ir::ServerTls) -> TransportSocket {
             }),
             ..CommonTlsContext::default()
         }),
-        require_client_certificate: tls.client_ca.as_ref().map(|_| BoolValue { value: true }),
+        require_client_certificate: (tls.client_ca.is_some() && tls.require_client_certificate)
+            .then_some(BoolValue { value: true }),
         ..DownstreamTlsContext::default()
     };
     TransportSocket {

@@ -50,6 +50,7 @@ pub enum Change {
     RemoveSecret(String),
     SetAuth(Option<ir::AuthService>),
     SetRateLimit(Option<ir::RateLimitService>),
+    SetObservability(ir::Observability),
 }
 
 /// A change the translator refused.
@@ -108,6 +109,7 @@ pub struct Translator {
     secrets: BTreeMap<String, ir::Secret>,
     auth: Option<ir::AuthService>,
     rate_limit: Option<ir::RateLimitService>,
+    observability: ir::Observability,
     /// Virtual hosts go over VHDS, one resource each, instead of inside the
     /// route config: a route change then sends one virtual host. Needs delta
     /// ADS (Envoy refuses VHDS over state of the world).
@@ -222,6 +224,12 @@ impl Translator {
                     self.dirty.listeners.extend(self.listeners.keys().cloned());
                 }
             }
+            Change::SetObservability(o) => {
+                if self.observability != o {
+                    self.observability = o;
+                    self.dirty.listeners.extend(self.listeners.keys().cloned());
+                }
+            }
         }
         Ok(())
     }
@@ -264,6 +272,7 @@ impl Translator {
         changes.extend(desired.tcp_routes.values().cloned().map(Change::UpsertTcpRoute));
         changes.push(Change::SetAuth(desired.auth.clone()));
         changes.push(Change::SetRateLimit(desired.rate_limit.clone()));
+        changes.push(Change::SetObservability(desired.observability.clone()));
         let errors = changes.into_iter().filter_map(|c| self.apply(c).err()).collect();
         (self.flush(), errors)
     }
@@ -413,8 +422,12 @@ impl Translator {
             .values()
             .filter(|r| r.listener == l.name)
             .collect();
-        let (proto, secrets) =
-            listener::listener_proto(l, self.auth.as_ref(), self.rate_limit.as_ref(), &tcp_routes);
+        let services = listener::HttpServices {
+            auth: self.auth.as_ref(),
+            rate_limit: self.rate_limit.as_ref(),
+            observability: &self.observability,
+        };
+        let (proto, secrets) = listener::listener_proto(l, &services, &tcp_routes);
         let mut references: Vec<(ResourceType, Arc<str>)> = secrets
             .iter()
             .map(|s| (ResourceType::Secret, Arc::from(s.as_str())))
@@ -427,11 +440,18 @@ impl Translator {
         for r in if http { &[][..] } else { &tcp_routes[..] } {
             references.push((ResourceType::Cluster, Arc::from(r.upstream.as_str())));
             origins.push((&r.origin, r.id.as_str()));
+            origins.extend(r.tls.iter().map(|t| (&t.origin, t.certificate.as_str())));
         }
         // Filters call these services on every HTTP listener.
         let services = self.auth.iter().map(|a| (&a.upstream, &a.origin));
+        let tracer = self
+            .observability
+            .tracing
+            .iter()
+            .map(|t| (&t.upstream, &l.origin));
         let services = services
             .chain(self.rate_limit.iter().map(|r| (&r.upstream, &r.origin)))
+            .chain(tracer)
             .filter(|_| http);
         origins.extend(l.tls.iter().map(|t| (&t.origin, t.certificate.as_str())));
         for (upstream, object) in services {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource, HeaderValue, HeaderValueOption, RuntimeFractionalPercent, data_source,
     header_value_option::HeaderAppendAction,
@@ -15,16 +16,19 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
-    ExtAuthzPerRoute, ext_authz_per_route,
+    CheckSettings, ExtAuthzPerRoute, ext_authz_per_route,
 };
+use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
 };
+use envoy_types::pb::envoy::r#type::v3::TokenBucket;
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::DenominatorType};
-use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, Struct, UInt32Value, Value, value};
 use envoy_types::util::pack_any;
+use prost::Name;
 
-use super::encode::encode_with_sorted_map;
+use super::encode::{append_message_field, encode_with_sorted_map};
 use super::filters;
 use crate::ir;
 
@@ -71,6 +75,14 @@ pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
                 r#override: Some(ext_authz_per_route::Override::Disabled(true)),
             }),
         );
+    } else if !p.auth_context.is_empty() {
+        per_filter.insert(filters::EXT_AUTHZ.to_owned(), auth_context(&p.auth_context));
+    }
+    if let Some(limit) = &p.local_rate_limit {
+        per_filter.insert(
+            filters::LOCAL_RATELIMIT.to_owned(),
+            pack_any(local_rate_limit(limit)),
+        );
     }
     if let Some(cors) = &p.cors {
         per_filter.insert(filters::CORS.to_owned(), pack_any(cors_policy(cors)));
@@ -95,9 +107,69 @@ pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
         request_headers_to_remove: p.request_headers_to_remove.clone(),
         response_headers_to_add: p.response_headers_to_add.iter().map(header_option).collect(),
         response_headers_to_remove: p.response_headers_to_remove.clone(),
+        metadata: Some(owner_metadata(&r.origin)),
         ..route::Route::default()
     };
     (proto, per_filter)
+}
+
+/// `legate.mapping: namespace/name` of the route's owner, for access logs
+/// (one map entry each, so the encoding is stable).
+fn owner_metadata(origin: &ir::ObjectRef) -> Metadata {
+    let owner = Struct {
+        fields: [(
+            "mapping".to_owned(),
+            Value {
+                kind: Some(value::Kind::StringValue(format!(
+                    "{}/{}",
+                    origin.namespace(),
+                    origin.name()
+                ))),
+            },
+        )]
+        .into(),
+    };
+    Metadata {
+        filter_metadata: [("legate".to_owned(), owner)].into(),
+        ..Metadata::default()
+    }
+}
+
+/// Context extensions for the auth service, encoded with sorted keys.
+fn auth_context(context: &BTreeMap<String, String>) -> Any {
+    let settings = encode_with_sorted_map(&CheckSettings::default(), |c| &mut c.context_extensions, context);
+    let mut value = Vec::new();
+    append_message_field(&mut value, EXT_AUTHZ_PER_ROUTE_CHECK_SETTINGS_FIELD, &settings);
+    Any {
+        type_url: ExtAuthzPerRoute::type_url(),
+        value,
+    }
+}
+
+/// `ExtAuthzPerRoute.check_settings`.
+const EXT_AUTHZ_PER_ROUTE_CHECK_SETTINGS_FIELD: u32 = 2;
+
+fn local_rate_limit(limit: &ir::LocalRateLimit) -> LocalRateLimit {
+    let always = || RuntimeFractionalPercent {
+        default_value: Some(FractionalPercent {
+            numerator: 100,
+            denominator: DenominatorType::Hundred as i32,
+        }),
+        ..RuntimeFractionalPercent::default()
+    };
+    LocalRateLimit {
+        stat_prefix: "local_rate_limit".into(),
+        token_bucket: Some(TokenBucket {
+            max_tokens: limit.requests,
+            tokens_per_fill: Some(UInt32Value {
+                value: limit.requests,
+            }),
+            fill_interval: Some(duration(limit.per)),
+        }),
+        filter_enabled: Some(always()),
+        filter_enforced: Some(always()),
+        ..LocalRateLimit::default()
+    }
 }
 
 fn route_match(m: &ir::RouteMatch) -> RouteMatch {
@@ -214,22 +286,62 @@ fn route_action(f: &ir::Forward, p: &ir::RoutePolicy) -> RouteAction {
             .rate_limits
             .iter()
             .map(|entries| RateLimit {
-                actions: entries
-                    .iter()
-                    .map(|(key, value)| rate_limit::Action {
-                        action_specifier: Some(rate_limit::action::ActionSpecifier::GenericKey(
-                            rate_limit::action::GenericKey {
-                                descriptor_key: key.clone(),
-                                descriptor_value: value.clone(),
-                                ..rate_limit::action::GenericKey::default()
-                            },
-                        )),
-                    })
-                    .collect(),
+                actions: entries.iter().map(rate_limit_action).collect(),
                 ..RateLimit::default()
             })
             .collect(),
+        hash_policy: p.hash_on.iter().map(hash_policy).collect(),
         ..RouteAction::default()
+    }
+}
+
+fn rate_limit_action(entry: &ir::RateLimitEntry) -> rate_limit::Action {
+    use rate_limit::action::{self as action, ActionSpecifier};
+    let specifier = match entry {
+        ir::RateLimitEntry::Generic { key, value } => ActionSpecifier::GenericKey(action::GenericKey {
+            descriptor_key: key.clone(),
+            descriptor_value: value.clone(),
+            ..action::GenericKey::default()
+        }),
+        ir::RateLimitEntry::RequestHeader {
+            header,
+            key,
+            skip_if_absent,
+        } => ActionSpecifier::RequestHeaders(action::RequestHeaders {
+            header_name: header.clone(),
+            descriptor_key: key.clone(),
+            skip_if_absent: *skip_if_absent,
+        }),
+        ir::RateLimitEntry::RemoteAddress => ActionSpecifier::RemoteAddress(action::RemoteAddress::default()),
+        ir::RateLimitEntry::DestinationCluster => {
+            ActionSpecifier::DestinationCluster(action::DestinationCluster::default())
+        }
+    };
+    rate_limit::Action {
+        action_specifier: Some(specifier),
+    }
+}
+
+fn hash_policy(on: &ir::HashOn) -> route_action::HashPolicy {
+    use route_action::hash_policy::{self as hash, PolicySpecifier};
+    let specifier = match on {
+        ir::HashOn::Header(name) => PolicySpecifier::Header(hash::Header {
+            header_name: name.clone(),
+            ..hash::Header::default()
+        }),
+        ir::HashOn::Cookie { name, ttl, path } => PolicySpecifier::Cookie(hash::Cookie {
+            name: name.clone(),
+            ttl: ttl.map(duration),
+            path: path.clone().unwrap_or_default(),
+            ..hash::Cookie::default()
+        }),
+        ir::HashOn::SourceIp => {
+            PolicySpecifier::ConnectionProperties(hash::ConnectionProperties { source_ip: true })
+        }
+    };
+    route_action::HashPolicy {
+        policy_specifier: Some(specifier),
+        ..route_action::HashPolicy::default()
     }
 }
 
@@ -250,10 +362,16 @@ fn redirect(rd: &ir::Redirect) -> RedirectAction {
         scheme_rewrite_specifier: rd
             .https
             .then_some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true)),
-        path_rewrite_specifier: rd
-            .path
-            .clone()
-            .map(redirect_action::PathRewriteSpecifier::PathRedirect),
+        path_rewrite_specifier: rd.path.as_ref().map(|path| match path {
+            ir::RedirectPath::Replace(p) => redirect_action::PathRewriteSpecifier::PathRedirect(p.clone()),
+            ir::RedirectPath::Prefix(p) => redirect_action::PathRewriteSpecifier::PrefixRewrite(p.clone()),
+            ir::RedirectPath::Regex(rr) => {
+                redirect_action::PathRewriteSpecifier::RegexRewrite(RegexMatchAndSubstitute {
+                    pattern: Some(regex(&rr.pattern)),
+                    substitution: rr.substitution.clone(),
+                })
+            }
+        }),
     }
 }
 

@@ -10,11 +10,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use envoy_types::pb::envoy::config::accesslog::v3::access_log;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{Listener, filter, listener_filter};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::StdoutAccessLog;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_filter,
 };
@@ -45,6 +47,32 @@ fn golden(name: &str, actual: &str) {
     );
 }
 
+/// An access log's format, with the JSON fields sorted (a protobuf Struct
+/// decodes into a HashMap).
+fn render_access_log(log: &mut envoy_types::pb::envoy::config::accesslog::v3::AccessLog) -> String {
+    use envoy_types::pb::envoy::config::core::v3::substitution_format_string::Format;
+    use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::stdout_access_log::AccessLogFormat;
+    let Some(access_log::ConfigType::TypedConfig(any)) = log.config_type.take() else {
+        return format!("access log {}: no typed config", log.name);
+    };
+    let stdout = StdoutAccessLog::decode(any.value.as_slice()).expect("a valid StdoutAccessLog");
+    let format = match stdout.access_log_format {
+        Some(AccessLogFormat::LogFormat(f)) => match f.format {
+            Some(Format::JsonFormat(json)) => {
+                let sorted: BTreeMap<String, String> = json
+                    .fields
+                    .into_iter()
+                    .map(|(k, v)| (k, format!("{:?}", v.kind)))
+                    .collect();
+                format!("json {sorted:#?}")
+            }
+            other => format!("{other:?}"),
+        },
+        None => "default".to_owned(),
+    };
+    format!("access log {}: {format}", log.name)
+}
+
 /// Decodes the `Any`s Legate writes, so that golden files show them.
 fn decode_any(any: &Any) -> String {
     use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
@@ -71,12 +99,16 @@ fn decode_any(any: &Any) -> String {
                     format!("http filter {}: {inner}", f.name)
                 })
                 .collect();
-            format!("{hcm:#?}\n{}", filters.join("\n"))
+            let logs: Vec<String> = hcm.access_log.iter_mut().map(render_access_log).collect();
+            format!("{hcm:#?}\n{}\n{}", filters.join("\n"), logs.join("\n"))
         }
         "CorsPolicy" => show::<CorsPolicy>(any),
         "Cors" => show::<Cors>(any),
         "ExtAuthz" => show::<ExtAuthz>(any),
         "ExtAuthzPerRoute" => show::<ExtAuthzPerRoute>(any),
+        "LocalRateLimit" => show::<
+            envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit,
+        >(any),
         "Router" => show::<Router>(any),
         "TcpProxy" => {
             show::<envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy>(any)
@@ -264,7 +296,7 @@ fn route_redirect() {
     feature("redirect", |r| {
         r.action = ir::RouteAction::Redirect(ir::Redirect {
             host: Some("www.example.com".into()),
-            path: Some("/new".into()),
+            path: Some(ir::RedirectPath::Replace("/new".into())),
             port: None,
             https: true,
             status: 308,
@@ -339,9 +371,29 @@ fn route_upgrades_mirror_rate_limits() {
             percent: 25,
         }];
         r.policy.rate_limits = vec![vec![
-            ("service".into(), "shop".into()),
-            ("tier".into(), "gold".into()),
+            ir::RateLimitEntry::Generic {
+                key: "service".into(),
+                value: "shop".into(),
+            },
+            ir::RateLimitEntry::RequestHeader {
+                header: "x-tier".into(),
+                key: "tier".into(),
+                skip_if_absent: true,
+            },
+            ir::RateLimitEntry::RemoteAddress,
+            ir::RateLimitEntry::DestinationCluster,
         ]];
+        r.policy.local_rate_limit = Some(ir::LocalRateLimit {
+            requests: 10,
+            per: Duration::from_secs(1),
+        });
+        r.policy.hash_on = Some(ir::HashOn::Cookie {
+            name: "session".into(),
+            ttl: Some(Duration::from_secs(3600)),
+            path: Some("/".into()),
+        });
+        // One entry: the golden rendering decodes maps into a HashMap.
+        r.policy.auth_context = [("tenant".to_string(), "shop".to_string())].into();
     });
 }
 
@@ -355,7 +407,9 @@ fn listener_cluster_endpoints_and_secret() {
         hostnames: vec!["shop.example.com".into()],
         certificate: "default/shop-cert".into(),
         client_ca: Some("default/clients-ca".into()),
+        require_client_certificate: true,
         alpn: vec!["h2".into(), "http/1.1".into()],
+        cipher_suites: Vec::new(),
         min_version: Some(ir::TlsVersion::V1_2),
         max_version: None,
     }];
@@ -402,10 +456,16 @@ fn listener_cluster_endpoints_and_secret() {
             upstream: "default/auth:3000".into(),
             protocol: ir::AuthProtocol::Http {
                 path_prefix: "/check".into(),
-                allowed_request_headers: vec!["authorization".into()],
+                allowed_request_headers: vec!["x-tenant".into()],
+                allowed_authorization_headers: vec!["x-user".into()],
             },
             timeout: Duration::from_secs(1),
             failure_mode_allow: false,
+            status_on_error: 503,
+            include_body: Some(ir::AuthBody {
+                max_bytes: 4096,
+                allow_partial: true,
+            }),
         })),
     ]);
     let listener = Listener::decode(&*one(&updates, ResourceType::Listener).body).expect("Listener");
@@ -662,6 +722,7 @@ fn tcp_route(name: &str, listener: &str, sni: &[&str], upstream: &str) -> ir::Tc
         sni: sni.iter().map(|s| s.to_string()).collect(),
         upstream: upstream.into(),
         idle_timeout: Some(Duration::from_secs(300)),
+        tls: None,
     }
 }
 
@@ -822,4 +883,155 @@ fn over_vhds_a_route_change_sends_only_its_virtual_host() {
     assert!(updates.iter().any(
         |u| matches!(u, ResourceUpdate::Remove(ResourceType::VirtualHost, n) if &**n == "http/a.example.com")
     ));
+}
+
+#[test]
+fn route_redirect_prefix_and_regex() {
+    feature("redirect_prefix", |r| {
+        r.action = ir::RouteAction::Redirect(ir::Redirect {
+            path: Some(ir::RedirectPath::Prefix("/v2/".into())),
+            status: 302,
+            ..ir::Redirect::default()
+        });
+    });
+    feature("redirect_regex", |r| {
+        r.action = ir::RouteAction::Redirect(ir::Redirect {
+            path: Some(ir::RedirectPath::Regex(ir::RegexRewrite {
+                pattern: "^/api/v1/(.*)$".into(),
+                substitution: "/api/v2/\\1".into(),
+            })),
+            status: 307,
+            ..ir::Redirect::default()
+        });
+    });
+}
+
+/// Maps (auth context, JSON log fields) are written sorted: the same IR gives
+/// the same bytes in any translator, so an unchanged listener is never re-sent.
+#[test]
+fn maps_encode_the_same_in_every_translator() {
+    let observed = || ir::Observability {
+        access_log: ir::AccessLog::default_json(),
+        tracing: Some(ir::Tracing {
+            upstream: "default/otel:4317".into(),
+            service_name: "edge.default".into(),
+            sampling_percent: 100.0,
+        }),
+    };
+    let encode = || {
+        let mut t = Translator::new();
+        let mut r = sample::route("ctx", "shop.example.com", "/api/", "default/echo:80");
+        r.policy.auth_context = (0..16)
+            .map(|i| (format!("key-{i}"), format!("value-{i}")))
+            .collect();
+        let updates = t.translate(
+            base()
+                .into_iter()
+                .chain([Change::SetObservability(observed()), Change::UpsertRoute(r)]),
+        );
+        (
+            one(&updates, ResourceType::Listener).body.to_vec(),
+            one(&updates, ResourceType::Route).body.to_vec(),
+        )
+    };
+    assert_eq!(encode(), encode());
+}
+
+#[test]
+fn listener_access_log_and_tracing() {
+    let mut t = Translator::new();
+    let updates = t.translate(
+        base()
+            .into_iter()
+            .chain([Change::SetObservability(ir::Observability {
+                access_log: ir::AccessLog::default_json(),
+                tracing: Some(ir::Tracing {
+                    upstream: "default/otel:4317".into(),
+                    service_name: "edge.default".into(),
+                    sampling_percent: 50.0,
+                }),
+            })]),
+    );
+    let resource = one(&updates, ResourceType::Listener);
+    assert!(
+        resource
+            .references
+            .contains(&(ResourceType::Cluster, Arc::from("default/otel:4317"))),
+        "the collector's cluster is a dependency of the listener: {:?}",
+        resource.references
+    );
+    let listener = Listener::decode(&*resource.body).expect("Listener");
+    let hcm = listener.filter_chains[0].filters[0].clone();
+    let Some(filter::ConfigType::TypedConfig(any)) = hcm.config_type else {
+        panic!("the HCM has a typed config");
+    };
+    let hcm = HttpConnectionManager::decode(&*any.value).expect("HCM");
+    let log = &hcm.access_log[0];
+    let Some(access_log::ConfigType::TypedConfig(stdout)) = &log.config_type else {
+        panic!("the access log has a typed config");
+    };
+    let stdout = StdoutAccessLog::decode(&*stdout.value).expect("the hand-encoded StdoutAccessLog decodes");
+    let format = format!("{stdout:?}");
+    for field in [
+        "\"mapping\"",
+        "%METADATA(ROUTE:legate:mapping)%",
+        "\"status\"",
+        "%RESPONSE_CODE%",
+    ] {
+        assert!(format.contains(field), "{field} missing from {format}");
+    }
+    let tracing = hcm.tracing.expect("tracing is on");
+    assert_eq!(tracing.random_sampling.map(|p| p.value), Some(50.0));
+    golden("listener_observability", &format!("{tracing:#?}\n"));
+
+    let off = t.translate([Change::SetObservability(ir::Observability {
+        access_log: ir::AccessLog::Off,
+        tracing: None,
+    })]);
+    let listener = Listener::decode(&*one(&off, ResourceType::Listener).body).expect("Listener");
+    let Some(filter::ConfigType::TypedConfig(any)) = listener.filter_chains[0].filters[0].config_type.clone()
+    else {
+        panic!("the HCM has a typed config");
+    };
+    let hcm = HttpConnectionManager::decode(&*any.value).expect("HCM");
+    assert!(hcm.access_log.is_empty() && hcm.tracing.is_none());
+}
+
+#[test]
+fn tls_listener_terminates_for_a_tcp_route_with_a_certificate() {
+    let mut t = Translator::new();
+    let mut tls = sample::listener("tls", 8443);
+    tls.protocol = ir::ListenerProtocol::Tls;
+    let mut terminated = tcp_route("db", "tls", &["db.example.com"], "default/db:5432");
+    terminated.tls = Some(ir::ServerTls {
+        origin: ObjectRef::new("TLSContext", "default", "db-tls", 1),
+        hostnames: vec!["db.example.com".into()],
+        certificate: "default/db-cert".into(),
+        client_ca: None,
+        require_client_certificate: false,
+        alpn: Vec::new(),
+        cipher_suites: Vec::new(),
+        min_version: None,
+        max_version: None,
+    });
+    let updates = t.translate([
+        Change::UpsertListener(tls),
+        Change::UpsertTcpRoute(terminated),
+        Change::UpsertTcpRoute(tcp_route("web", "tls", &["web.example.com"], "default/web:443")),
+    ]);
+    let resource = one(&updates, ResourceType::Listener);
+    assert!(
+        resource
+            .references
+            .contains(&(ResourceType::Secret, Arc::from("default/db-cert"))),
+        "{:?}",
+        resource.references
+    );
+    let listener = Listener::decode(&*resource.body).expect("Listener");
+    let sockets: Vec<bool> = listener
+        .filter_chains
+        .iter()
+        .map(|c| c.transport_socket.is_some())
+        .collect();
+    assert_eq!(sockets, [true, false], "db terminates TLS, web passes it through");
 }

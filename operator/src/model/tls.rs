@@ -1,0 +1,155 @@
+//! TLSContexts: certificates on a Gateway's HTTPS listeners (chosen by SNI),
+//! what cleartext requests for their hosts get, and TLS termination for
+//! TCPMappings.
+
+use std::collections::BTreeMap;
+
+use kube::{Resource, ResourceExt};
+use legate_crds::tls_context::{InsecureAction, TlsVersion};
+use legate_crds::{Gateway, TLSContext};
+use legate_xds::ir;
+
+use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, mappings, object_ref, secrets};
+
+/// A TLSContext's certificate (and client CA) as Envoy serves them, with the
+/// Secrets they need over SDS.
+pub struct ResolvedTls {
+    pub server: ir::ServerTls,
+    pub secrets: Vec<ir::Secret>,
+}
+
+/// Reads and checks a TLSContext's Secrets.
+pub fn resolve(world: &World, context: &TLSContext) -> Result<ResolvedTls, Problem> {
+    let namespace = context.namespace().unwrap_or_default();
+    let origin = object_ref(context);
+    let spec = &context.spec;
+    let certificate = secrets::certificate(world, &namespace, &spec.secret, &origin)?;
+    let client_ca = spec
+        .ca_secret
+        .as_ref()
+        .map(|ca| secrets::authority(world, &namespace, ca, &origin))
+        .transpose()?;
+    let version = |v: Option<TlsVersion>| {
+        v.map(|v| match v {
+            TlsVersion::V1_0 => ir::TlsVersion::V1_0,
+            TlsVersion::V1_1 => ir::TlsVersion::V1_1,
+            TlsVersion::V1_2 => ir::TlsVersion::V1_2,
+            TlsVersion::V1_3 => ir::TlsVersion::V1_3,
+        })
+    };
+    let server = ir::ServerTls {
+        origin,
+        hostnames: spec.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        certificate: certificate.name.clone(),
+        client_ca: client_ca.as_ref().map(|ca| ca.name.clone()),
+        // With a CA, a client certificate is required unless certRequired says otherwise.
+        require_client_certificate: spec.cert_required.unwrap_or(true),
+        alpn: spec.alpn_protocols.clone(),
+        cipher_suites: spec.cipher_suites.clone(),
+        min_version: version(spec.min_tls_version),
+        max_version: version(spec.max_tls_version),
+    };
+    Ok(ResolvedTls {
+        server,
+        secrets: std::iter::once(certificate).chain(client_ca).collect(),
+    })
+}
+
+/// Certificates of the TLSContexts attached to the Gateway, on its HTTPS
+/// listeners; and, on its HTTP listeners, the `insecure.action` for their hosts.
+pub fn add_tls(
+    world: &World,
+    gateway: &Gateway,
+    config: &mut GatewayConfig,
+    verdicts: &mut BTreeMap<String, Verdict>,
+) {
+    let key = gateway_key(gateway);
+    for context in &world.tls_contexts {
+        if context.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let namespace = context.namespace().unwrap_or_default();
+        if !attach::attaches(world, gateway, &namespace, &context.spec.gateways) {
+            continue;
+        }
+        let origin = object_ref(context.as_ref());
+        let verdict = verdicts
+            .entry(origin.key())
+            .or_insert_with(|| Verdict::new(origin.clone()));
+        let resolved = match resolve(world, context) {
+            Ok(resolved) => resolved,
+            Err(mut problem) => {
+                problem
+                    .message
+                    .push_str("; the hosts of this TLSContext are not served over TLS");
+                verdict.resolved_refs = Err(problem);
+                continue;
+            }
+        };
+        for secret in resolved.secrets {
+            config.secrets.insert(secret.name.clone(), secret);
+        }
+        for listener in config.listeners.values_mut() {
+            if listener.protocol == ir::ListenerProtocol::Https {
+                listener.tls.push(resolved.server.clone());
+            }
+        }
+        add_insecure_routes(context, &resolved.server, config);
+        if !verdict.gateways.contains(&key) {
+            verdict.gateways.push(key.clone());
+        }
+    }
+}
+
+/// Cleartext requests for a TLS host: a redirect to the Gateway's HTTPS
+/// listener, or 404, ahead of every Mapping (Route adds nothing: Mappings
+/// answer). Only when an HTTPS listener exists to send clients to.
+fn add_insecure_routes(context: &TLSContext, server: &ir::ServerTls, config: &mut GatewayConfig) {
+    let Some(https_port) = config
+        .listeners
+        .values()
+        .filter(|l| l.protocol == ir::ListenerProtocol::Https)
+        .map(|l| l.port)
+        .min()
+    else {
+        return;
+    };
+    let action = match context.spec.insecure.action {
+        InsecureAction::Route => return,
+        InsecureAction::Redirect => ir::RouteAction::Redirect(ir::Redirect {
+            https: true,
+            // 443 is implied by https; any other port must be in the URL.
+            port: (https_port != 443).then_some(https_port),
+            status: 301,
+            ..ir::Redirect::default()
+        }),
+        InsecureAction::Reject => ir::RouteAction::DirectResponse {
+            status: 404,
+            body: None,
+        },
+    };
+    let http: Vec<String> = config
+        .listeners
+        .values()
+        .filter(|l| l.protocol == ir::ListenerProtocol::Http)
+        .map(|l| l.name.clone())
+        .collect();
+    for listener in http {
+        let route = ir::Route {
+            id: mappings::route_id(&server.origin, &listener),
+            origin: server.origin.clone(),
+            co_origins: Vec::new(),
+            listener,
+            hostnames: server.hostnames.clone(),
+            precedence: i32::MAX,
+            matcher: ir::RouteMatch::default(),
+            action: action.clone(),
+            // Answered before anything else; the auth service need not see it.
+            policy: ir::RoutePolicy {
+                bypass_auth: true,
+                ..ir::RoutePolicy::default()
+            },
+        };
+        config.routes.insert(route.id.clone(), route);
+    }
+}
