@@ -14,6 +14,8 @@ mod upstreams;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_edge;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

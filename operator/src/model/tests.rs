@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn object<T: serde::de::DeserializeOwned>(
+pub(super) fn object<T: serde::de::DeserializeOwned>(
     kind: &str,
     namespace: &str,
     name: &str,
@@ -27,7 +27,7 @@ fn object<T: serde::de::DeserializeOwned>(
     Arc::new(serde_json::from_value(value).unwrap_or_else(|e| panic!("a valid {kind}: {e}")))
 }
 
-fn gateway(namespace: &str, name: &str, spec: Value) -> Arc<Gateway> {
+pub(super) fn gateway(namespace: &str, name: &str, spec: Value) -> Arc<Gateway> {
     let mut spec = spec;
     let defaults = json!({
         "replicas": 1, "image": "envoy", "serviceType": "ClusterIP",
@@ -42,7 +42,7 @@ fn gateway(namespace: &str, name: &str, spec: Value) -> Arc<Gateway> {
     object("Gateway", namespace, name, "00", spec)
 }
 
-fn mapping(namespace: &str, name: &str, created: &str, spec: Value) -> Arc<Mapping> {
+pub(super) fn mapping(namespace: &str, name: &str, created: &str, spec: Value) -> Arc<Mapping> {
     let mut spec = spec;
     let defaults = json!({ "hostname": "*", "caseSensitive": true, "precedence": 0, "rewrite": "/" });
     if let (Some(spec), Some(defaults)) = (spec.as_object_mut(), defaults.as_object()) {
@@ -53,7 +53,7 @@ fn mapping(namespace: &str, name: &str, created: &str, spec: Value) -> Arc<Mappi
     object("Mapping", namespace, name, created, spec)
 }
 
-fn service(namespace: &str, name: &str) -> Arc<Service> {
+pub(super) fn service(namespace: &str, name: &str) -> Arc<Service> {
     Arc::new(
         serde_json::from_value(json!({
             "metadata": { "name": name, "namespace": namespace },
@@ -63,7 +63,7 @@ fn service(namespace: &str, name: &str) -> Arc<Service> {
     )
 }
 
-fn slice(namespace: &str, service: &str, addresses: &[(&str, bool)]) -> Arc<EndpointSlice> {
+pub(super) fn slice(namespace: &str, service: &str, addresses: &[(&str, bool)]) -> Arc<EndpointSlice> {
     let endpoints: Vec<Value> = addresses
         .iter()
         .map(|(a, ready)| json!({ "addresses": [a], "conditions": { "ready": ready } }))
@@ -80,7 +80,7 @@ fn slice(namespace: &str, service: &str, addresses: &[(&str, bool)]) -> Arc<Endp
     )
 }
 
-fn verdict<'a>(model: &'a Model, key: &str) -> &'a Verdict {
+pub(super) fn verdict<'a>(model: &'a Model, key: &str) -> &'a Verdict {
     model
         .verdicts
         .get(key)

@@ -1,0 +1,285 @@
+//! The model's edge rules: TLS and what cleartext requests for TLS hosts get,
+//! TLS termination for TCPMappings, sticky sessions, and order independence.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::ByteString;
+use legate_crds::conditions::reasons;
+use legate_xds::ir;
+use serde_json::{Value, json};
+
+use super::tests::{gateway, mapping, object, service, slice, verdict};
+use super::*;
+
+fn tls_secret(namespace: &str, name: &str) -> Arc<Secret> {
+    let cert = rcgen::generate_simple_self_signed(vec!["shop.example.com".into()]).expect("a certificate");
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(name.into());
+    secret.metadata.namespace = Some(namespace.into());
+    secret.type_ = Some("kubernetes.io/tls".into());
+    secret.data = Some(BTreeMap::from([
+        ("tls.crt".to_string(), ByteString(cert.cert.pem().into_bytes())),
+        (
+            "tls.key".to_string(),
+            ByteString(cert.signing_key.serialize_pem().into_bytes()),
+        ),
+    ]));
+    Arc::new(secret)
+}
+
+fn tls_context(name: &str, spec: Value) -> Arc<TLSContext> {
+    object("TLSContext", "shop", name, "01", spec)
+}
+
+fn http_and_https() -> Arc<Gateway> {
+    gateway(
+        "shop",
+        "edge",
+        json!({ "listeners": [
+            { "name": "http", "port": 8080, "protocol": "HTTP" },
+            { "name": "https", "port": 8443, "protocol": "HTTPS" },
+        ]}),
+    )
+}
+
+fn insecure_routes(model: &Model) -> Vec<ir::Route> {
+    model.gateways["shop/edge"]
+        .routes
+        .values()
+        .filter(|r| r.origin.kind() == "TLSContext")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn cleartext_requests_for_a_tls_host_are_redirected_to_the_https_port_by_default() {
+    let world = World {
+        gateways: vec![http_and_https()],
+        tls_contexts: vec![tls_context(
+            "shop-tls",
+            json!({ "hosts": ["shop.example.com"], "secret": "shop-cert" }),
+        )],
+        secrets: vec![tls_secret("shop", "shop-cert")],
+        ..World::default()
+    };
+    let model = build(&world);
+    let routes = insecure_routes(&model);
+    assert_eq!(routes.len(), 1, "one route, on the HTTP listener: {routes:#?}");
+    let route = &routes[0];
+    assert_eq!(route.listener, "http");
+    assert_eq!(route.hostnames, ["shop.example.com"]);
+    assert_eq!(route.precedence, i32::MAX, "ahead of every Mapping");
+    assert!(route.policy.bypass_auth);
+    assert_eq!(
+        route.action,
+        ir::RouteAction::Redirect(ir::Redirect {
+            https: true,
+            port: Some(8443),
+            status: 301,
+            ..ir::Redirect::default()
+        })
+    );
+    let https = &model.gateways["shop/edge"].listeners["https"];
+    assert_eq!(https.tls[0].certificate, "shop/shop-cert");
+    assert!(model.gateways["shop/edge"].secrets.contains_key("shop/shop-cert"));
+}
+
+#[test]
+fn reject_answers_404_and_route_adds_nothing() {
+    let reject = tls_context(
+        "a",
+        json!({ "hosts": ["a.example.com"], "secret": "shop-cert", "insecure": { "action": "Reject" } }),
+    );
+    let route = tls_context(
+        "b",
+        json!({ "hosts": ["b.example.com"], "secret": "shop-cert", "insecure": { "action": "Route" } }),
+    );
+    let world = World {
+        gateways: vec![http_and_https()],
+        tls_contexts: vec![reject, route],
+        secrets: vec![tls_secret("shop", "shop-cert")],
+        ..World::default()
+    };
+    let routes = insecure_routes(&build(&world));
+    assert_eq!(routes.len(), 1, "{routes:#?}");
+    assert_eq!(routes[0].hostnames, ["a.example.com"]);
+    assert_eq!(
+        routes[0].action,
+        ir::RouteAction::DirectResponse {
+            status: 404,
+            body: None
+        }
+    );
+}
+
+#[test]
+fn a_missing_secret_is_reported_and_its_hosts_are_not_redirected_to_nothing() {
+    let world = World {
+        gateways: vec![http_and_https()],
+        tls_contexts: vec![tls_context(
+            "shop-tls",
+            json!({ "hosts": ["shop.example.com"], "secret": "absent" }),
+        )],
+        ..World::default()
+    };
+    let model = build(&world);
+    assert!(insecure_routes(&model).is_empty());
+    let problem = verdict(&model, "TLSContext/shop/shop-tls")
+        .resolved_refs
+        .clone()
+        .expect_err("the Secret is missing");
+    assert_eq!(problem.reason, reasons::SECRET_NOT_FOUND);
+    assert_eq!(
+        problem.message,
+        "Secret shop/absent does not exist; the hosts of this TLSContext are not served over TLS"
+    );
+    assert!(
+        !model.gateways["shop/edge"].listeners.contains_key("https"),
+        "an HTTPS listener without a certificate waits"
+    );
+}
+
+#[test]
+fn a_tcp_mapping_with_a_tls_context_terminates_tls_with_its_certificate() {
+    let world = World {
+        gateways: vec![gateway(
+            "shop",
+            "edge",
+            json!({ "listeners": [{ "name": "tls", "port": 8443, "protocol": "TLS" }] }),
+        )],
+        tls_contexts: vec![tls_context(
+            "db-tls",
+            json!({ "hosts": ["db.example.com"], "secret": "db-cert" }),
+        )],
+        tcp_mappings: vec![object(
+            "TCPMapping",
+            "shop",
+            "db",
+            "02",
+            json!({ "port": 8443, "service": "db:80", "tlsContext": "db-tls" }),
+        )],
+        services: vec![service("shop", "db")],
+        secrets: vec![tls_secret("shop", "db-cert")],
+        ..World::default()
+    };
+    let model = build(&world);
+    let config = &model.gateways["shop/edge"];
+    let route = config.tcp_routes.values().next().expect("a TCP route");
+    let tls = route.tls.as_ref().expect("terminated");
+    assert_eq!(tls.certificate, "shop/db-cert");
+    assert_eq!(
+        route.sni,
+        ["db.example.com"],
+        "the TLSContext's hosts pick the chain"
+    );
+    assert!(config.secrets.contains_key("shop/db-cert"));
+
+    let mut broken = world.clone();
+    broken.secrets.clear();
+    let model = build(&broken);
+    assert!(model.gateways["shop/edge"].tcp_routes.is_empty());
+    let problem = verdict(&model, "TCPMapping/shop/db")
+        .resolved_refs
+        .clone()
+        .expect_err("no Secret");
+    assert_eq!(problem.reason, reasons::SECRET_NOT_FOUND);
+    assert!(
+        problem
+            .message
+            .starts_with("TLSContext shop/db-tls: Secret shop/db-cert does not exist")
+    );
+}
+
+#[test]
+fn ring_hash_defaults_make_every_mapping_sticky_on_what_they_name() {
+    let world = World {
+        gateways: vec![gateway(
+            "shop",
+            "edge",
+            json!({ "defaults": { "loadBalancer": { "policy": "RingHash", "hashOn": { "header": "X-User" } } } }),
+        )],
+        mappings: vec![
+            mapping("shop", "a", "01", json!({ "prefix": "/a/", "service": "quote" })),
+            mapping(
+                "shop",
+                "b",
+                "02",
+                json!({ "prefix": "/b/", "service": "quote", "loadBalancer": { "policy": "RoundRobin" } }),
+            ),
+        ],
+        services: vec![service("shop", "quote")],
+        endpoint_slices: vec![slice("shop", "quote", &[("198.18.0.2", true)])],
+        ..World::default()
+    };
+    let model = build(&world);
+    let hash = |name: &str| {
+        model.gateways["shop/edge"]
+            .routes
+            .values()
+            .find(|r| r.origin.name() == name)
+            .map(|r| r.policy.hash_on.clone())
+            .expect("a route")
+    };
+    assert_eq!(hash("a"), Some(ir::HashOn::Header("x-user".into())));
+    assert_eq!(hash("b"), None, "round robin hashes nothing");
+}
+
+#[test]
+fn the_order_objects_arrive_in_never_changes_the_configuration() {
+    let mut mappings = Vec::new();
+    for i in 0..30 {
+        let ns = format!("ns{}", i % 3);
+        let spec = match i % 5 {
+            0 => json!({ "prefix": "/same/", "service": "quote", "weight": 10 }),
+            1 => json!({ "prefix": "/same/", "service": "quote" }),
+            2 => json!({ "hostname": "a.example.com", "prefix": format!("/p{i}/"), "service": "quote" }),
+            3 => json!({ "prefix": "/shadow/", "service": "quote", "shadow": true }),
+            _ => json!({ "path": format!("/exact/{i}"), "service": "quote", "precedence": i }),
+        };
+        mappings.push(mapping(&ns, &format!("m{i}"), &format!("{:02}", 10 + i), spec));
+    }
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: mappings.clone(),
+        services: (0..3).map(|i| service(&format!("ns{i}"), "quote")).collect(),
+        ..World::default()
+    };
+    let forward = build(&world);
+    let mut reversed = world.clone();
+    reversed.mappings.reverse();
+    let mut rotated = world.clone();
+    rotated.mappings.rotate_left(13);
+    for other in [build(&reversed), build(&rotated)] {
+        assert_eq!(forward.gateways, other.gateways);
+        assert_eq!(forward.verdicts, other.verdicts);
+    }
+    assert!(
+        forward.gateways["infra/edge"].routes.len() > 10,
+        "the comparison is not vacuous"
+    );
+}
+
+#[test]
+fn a_grpc_auth_service_gets_an_http2_cluster() {
+    let world = World {
+        gateways: vec![gateway("shop", "edge", json!({}))],
+        auth_services: vec![object(
+            "AuthService",
+            "shop",
+            "auth",
+            "01",
+            json!({ "service": "auth:80", "protocol": "GRPC", "timeout": "1s" }),
+        )],
+        services: vec![service("shop", "auth")],
+        ..World::default()
+    };
+    let model = build(&world);
+    let config = &model.gateways["shop/edge"];
+    let auth = config.auth.as_ref().expect("an auth service");
+    assert_eq!(
+        config.upstreams[&auth.upstream].protocol,
+        ir::UpstreamProtocol::Http2
+    );
+    assert_eq!(auth.status_on_error, 403, "the default");
+}
