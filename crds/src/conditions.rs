@@ -23,6 +23,8 @@ pub mod reasons {
     pub const CONFLICTED: &str = "Conflicted";
     pub const RESOLVED_REFS: &str = "ResolvedRefs";
     pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+    /// The Service exists but no endpoint of it is ready: calls to it fail.
+    pub const NO_READY_ENDPOINTS: &str = "NoReadyEndpoints";
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
     pub const INVALID_SECRET: &str = "InvalidSecret";
     pub const PROGRAMMED: &str = "Programmed";

@@ -81,8 +81,20 @@ fn add_auth(
         .entry(origin.key())
         .or_insert_with(|| Verdict::new(origin.clone()));
     let namespace = auth.namespace().unwrap_or_default();
-    let Some(upstream) = service_upstream(&auth.spec.service, &namespace, &origin, index, config, verdict)
-    else {
+    let effect = match (auth.spec.failure_mode_allow, auth.spec.status_on_error) {
+        (Some(true), _) => "requests pass unchecked (failureModeAllow)".to_string(),
+        (_, Some(status)) => format!("requests get {status} (statusOnError)"),
+        _ => "requests get 403".to_string(),
+    };
+    let Some(upstream) = service_upstream(
+        &auth.spec.service,
+        &namespace,
+        &origin,
+        &effect,
+        index,
+        config,
+        verdict,
+    ) else {
         return;
     };
     let spec = &auth.spec;
@@ -140,8 +152,20 @@ fn add_rate_limit(
         .entry(origin.key())
         .or_insert_with(|| Verdict::new(origin.clone()));
     let namespace = limit.namespace().unwrap_or_default();
-    let Some(upstream) = service_upstream(&limit.spec.service, &namespace, &origin, index, config, verdict)
-    else {
+    let effect = if limit.spec.failure_mode_deny == Some(true) {
+        "limited requests get 500 (failureModeDeny)"
+    } else {
+        "requests are not limited"
+    };
+    let Some(upstream) = service_upstream(
+        &limit.spec.service,
+        &namespace,
+        &origin,
+        effect,
+        index,
+        config,
+        verdict,
+    ) else {
         return;
     };
     if let Some(u) = config.upstreams.get_mut(&upstream) {
@@ -189,7 +213,15 @@ pub fn add_observability(
             .entry(origin.key())
             .or_insert_with(|| Verdict::new(origin.clone()));
         let namespace = gateway.namespace().unwrap_or_default();
-        let upstream = service_upstream(&t.collector, &namespace, &origin, index, config, verdict)?;
+        let upstream = service_upstream(
+            &t.collector,
+            &namespace,
+            &origin,
+            "no spans are sent",
+            index,
+            config,
+            verdict,
+        )?;
         if let Some(u) = config.upstreams.get_mut(&upstream) {
             // OTLP over gRPC.
             u.protocol = ir::UpstreamProtocol::Http2;
@@ -250,11 +282,15 @@ where
     Some(first)
 }
 
-/// An upstream for an auth or rate limit service.
+/// An upstream for an auth, rate limit or tracing service. A Service that is
+/// missing or has no ready endpoint still gets its (empty) upstream, so that
+/// the filter calling it fails the way its failure mode says rather than
+/// vanishing: a missing AuthService must not let every request through.
 fn service_upstream(
     service: &str,
     namespace: &str,
     origin: &ir::ObjectRef,
+    effect: &str,
     index: &ServiceIndex,
     config: &mut GatewayConfig,
     verdict: &mut Verdict,
@@ -276,25 +312,40 @@ fn service_upstream(
             namespace,
             port,
         }) => {
+            let unreachable = |config: &mut GatewayConfig, port: u16| {
+                let upstream_name = ir::Upstream::service_name(&namespace, &name, port);
+                config.endpoints.insert(upstream_name.clone(), Vec::new());
+                config.add_upstream(ir::Upstream::endpoints(&upstream_name, origin.clone()));
+                upstream_name
+            };
+            let number = match &port {
+                Some(super::services::PortRef::Number(n)) => *n,
+                _ => 80,
+            };
             let Some(svc) = index.service(&namespace, &name) else {
                 verdict.resolved_refs = Err(Problem::new(
                     reasons::BACKEND_NOT_FOUND,
-                    format!("Service {namespace}/{name} does not exist"),
+                    format!("Service {namespace}/{name} does not exist; {effect}"),
                 ));
-                return None;
+                return Some(unreachable(config, number));
             };
             let resolved = match super::services::resolve_port(svc, port.as_ref()) {
                 Ok(r) => r,
                 Err(e) => {
-                    verdict.resolved_refs = Err(Problem::new(reasons::BACKEND_NOT_FOUND, e));
-                    return None;
+                    verdict.resolved_refs =
+                        Err(Problem::new(reasons::BACKEND_NOT_FOUND, format!("{e}; {effect}")));
+                    return Some(unreachable(config, number));
                 }
             };
             let upstream_name = ir::Upstream::service_name(&namespace, &name, resolved.port);
-            config.endpoints.insert(
-                upstream_name.clone(),
-                index.endpoints(&namespace, &name, &resolved),
-            );
+            let endpoints = index.endpoints(&namespace, &name, &resolved);
+            if endpoints.is_empty() {
+                verdict.resolved_refs = Err(Problem::new(
+                    reasons::NO_READY_ENDPOINTS,
+                    format!("Service {namespace}/{name} has no ready endpoint; {effect}"),
+                ));
+            }
+            config.endpoints.insert(upstream_name.clone(), endpoints);
             config.add_upstream(ir::Upstream::endpoints(&upstream_name, origin.clone()));
             Some(upstream_name)
         }
@@ -353,8 +404,15 @@ pub fn add_tcp_routes(
             verdict.accepted = Err(Problem::new(reasons::INVALID, message));
             continue;
         }
-        let Some(upstream) = service_upstream(&tcp.spec.service, &namespace, &origin, index, config, verdict)
-        else {
+        let Some(upstream) = service_upstream(
+            &tcp.spec.service,
+            &namespace,
+            &origin,
+            "connections are closed",
+            index,
+            config,
+            verdict,
+        ) else {
             continue;
         };
         if let Some(u) = config.upstreams.get_mut(&upstream) {

@@ -283,3 +283,43 @@ fn a_grpc_auth_service_gets_an_http2_cluster() {
     );
     assert_eq!(auth.status_on_error, 403, "the default");
 }
+
+#[test]
+fn an_auth_service_whose_service_is_gone_fails_closed_and_says_so() {
+    let world = World {
+        gateways: vec![gateway("shop", "edge", json!({}))],
+        auth_services: vec![object(
+            "AuthService",
+            "shop",
+            "auth",
+            "01",
+            json!({ "service": "auth:80", "protocol": "HTTP", "timeout": "1s" }),
+        )],
+        ..World::default()
+    };
+    let model = build(&world);
+    let config = &model.gateways["shop/edge"];
+    let auth = config
+        .auth
+        .as_ref()
+        .expect("the filter stays: requests are refused, not let through");
+    assert_eq!(config.endpoints[&auth.upstream], Vec::new());
+    let problem = verdict(&model, "AuthService/shop/auth")
+        .resolved_refs
+        .clone()
+        .expect_err("no Service");
+    assert_eq!(problem.reason, reasons::BACKEND_NOT_FOUND);
+    assert_eq!(
+        problem.message,
+        "Service shop/auth does not exist; requests get 403"
+    );
+
+    let mut idle = world.clone();
+    idle.services = vec![service("shop", "auth")];
+    let model = build(&idle);
+    let problem = verdict(&model, "AuthService/shop/auth")
+        .resolved_refs
+        .clone()
+        .expect_err("no endpoints");
+    assert_eq!(problem.reason, reasons::NO_READY_ENDPOINTS);
+}
