@@ -482,6 +482,41 @@ fn invalid_objects() -> Vec<Invalid> {
             "spec.defaults.timeout",
             "should match",
         ),
+        invalid(
+            "Text access log without its format string",
+            "Gateway",
+            json!({ "accessLog": { "format": "Text" } }),
+            "spec.accessLog.text",
+            "format Text needs text",
+        ),
+        invalid(
+            "a format string on JSON logs",
+            "Gateway",
+            json!({ "accessLog": { "text": "%RESPONSE_CODE%" } }),
+            "spec.accessLog.text",
+            "set format: Text",
+        ),
+        invalid(
+            "an unknown access log format",
+            "Gateway",
+            json!({ "accessLog": { "format": "XML" } }),
+            "spec.accessLog.format",
+            "Unsupported value",
+        ),
+        invalid(
+            "a tracing collector without a port",
+            "Gateway",
+            json!({ "tracing": { "collector": "otel-collector" } }),
+            "spec.tracing.collector",
+            "should match",
+        ),
+        invalid(
+            "a sampling percentage above 100",
+            "Gateway",
+            json!({ "tracing": { "collector": "otel:4317", "samplingPercent": 150 } }),
+            "spec.tracing.samplingPercent",
+            "less than or equal to 100",
+        ),
         // TLSContext
         invalid(
             "no hosts",
