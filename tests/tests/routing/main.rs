@@ -276,14 +276,18 @@ pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     order
 }
 
-/// Envoy's counter or gauge `name` summed over every cluster whose name
-/// contains `cluster_part` (cluster names carry a settings hash).
-pub async fn cluster_stat(stage: &Stage, cluster_part: &str, stat: &str) -> u64 {
+/// Envoy's counter or gauge `stat` summed over the clusters of Service
+/// `service` (`<namespace>/<service>_<port>`, with a settings hash when a
+/// Mapping gives the Service settings of its own).
+pub async fn cluster_stat(stage: &Stage, service: &str, stat: &str) -> u64 {
+    let cluster_part = format!("/{service}_");
     let text = stage.envoy.admin_get(&format!("/stats?filter={stat}")).await;
     text.lines()
         .filter_map(|line| line.split_once(": "))
         .filter(|(name, _)| {
-            name.starts_with("cluster.") && name.contains(cluster_part) && name.ends_with(&format!(".{stat}"))
+            name.starts_with("cluster.")
+                && name.contains(&cluster_part)
+                && name.ends_with(&format!(".{stat}"))
         })
         .filter_map(|(_, value)| value.trim().parse::<u64>().ok())
         .sum()
