@@ -7,13 +7,7 @@ use std::sync::Arc;
 use legate_xds::cache::Snapshot;
 use legate_xds::ir::ObjectRef;
 use legate_xds::resource::ResourceType;
-use legate_xds::server::{ProxyId, XdsEvent};
-
-/// One proxy's applied resources: name → version, per type.
-#[derive(Debug, Default, Clone)]
-struct Applied {
-    by_type: BTreeMap<ResourceType, BTreeMap<Arc<str>, Arc<str>>>,
-}
+use legate_xds::server::{ProxyStatus, ProxyTracker, XdsEvent};
 
 /// The last NACK that blamed an object.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,41 +32,21 @@ pub enum Programmed {
     NotCarried,
 }
 
-/// ACK and NACK state for every Gateway.
+/// ACK and NACK state for every Gateway: what each proxy applied (the xDS
+/// server's [`ProxyTracker`], which also copes with a proxy reconnecting
+/// before its old stream is gone) and which objects a proxy refused.
 #[derive(Debug, Default)]
 pub struct ProgramState {
-    proxies: BTreeMap<String, BTreeMap<ProxyId, Applied>>,
+    tracker: ProxyTracker,
     rejections: BTreeMap<String, BTreeMap<String, Rejected>>,
 }
 
 impl ProgramState {
     pub fn on_event(&mut self, event: &XdsEvent) {
+        self.tracker.observe(event);
         match event {
-            XdsEvent::Connected(proxy) => {
-                self.proxies
-                    .entry(proxy.gateway.clone())
-                    .or_default()
-                    .insert(proxy.clone(), Applied::default());
-            }
-            XdsEvent::Disconnected(proxy) => {
-                if let Some(proxies) = self.proxies.get_mut(&proxy.gateway) {
-                    proxies.remove(proxy);
-                }
-            }
+            XdsEvent::Connected(_) | XdsEvent::Disconnected(_) => {}
             XdsEvent::Acked(ack) => {
-                let applied = self
-                    .proxies
-                    .entry(ack.proxy.gateway.clone())
-                    .or_default()
-                    .entry(ack.proxy.clone())
-                    .or_default();
-                let of_type = applied.by_type.entry(ack.kind).or_default();
-                for name in &ack.removed {
-                    of_type.remove(name);
-                }
-                for (name, version) in &ack.resources {
-                    of_type.insert(name.clone(), version.clone());
-                }
                 // An object this proxy now runs at a newer generation is no longer rejected.
                 if let Some(rejections) = self.rejections.get_mut(&ack.proxy.gateway) {
                     for object in &ack.programmed {
@@ -118,7 +92,7 @@ impl ProgramState {
 
     /// Proxies connected for a Gateway.
     pub fn proxies(&self, gateway: &str) -> usize {
-        self.proxies.get(gateway).map_or(0, BTreeMap::len)
+        self.tracker.proxies_of(gateway).count()
     }
 
     /// Whether every connected proxy of `gateway` runs `object` at its generation,
@@ -129,10 +103,10 @@ impl ProgramState {
         {
             return Programmed::Rejected(rejected.clone());
         }
-        let proxies = match self.proxies.get(gateway) {
-            Some(p) if !p.is_empty() => p,
-            _ => return Programmed::NoProxies,
-        };
+        let proxies: Vec<&ProxyStatus> = self.tracker.proxies_of(gateway).map(|(_, s)| s).collect();
+        if proxies.is_empty() {
+            return Programmed::NoProxies;
+        }
         let Some(snapshot) = snapshot else {
             return Programmed::Pending {
                 waiting: proxies.len(),
@@ -144,11 +118,11 @@ impl ProgramState {
             return Programmed::NotCarried;
         }
         let waiting = proxies
-            .values()
-            .filter(|applied| {
+            .iter()
+            .filter(|status| {
                 !needed
                     .iter()
-                    .all(|(kind, name, version)| applied.has(*kind, name, version))
+                    .all(|(kind, name, version)| has(status, *kind, name, version))
             })
             .count();
         if waiting == 0 {
@@ -166,27 +140,23 @@ impl ProgramState {
     /// Whether every connected proxy of `gateway` has applied `snapshot` in
     /// full: nothing it routes is older than the snapshot.
     pub fn in_sync(&self, gateway: &str, snapshot: &Snapshot) -> bool {
-        let Some(proxies) = self.proxies.get(gateway) else {
-            return true;
-        };
-        proxies.values().all(|applied| {
+        self.tracker.proxies_of(gateway).all(|(_, status)| {
             [ResourceType::Listener, ResourceType::Route].iter().all(|kind| {
                 snapshot
                     .resources(*kind)
                     .iter()
-                    .all(|(name, r)| applied.has(*kind, name, &r.version))
+                    .all(|(name, r)| has(status, *kind, name, &r.version))
             })
         })
     }
 }
 
-impl Applied {
-    fn has(&self, kind: ResourceType, name: &str, version: &str) -> bool {
-        self.by_type
-            .get(&kind)
-            .and_then(|m| m.get(name))
-            .is_some_and(|v| &**v == version)
-    }
+fn has(status: &ProxyStatus, kind: ResourceType, name: &str, version: &str) -> bool {
+    status
+        .applied
+        .get(&kind)
+        .and_then(|m| m.get(name))
+        .is_some_and(|v| &**v == version)
 }
 
 /// `(type, name, version)` of every resource in `snapshot` that `object` contributed to.
@@ -200,4 +170,60 @@ fn resources_of(snapshot: &Snapshot, object_key: &str) -> Vec<(ResourceType, Arc
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use legate_xds::server::{Ack, ProxyId, Rejection};
+
+    use super::*;
+
+    fn proxy() -> ProxyId {
+        ProxyId {
+            node: "edge-1".into(),
+            gateway: "shop/edge".into(),
+        }
+    }
+
+    #[test]
+    fn a_proxy_that_reconnects_before_its_old_stream_closes_stays_connected() {
+        let mut state = ProgramState::default();
+        state.on_event(&XdsEvent::Connected(proxy()));
+        state.on_event(&XdsEvent::Connected(proxy()));
+        state.on_event(&XdsEvent::Disconnected(proxy()));
+        assert_eq!(state.proxies("shop/edge"), 1, "the new stream is still open");
+        state.on_event(&XdsEvent::Disconnected(proxy()));
+        assert_eq!(state.proxies("shop/edge"), 0);
+    }
+
+    #[test]
+    fn a_rejection_quarantines_the_generation_until_a_newer_one_is_applied() {
+        let mut state = ProgramState::default();
+        let object = ObjectRef::new("Mapping", "shop", "quote", 2);
+        state.on_event(&XdsEvent::Connected(proxy()));
+        state.on_event(&XdsEvent::Rejected(Rejection {
+            proxy: proxy(),
+            kind: ResourceType::Route,
+            version: "v2".into(),
+            message: "invalid regex".into(),
+            resources: vec![Arc::from("http")],
+            objects: vec![object.clone()],
+        }));
+        assert_eq!(state.quarantine().get("Mapping/shop/quote"), Some(&2));
+        assert!(matches!(
+            state.programmed("shop/edge", &object, None),
+            Programmed::Rejected(Rejected { generation: 2, .. })
+        ));
+        state.on_event(&XdsEvent::Acked(Ack {
+            proxy: proxy(),
+            kind: ResourceType::Route,
+            version: "v3".into(),
+            resources: Vec::new(),
+            removed: Vec::new(),
+            serial: 3,
+            complete: false,
+            programmed: vec![object.at_generation(3)],
+        }));
+        assert!(state.quarantine().is_empty(), "generation 3 was applied");
+    }
 }
