@@ -88,6 +88,9 @@ impl Envoy {
         let admin_path = workdir.path().join("admin-address");
         let log = workdir.path().join("envoy.log");
         std::fs::write(&config, bootstrap).unwrap_or_else(|e| panic!("writing {}: {e}", config.display()));
+        // Access logs go to stdout by default; kept for tests that read them.
+        let stdout = std::fs::File::create(workdir.path().join("stdout.log"))
+            .unwrap_or_else(|e| panic!("creating Envoy's stdout file: {e}"));
 
         let mut command = Command::new(&binary);
         command
@@ -106,7 +109,7 @@ impl Envoy {
             ])
             .args(extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null());
         die_with_parent(&mut command);
         let child = command
@@ -163,6 +166,11 @@ impl Envoy {
             self.log_path().display(),
             lines[start..].join("\n")
         )
+    }
+
+    /// Everything Envoy wrote to its stdout so far (where access logs go by default).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.workdir.path().join("stdout.log")).unwrap_or_default()
     }
 
     pub fn log_path(&self) -> PathBuf {
