@@ -17,6 +17,8 @@ pub mod grpc_upstream;
 pub mod http;
 pub mod net;
 pub mod operator;
+pub mod peers;
+pub mod pki;
 pub mod stage;
 pub mod testhost;
 pub mod tools;

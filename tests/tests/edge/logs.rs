@@ -1,0 +1,182 @@
+//! Access logs: JSON lines on Envoy's stdout by default; `spec.accessLog` on
+//! the Gateway picks Text, custom JSON keys, or Off.
+
+use std::collections::BTreeSet;
+
+use legate_tests::net::eventually;
+use legate_tests::stage::{PATIENCE, Stage};
+use serde_json::{Value, json};
+
+use super::{gateway, send, until};
+
+const HOST: &str = "shop.example.com";
+
+/// The JSON lines of Envoy's stdout.
+fn json_lines(stage: &Stage) -> Vec<Value> {
+    stage
+        .envoy
+        .stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(Value::is_object)
+        .collect()
+}
+
+/// A value as text, whether Envoy wrote it as a JSON string or number.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn the_default_access_log_is_a_json_line_per_request_with_the_documented_keys() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("logged", json!({ "prefix": "/logged/", "service": "quote" }))
+        .await;
+    until(&stage, "GET", "/logged/warmup", HOST, &[], 200).await;
+    let r = send(
+        &stage,
+        "GET",
+        "/logged/a?x=1",
+        HOST,
+        &[("user-agent", "legate-log-test")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let line = eventually("the request's JSON access log line", PATIENCE, || async {
+        json_lines(&stage)
+            .into_iter()
+            .find(|l| text(&l["user_agent"]) == "legate-log-test")
+    })
+    .await;
+    let keys: BTreeSet<&str> = line
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let expected: BTreeSet<&str> = [
+        "start_time",
+        "method",
+        "path",
+        "authority",
+        "status",
+        "duration_ms",
+        "upstream_host",
+        "upstream_cluster",
+        "request_id",
+        "mapping",
+        "protocol",
+        "response_flags",
+        "bytes_received",
+        "bytes_sent",
+        "user_agent",
+        "x_forwarded_for",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, expected, "the keys of the default JSON access log: {line}");
+    assert_eq!(text(&line["method"]), "GET");
+    assert_eq!(text(&line["path"]), "/logged/a?x=1", "the path the client sent");
+    assert_eq!(text(&line["authority"]), HOST);
+    assert_eq!(text(&line["status"]), "200");
+    assert_eq!(text(&line["mapping"]), format!("{}/logged", stage.env.namespace));
+    assert_eq!(text(&line["protocol"]), "HTTP/1.1");
+    assert_eq!(
+        text(&line["upstream_host"]),
+        format!("{}:8080", stage.host.addr())
+    );
+    assert!(text(&line["upstream_cluster"]).contains("quote"), "{line}");
+    assert_eq!(
+        Some(text(&line["x_forwarded_for"]).as_str()),
+        r.echo().header("x-forwarded-for"),
+        "the address the upstream was told"
+    );
+    assert_eq!(text(&line["response_flags"]), "-");
+    assert_eq!(text(&line["bytes_received"]), "0");
+    assert_eq!(text(&line["bytes_sent"]), r.body.len().to_string());
+    assert!(!text(&line["request_id"]).is_empty(), "{line}");
+    assert!(text(&line["duration_ms"]).parse::<u64>().is_ok(), "{line}");
+    assert!(text(&line["start_time"]).starts_with("20"), "{line}");
+}
+
+#[tokio::test]
+async fn the_access_log_can_be_text_custom_json_or_off() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("logged", json!({ "prefix": "/logged/", "service": "quote" }))
+        .await;
+    gateway(
+        &stage,
+        &[],
+        json!({ "accessLog": { "format": "Text", "text": "LEGATE %REQ(:METHOD)% %RESPONSE_CODE% %REQ(X-MARK)%\n" } }),
+    )
+    .await;
+    // Each format change reaches Envoy in its own time: send until the line shows.
+    let mark = |m: &'static str| [("x-mark", m)];
+    let line = eventually("a Text access log line", PATIENCE, || async {
+        send(&stage, "GET", "/logged/t", HOST, &mark("text-1"), "").await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        stage
+            .envoy
+            .stdout()
+            .lines()
+            .find(|l| l.contains("text-1"))
+            .map(str::to_string)
+    })
+    .await;
+    assert_eq!(line, "LEGATE GET 200 text-1");
+
+    gateway(
+        &stage,
+        &[],
+        json!({ "accessLog": { "format": "JSON", "json": { "verb": "%REQ(:METHOD)%", "mark": "%REQ(X-MARK)%" } } }),
+    )
+    .await;
+    let custom = eventually("a custom JSON access log line", PATIENCE, || async {
+        send(&stage, "GET", "/logged/j", HOST, &mark("json-1"), "").await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        json_lines(&stage).into_iter().find(|l| l["mark"] == "json-1")
+    })
+    .await;
+    assert_eq!(
+        custom,
+        json!({ "verb": "GET", "mark": "json-1" }),
+        "json replaces the default keys"
+    );
+
+    gateway(&stage, &[], json!({ "accessLog": { "format": "Off" } })).await;
+    // Once Off is in place a request leaves no line; then Text again proves the
+    // log is read after that request.
+    stage.condition("Gateway", "edge", "Programmed", "True").await;
+    eventually("the log to be off", PATIENCE, || async {
+        let before = stage.envoy.stdout().len();
+        send(&stage, "GET", "/logged/o", HOST, &mark("off-probe"), "").await;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        (stage.envoy.stdout().len() == before).then_some(())
+    })
+    .await;
+    let silent = send(&stage, "GET", "/logged/o", HOST, &mark("off-1"), "").await;
+    assert_eq!(silent.status, 200);
+    gateway(
+        &stage,
+        &[],
+        json!({ "accessLog": { "format": "Text", "text": "AGAIN %REQ(X-MARK)%\n" } }),
+    )
+    .await;
+    eventually("a Text line after Off", PATIENCE, || async {
+        send(&stage, "GET", "/logged/again", HOST, &mark("text-2"), "").await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        stage
+            .envoy
+            .stdout()
+            .lines()
+            .any(|l| l == "AGAIN text-2")
+            .then_some(())
+    })
+    .await;
+    let log = stage.envoy.stdout();
+    assert!(!log.contains("off-1"), "Off writes no access log:\n{log}");
+}

@@ -1,0 +1,79 @@
+//! Tracing: `spec.tracing` on the Gateway turns on Envoy's OpenTelemetry
+//! tracer, exporting spans over OTLP gRPC to a collector behind a Service.
+
+use legate_tests::TestHost;
+use legate_tests::net::eventually;
+use legate_tests::peers::expose;
+use legate_tests::peers::otlp::{Collector, Span};
+use legate_tests::stage::{PATIENCE, Stage};
+use serde_json::json;
+
+use super::{gateway, send, until};
+
+const HOST: &str = "shop.example.com";
+
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
+fn trace_id(traceparent: &str) -> String {
+    traceparent.split('-').nth(1).unwrap_or_default().to_string()
+}
+
+async fn span_of(collector: &Collector, trace: &str) -> Span {
+    eventually(
+        &format!("a span of trace {trace} at the collector"),
+        PATIENCE,
+        || async { collector.spans.last_where(|s| s.trace_id == trace) },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_gateway_with_tracing_exports_a_span_per_request_to_the_collector() {
+    let stage = Stage::new().await;
+    let host = TestHost::create().unwrap_or_else(|e| panic!("{e}"));
+    let collector = Collector::serve(host.bind(4317).unwrap_or_else(|e| panic!("{e}")));
+    expose(&stage.env, "otel", &host.addr().to_string(), 4317).await;
+    stage
+        .mapping("traced", json!({ "prefix": "/traced/", "service": "quote" }))
+        .await;
+    gateway(&stage, &[], json!({ "tracing": { "collector": "otel:4317" } })).await;
+
+    let r = eventually("a traced request (traceparent upstream)", PATIENCE, || async {
+        let r = send(&stage, "GET", "/traced/a", HOST, &[], "").await;
+        (r.status == 200 && r.echo().header("traceparent").is_some()).then_some(r)
+    })
+    .await;
+    let echo = r.echo();
+    assert_eq!(echo.path, "/a");
+    let trace = trace_id(echo.header("traceparent").unwrap_or_default());
+    assert_eq!(trace.len(), 32, "a W3C trace id: {trace}");
+    let span = span_of(&collector, &trace).await;
+    assert_eq!(
+        span.service_name,
+        format!("edge.{}", stage.env.namespace),
+        "serviceName defaults to <gateway>.<namespace>"
+    );
+    assert!(!span.span_id.is_empty());
+    eprintln!("span: {span:?}");
+
+    gateway(
+        &stage,
+        &[],
+        json!({ "tracing": { "collector": "otel:4317", "serviceName": "storefront", "samplingPercent": 100 } }),
+    )
+    .await;
+    let sent = std::sync::Mutex::new(Vec::new());
+    let span = eventually("a span named by serviceName", PATIENCE, || async {
+        let r = until(&stage, "GET", "/traced/b", HOST, &[], 200).await;
+        if let (Some(tp), Ok(mut sent)) = (r.echo().header("traceparent"), sent.lock()) {
+            sent.push(trace_id(tp));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        collector.spans.last_where(|s| s.service_name == "storefront")
+    })
+    .await;
+    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        sent.contains(&span.trace_id),
+        "the span is of a request sent: {span:?} {sent:?}"
+    );
+}
