@@ -13,7 +13,7 @@ use legate_xds::ir;
 
 use super::services::ServiceIndex;
 use super::upstreams::{self, ServiceRef};
-use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref, tls};
+use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref};
 
 /// The HTTP and HTTPS listeners of a Gateway. TCP and TLS listeners carry
 /// TCPMappings, which the xDS engine does not translate yet.
@@ -286,7 +286,7 @@ where
 /// missing or has no ready endpoint still gets its (empty) upstream, so that
 /// the filter calling it fails the way its failure mode says rather than
 /// vanishing: a missing AuthService must not let every request through.
-fn service_upstream(
+pub(super) fn service_upstream(
     service: &str,
     namespace: &str,
     origin: &ir::ObjectRef,
@@ -362,122 +362,6 @@ pub fn judge_gateways(world: &World, verdicts: &mut BTreeMap<String, Verdict>) {
             .or_insert_with(|| Verdict::new(origin.clone()));
         verdict.gateways = vec![key];
     }
-}
-
-/// TCPMappings attach to a Gateway with a TCP or TLS listener on their port
-/// and become TCP routes of that listener (by SNI on a TLS listener).
-pub fn add_tcp_routes(
-    world: &World,
-    gateway: &Gateway,
-    index: &ServiceIndex,
-    config: &mut GatewayConfig,
-    verdicts: &mut BTreeMap<String, Verdict>,
-) {
-    let key = gateway_key(gateway);
-    for tcp in &world.tcp_mappings {
-        if tcp.meta().deletion_timestamp.is_some() {
-            continue;
-        }
-        let namespace = tcp.namespace().unwrap_or_default();
-        if !attach::attaches(world, gateway, &namespace, &tcp.spec.gateways) {
-            continue;
-        }
-        let Some(listener) = gateway.spec.listeners.iter().find(|l| l.port == tcp.spec.port) else {
-            continue;
-        };
-        let origin = object_ref(tcp.as_ref());
-        let verdict = verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin.clone()));
-        let problem = match (listener.protocol, &tcp.spec.sni) {
-            (Protocol::Http | Protocol::Https, _) => Some(format!(
-                "port {} of Gateway {key} is the {:?} listener {:?}; a TCPMapping needs a TCP or TLS listener",
-                tcp.spec.port, listener.protocol, listener.name
-            )),
-            (Protocol::Tcp, Some(_)) => Some(format!(
-                "sni needs a TLS listener; port {} of Gateway {key} is the TCP listener {:?}",
-                tcp.spec.port, listener.name
-            )),
-            _ => None,
-        };
-        if let Some(message) = problem {
-            verdict.accepted = Err(Problem::new(reasons::INVALID, message));
-            continue;
-        }
-        let Some(upstream) = service_upstream(
-            &tcp.spec.service,
-            &namespace,
-            &origin,
-            "connections are closed",
-            index,
-            config,
-            verdict,
-        ) else {
-            continue;
-        };
-        if let Some(u) = config.upstreams.get_mut(&upstream) {
-            // Raw TCP: no HTTP protocol options on this cluster.
-            u.protocol = ir::UpstreamProtocol::Http1;
-        }
-        let tls = match terminating_tls(world, tcp, &namespace) {
-            Ok(tls) => tls,
-            Err(problem) => {
-                verdict.resolved_refs = Err(problem);
-                continue;
-            }
-        };
-        let mut sni: Vec<String> = tcp.spec.sni.iter().map(|s| s.to_ascii_lowercase()).collect();
-        if sni.is_empty()
-            && let Some(tls) = &tls
-        {
-            // Terminating without an `sni` of its own: the TLSContext's hosts.
-            sni = tls.server.hostnames.clone();
-        }
-        if let Some(tls) = &tls {
-            for secret in &tls.secrets {
-                config.secrets.insert(secret.name.clone(), secret.clone());
-            }
-        }
-        let route = ir::TcpRoute {
-            id: ir::RouteId::of(&origin),
-            origin: origin.clone(),
-            listener: listener.name.clone(),
-            sni,
-            upstream,
-            idle_timeout: tcp.spec.idle_timeout.as_ref().and_then(|d| d.to_std().ok()),
-            tls: tls.map(|t| t.server),
-        };
-        config.tcp_routes.insert(route.id.clone(), route);
-        if !verdict.gateways.contains(&key) {
-            verdict.gateways.push(key.clone());
-        }
-    }
-}
-
-/// The TLSContext (in the TCPMapping's namespace) whose certificate a
-/// TCPMapping terminates TLS with, if it names one.
-fn terminating_tls(
-    world: &World,
-    tcp: &legate_crds::TCPMapping,
-    namespace: &str,
-) -> Result<Option<tls::ResolvedTls>, Problem> {
-    let Some(name) = &tcp.spec.tls_context else {
-        return Ok(None);
-    };
-    let context = world
-        .tls_contexts
-        .iter()
-        .find(|c| c.namespace().as_deref() == Some(namespace) && c.name_any() == *name)
-        .ok_or_else(|| {
-            Problem::new(
-                reasons::BACKEND_NOT_FOUND,
-                format!("TLSContext {namespace}/{name} does not exist; connections are not accepted"),
-            )
-        })?;
-    tls::resolve(world, context).map(Some).map_err(|mut problem| {
-        problem.message = format!("TLSContext {namespace}/{name}: {}", problem.message);
-        problem
-    })
 }
 
 /// Objects that no Gateway carries: NoGateway.

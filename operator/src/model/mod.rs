@@ -9,6 +9,7 @@ mod gateways;
 mod mappings;
 mod secrets;
 mod services;
+mod tcp;
 mod tls;
 mod upstreams;
 
@@ -150,7 +151,7 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
         );
         gateways::add_services(world, gateway, &index, &mut config, &mut model.verdicts);
         gateways::add_observability(gateway, &index, &mut config, &mut model.verdicts);
-        gateways::add_tcp_routes(world, gateway, &index, &mut config, &mut model.verdicts);
+        tcp::add_tcp_routes(world, gateway, &index, &mut config, &mut model.verdicts);
         // A TCP or TLS listener with nothing to proxy has no filter chain, which
         // Envoy refuses: it waits for its first TCPMapping.
         let used: std::collections::BTreeSet<String> =

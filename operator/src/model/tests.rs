@@ -470,7 +470,10 @@ fn a_tcp_mapping_becomes_a_tcp_route_on_its_listener() {
     let routes: Vec<&ir::TcpRoute> = config.tcp_routes.values().collect();
     assert_eq!(routes.len(), 1);
     assert_eq!(
-        (routes[0].listener.as_str(), routes[0].upstream.as_str()),
+        (
+            routes[0].listener.as_str(),
+            routes[0].upstreams[0].upstream.as_str()
+        ),
         ("postgres", "shop/db:80")
     );
     assert!(config.listeners.contains_key("postgres"));

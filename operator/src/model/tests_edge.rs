@@ -323,3 +323,69 @@ fn an_auth_service_whose_service_is_gone_fails_closed_and_says_so() {
         .expect_err("no endpoints");
     assert_eq!(problem.reason, reasons::NO_READY_ENDPOINTS);
 }
+
+fn tcp(namespace: &str, name: &str, created: &str, spec: Value) -> Arc<TCPMapping> {
+    object("TCPMapping", namespace, name, created, spec)
+}
+
+#[test]
+fn tcp_mappings_of_one_port_split_by_weight_and_another_namespace_is_conflicted() {
+    let world = World {
+        gateways: vec![gateway(
+            "infra",
+            "edge",
+            json!({ "listeners": [{ "name": "db", "port": 5432, "protocol": "TCP" }] }),
+        )],
+        tcp_mappings: vec![
+            tcp("shop", "db", "01", json!({ "port": 5432, "service": "db:80" })),
+            tcp(
+                "shop",
+                "db-canary",
+                "02",
+                json!({ "port": 5432, "service": "db-canary:80", "weight": 10 }),
+            ),
+            tcp(
+                "shop",
+                "db-greedy",
+                "03",
+                json!({ "port": 5432, "service": "db:80", "weight": 95 }),
+            ),
+            tcp("other", "db", "04", json!({ "port": 5432, "service": "db:80" })),
+        ],
+        services: vec![
+            service("shop", "db"),
+            service("shop", "db-canary"),
+            service("other", "db"),
+        ],
+        ..World::default()
+    };
+    let model = build(&world);
+    let routes: Vec<&ir::TcpRoute> = model.gateways["infra/edge"].tcp_routes.values().collect();
+    assert_eq!(routes.len(), 1, "{routes:#?}");
+    let weights: Vec<(&str, u32)> = routes[0]
+        .upstreams
+        .iter()
+        .map(|u| (u.upstream.as_str(), u.weight))
+        .collect();
+    assert_eq!(weights, [("shop/db:80", 90), ("shop/db-canary:80", 10)]);
+    assert_eq!(routes[0].origin.name(), "db", "the oldest names the route");
+    assert_eq!(routes[0].co_origins.len(), 1);
+
+    let greedy = verdict(&model, "TCPMapping/shop/db-greedy").accepted.clone();
+    let problem = greedy.expect_err("95 takes the total past 100");
+    assert_eq!(problem.reason, reasons::INVALID);
+    assert!(
+        problem.message.contains("older ones already have 10"),
+        "{}",
+        problem.message
+    );
+
+    let other = verdict(&model, "TCPMapping/other/db").accepted.clone();
+    let problem = other.expect_err("another namespace");
+    assert_eq!(problem.reason, reasons::CONFLICTED);
+    assert_eq!(
+        problem.message,
+        "port 5432 is already routed by TCPMapping shop/db, which is older"
+    );
+    assert!(verdict(&model, "TCPMapping/shop/db-canary").accepted.is_ok());
+}

@@ -126,7 +126,7 @@ fn tcp_listener(l: &ir::Listener, routes: &[&ir::TcpRoute]) -> (Listener, Vec<St
         }
         let proxy = TcpProxy {
             stat_prefix: r.id.as_str().to_owned(),
-            cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(r.upstream.clone())),
+            cluster_specifier: tcp_clusters(&r.upstreams),
             idle_timeout: r.idle_timeout.map(duration),
             ..TcpProxy::default()
         };
@@ -155,6 +155,26 @@ fn tcp_listener(l: &ir::Listener, routes: &[&ir::TcpRoute]) -> (Listener, Vec<St
         ..Listener::default()
     };
     (listener, secrets)
+}
+
+/// One cluster, or connections split by weight.
+fn tcp_clusters(upstreams: &[ir::WeightedUpstream]) -> Option<tcp_proxy::ClusterSpecifier> {
+    match upstreams {
+        [] => None,
+        [one] => Some(tcp_proxy::ClusterSpecifier::Cluster(one.upstream.clone())),
+        many => Some(tcp_proxy::ClusterSpecifier::WeightedClusters(
+            tcp_proxy::WeightedCluster {
+                clusters: many
+                    .iter()
+                    .map(|u| tcp_proxy::weighted_cluster::ClusterWeight {
+                        name: u.upstream.clone(),
+                        weight: u.weight,
+                        ..tcp_proxy::weighted_cluster::ClusterWeight::default()
+                    })
+                    .collect(),
+            },
+        )),
+    }
 }
 
 pub fn socket(ip: &str, port: u16) -> Address {

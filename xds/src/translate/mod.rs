@@ -438,8 +438,11 @@ impl Translator {
             references.push((ResourceType::Route, route_config_name(&l.name).into()));
         }
         for r in if http { &[][..] } else { &tcp_routes[..] } {
-            references.push((ResourceType::Cluster, Arc::from(r.upstream.as_str())));
+            for u in &r.upstreams {
+                references.push((ResourceType::Cluster, Arc::from(u.upstream.as_str())));
+            }
             origins.push((&r.origin, r.id.as_str()));
+            origins.extend(r.co_origins.iter().map(|o| (o, r.id.as_str())));
             origins.extend(r.tls.iter().map(|t| (&t.origin, t.certificate.as_str())));
         }
         // Filters call these services on every HTTP listener.

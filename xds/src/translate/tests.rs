@@ -718,9 +718,13 @@ fn tcp_route(name: &str, listener: &str, sni: &[&str], upstream: &str) -> ir::Tc
     ir::TcpRoute {
         id: ir::RouteId::of(&origin),
         origin,
+        co_origins: Vec::new(),
         listener: listener.into(),
         sni: sni.iter().map(|s| s.to_string()).collect(),
-        upstream: upstream.into(),
+        upstreams: vec![ir::WeightedUpstream {
+            upstream: upstream.into(),
+            weight: 100,
+        }],
         idle_timeout: Some(Duration::from_secs(300)),
         tls: None,
     }
@@ -1034,4 +1038,53 @@ fn tls_listener_terminates_for_a_tcp_route_with_a_certificate() {
         .map(|c| c.transport_socket.is_some())
         .collect();
     assert_eq!(sockets, [true, false], "db terminates TLS, web passes it through");
+}
+
+#[test]
+fn a_tcp_route_with_several_upstreams_splits_connections_by_weight() {
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+    let mut t = Translator::new();
+    let mut tcp = sample::listener("db", 5432);
+    tcp.protocol = ir::ListenerProtocol::Tcp;
+    let mut split = tcp_route("db", "db", &[], "default/db-a:5432");
+    split.upstreams.push(ir::WeightedUpstream {
+        upstream: "default/db-b:5432".into(),
+        weight: 10,
+    });
+    split.upstreams[0].weight = 90;
+    split.co_origins = vec![ObjectRef::new("TCPMapping", "default", "db-canary", 1)];
+    let updates = t.translate([Change::UpsertListener(tcp), Change::UpsertTcpRoute(split)]);
+    let resource = one(&updates, ResourceType::Listener);
+    assert_eq!(
+        resource.references,
+        [
+            (ResourceType::Cluster, Arc::from("default/db-a:5432")),
+            (ResourceType::Cluster, Arc::from("default/db-b:5432")),
+        ]
+    );
+    assert!(
+        resource.origins().any(|o| o.object.name() == "db-canary"),
+        "the canary's NACKs and ACKs are traced to it"
+    );
+    let listener = Listener::decode(&*resource.body).expect("Listener");
+    let Some(filter::ConfigType::TypedConfig(any)) = listener.filter_chains[0].filters[0].config_type.clone()
+    else {
+        panic!("a tcp_proxy filter");
+    };
+    let proxy = TcpProxy::decode(&*any.value).expect("TcpProxy");
+    let Some(tcp_proxy::ClusterSpecifier::WeightedClusters(weighted)) = proxy.cluster_specifier else {
+        panic!("weighted clusters, got {:?}", proxy.cluster_specifier);
+    };
+    let weights: Vec<(String, u32)> = weighted
+        .clusters
+        .iter()
+        .map(|c| (c.name.clone(), c.weight))
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            ("default/db-a:5432".to_string(), 90),
+            ("default/db-b:5432".to_string(), 10)
+        ]
+    );
 }

@@ -1,0 +1,290 @@
+//! TCPMappings → TCP routes: a Gateway's TCP or TLS listener port (and, on a
+//! TLS listener, an SNI name) to Services, TLS passed through or terminated.
+//! TCPMappings of one namespace with the same port and SNI split connections
+//! by weight; another namespace claiming them is Conflicted (the older wins).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::{Resource, ResourceExt};
+use legate_crds::conditions::reasons;
+use legate_crds::gateway::Protocol;
+use legate_crds::{Gateway, TCPMapping};
+use legate_xds::ir;
+
+use super::gateways::service_upstream;
+use super::services::ServiceIndex;
+use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref, tls};
+
+/// One TCPMapping that may take connections of a listener.
+struct Candidate {
+    mapping: Arc<TCPMapping>,
+    listener: String,
+    sni: Vec<String>,
+    upstream: String,
+    tls: Option<tls::ResolvedTls>,
+}
+
+/// Adds the TCP routes of every TCPMapping attached to `gateway`.
+pub fn add_tcp_routes(
+    world: &World,
+    gateway: &Gateway,
+    index: &ServiceIndex,
+    config: &mut GatewayConfig,
+    verdicts: &mut BTreeMap<String, Verdict>,
+) {
+    let key = gateway_key(gateway);
+    let mut groups: BTreeMap<(String, Vec<String>), Vec<Candidate>> = BTreeMap::new();
+    for tcp in &world.tcp_mappings {
+        if tcp.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let namespace = tcp.namespace().unwrap_or_default();
+        if !attach::attaches(world, gateway, &namespace, &tcp.spec.gateways) {
+            continue;
+        }
+        let Some(listener) = gateway.spec.listeners.iter().find(|l| l.port == tcp.spec.port) else {
+            continue;
+        };
+        let origin = object_ref(tcp.as_ref());
+        let verdict = verdicts
+            .entry(origin.key())
+            .or_insert_with(|| Verdict::new(origin.clone()));
+        let problem = match (listener.protocol, &tcp.spec.sni) {
+            (Protocol::Http | Protocol::Https, _) => Some(format!(
+                "port {} of Gateway {key} is the {:?} listener {:?}; a TCPMapping needs a TCP or TLS listener",
+                tcp.spec.port, listener.protocol, listener.name
+            )),
+            (Protocol::Tcp, Some(_)) => Some(format!(
+                "sni needs a TLS listener; port {} of Gateway {key} is the TCP listener {:?}",
+                tcp.spec.port, listener.name
+            )),
+            (Protocol::Tcp, None) if tcp.spec.tls_context.is_some() => Some(format!(
+                "tlsContext needs a TLS listener; port {} of Gateway {key} is the TCP listener {:?}",
+                tcp.spec.port, listener.name
+            )),
+            _ => None,
+        };
+        if let Some(message) = problem {
+            verdict.accepted = Err(Problem::new(reasons::INVALID, message));
+            continue;
+        }
+        let tls = match terminating_tls(world, tcp, &namespace) {
+            Ok(tls) => tls,
+            Err(problem) => {
+                verdict.resolved_refs = Err(problem);
+                continue;
+            }
+        };
+        let Some(upstream) = service_upstream(
+            &tcp.spec.service,
+            &namespace,
+            &origin,
+            "connections are closed",
+            index,
+            config,
+            verdict,
+        ) else {
+            continue;
+        };
+        if let Some(u) = config.upstreams.get_mut(&upstream) {
+            // Raw TCP: no HTTP protocol options on this cluster.
+            u.protocol = ir::UpstreamProtocol::Http1;
+        }
+        let mut sni: Vec<String> = tcp.spec.sni.iter().map(|s| s.to_ascii_lowercase()).collect();
+        if sni.is_empty()
+            && let Some(tls) = &tls
+        {
+            // Terminating without an `sni` of its own: the TLSContext's hosts.
+            sni = tls.server.hostnames.clone();
+        }
+        sni.sort();
+        groups
+            .entry((listener.name.clone(), sni.clone()))
+            .or_default()
+            .push(Candidate {
+                mapping: tcp.clone(),
+                listener: listener.name.clone(),
+                sni,
+                upstream,
+                tls,
+            });
+    }
+    for mut members in groups.into_values() {
+        members.sort_by(|a, b| age_order(&a.mapping, &b.mapping));
+        let members = keep_first_namespace(members, verdicts);
+        let weights = split(&members, verdicts);
+        let Some(first) = members.first() else {
+            continue;
+        };
+        let origin = object_ref(first.mapping.as_ref());
+        let mut upstreams: Vec<ir::WeightedUpstream> = Vec::new();
+        let mut co_origins = Vec::new();
+        for (member, weight) in members.iter().zip(&weights) {
+            let Some(weight) = weight else { continue };
+            if let Some(tls) = &member.tls {
+                for secret in &tls.secrets {
+                    config.secrets.insert(secret.name.clone(), secret.clone());
+                }
+            }
+            // Envoy refuses a zero weight: such a member is attached, with no share.
+            match upstreams.iter_mut().find(|u| u.upstream == member.upstream) {
+                Some(same) => same.weight += weight,
+                None if *weight > 0 => upstreams.push(ir::WeightedUpstream {
+                    upstream: member.upstream.clone(),
+                    weight: *weight,
+                }),
+                None => {}
+            }
+            if member.mapping.name_any() != first.mapping.name_any() {
+                co_origins.push(object_ref(member.mapping.as_ref()));
+            }
+            let verdict = verdicts
+                .entry(object_ref(member.mapping.as_ref()).key())
+                .or_insert_with(|| Verdict::new(object_ref(member.mapping.as_ref())));
+            if !verdict.gateways.contains(&key) {
+                verdict.gateways.push(key.clone());
+            }
+        }
+        let route = ir::TcpRoute {
+            id: ir::RouteId::of(&origin),
+            origin,
+            co_origins,
+            listener: first.listener.clone(),
+            sni: first.sni.clone(),
+            upstreams,
+            idle_timeout: first
+                .mapping
+                .spec
+                .idle_timeout
+                .as_ref()
+                .and_then(|d| d.to_std().ok()),
+            tls: first.tls.as_ref().map(|t| t.server.clone()),
+        };
+        config.tcp_routes.insert(route.id.clone(), route);
+    }
+}
+
+fn age_order(a: &Arc<TCPMapping>, b: &Arc<TCPMapping>) -> std::cmp::Ordering {
+    let created = |m: &TCPMapping| m.meta().creation_timestamp.clone().map(|t| t.0);
+    created(a)
+        .cmp(&created(b))
+        .then_with(|| a.namespace().cmp(&b.namespace()))
+        .then_with(|| a.name_any().cmp(&b.name_any()))
+}
+
+/// The namespace of the oldest claim keeps the port and SNI; the others are
+/// Conflicted, with the name of what holds it.
+fn keep_first_namespace(members: Vec<Candidate>, verdicts: &mut BTreeMap<String, Verdict>) -> Vec<Candidate> {
+    let Some(first) = members.first() else {
+        return members;
+    };
+    let owner = first.mapping.namespace();
+    let holder = format!(
+        "TCPMapping {}/{}",
+        owner.clone().unwrap_or_default(),
+        first.mapping.name_any()
+    );
+    let (kept, others): (Vec<_>, Vec<_>) = members.into_iter().partition(|m| m.mapping.namespace() == owner);
+    for other in others {
+        let origin = object_ref(other.mapping.as_ref());
+        let what = if other.sni.is_empty() {
+            format!("port {}", other.mapping.spec.port)
+        } else {
+            format!("port {} for {}", other.mapping.spec.port, other.sni.join(", "))
+        };
+        verdicts
+            .entry(origin.key())
+            .or_insert_with(|| Verdict::new(origin))
+            .accepted = Err(Problem::new(
+            reasons::CONFLICTED,
+            format!("{what} is already routed by {holder}, which is older"),
+        ));
+    }
+    kept
+}
+
+/// Each member's share of the connections, oldest first: explicit weights as
+/// given while they fit in 100 (a weight past it is Invalid: `None`, no
+/// share); members without one share what is left. Zero is a valid share.
+fn split(members: &[Candidate], verdicts: &mut BTreeMap<String, Verdict>) -> Vec<Option<u32>> {
+    enum Share {
+        Weight(u32),
+        Rest,
+        Refused,
+    }
+    if let [_] = members {
+        return vec![Some(100)];
+    }
+    let mut total = 0u32;
+    let mut shares = Vec::with_capacity(members.len());
+    for member in members {
+        let Some(weight) = member.mapping.spec.weight.and_then(|w| u32::try_from(w).ok()) else {
+            shares.push(Share::Rest);
+            continue;
+        };
+        if total + weight > 100 {
+            let origin = object_ref(member.mapping.as_ref());
+            verdicts
+                .entry(origin.key())
+                .or_insert_with(|| Verdict::new(origin))
+                .accepted = Err(Problem::new(
+                reasons::INVALID,
+                format!(
+                    "weight {weight} takes the TCPMappings of port {} past 100 (older ones already have {total})",
+                    member.mapping.spec.port
+                ),
+            ));
+            shares.push(Share::Refused);
+            continue;
+        }
+        total += weight;
+        shares.push(Share::Weight(weight));
+    }
+    let rest_count = shares.iter().filter(|s| matches!(s, Share::Rest)).count();
+    let each = u32::try_from(rest_count)
+        .ok()
+        .filter(|n| *n > 0)
+        .map_or(0, |n| (100 - total) / n);
+    let mut out: Vec<Option<u32>> = shares
+        .into_iter()
+        .map(|s| match s {
+            Share::Weight(w) => Some(w),
+            Share::Rest => Some(each),
+            Share::Refused => None,
+        })
+        .collect();
+    if out.iter().all(|s| s.unwrap_or(0) == 0)
+        && let Some(first) = out.iter_mut().find(|s| s.is_some())
+    {
+        // Envoy needs some weight: the oldest accepted member takes everything.
+        *first = Some(100);
+    }
+    out
+}
+
+/// The TLSContext (in the TCPMapping's namespace) whose certificate a
+/// TCPMapping terminates TLS with, if it names one.
+fn terminating_tls(
+    world: &World,
+    tcp: &TCPMapping,
+    namespace: &str,
+) -> Result<Option<tls::ResolvedTls>, Problem> {
+    let Some(name) = &tcp.spec.tls_context else {
+        return Ok(None);
+    };
+    let context = world
+        .tls_contexts
+        .iter()
+        .find(|c| c.namespace().as_deref() == Some(namespace) && c.name_any() == *name)
+        .ok_or_else(|| {
+            Problem::new(
+                reasons::BACKEND_NOT_FOUND,
+                format!("TLSContext {namespace}/{name} does not exist; connections are not accepted"),
+            )
+        })?;
+    tls::resolve(world, context).map(Some).map_err(|mut problem| {
+        problem.message = format!("TLSContext {namespace}/{name}: {}", problem.message);
+        problem
+    })
+}
