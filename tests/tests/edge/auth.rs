@@ -145,13 +145,6 @@ async fn http_auth_gets_the_usual_headers_and_the_body_and_returns_authorization
         }),
     )
     .await;
-    // Routed only once the auth service has said who the user is.
-    stage
-        .mapping(
-            "alice",
-            json!({ "prefix": "/who/", "service": "quote", "headers": { "x-user-id": "alice" } }),
-        )
-        .await;
     let headers = [
         ("authorization", "Bearer token-2"),
         ("cookie", "session=abc"),
@@ -194,7 +187,21 @@ async fn http_auth_gets_the_usual_headers_and_the_body_and_returns_authorization
     // address): the auth service sees the value the upstream sees.
     assert!(echo.header("x-forwarded-for").is_some());
     assert_eq!(check.header("x-forwarded-for"), echo.header("x-forwarded-for"));
+}
 
+#[tokio::test]
+async fn a_mapping_can_match_a_header_the_auth_service_added() {
+    let (stage, _host, _auth) =
+        auth_stage("HTTP", json!({ "allowedAuthorizationHeaders": ["x-user-id"] })).await;
+    // Routed only once the auth service has said who the user is.
+    stage
+        .mapping(
+            "alice",
+            json!({ "prefix": "/who/", "service": "quote", "headers": { "x-user-id": "alice" } }),
+        )
+        .await;
+    stage.condition("Mapping", "alice", "Programmed", "True").await;
+    until(&stage, "GET", "/app/warmup", HOST, &[], 200).await;
     let who = send(&stage, "GET", "/who/am-i", HOST, &[], "").await;
     assert_eq!(
         who.status, 200,
