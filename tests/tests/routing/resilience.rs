@@ -165,6 +165,43 @@ async fn a_retry_policy_hides_an_upstream_that_fails_once() {
     assert_eq!(flaky.count("/b"), 1, "no retry without a retry policy");
 }
 
+#[tokio::test]
+async fn a_per_try_timeout_cuts_each_attempt_short() {
+    let stage = Stage::new().await;
+    apply_programmed(
+        &stage,
+        &[(
+            "tries",
+            json!({
+                "prefix": "/tries/", "service": "quote", "timeout": "10s",
+                "retryPolicy": { "retryOn": "5xx", "numRetries": 2, "perTryTimeout": "200ms" },
+            }),
+        )],
+    )
+    .await;
+
+    let started = Instant::now();
+    let r = Req::get("/tries/x")
+        .header("x-echo-delay-ms", "1500")
+        .send(&stage)
+        .await;
+    eprintln!(
+        "perTryTimeout 200ms, 2 retries, timeout 10s: {} after {} ms",
+        r.status,
+        started.elapsed().as_millis()
+    );
+    from_envoy(&r, 504);
+    assert_eq!(r.text(), "upstream request timeout");
+    assert_eq!(
+        cluster_stat(&stage, "quote", "upstream_rq_per_try_timeout").await,
+        3,
+        "the first attempt and both retries timed out"
+    );
+    assert_eq!(cluster_stat(&stage, "quote", "upstream_rq_retry").await, 2);
+    let r = Req::get("/tries/x").send(&stage).await;
+    echoed(&r, 200, "quote-1", "/x", SHOP);
+}
+
 /// A GET that the echo answers after 2 s, on a connection of its own.
 async fn slow_request(port: u16) -> Option<u16> {
     let request = hyper::Request::builder()
@@ -287,38 +324,51 @@ fn assert_sticky(assignments: &[(String, String)], what: &str) {
 }
 
 #[tokio::test]
-async fn ring_hash_on_a_header_keeps_each_value_on_one_endpoint() {
+async fn ring_hash_and_maglev_on_a_header_keep_each_value_on_one_endpoint() {
     let stage = Stage::new().await;
     let _pool = pool(&stage, "pool", 3).await;
     apply_programmed(
         &stage,
-        &[(
-            "sticky",
-            json!({ "prefix": "/sticky/", "service": "pool", "loadBalancer": { "policy": "RingHash", "hashOn": { "header": "x-user" } } }),
-        )],
+        &[
+            (
+                "sticky",
+                json!({ "prefix": "/sticky/", "service": "pool", "loadBalancer": { "policy": "RingHash", "hashOn": { "header": "x-user" } } }),
+            ),
+            (
+                "maglev",
+                json!({ "prefix": "/maglev/", "service": "pool", "loadBalancer": { "policy": "Maglev", "hashOn": { "header": "x-user" } } }),
+            ),
+        ],
     )
     .await;
-    // All three endpoints known to Envoy before counting.
-    eventually("the pool's three endpoints", PATIENCE, || async {
-        (cluster_stat(&stage, "pool", "membership_total").await >= 3).then_some(())
-    })
+    // All three endpoints of both clusters known to Envoy before counting.
+    eventually(
+        "the pool's three endpoints in both clusters",
+        PATIENCE,
+        || async { (cluster_stat(&stage, "pool", "membership_total").await >= 6).then_some(()) },
+    )
     .await;
 
     let client = HttpClient::http1();
-    let mut assignments = Vec::new();
-    for round in 0..5 {
-        for user in 0..12 {
-            let user = format!("user-{user}");
-            let r = Req::get(&format!("/sticky/{round}"))
-                .header("x-user", &user)
-                .send_with(&stage, &client)
-                .await;
-            let echo = echoed(&r, 200, &r.echo().backend, &format!("/{round}"), SHOP);
-            assert_eq!(echo.header("x-user"), Some(user.as_str()));
-            assignments.push((user, echo.backend));
+    for (prefix, what) in [
+        ("/sticky/", "RingHash on x-user"),
+        ("/maglev/", "Maglev on x-user"),
+    ] {
+        let mut assignments = Vec::new();
+        for round in 0..5 {
+            for user in 0..12 {
+                let user = format!("user-{user}");
+                let r = Req::get(&format!("{prefix}{round}"))
+                    .header("x-user", &user)
+                    .send_with(&stage, &client)
+                    .await;
+                let echo = echoed(&r, 200, &r.echo().backend, &format!("/{round}"), SHOP);
+                assert_eq!(echo.header("x-user"), Some(user.as_str()));
+                assignments.push((user, echo.backend));
+            }
         }
+        assert_sticky(&assignments, what);
     }
-    assert_sticky(&assignments, "RingHash on x-user");
 }
 
 #[tokio::test]
