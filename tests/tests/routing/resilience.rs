@@ -274,9 +274,15 @@ async fn round_robin_and_least_request_spread_requests_over_every_endpoint() {
     )
     .await;
 
+    eventually(
+        "the pool's three endpoints in both clusters",
+        PATIENCE,
+        || async { (cluster_stat(&stage, "pool", "membership_total").await >= 6).then_some(()) },
+    )
+    .await;
+
     let client = HttpClient::http1();
     for (prefix, what) in [("/rr/", "RoundRobin"), ("/lr/", "LeastRequest")] {
-        // Wait until all three endpoints are known, then count.
         let mut backends = Vec::new();
         for _ in 0..30 {
             let r = Req::get(&format!("{prefix}x")).send_with(&stage, &client).await;
