@@ -339,7 +339,8 @@ pub struct RequestHeaderEntry {
     /// The descriptor key.
     #[schemars(length(min = 1, max = 256))]
     pub key: String,
-    /// Skip this descriptor when the header is absent (otherwise the request is not limited).
+    /// When the header is absent, send no descriptor at all (true), or the descriptor without
+    /// this entry (false, the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omit_if_not_present: Option<bool>,
 }

@@ -37,10 +37,15 @@ async fn a_tcp_route_proxies_a_port_to_its_upstream(protocol: Protocol) {
             Change::UpsertTcpRoute(ir::TcpRoute {
                 id: RouteId::of(&origin),
                 origin,
+                co_origins: vec![],
                 listener: "tcp".into(),
                 sni: vec![],
-                upstream: "default/echo-tcp:80".into(),
+                upstreams: vec![ir::WeightedUpstream {
+                    upstream: "default/echo-tcp:80".into(),
+                    weight: 100,
+                }],
                 idle_timeout: None,
+                tls: None,
             }),
         ]);
         c
@@ -91,9 +96,12 @@ async fn external_authorization_guards_routes_unless_they_bypass_it(protocol: Pr
             protocol: ir::AuthProtocol::Http {
                 path_prefix: "/check".into(),
                 allowed_request_headers: vec!["x-echo-status".into()],
+                allowed_authorization_headers: vec![],
             },
             timeout: Duration::from_secs(2),
             failure_mode_allow: false,
+            status_on_error: 403,
+            include_body: None,
         })));
         c
     })
@@ -156,7 +164,7 @@ async fn route_features_behave_as_translated(protocol: Protocol) {
     routes.push(r);
     let mut r = route("redirect", "/old");
     r.action = ir::RouteAction::Redirect(ir::Redirect {
-        path: Some("/new".into()),
+        path: Some(ir::RedirectPath::Replace("/new".into())),
         https: true,
         status: 308,
         ..ir::Redirect::default()
@@ -321,7 +329,9 @@ async fn an_https_listener_gets_its_certificate_over_sds(protocol: Protocol) {
             hostnames: vec!["shop.example.com".into()],
             certificate: "default/shop-cert".into(),
             client_ca: None,
+            require_client_certificate: false,
             alpn: vec!["h2".into(), "http/1.1".into()],
+            cipher_suites: vec![],
             min_version: Some(ir::TlsVersion::V1_2),
             max_version: None,
         }];

@@ -126,7 +126,39 @@ fn add_auth(
             allow_partial: b.allow_partial.unwrap_or(false),
         }),
     });
+    add_auth_fallback_routes(&origin, config);
     verdict.gateways.push(key.clone());
+}
+
+/// Envoy's ext_authz skips requests that match no route, so a header the
+/// auth service adds could never pick a Mapping (`headers` on an
+/// `allowedAuthorizationHeaders` header). A last route on every host that
+/// answers 404 gives each request a route: it is checked, and the route is
+/// chosen again with the auth service's headers (`clear_route_cache`).
+fn add_auth_fallback_routes(auth: &ir::ObjectRef, config: &mut GatewayConfig) {
+    let http: Vec<String> = config
+        .listeners
+        .values()
+        .filter(|l| l.protocol.is_http())
+        .map(|l| l.name.clone())
+        .collect();
+    for listener in http {
+        let route = ir::Route {
+            id: super::mappings::route_id(auth, &listener),
+            origin: auth.clone(),
+            co_origins: Vec::new(),
+            listener,
+            hostnames: Vec::new(),
+            precedence: i32::MIN,
+            matcher: ir::RouteMatch::default(),
+            action: ir::RouteAction::DirectResponse {
+                status: 404,
+                body: None,
+            },
+            policy: ir::RoutePolicy::default(),
+        };
+        config.routes.insert(route.id.clone(), route);
+    }
 }
 
 /// The Gateway's global rate limiting.

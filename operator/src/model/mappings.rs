@@ -376,7 +376,7 @@ fn build_route(
         });
         forward.host_rewrite = match (&spec.host_rewrite, spec.auto_host_rewrite) {
             (Some(host), _) => Some(ir::HostRewrite::Literal(host.clone())),
-            (None, Some(true)) => Some(ir::HostRewrite::FromUpstream),
+            (None, Some(true)) => Some(auto_host(primary, index)),
             _ => None,
         };
         forward.upgrades = spec.allow_upgrade.clone();
@@ -394,6 +394,32 @@ fn build_route(
         action,
         policy: route_policy(primary, defaults),
     })
+}
+
+/// `autoHostRewrite`: Envoy takes the host of a DNS upstream (a URL or an
+/// ExternalName Service); EDS endpoints of a Kubernetes Service have none, so
+/// the Host becomes the Service's name, `name.namespace`.
+fn auto_host(mapping: &Mapping, index: &ServiceIndex) -> ir::HostRewrite {
+    let namespace = mapping.namespace().unwrap_or_default();
+    let reference = mapping
+        .spec
+        .service
+        .as_deref()
+        .and_then(|s| upstreams::parse(s, &namespace).ok());
+    match reference {
+        Some(ServiceRef::Kubernetes { name, namespace, .. }) => {
+            let external = index
+                .service(&namespace, &name)
+                .and_then(|svc| svc.spec.as_ref())
+                .is_some_and(|spec| spec.type_.as_deref() == Some("ExternalName"));
+            if external {
+                ir::HostRewrite::FromUpstream
+            } else {
+                ir::HostRewrite::Literal(format!("{name}.{namespace}"))
+            }
+        }
+        _ => ir::HostRewrite::FromUpstream,
+    }
 }
 
 /// A route's id: the Mapping's identity and the listener, never a position.
@@ -549,7 +575,9 @@ fn rate_limit_entry(e: &legate_crds::mapping::RateLimitEntry) -> Option<ir::Rate
         return Some(ir::RateLimitEntry::RequestHeader {
             header: h.header.to_ascii_lowercase(),
             key: h.key.clone(),
-            skip_if_absent: h.omit_if_not_present.unwrap_or(false),
+            // Envoy drops the whole descriptor for an absent header unless
+            // told to drop just the entry.
+            skip_if_absent: !h.omit_if_not_present.unwrap_or(false),
         });
     }
     if e.remote_address.is_some() {

@@ -113,12 +113,25 @@ async fn auto_host_rewrite_sends_the_upstreams_own_host_name() {
                 json!({ "prefix": "/auto/", "autoHostRewrite": true, "service": url }),
             ),
             ("plain", json!({ "prefix": "/plain/", "service": url })),
+            (
+                "auto-svc",
+                json!({ "prefix": "/auto-svc/", "autoHostRewrite": true, "service": "quote" }),
+            ),
         ],
     )
     .await;
 
     let r = Req::get("/auto/x").send(&stage).await;
     echoed(&r, 200, "outside-1", "/x", &stage.host.addr().to_string());
+    // A Kubernetes Service's endpoints have no host name: the Service's name is used.
+    let r = Req::get("/auto-svc/x").send(&stage).await;
+    echoed(
+        &r,
+        200,
+        "quote-1",
+        "/x",
+        &format!("quote.{}", stage.env.namespace),
+    );
     let r = Req::get("/plain/x").send(&stage).await;
     echoed(&r, 200, "outside-1", "/x", SHOP);
 }

@@ -216,8 +216,8 @@ pub enum RateLimitEntry {
         value: String,
     },
     /// The value of a request header under `key`. When the header is absent
-    /// the request is not limited, unless `skip_if_absent` drops just this
-    /// descriptor.
+    /// the whole descriptor is left out, unless `skip_if_absent` drops just
+    /// this entry.
     RequestHeader {
         header: String,
         key: String,

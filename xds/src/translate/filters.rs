@@ -120,6 +120,9 @@ pub fn connection_manager(
         use_remote_address: Some(BoolValue { value: true }),
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
+        // No `server: envoy` of Envoy's own: it tells attackers what runs here,
+        // and it would defeat a Mapping's `removeResponseHeaders: [server]`.
+        server_header_transformation: http_connection_manager::ServerHeaderTransformation::PassThrough as i32,
         http_filters,
         access_log: access_log(&services.observability.access_log)
             .into_iter()
@@ -223,7 +226,7 @@ fn ext_authz(auth: &ir::AuthService) -> ExtAuthz {
         } => ext_authz::Services::HttpService(HttpService {
             server_uri: Some(HttpUri {
                 // Envoy requires a URI; only the cluster and timeout are used.
-                uri: format!("http://{}", auth.upstream),
+                uri: format!("http://{}", authority(&auth.upstream)),
                 timeout: Some(duration(auth.timeout)),
                 http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(auth.upstream.clone())),
             }),
@@ -252,6 +255,8 @@ fn ext_authz(auth: &ir::AuthService) -> ExtAuthz {
     };
     ExtAuthz {
         services: Some(services),
+        // Headers the auth service adds can decide the route (a Mapping's `headers`).
+        clear_route_cache: true,
         failure_mode_allow: auth.failure_mode_allow,
         transport_api_version: ApiVersion::V3 as i32,
         allowed_headers,
@@ -289,15 +294,47 @@ fn header_list<'a>(exact: impl Iterator<Item = &'a str>, prefixes: &[&str]) -> L
     }
 }
 
+/// A host[:port] for calls to an upstream, from its name: `ns/svc:port`
+/// becomes `svc.ns:port`, `dns/host:port` becomes `host:port`. Without it
+/// Envoy sends the cluster name as `:authority`, whose `/` strict HTTP/2
+/// servers refuse.
+pub fn authority(upstream: &str) -> String {
+    // Upstreams with their own settings carry a `~hash` suffix.
+    let name = upstream.split('~').next().unwrap_or(upstream);
+    if let Some(host) = name.strip_prefix("dns/") {
+        return host.to_owned();
+    }
+    match name.split_once('/') {
+        Some((namespace, service)) => match service.split_once(':') {
+            Some((service, port)) => format!("{service}.{namespace}:{port}"),
+            None => format!("{service}.{namespace}"),
+        },
+        None => name.to_owned(),
+    }
+}
+
 pub fn grpc(cluster: &str, timeout: Duration) -> GrpcService {
     GrpcService {
         target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
             grpc_service::EnvoyGrpc {
                 cluster_name: cluster.to_owned(),
+                authority: authority(cluster),
                 ..grpc_service::EnvoyGrpc::default()
             },
         )),
         timeout: Some(duration(timeout)),
         ..GrpcService::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::authority;
+
+    #[test]
+    fn upstream_names_become_valid_authorities() {
+        assert_eq!(authority("shop/auth:3000"), "auth.shop:3000");
+        assert_eq!(authority("shop/ratelimit:8081~1a2b3c4d"), "ratelimit.shop:8081");
+        assert_eq!(authority("dns/auth.example.com:443"), "auth.example.com:443");
     }
 }

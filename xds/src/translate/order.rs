@@ -2,8 +2,9 @@
 //!
 //! Envoy takes the first route that matches, so order is semantics: higher
 //! `precedence` first, then the longer path, then more header and query
-//! matchers, and finally the route id, so that equal routes never swap places
-//! between two translations.
+//! matchers, then the more specific host (a name before a glob before `*`),
+//! and finally the route id, so that equal routes never swap places between
+//! two translations.
 
 use std::cmp::Reverse;
 
@@ -18,7 +19,18 @@ pub struct SortKey {
     /// At equal length an exact path is more specific than a prefix, and a
     /// prefix more predictable than a regex.
     path_kind: u8,
+    /// A route for `shop.example.com` beats one for `*.example.com`, which
+    /// beats one for `*`, when the virtual host holds them all.
+    host: (u8, Reverse<usize>),
     pub id: RouteId,
+}
+
+fn host_specificity(host: &str) -> (u8, Reverse<usize>) {
+    match host {
+        "*" | "" => (2, Reverse(0)),
+        glob if glob.starts_with('*') => (1, Reverse(glob.len())),
+        _ => (0, Reverse(host.len())),
+    }
 }
 
 impl SortKey {
@@ -34,6 +46,12 @@ impl SortKey {
             path_len: Reverse(path_len),
             matchers: Reverse(m.headers.len() + m.query.len() + usize::from(m.method.is_some())),
             path_kind,
+            host: route
+                .hostnames
+                .iter()
+                .map(|h| host_specificity(h))
+                .min()
+                .unwrap_or((2, Reverse(0))),
             id: route.id.clone(),
         }
     }

@@ -1088,3 +1088,33 @@ fn a_tcp_route_with_several_upstreams_splits_connections_by_weight() {
         ]
     );
 }
+
+#[test]
+fn with_the_same_match_a_host_beats_a_glob_which_beats_every_host() {
+    let mut t = Translator::new();
+    // Ids sort "a-any" < "b-glob" < "c-shop": only host specificity can put shop first.
+    let mut any = sample::route("a-any", "*", "/s/", "default/any:80");
+    any.hostnames = vec!["*".into()];
+    let glob = sample::route("b-glob", "*.example.com", "/s/", "default/glob:80");
+    let shop = sample::route("c-shop", "shop.example.com", "/s/", "default/shop:80");
+    let updates = t.translate(base().into_iter().chain([
+        Change::UpsertRoute(any),
+        Change::UpsertRoute(glob),
+        Change::UpsertRoute(shop),
+    ]));
+    let rc = route_config(&updates);
+    let shop_vhost = rc
+        .virtual_hosts
+        .iter()
+        .find(|v| v.domains.contains(&"shop.example.com".to_string()))
+        .expect("a virtual host for shop.example.com");
+    let names: Vec<&str> = shop_vhost.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Mapping/default/c-shop",
+            "Mapping/default/b-glob",
+            "Mapping/default/a-any"
+        ]
+    );
+}
