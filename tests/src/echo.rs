@@ -49,6 +49,52 @@ pub struct EchoReply {
 }
 
 impl EchoReply {
+    /// What a server named `backend` saw of `req` (the body is read whole).
+    pub async fn read(req: Request<Incoming>, backend: &str) -> EchoReply {
+        let (parts, body) = req.into_parts();
+        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in &parts.headers {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            headers
+                .entry(name.as_str().to_string())
+                .and_modify(|v| {
+                    v.push(',');
+                    v.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.to_string())
+            .or_else(|| headers.get("host").cloned())
+            .unwrap_or_default();
+        EchoReply {
+            backend: backend.to_owned(),
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().unwrap_or_default().to_string(),
+            host,
+            version: format!("{:?}", parts.version),
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// The reply as a JSON response with `status`, marked with `x-echo-backend`.
+    pub fn into_response(self, status: StatusCode) -> Response<Full<Bytes>> {
+        let json = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = Response::new(Full::new(Bytes::from(json)));
+        *response.status_mut() = status;
+        let h = response.headers_mut();
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        if let Ok(v) = HeaderValue::try_from(self.backend) {
+            h.insert("x-echo-backend", v);
+        }
+        response
+    }
+
     /// A request header, if the upstream received it.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
@@ -146,48 +192,13 @@ async fn answer(req: Request<Incoming>, backend: String) -> Result<Response<Full
         })
         .collect();
 
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers
-            .entry(name.as_str().to_string())
-            .and_modify(|v| {
-                v.push(',');
-                v.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.to_string())
-        .or_else(|| headers.get("host").cloned())
-        .unwrap_or_default();
-    let reply = EchoReply {
-        backend: backend.clone(),
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().unwrap_or_default().to_string(),
-        host,
-        version: format!("{:?}", parts.version),
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
+    let reply = EchoReply::read(req, &backend).await;
     if let Some(ms) = delay {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let json = serde_json::to_vec(&reply).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(json)));
-    *response.status_mut() = status;
-    let h = response.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::try_from(backend) {
-        h.insert("x-echo-backend", v);
-    }
+    let mut response = reply.into_response(status);
     for (name, value) in extra_headers {
-        h.append(name, value);
+        response.headers_mut().append(name, value);
     }
     Ok(response)
 }

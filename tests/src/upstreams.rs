@@ -3,15 +3,13 @@
 //! request counting), and an endpoint that never answers a SYN (for connect
 //! timeouts).
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -103,35 +101,7 @@ async fn answer(
     log: Arc<Mutex<Vec<EchoReply>>>,
     behaviour: Behaviour,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers
-            .entry(name.as_str().to_string())
-            .and_modify(|v| {
-                v.push(',');
-                v.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.to_string())
-        .or_else(|| headers.get("host").cloned())
-        .unwrap_or_default();
-    let reply = EchoReply {
-        backend: backend.clone(),
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().unwrap_or_default().to_string(),
-        host,
-        version: format!("{:?}", parts.version),
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
+    let reply = EchoReply::read(req, &backend).await;
     let earlier = match log.lock() {
         Ok(mut seen) => {
             let earlier = seen.iter().filter(|r| r.path == reply.path).count();
@@ -144,16 +114,7 @@ async fn answer(
         Behaviour::FailFirstAttempt if earlier == 0 => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::OK,
     };
-    let json = serde_json::to_vec(&reply).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(json)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::try_from(backend) {
-        response.headers_mut().insert("x-echo-backend", v);
-    }
-    Ok(response)
+    Ok(reply.into_response(status))
 }
 
 /// A listening port on a test host that never answers a new SYN: its accept
