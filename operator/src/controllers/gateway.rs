@@ -137,6 +137,29 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
             generation,
         ),
     });
+    // What the Gateway itself refers to (its tracing collector).
+    let model = ctx.shared.model();
+    let resolved = model
+        .verdicts
+        .get(&crate::model::object_ref(gateway.as_ref()).key())
+        .map(|v| v.resolved_refs.clone())
+        .unwrap_or(Ok(()));
+    desired.push(match resolved {
+        Ok(()) => condition(
+            types::RESOLVED_REFS,
+            true,
+            reasons::RESOLVED_REFS,
+            "Every Service it refers to exists",
+            generation,
+        ),
+        Err(problem) => condition(
+            types::RESOLVED_REFS,
+            false,
+            problem.reason,
+            problem.message,
+            generation,
+        ),
+    });
     let deploy_status = deployment.as_ref().and_then(|d| d.status.clone());
     if ctx.fleet.is_some() {
         let available = deploy_status

@@ -77,3 +77,29 @@ async fn a_gateway_with_tracing_exports_a_span_per_request_to_the_collector() {
         "the span is of a request sent: {span:?} {sent:?}"
     );
 }
+
+#[tokio::test]
+async fn a_missing_collector_is_reported_on_the_gateway_and_requests_still_flow() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("traced", json!({ "prefix": "/traced/", "service": "quote" }))
+        .await;
+    gateway(&stage, &[], json!({ "tracing": { "collector": "absent:4317" } })).await;
+    let c = stage
+        .condition_reason("Gateway", "edge", "ResolvedRefs", "BackendNotFound")
+        .await;
+    assert_eq!(c["status"], "False");
+    assert_eq!(
+        c["message"],
+        format!(
+            "Service {}/absent does not exist; no spans are sent",
+            stage.env.namespace
+        )
+    );
+    let r = until(&stage, "GET", "/traced/a", HOST, &[], 200).await;
+    assert_eq!(r.echo().path, "/a");
+
+    gateway(&stage, &[], json!({})).await;
+    let c = stage.condition("Gateway", "edge", "ResolvedRefs", "True").await;
+    assert_eq!(c["message"], "Every Service it refers to exists");
+}
