@@ -78,9 +78,19 @@ impl ControlPlane {
     }
 
     /// A kubectl command for this control plane, for tests that inspect failures.
+    ///
+    /// Each command gets a discovery cache of its own: tests of one binary run
+    /// in parallel, and a cache written before another test installed the
+    /// CRDs would make `kubectl get legate` say the type does not exist.
     pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut cmd = Command::new(self.bin_dir.join("kubectl"));
-        cmd.arg("--kubeconfig").arg(self.kubeconfig()).args(args);
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.dir.join(format!("kubectl-cache-{call}")))
+            .args(args);
         cmd
     }
 }
