@@ -20,8 +20,9 @@ pub enum AccessLog {
 }
 
 impl AccessLog {
-    /// The route's owner, as `namespace/name`, for access log formats
-    /// (Envoy route metadata the translator sets on every route).
+    /// The route's Mapping as `namespace/name` (another owner as
+    /// `Kind/namespace/name`), for access log formats: Envoy route metadata
+    /// the translator sets on every route.
     pub const MAPPING_COMMAND: &'static str = "%METADATA(ROUTE:legate:mapping)%";
 
     /// The fields logged unless the Gateway chooses its own.

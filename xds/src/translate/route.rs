@@ -113,18 +113,21 @@ pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
     (proto, per_filter)
 }
 
-/// `legate.mapping: namespace/name` of the route's owner, for access logs
-/// (one map entry each, so the encoding is stable).
+/// `legate.mapping` of the route, for access logs: `namespace/name` of its
+/// Mapping, or `Kind/namespace/name` of another owner (a TLSContext's
+/// redirect, an AuthService's last route). One map entry each, so the
+/// encoding is stable.
 fn owner_metadata(origin: &ir::ObjectRef) -> Metadata {
+    let owner = if origin.kind() == "Mapping" {
+        format!("{}/{}", origin.namespace(), origin.name())
+    } else {
+        origin.key()
+    };
     let owner = Struct {
         fields: [(
             "mapping".to_owned(),
             Value {
-                kind: Some(value::Kind::StringValue(format!(
-                    "{}/{}",
-                    origin.namespace(),
-                    origin.name()
-                ))),
+                kind: Some(value::Kind::StringValue(owner)),
             },
         )]
         .into(),

@@ -1118,3 +1118,21 @@ fn with_the_same_match_a_host_beats_a_glob_which_beats_every_host() {
         ]
     );
 }
+
+#[test]
+fn the_access_log_names_a_mapping_by_namespace_and_name_and_other_owners_by_kind() {
+    let owner = |r: ir::Route| {
+        let route = translated_route(r);
+        let metadata = route.metadata.expect("every route names its owner");
+        let fields = &metadata.filter_metadata["legate"].fields;
+        format!("{:?}", fields["mapping"].kind)
+    };
+    let mapping = sample::route("quote", "shop.example.com", "/api/", "default/echo:80");
+    assert_eq!(owner(mapping.clone()), "Some(StringValue(\"default/quote\"))");
+    let mut redirect = mapping;
+    redirect.origin = ObjectRef::new("TLSContext", "default", "shop-tls", 1);
+    assert_eq!(
+        owner(redirect),
+        "Some(StringValue(\"TLSContext/default/shop-tls\"))"
+    );
+}
