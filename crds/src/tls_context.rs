@@ -53,7 +53,8 @@ pub struct TLSContextSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub ca_secret: Option<String>,
-    /// Refuse clients without a valid certificate (needs caSecret).
+    /// Refuse clients without a valid certificate (needs caSecret). Without it, clients may
+    /// connect without a certificate, and one they present must still chain to caSecret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_required: Option<bool>,
     /// The lowest TLS version accepted: v1.0, v1.1, v1.2 or v1.3.

@@ -42,8 +42,9 @@ pub fn resolve(world: &World, context: &TLSContext) -> Result<ResolvedTls, Probl
         hostnames: spec.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
         certificate: certificate.name.clone(),
         client_ca: client_ca.as_ref().map(|ca| ca.name.clone()),
-        // With a CA, a client certificate is required unless certRequired says otherwise.
-        require_client_certificate: spec.cert_required.unwrap_or(true),
+        // As in Ambassador: a CA alone verifies the certificates clients
+        // present; certRequired also refuses clients without one.
+        require_client_certificate: spec.cert_required.unwrap_or(false),
         alpn: spec.alpn_protocols.clone(),
         cipher_suites: spec.cipher_suites.clone(),
         min_version: version(spec.min_tls_version),
