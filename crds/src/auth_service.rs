@@ -1,6 +1,6 @@
 //! AuthService: external authorization (Envoy ext_authz) for a Gateway.
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +9,7 @@ use crate::mapping::SERVICE_PATTERN;
 
 /// External authorization: every request to the Gateway is first checked by this service,
 /// unless its Mapping sets `bypassAuth`.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "legate.dev",
     version = "v1alpha1",
@@ -63,9 +63,12 @@ pub struct AuthServiceSpec {
     /// Let requests through when the auth service is down or times out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_mode_allow: Option<bool>,
-    /// The status clients get when the auth service fails (default 403).
+    /// The status clients get when the auth service fails (default 403): one of the statuses
+    /// Envoy can send (IANA's registered codes, not 418, 451 or 5xx beyond 511).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 100, max = 599))]
+    #[x_kube(validation = Rule::new("self in [100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424, 426, 428, 429, 431, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511]")
+        .message("statusOnError must be a status Envoy can send, such as 403, 500 or 503"))]
     pub status_on_error: Option<i32>,
     /// The Gateways to attach to. Empty: every Gateway that admits this namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

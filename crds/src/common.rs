@@ -191,7 +191,8 @@ pub struct HashOn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = HEADER_NAME_PATTERN), length(max = 256))]
     pub header: Option<String>,
-    /// Hash on this cookie; Envoy sets it when the request has none.
+    /// Hash on this cookie. With a `ttl`, Envoy sets it on a client that has none; without,
+    /// a request without the cookie is not sticky.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cookie: Option<HashCookie>,
     /// Hash on the client's IP address.

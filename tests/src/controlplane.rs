@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ObjectMeta, PostParams};
@@ -83,8 +83,8 @@ impl ControlPlane {
     /// in parallel, and a cache written before another test installed the
     /// CRDs would make `kubectl get legate` say the type does not exist.
     pub fn kubectl_command(&self, args: &[&str]) -> Command {
-        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
         let mut cmd = Command::new(self.bin_dir.join("kubectl"));
         cmd.arg("--kubeconfig")
             .arg(self.kubeconfig())

@@ -517,6 +517,13 @@ fn invalid_objects() -> Vec<Invalid> {
             "spec.tracing.samplingPercent",
             "less than or equal to 100",
         ),
+        invalid(
+            "a statusOnError Envoy cannot send",
+            "AuthService",
+            json!({ "service": "auth:3000", "statusOnError": 418 }),
+            "spec.statusOnError",
+            "statusOnError must be a status Envoy can send",
+        ),
         // TLSContext
         invalid(
             "no hosts",

@@ -137,29 +137,41 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
             generation,
         ),
     });
-    // What the Gateway itself refers to (its tracing collector).
+    // What the Gateway itself refers to (its tracing collector), once the
+    // engine has judged this generation; until then the condition stays as it is.
     let model = ctx.shared.model();
-    let resolved = model
+    let reference = crate::model::object_ref(gateway.as_ref());
+    let judged = model
         .verdicts
-        .get(&crate::model::object_ref(gateway.as_ref()).key())
-        .map(|v| v.resolved_refs.clone())
-        .unwrap_or(Ok(()));
-    desired.push(match resolved {
-        Ok(()) => condition(
+        .get(&reference.key())
+        .filter(|v| v.object.generation() == reference.generation());
+    let current = gateway
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
+    match judged.map(|v| v.resolved_refs.clone()) {
+        Some(Ok(())) => desired.push(condition(
             types::RESOLVED_REFS,
             true,
             reasons::RESOLVED_REFS,
             "Every Service it refers to exists",
             generation,
-        ),
-        Err(problem) => condition(
+        )),
+        Some(Err(problem)) => desired.push(condition(
             types::RESOLVED_REFS,
             false,
             problem.reason,
             problem.message,
             generation,
+        )),
+        None => desired.extend(
+            current
+                .iter()
+                .filter(|c| c.type_ == types::RESOLVED_REFS)
+                .cloned(),
         ),
-    });
+    }
     let deploy_status = deployment.as_ref().and_then(|d| d.status.clone());
     if ctx.fleet.is_some() {
         let available = deploy_status

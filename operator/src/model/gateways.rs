@@ -219,8 +219,9 @@ fn add_rate_limit(
     verdict.gateways.push(key.clone());
 }
 
-/// The Gateway's access log and tracing. A collector that cannot be found
-/// turns tracing off and says so on the Gateway; requests flow either way.
+/// The Gateway's access log and tracing. A collector that is invalid or
+/// cannot be found sends no spans and says so on the Gateway (ResolvedRefs);
+/// requests flow either way.
 pub fn add_observability(
     gateway: &Gateway,
     index: &ServiceIndex,
@@ -245,6 +246,15 @@ pub fn add_observability(
             .entry(origin.key())
             .or_insert_with(|| Verdict::new(origin.clone()));
         let namespace = gateway.namespace().unwrap_or_default();
+        let parsed = upstreams::parse(&t.collector, &namespace);
+        if let Err(e) = parsed {
+            // The Gateway's conditions show ResolvedRefs, not this verdict's Accepted.
+            verdict.resolved_refs = Err(Problem::new(
+                reasons::INVALID,
+                format!("tracing.collector: {e}; no spans are sent"),
+            ));
+            return None;
+        }
         let upstream = service_upstream(
             &t.collector,
             &namespace,
@@ -327,15 +337,37 @@ pub(super) fn service_upstream(
     config: &mut GatewayConfig,
     verdict: &mut Verdict,
 ) -> Option<String> {
+    // An upstream with no endpoints, named apart so that it never empties a
+    // real upstream of the same Service (a typo in a port name must not take
+    // another route's endpoints away).
+    let unreachable = |config: &mut GatewayConfig, what: &str| {
+        let upstream_name = format!("unresolved/{}/{what}", origin.key());
+        config.endpoints.insert(upstream_name.clone(), Vec::new());
+        config.add_upstream(ir::Upstream::endpoints(&upstream_name, origin.clone()));
+        upstream_name
+    };
     match upstreams::parse(service, namespace) {
         Err(e) => {
-            verdict.accepted = Err(Problem::new(reasons::INVALID, e));
-            None
+            verdict.accepted = Err(Problem::new(reasons::INVALID, format!("{e}; {effect}")));
+            Some(unreachable(config, "service"))
         }
-        Ok(ServiceRef::External { host, port, .. }) => {
+        Ok(ServiceRef::External { host, port, tls }) => {
             let name = ir::Upstream::dns_name(&host, port);
             let mut upstream = ir::Upstream::endpoints(&name, origin.clone());
-            upstream.discovery = ir::Discovery::Dns { hostname: host, port };
+            upstream.discovery = ir::Discovery::Dns {
+                hostname: host.clone(),
+                port,
+            };
+            upstream.tls = tls.then_some(ir::UpstreamTls {
+                sni: Some(host),
+                ca_secret: None,
+                client_certificate: None,
+            });
+            if upstream.tls.is_some() {
+                // Not the plain cluster of the same host and port.
+                upstream.name = format!("{name}~tls");
+            }
+            let name = upstream.name.clone();
             config.add_upstream(upstream);
             Some(name)
         }
@@ -344,31 +376,37 @@ pub(super) fn service_upstream(
             namespace,
             port,
         }) => {
-            let unreachable = |config: &mut GatewayConfig, port: u16| {
-                let upstream_name = ir::Upstream::service_name(&namespace, &name, port);
-                config.endpoints.insert(upstream_name.clone(), Vec::new());
-                config.add_upstream(ir::Upstream::endpoints(&upstream_name, origin.clone()));
-                upstream_name
-            };
-            let number = match &port {
-                Some(super::services::PortRef::Number(n)) => *n,
-                _ => 80,
-            };
             let Some(svc) = index.service(&namespace, &name) else {
                 verdict.resolved_refs = Err(Problem::new(
                     reasons::BACKEND_NOT_FOUND,
                     format!("Service {namespace}/{name} does not exist; {effect}"),
                 ));
-                return Some(unreachable(config, number));
+                return Some(unreachable(config, "service"));
             };
             let resolved = match super::services::resolve_port(svc, port.as_ref()) {
                 Ok(r) => r,
                 Err(e) => {
                     verdict.resolved_refs =
                         Err(Problem::new(reasons::BACKEND_NOT_FOUND, format!("{e}; {effect}")));
-                    return Some(unreachable(config, number));
+                    return Some(unreachable(config, "port"));
                 }
             };
+            if let Some(external) = svc
+                .spec
+                .as_ref()
+                .filter(|s| s.type_.as_deref() == Some("ExternalName"))
+                .and_then(|s| s.external_name.clone())
+            {
+                // Envoy resolves an ExternalName Service's host itself.
+                let upstream_name = ir::Upstream::dns_name(&external, resolved.port);
+                let mut upstream = ir::Upstream::endpoints(&upstream_name, origin.clone());
+                upstream.discovery = ir::Discovery::Dns {
+                    hostname: external,
+                    port: resolved.port,
+                };
+                config.add_upstream(upstream);
+                return Some(upstream_name);
+            }
             let upstream_name = ir::Upstream::service_name(&namespace, &name, resolved.port);
             let endpoints = index.endpoints(&namespace, &name, &resolved);
             if endpoints.is_empty() {
@@ -377,7 +415,7 @@ pub(super) fn service_upstream(
                     format!("Service {namespace}/{name} has no ready endpoint; {effect}"),
                 ));
             }
-            config.endpoints.insert(upstream_name.clone(), endpoints);
+            config.endpoints.entry(upstream_name.clone()).or_insert(endpoints);
             config.add_upstream(ir::Upstream::endpoints(&upstream_name, origin.clone()));
             Some(upstream_name)
         }

@@ -173,6 +173,24 @@ pub fn validate(mapping: &Mapping) -> Result<(), Problem> {
     if let Some(service) = &spec.service {
         upstreams::parse(service, &mapping.namespace().unwrap_or_default()).map_err(invalid)?;
     }
+    if let Some(limit) = &spec.local_rate_limit {
+        // Envoy refuses an empty bucket, and a fill interval under 50 ms.
+        let per = limit
+            .per
+            .to_std()
+            .map_err(|e| invalid(format!("spec.localRateLimit.per: {e}")))?;
+        if per < Duration::from_millis(50) || limit.requests < 1 {
+            return Err(invalid(format!(
+                "spec.localRateLimit allows {} requests per {}: it needs at least 1 request per 50ms or more",
+                limit.requests, limit.per.0
+            )));
+        }
+    }
+    if spec.redirect.as_ref().is_some_and(|r| r.prefix.is_some()) && spec.prefix.is_none() {
+        return Err(invalid(
+            "spec.redirect.prefix replaces the matched prefix: the Mapping needs spec.prefix".into(),
+        ));
+    }
     Ok(())
 }
 

@@ -114,7 +114,7 @@ fn reject_answers_404_and_route_adds_nothing() {
 }
 
 #[test]
-fn a_missing_secret_is_reported_and_its_hosts_are_not_redirected_to_nothing() {
+fn a_missing_secret_is_reported_and_its_hosts_stay_off_cleartext() {
     let world = World {
         gateways: vec![http_and_https()],
         tls_contexts: vec![tls_context(
@@ -124,7 +124,13 @@ fn a_missing_secret_is_reported_and_its_hosts_are_not_redirected_to_nothing() {
         ..World::default()
     };
     let model = build(&world);
-    assert!(insecure_routes(&model).is_empty());
+    let routes = insecure_routes(&model);
+    assert_eq!(
+        routes.len(),
+        1,
+        "still redirected, never served in clear: {routes:#?}"
+    );
+    assert!(matches!(routes[0].action, ir::RouteAction::Redirect(_)));
     let problem = verdict(&model, "TLSContext/shop/shop-tls")
         .resolved_refs
         .clone()
@@ -388,4 +394,35 @@ fn tcp_mappings_of_one_port_split_by_weight_and_another_namespace_is_conflicted(
         "port 5432 is already routed by TCPMapping shop/db, which is older"
     );
     assert!(verdict(&model, "TCPMapping/shop/db-canary").accepted.is_ok());
+}
+
+#[test]
+fn settings_envoy_would_refuse_make_the_mapping_invalid_with_the_reason() {
+    let cases = [
+        (
+            json!({ "path": "/old", "redirect": { "prefix": "/new/" } }),
+            "spec.redirect.prefix replaces the matched prefix: the Mapping needs spec.prefix",
+        ),
+        (
+            json!({ "prefix": "/api/", "service": "quote", "localRateLimit": { "requests": 5, "per": "10ms" } }),
+            "spec.localRateLimit allows 5 requests per 10ms: it needs at least 1 request per 50ms or more",
+        ),
+    ];
+    for (spec, message) in cases {
+        let world = World {
+            gateways: vec![gateway("shop", "edge", json!({}))],
+            mappings: vec![mapping("shop", "m", "01", spec)],
+            services: vec![service("shop", "quote")],
+            ..World::default()
+        };
+        let model = build(&world);
+        let problem = verdict(&model, "Mapping/shop/m")
+            .accepted
+            .clone()
+            .expect_err("refused");
+        assert_eq!(
+            (problem.reason, problem.message.as_str()),
+            (reasons::INVALID, message)
+        );
+    }
 }

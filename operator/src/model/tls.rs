@@ -77,6 +77,15 @@ pub fn add_tls(
         let verdict = verdicts
             .entry(origin.key())
             .or_insert_with(|| Verdict::new(origin.clone()));
+        let hostnames: Vec<String> = context
+            .spec
+            .hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        // Cleartext stays redirected or refused while the certificate is
+        // missing (cert-manager's first issue, a typo): never served in clear.
+        add_insecure_routes(context, &origin, &hostnames, config);
         let resolved = match resolve(world, context) {
             Ok(resolved) => resolved,
             Err(mut problem) => {
@@ -95,7 +104,6 @@ pub fn add_tls(
                 listener.tls.push(resolved.server.clone());
             }
         }
-        add_insecure_routes(context, &resolved.server, config);
         if !verdict.gateways.contains(&key) {
             verdict.gateways.push(key.clone());
         }
@@ -105,7 +113,12 @@ pub fn add_tls(
 /// Cleartext requests for a TLS host: a redirect to the Gateway's HTTPS
 /// listener, or 404, ahead of every Mapping (Route adds nothing: Mappings
 /// answer). Only when an HTTPS listener exists to send clients to.
-fn add_insecure_routes(context: &TLSContext, server: &ir::ServerTls, config: &mut GatewayConfig) {
+fn add_insecure_routes(
+    context: &TLSContext,
+    origin: &ir::ObjectRef,
+    hostnames: &[String],
+    config: &mut GatewayConfig,
+) {
     let Some(https_port) = config
         .listeners
         .values()
@@ -137,11 +150,11 @@ fn add_insecure_routes(context: &TLSContext, server: &ir::ServerTls, config: &mu
         .collect();
     for listener in http {
         let route = ir::Route {
-            id: mappings::route_id(&server.origin, &listener),
-            origin: server.origin.clone(),
+            id: mappings::route_id(origin, &listener),
+            origin: origin.clone(),
             co_origins: Vec::new(),
             listener,
-            hostnames: server.hostnames.clone(),
+            hostnames: hostnames.to_vec(),
             precedence: i32::MAX,
             matcher: ir::RouteMatch::default(),
             action: action.clone(),

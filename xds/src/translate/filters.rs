@@ -63,19 +63,17 @@ pub fn connection_manager(
         ..HttpFilter::default()
     }];
     // Without a bucket of its own the filter lets everything through; routes
-    // with a `localRateLimit` bring theirs. First, so that a limited request
-    // costs no call to the auth or rate limit service.
-    http_filters.insert(
-        0,
-        HttpFilter {
-            name: LOCAL_RATELIMIT.into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(LocalRateLimit {
-                stat_prefix: "local_rate_limit".into(),
-                ..LocalRateLimit::default()
-            }))),
-            ..HttpFilter::default()
-        },
-    );
+    // with a `localRateLimit` bring theirs. After CORS (a preflight costs no
+    // token, and a 429 carries the CORS headers a browser needs to read it),
+    // before auth and the rate limit service (a limited request costs no call).
+    http_filters.push(HttpFilter {
+        name: LOCAL_RATELIMIT.into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(LocalRateLimit {
+            stat_prefix: "local_rate_limit".into(),
+            ..LocalRateLimit::default()
+        }))),
+        ..HttpFilter::default()
+    });
     if let Some(auth) = services.auth {
         http_filters.push(HttpFilter {
             name: EXT_AUTHZ.into(),
@@ -266,7 +264,9 @@ fn ext_authz(auth: &ir::AuthService) -> ExtAuthz {
         with_request_body: auth.include_body.map(|b| BufferSettings {
             max_request_bytes: b.max_bytes,
             allow_partial_message: b.allow_partial,
-            ..BufferSettings::default()
+            // gRPC's body field is a proto3 string, which strict servers
+            // refuse when it is not UTF-8: binary bodies go as bytes.
+            pack_as_bytes: auth.protocol == ir::AuthProtocol::Grpc,
         }),
         ..ExtAuthz::default()
     }
