@@ -34,7 +34,9 @@ pub fn add_tcp_routes(
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
     let key = gateway_key(gateway);
-    let mut groups: BTreeMap<(String, Vec<String>), Vec<Candidate>> = BTreeMap::new();
+    // Members of a group share one filter chain: the same listener, server
+    // names and TLS handling (passed through, or terminated by one TLSContext).
+    let mut groups: BTreeMap<(String, Vec<String>, Option<String>), Vec<Candidate>> = BTreeMap::new();
     for tcp in &world.tcp_mappings {
         if tcp.meta().deletion_timestamp.is_some() {
             continue;
@@ -100,7 +102,7 @@ pub fn add_tcp_routes(
         }
         sni.sort();
         groups
-            .entry((listener.name.clone(), sni.clone()))
+            .entry((listener.name.clone(), sni.clone(), tcp.spec.tls_context.clone()))
             .or_default()
             .push(Candidate {
                 mapping: tcp.clone(),
@@ -110,8 +112,60 @@ pub fn add_tcp_routes(
                 tls,
             });
     }
-    for mut members in groups.into_values() {
-        members.sort_by(|a, b| age_order(&a.mapping, &b.mapping));
+    let mut groups: Vec<Vec<Candidate>> = groups
+        .into_values()
+        .map(|mut members| {
+            members.sort_by(|a, b| age_order(&a.mapping, &b.mapping));
+            members
+        })
+        .collect();
+    groups.sort_by(|a, b| match (a.first(), b.first()) {
+        (Some(a), Some(b)) => age_order(&a.mapping, &b.mapping),
+        _ => std::cmp::Ordering::Equal,
+    });
+    // Server names (or "" for the default chain) already taken, per listener:
+    // Envoy refuses two filter chains that match the same connection.
+    let mut claimed: BTreeMap<(String, String), String> = BTreeMap::new();
+    for members in groups {
+        let Some(oldest) = members.first() else {
+            continue;
+        };
+        let names: Vec<String> = if oldest.sni.is_empty() {
+            vec![String::new()]
+        } else {
+            oldest.sni.clone()
+        };
+        let taken = names.iter().find_map(|n| {
+            claimed
+                .get(&(oldest.listener.clone(), n.clone()))
+                .map(|h| (n.clone(), h.clone()))
+        });
+        if let Some((name, holder)) = taken {
+            let what = if name.is_empty() {
+                format!("port {}", oldest.mapping.spec.port)
+            } else {
+                format!("port {} for {name}", oldest.mapping.spec.port)
+            };
+            for member in &members {
+                let origin = object_ref(member.mapping.as_ref());
+                verdicts
+                    .entry(origin.key())
+                    .or_insert_with(|| Verdict::new(origin))
+                    .accepted = Err(Problem::new(
+                    reasons::CONFLICTED,
+                    format!("{what} is already routed by {holder}, which is older"),
+                ));
+            }
+            continue;
+        }
+        let holder = format!(
+            "TCPMapping {}/{}",
+            oldest.mapping.namespace().unwrap_or_default(),
+            oldest.mapping.name_any()
+        );
+        for name in names {
+            claimed.insert((oldest.listener.clone(), name), holder.clone());
+        }
         let members = keep_first_namespace(members, verdicts);
         let weights = split(&members, verdicts);
         let Some(first) = members.first() else {

@@ -426,3 +426,50 @@ fn settings_envoy_would_refuse_make_the_mapping_invalid_with_the_reason() {
         );
     }
 }
+
+#[test]
+fn tcp_mappings_whose_server_names_overlap_leave_the_older_one_alone() {
+    let world = World {
+        gateways: vec![gateway(
+            "shop",
+            "edge",
+            json!({ "listeners": [{ "name": "tls", "port": 8443, "protocol": "TLS" }] }),
+        )],
+        tls_contexts: vec![tls_context(
+            "both-tls",
+            json!({ "hosts": ["a.example.com", "b.example.com"], "secret": "both-cert" }),
+        )],
+        tcp_mappings: vec![
+            tcp(
+                "shop",
+                "a",
+                "01",
+                json!({ "port": 8443, "service": "a:80", "sni": "a.example.com" }),
+            ),
+            // Terminates for a.example.com too (its TLSContext's hosts): a second
+            // chain for a.example.com, which Envoy would refuse.
+            tcp(
+                "shop",
+                "both",
+                "02",
+                json!({ "port": 8443, "service": "b:80", "tlsContext": "both-tls" }),
+            ),
+        ],
+        services: vec![service("shop", "a"), service("shop", "b")],
+        secrets: vec![tls_secret("shop", "both-cert")],
+        ..World::default()
+    };
+    let model = build(&world);
+    let routes: Vec<&ir::TcpRoute> = model.gateways["shop/edge"].tcp_routes.values().collect();
+    assert_eq!(routes.len(), 1, "{routes:#?}");
+    assert_eq!(routes[0].origin.name(), "a");
+    let problem = verdict(&model, "TCPMapping/shop/both")
+        .accepted
+        .clone()
+        .expect_err("overlaps");
+    assert_eq!(problem.reason, reasons::CONFLICTED);
+    assert_eq!(
+        problem.message,
+        "port 8443 for a.example.com is already routed by TCPMapping shop/a, which is older"
+    );
+}
