@@ -147,14 +147,14 @@ pub fn add_tcp_routes(
                 format!("port {} for {name}", oldest.mapping.spec.port)
             };
             for member in &members {
-                let origin = object_ref(member.mapping.as_ref());
-                verdicts
-                    .entry(origin.key())
-                    .or_insert_with(|| Verdict::new(origin))
-                    .accepted = Err(Problem::new(
-                    reasons::CONFLICTED,
-                    format!("{what} is already routed by {holder}, which is older"),
-                ));
+                refuse(
+                    verdicts,
+                    &member.mapping,
+                    Problem::new(
+                        reasons::CONFLICTED,
+                        format!("{what} is already routed by {holder}, which is older"),
+                    ),
+                );
             }
             continue;
         }
@@ -241,21 +241,28 @@ fn keep_first_namespace(members: Vec<Candidate>, verdicts: &mut BTreeMap<String,
     );
     let (kept, others): (Vec<_>, Vec<_>) = members.into_iter().partition(|m| m.mapping.namespace() == owner);
     for other in others {
-        let origin = object_ref(other.mapping.as_ref());
         let what = if other.sni.is_empty() {
             format!("port {}", other.mapping.spec.port)
         } else {
             format!("port {} for {}", other.mapping.spec.port, other.sni.join(", "))
         };
-        verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin))
-            .accepted = Err(Problem::new(
-            reasons::CONFLICTED,
-            format!("{what} is already routed by {holder}, which is older"),
-        ));
+        let message = format!("{what} is already routed by {holder}, which is older");
+        refuse(
+            verdicts,
+            &other.mapping,
+            Problem::new(reasons::CONFLICTED, message),
+        );
     }
     kept
+}
+
+/// Records why a TCPMapping carries no traffic.
+fn refuse(verdicts: &mut BTreeMap<String, Verdict>, mapping: &TCPMapping, problem: Problem) {
+    let origin = object_ref(mapping);
+    verdicts
+        .entry(origin.key())
+        .or_insert_with(|| Verdict::new(origin))
+        .accepted = Err(problem);
 }
 
 /// Each member's share of the connections, oldest first: explicit weights as
@@ -278,17 +285,11 @@ fn split(members: &[Candidate], verdicts: &mut BTreeMap<String, Verdict>) -> Vec
             continue;
         };
         if total + weight > 100 {
-            let origin = object_ref(member.mapping.as_ref());
-            verdicts
-                .entry(origin.key())
-                .or_insert_with(|| Verdict::new(origin))
-                .accepted = Err(Problem::new(
-                reasons::INVALID,
-                format!(
-                    "weight {weight} takes the TCPMappings of port {} past 100 (older ones already have {total})",
-                    member.mapping.spec.port
-                ),
-            ));
+            let message = format!(
+                "weight {weight} takes the TCPMappings of port {} past 100 (older ones already have {total})",
+                member.mapping.spec.port
+            );
+            refuse(verdicts, &member.mapping, Problem::new(reasons::INVALID, message));
             shares.push(Share::Refused);
             continue;
         }
