@@ -519,10 +519,13 @@ async fn a_tls_context_serves_https_for_its_hosts() {
         .await;
     let ca_pem = ca.pem();
     let addr = loopback(https_port);
-    let answer = eventually("HTTPS for shop.example.com", PATIENCE, || async {
+    // The listener (and its certificate) can arrive a moment before the
+    // route: wait for the answer, not just the handshake.
+    let answer = eventually("HTTPS for shop.example.com to answer 200", PATIENCE, || async {
         legate_tests::http::https_get(addr, "shop.example.com", &ca_pem, "/cart")
             .await
             .ok()
+            .filter(|r| r.status == 200)
     })
     .await;
     assert_eq!(answer.status, 200);
