@@ -91,6 +91,21 @@ async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
+    try_send(stage, method, path, host, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", stage.envoy.log_tail()))
+}
+
+/// A cleartext request, or why it got no answer (the listener may not be
+/// there yet while a test waits for it).
+async fn try_send(
+    stage: &Stage,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Response, String> {
     let mut builder = Request::builder()
         .method(method)
         .uri(stage.url(path))
@@ -101,10 +116,7 @@ async fn send(
     let request = builder
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("a valid request");
-    HttpClient::http1()
-        .send(request)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stage.envoy.log_tail()))
+    HttpClient::http1().send(request).await
 }
 
 /// Waits until a cleartext request answers `status`.
@@ -118,7 +130,7 @@ async fn until(
 ) -> Response {
     let what = format!("{method} {path} (Host {host}) to answer {status}");
     eventually(&what, PATIENCE, || async {
-        let r = send(stage, method, path, host, headers, "").await;
+        let r = try_send(stage, method, path, host, headers, "").await.ok()?;
         (r.status == status).then_some(r)
     })
     .await
@@ -129,9 +141,11 @@ async fn until(
 async fn eventually_status(stage: &Stage, path: &str, host: &str, status: u16) -> Response {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let r = send(stage, "GET", path, host, &[], "").await;
-        if r.status == status || tokio::time::Instant::now() >= deadline {
-            return r;
+        let late = tokio::time::Instant::now() >= deadline;
+        match try_send(stage, "GET", path, host, &[], "").await {
+            Ok(r) if r.status == status || late => return r,
+            Err(e) if late => panic!("{e}\n{}", stage.envoy.log_tail()),
+            _ => {}
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
