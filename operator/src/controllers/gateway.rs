@@ -52,16 +52,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
     let mut service = None;
     if let Some(fleet) = &ctx.fleet {
         let name = fleet::fleet_name(&gateway);
-        let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace);
-        let services = Api::<Service>::namespaced(ctx.client.clone(), &namespace);
-        deployment = deployments
-            .get_opt(&name)
-            .await
-            .map_err(read_error("Deployment", &key))?;
-        service = services
-            .get_opt(&name)
-            .await
-            .map_err(read_error("Service", &key))?;
+        (deployment, service) = read_fleet(ctx, &namespace, &name, &key).await?;
         // Apply only when the Gateway changed or someone changed the fleet:
         // an unchanged world sends no writes at all.
         let remembered = ctx.fleet_marks.lock().ok().and_then(|m| m.get(&key).cloned());
@@ -80,14 +71,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
                         what,
                         source,
                     })?;
-            deployment = deployments
-                .get_opt(&name)
-                .await
-                .map_err(read_error("Deployment", &key))?;
-            service = services
-                .get_opt(&name)
-                .await
-                .map_err(read_error("Service", &key))?;
+            (deployment, service) = read_fleet(ctx, &namespace, &name, &key).await?;
             let applied = FleetMark {
                 gateway_generation: gateway.meta().generation,
                 deployment_generation: deployment.as_ref().and_then(|d| d.meta().generation),
@@ -243,6 +227,24 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
 }
 
 /// A failed read of a fleet object, for the reconcile error (and the log).
+/// The fleet's Deployment and Service as they are now (either may not exist yet).
+async fn read_fleet(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<(Option<Deployment>, Option<Service>), Error> {
+    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(read_error("Deployment", key))?;
+    let service = Api::<Service>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(read_error("Service", key))?;
+    Ok((deployment, service))
+}
+
 fn read_error<'a>(kind: &'a str, gateway: &'a str) -> impl FnOnce(kube::Error) -> Error + 'a {
     move |source| Error::Fleet {
         gateway: gateway.to_string(),

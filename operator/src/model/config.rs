@@ -21,6 +21,39 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// A route of `origin` itself (not a Mapping's) for every path of
+    /// `hostnames` (none: every host), on each listener `on` selects.
+    pub fn add_own_route(
+        &mut self,
+        origin: &ir::ObjectRef,
+        on: impl Fn(&ir::Listener) -> bool,
+        hostnames: &[String],
+        precedence: i32,
+        action: ir::RouteAction,
+        policy: ir::RoutePolicy,
+    ) {
+        let listeners: Vec<String> = self
+            .listeners
+            .values()
+            .filter(|l| on(l))
+            .map(|l| l.name.clone())
+            .collect();
+        for listener in listeners {
+            let route = ir::Route {
+                id: super::mappings::route_id(origin, &listener),
+                origin: origin.clone(),
+                co_origins: Vec::new(),
+                listener,
+                hostnames: hostnames.to_vec(),
+                precedence,
+                matcher: ir::RouteMatch::default(),
+                action: action.clone(),
+                policy: policy.clone(),
+            };
+            self.routes.insert(route.id.clone(), route);
+        }
+    }
+
     /// Adds an upstream, merging the origins when several objects share it.
     pub fn add_upstream(&mut self, upstream: ir::Upstream) {
         match self.upstreams.get_mut(&upstream.name) {

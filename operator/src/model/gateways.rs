@@ -86,30 +86,32 @@ fn add_auth(
         (_, Some(status)) => format!("requests get {status} (statusOnError)"),
         _ => "requests get 403".to_string(),
     };
-    let Some(upstream) = service_upstream(
-        &auth.spec.service,
+    let spec = &auth.spec;
+    let grpc = spec.protocol == legate_crds::auth_service::AuthProtocol::Grpc;
+    let purpose = Purpose {
+        protocol: if grpc {
+            ir::UpstreamProtocol::Http2
+        } else {
+            ir::UpstreamProtocol::Http1
+        },
+        effect: &effect,
+    };
+    let upstream = service_upstream(
+        &spec.service,
         &namespace,
         &origin,
-        &effect,
+        purpose,
         index,
         config,
         verdict,
-    ) else {
-        return;
-    };
-    let spec = &auth.spec;
+    );
     let protocol = match spec.protocol {
         legate_crds::auth_service::AuthProtocol::Http => ir::AuthProtocol::Http {
             path_prefix: spec.path_prefix.clone().unwrap_or_default(),
             allowed_request_headers: spec.allowed_request_headers.clone(),
             allowed_authorization_headers: spec.allowed_authorization_headers.clone(),
         },
-        legate_crds::auth_service::AuthProtocol::Grpc => {
-            if let Some(u) = config.upstreams.get_mut(&upstream) {
-                u.protocol = ir::UpstreamProtocol::Http2;
-            }
-            ir::AuthProtocol::Grpc
-        }
+        legate_crds::auth_service::AuthProtocol::Grpc => ir::AuthProtocol::Grpc,
     };
     config.auth = Some(ir::AuthService {
         origin: origin.clone(),
@@ -136,29 +138,18 @@ fn add_auth(
 /// answers 404 gives each request a route: it is checked, and the route is
 /// chosen again with the auth service's headers (`clear_route_cache`).
 fn add_auth_fallback_routes(auth: &ir::ObjectRef, config: &mut GatewayConfig) {
-    let http: Vec<String> = config
-        .listeners
-        .values()
-        .filter(|l| l.protocol.is_http())
-        .map(|l| l.name.clone())
-        .collect();
-    for listener in http {
-        let route = ir::Route {
-            id: super::mappings::route_id(auth, &listener),
-            origin: auth.clone(),
-            co_origins: Vec::new(),
-            listener,
-            hostnames: Vec::new(),
-            precedence: i32::MIN,
-            matcher: ir::RouteMatch::default(),
-            action: ir::RouteAction::DirectResponse {
-                status: 404,
-                body: None,
-            },
-            policy: ir::RoutePolicy::default(),
-        };
-        config.routes.insert(route.id.clone(), route);
-    }
+    let not_found = ir::RouteAction::DirectResponse {
+        status: 404,
+        body: None,
+    };
+    config.add_own_route(
+        auth,
+        |l| l.protocol.is_http(),
+        &[],
+        i32::MIN,
+        not_found,
+        ir::RoutePolicy::default(),
+    );
 }
 
 /// The Gateway's global rate limiting.
@@ -189,21 +180,20 @@ fn add_rate_limit(
     } else {
         "requests are not limited"
     };
-    let Some(upstream) = service_upstream(
+    // The rate limit protocol is gRPC.
+    let purpose = Purpose {
+        protocol: ir::UpstreamProtocol::Http2,
+        effect,
+    };
+    let upstream = service_upstream(
         &limit.spec.service,
         &namespace,
         &origin,
-        effect,
+        purpose,
         index,
         config,
         verdict,
-    ) else {
-        return;
-    };
-    if let Some(u) = config.upstreams.get_mut(&upstream) {
-        // The rate limit protocol is gRPC.
-        u.protocol = ir::UpstreamProtocol::Http2;
-    }
+    );
     config.rate_limit = Some(ir::RateLimitService {
         origin: origin.clone(),
         upstream,
@@ -255,19 +245,12 @@ pub fn add_observability(
             ));
             return None;
         }
-        let upstream = service_upstream(
-            &t.collector,
-            &namespace,
-            &origin,
-            "no spans are sent",
-            index,
-            config,
-            verdict,
-        )?;
-        if let Some(u) = config.upstreams.get_mut(&upstream) {
-            // OTLP over gRPC.
-            u.protocol = ir::UpstreamProtocol::Http2;
-        }
+        // OTLP over gRPC.
+        let purpose = Purpose {
+            protocol: ir::UpstreamProtocol::Http2,
+            effect: "no spans are sent",
+        };
+        let upstream = service_upstream(&t.collector, &namespace, &origin, purpose, index, config, verdict);
         Some(ir::Tracing {
             upstream,
             service_name: t
@@ -332,11 +315,35 @@ pub(super) fn service_upstream(
     service: &str,
     namespace: &str,
     origin: &ir::ObjectRef,
+    purpose: Purpose<'_>,
+    index: &ServiceIndex,
+    config: &mut GatewayConfig,
+    verdict: &mut Verdict,
+) -> String {
+    let name = resolve_upstream(service, namespace, origin, purpose.effect, index, config, verdict);
+    if let Some(u) = config.upstreams.get_mut(&name) {
+        u.protocol = purpose.protocol;
+    }
+    name
+}
+
+/// What a Gateway-wide service's upstream is for: how Envoy speaks to it,
+/// and what requests get while it cannot be reached (said in conditions).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Purpose<'a> {
+    pub protocol: ir::UpstreamProtocol,
+    pub effect: &'a str,
+}
+
+fn resolve_upstream(
+    service: &str,
+    namespace: &str,
+    origin: &ir::ObjectRef,
     effect: &str,
     index: &ServiceIndex,
     config: &mut GatewayConfig,
     verdict: &mut Verdict,
-) -> Option<String> {
+) -> String {
     // An upstream with no endpoints, named apart so that it never empties a
     // real upstream of the same Service (a typo in a port name must not take
     // another route's endpoints away).
@@ -349,7 +356,7 @@ pub(super) fn service_upstream(
     match upstreams::parse(service, namespace) {
         Err(e) => {
             verdict.accepted = Err(Problem::new(reasons::INVALID, format!("{e}; {effect}")));
-            Some(unreachable(config, "service"))
+            unreachable(config, "service")
         }
         Ok(ServiceRef::External { host, port, tls }) => {
             let name = ir::Upstream::dns_name(&host, port);
@@ -369,7 +376,7 @@ pub(super) fn service_upstream(
             }
             let name = upstream.name.clone();
             config.add_upstream(upstream);
-            Some(name)
+            name
         }
         Ok(ServiceRef::Kubernetes {
             name,
@@ -381,14 +388,14 @@ pub(super) fn service_upstream(
                     reasons::BACKEND_NOT_FOUND,
                     format!("Service {namespace}/{name} does not exist; {effect}"),
                 ));
-                return Some(unreachable(config, "service"));
+                return unreachable(config, "service");
             };
             let resolved = match super::services::resolve_port(svc, port.as_ref()) {
                 Ok(r) => r,
                 Err(e) => {
                     verdict.resolved_refs =
                         Err(Problem::new(reasons::BACKEND_NOT_FOUND, format!("{e}; {effect}")));
-                    return Some(unreachable(config, "port"));
+                    return unreachable(config, "port");
                 }
             };
             if let Some(external) = svc
@@ -405,7 +412,7 @@ pub(super) fn service_upstream(
                     port: resolved.port,
                 };
                 config.add_upstream(upstream);
-                return Some(upstream_name);
+                return upstream_name;
             }
             let upstream_name = ir::Upstream::service_name(&namespace, &name, resolved.port);
             let endpoints = index.endpoints(&namespace, &name, &resolved);
@@ -417,7 +424,7 @@ pub(super) fn service_upstream(
             }
             config.endpoints.entry(upstream_name.clone()).or_insert(endpoints);
             config.add_upstream(ir::Upstream::endpoints(&upstream_name, origin.clone()));
-            Some(upstream_name)
+            upstream_name
         }
     }
 }

@@ -18,8 +18,7 @@ pub fn certificate(
     name: &str,
     origin: &ObjectRef,
 ) -> Result<ir::Secret, Problem> {
-    let full = format!("{namespace}/{name}");
-    let secret = find(world, namespace, name).ok_or_else(|| not_found(&full))?;
+    let (full, secret) = find(world, namespace, name)?;
     let chain = text(secret, "tls.crt");
     let key = text(secret, "tls.key");
     let (Some(chain_pem), Some(key_pem)) = (chain, key) else {
@@ -54,8 +53,7 @@ pub fn authority(
     name: &str,
     origin: &ObjectRef,
 ) -> Result<ir::Secret, Problem> {
-    let full = format!("{namespace}/{name}");
-    let secret = find(world, namespace, name).ok_or_else(|| not_found(&full))?;
+    let (full, secret) = find(world, namespace, name)?;
     let ca_pem = text(secret, CA_BUNDLE_KEY).ok_or_else(|| {
         Problem::new(
             reasons::INVALID_SECRET,
@@ -70,16 +68,20 @@ pub fn authority(
     })
 }
 
-fn find<'a>(world: &'a World, namespace: &str, name: &str) -> Option<&'a Secret> {
-    world
+/// The Secret `namespace/name`, with that full name for messages.
+fn find<'a>(world: &'a World, namespace: &str, name: &str) -> Result<(String, &'a Secret), Problem> {
+    let full = format!("{namespace}/{name}");
+    match world
         .secrets
         .iter()
         .find(|s| s.namespace().as_deref() == Some(namespace) && s.name_any() == name)
-        .map(AsRef::as_ref)
-}
-
-fn not_found(full: &str) -> Problem {
-    Problem::new(reasons::SECRET_NOT_FOUND, format!("Secret {full} does not exist"))
+    {
+        Some(secret) => Ok((full, secret.as_ref())),
+        None => Err(Problem::new(
+            reasons::SECRET_NOT_FOUND,
+            format!("Secret {full} does not exist"),
+        )),
+    }
 }
 
 fn text(secret: &Secret, key: &str) -> Option<String> {

@@ -12,7 +12,7 @@ use legate_crds::gateway::Protocol;
 use legate_crds::{Gateway, TCPMapping};
 use legate_xds::ir;
 
-use super::gateways::service_upstream;
+use super::gateways::{Purpose, service_upstream};
 use super::services::ServiceIndex;
 use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref, tls};
 
@@ -78,21 +78,20 @@ pub fn add_tcp_routes(
                 continue;
             }
         };
-        let Some(upstream) = service_upstream(
+        // Raw TCP: no HTTP protocol options on this cluster.
+        let purpose = Purpose {
+            protocol: ir::UpstreamProtocol::Http1,
+            effect: "connections are closed",
+        };
+        let upstream = service_upstream(
             &tcp.spec.service,
             &namespace,
             &origin,
-            "connections are closed",
+            purpose,
             index,
             config,
             verdict,
-        ) else {
-            continue;
-        };
-        if let Some(u) = config.upstreams.get_mut(&upstream) {
-            // Raw TCP: no HTTP protocol options on this cluster.
-            u.protocol = ir::UpstreamProtocol::Http1;
-        }
+        );
         let mut sni: Vec<String> = tcp.spec.sni.iter().map(|s| s.to_ascii_lowercase()).collect();
         if sni.is_empty()
             && let Some(tls) = &tls

@@ -9,7 +9,7 @@ use legate_crds::tls_context::{InsecureAction, TlsVersion};
 use legate_crds::{Gateway, TLSContext};
 use legate_xds::ir;
 
-use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, mappings, object_ref, secrets};
+use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref, secrets};
 
 /// A TLSContext's certificate (and client CA) as Envoy serves them, with the
 /// Secrets they need over SDS.
@@ -142,28 +142,17 @@ fn add_insecure_routes(
             body: None,
         },
     };
-    let http: Vec<String> = config
-        .listeners
-        .values()
-        .filter(|l| l.protocol == ir::ListenerProtocol::Http)
-        .map(|l| l.name.clone())
-        .collect();
-    for listener in http {
-        let route = ir::Route {
-            id: mappings::route_id(origin, &listener),
-            origin: origin.clone(),
-            co_origins: Vec::new(),
-            listener,
-            hostnames: hostnames.to_vec(),
-            precedence: i32::MAX,
-            matcher: ir::RouteMatch::default(),
-            action: action.clone(),
-            // Answered before anything else; the auth service need not see it.
-            policy: ir::RoutePolicy {
-                bypass_auth: true,
-                ..ir::RoutePolicy::default()
-            },
-        };
-        config.routes.insert(route.id.clone(), route);
-    }
+    // Answered before anything else; the auth service need not see it.
+    let policy = ir::RoutePolicy {
+        bypass_auth: true,
+        ..ir::RoutePolicy::default()
+    };
+    config.add_own_route(
+        origin,
+        |l| l.protocol == ir::ListenerProtocol::Http,
+        hostnames,
+        i32::MAX,
+        action,
+        policy,
+    );
 }

@@ -8,10 +8,11 @@ use crate::ir::ObjectRef;
 use crate::resource::ResourceType;
 
 /// One Envoy: its node id, and the Gateway (`node.cluster`) it serves.
+/// Ordered by Gateway first, so that one Gateway's proxies are a range.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct ProxyId {
-    pub node: String,
     pub gateway: String,
+    pub node: String,
 }
 
 impl fmt::Display for ProxyId {

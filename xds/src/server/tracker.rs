@@ -79,7 +79,14 @@ impl ProxyTracker {
         &'a self,
         gateway: &'a str,
     ) -> impl Iterator<Item = (&'a ProxyId, &'a ProxyStatus)> {
-        self.proxies.iter().filter(move |(p, _)| p.gateway == gateway)
+        // Status asks this per object: a range, not a scan of every proxy.
+        let first = ProxyId {
+            gateway: gateway.to_owned(),
+            node: String::new(),
+        };
+        self.proxies
+            .range(first..)
+            .take_while(move |(p, _)| p.gateway == gateway)
     }
 
     /// For every object (by `Kind/namespace/name`) in `snapshot`: has every
