@@ -29,6 +29,10 @@ async fn auth_stage(protocol: &str, more: Value) -> (Stage, TestHost, AuthServer
     routes(&stage).await;
     // Programmed: every Envoy runs the ext_authz filter, so no request slips through before it.
     stage.condition("AuthService", "auth", "Programmed", "True").await;
+    // And the routes: a request for a route not there yet would meet the last 404 route.
+    for mapping in ["app", "open"] {
+        stage.condition("Mapping", mapping, "Programmed", "True").await;
+    }
     (stage, host, server)
 }
 
