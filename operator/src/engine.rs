@@ -1,6 +1,7 @@
-//! The translation loop: whenever the world changes, rebuild the model, send
-//! each Gateway's changes through its translator into the snapshot cache, and
-//! wake the controllers so that statuses follow.
+//! The translation loop: whenever the world changes, rebuild the model, hand
+//! each Gateway's IR to its translator (whose `sync` is the one diff: only
+//! what changed is re-encoded and pushed) and the result to the snapshot
+//! cache, and wake the controllers so that statuses follow.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,9 +13,9 @@ use legate_xds::translate::Translator;
 use tokio::sync::{broadcast, watch};
 
 use crate::metrics::{GatewayLabels, Metrics, TypeLabels};
-use crate::model::{self, GatewayConfig, Model};
 use crate::program::ProgramState;
 use crate::world::Stores;
+use legate_model::Model;
 
 /// Changes that arrive within this window are translated together.
 const DEBOUNCE: Duration = Duration::from_millis(10);
@@ -89,7 +90,7 @@ pub async fn translate_forever(
     // The world as listed is the first thing to translate.
     changed.mark_changed();
     let mut rejected = shared.rejected.subscribe();
-    let mut gateways: BTreeMap<String, (Translator, GatewayConfig)> = BTreeMap::new();
+    let mut translators: BTreeMap<String, Translator> = BTreeMap::new();
     loop {
         tokio::select! {
             r = changed.changed() => if r.is_err() { return },
@@ -100,21 +101,17 @@ pub async fn translate_forever(
         rejected.borrow_and_update();
         let quarantine = shared.with_program(|p| p.quarantine());
         let started = Instant::now();
-        let world = stores.world();
-        let mut model = model::build_with(&world, &quarantine);
-        for config in model.gateways.values_mut() {
-            for listener in config.listeners.values_mut() {
-                listener.address = listen_address;
-            }
-        }
+        let world = stores.world(listen_address);
+        let model = legate_model::build_with(&world, &quarantine);
+        shared.metrics.model_builds.inc();
         let mut pushed = 0usize;
-        for (key, config) in &model.gateways {
-            let (translator, current) = gateways.entry(key.clone()).or_default();
-            let changes = model::changes(current, config);
-            if changes.is_empty() {
-                continue;
+        for (key, desired) in &model.gateways {
+            let translator = translators.entry(key.clone()).or_default();
+            let (updates, refused) = translator.sync(desired);
+            for e in &refused {
+                // The model validates routes first; this is a model bug, not user input.
+                tracing::warn!(gateway = %key, error = %e, "the translator refused part of the model");
             }
-            let updates = translator.translate(changes);
             if !updates.is_empty() {
                 pushed += updates.len();
                 for update in &updates {
@@ -131,15 +128,14 @@ pub async fn translate_forever(
                     .get_or_create(&labels)
                     .set(snapshot.serial() as i64);
             }
-            *current = config.clone();
         }
-        let gone: Vec<String> = gateways
+        let gone: Vec<String> = translators
             .keys()
             .filter(|k| !model.gateways.contains_key(*k))
             .cloned()
             .collect();
         for key in gone {
-            gateways.remove(&key);
+            translators.remove(&key);
             shared.cache.remove(&key);
         }
         shared

@@ -8,7 +8,6 @@ mod fleet;
 mod health;
 mod leader;
 mod metrics;
-mod model;
 mod pki;
 mod program;
 mod run;

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub reconcile_duration: Family<KindLabels, Histogram>,
     pub reconciles_in_flight: Family<KindLabels, Gauge>,
     pub translation_duration: Histogram,
+    /// Model rebuilds: one per batch of changes that could alter configuration.
+    pub model_builds: Counter,
     pub snapshot_version: Family<GatewayLabels, Gauge>,
     pub connected_proxies: Family<GatewayLabels, Gauge>,
     pub resources_pushed: Family<TypeLabels, Counter>,
@@ -71,6 +73,7 @@ impl Metrics {
             Family::<KindLabels, Histogram>::new_with_constructor(|| Histogram::new(seconds_buckets()));
         let reconciles_in_flight = Family::<KindLabels, Gauge>::default();
         let translation_duration = Histogram::new(seconds_buckets());
+        let model_builds = Counter::default();
         let snapshot_version = Family::<GatewayLabels, Gauge>::default();
         let connected_proxies = Family::<GatewayLabels, Gauge>::default();
         let resources_pushed = Family::<TypeLabels, Counter>::default();
@@ -94,6 +97,11 @@ impl Metrics {
             "translation_duration_seconds",
             "Time to rebuild the model and translate the changes",
             translation_duration.clone(),
+        );
+        registry.register(
+            "model_builds",
+            "Times the model was rebuilt (status-only updates never rebuild it)",
+            model_builds.clone(),
         );
         registry.register(
             "snapshot_version",
@@ -146,6 +154,7 @@ impl Metrics {
             reconcile_duration,
             reconciles_in_flight,
             translation_duration,
+            model_builds,
             snapshot_version,
             connected_proxies,
             resources_pushed,

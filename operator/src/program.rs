@@ -79,8 +79,8 @@ impl ProgramState {
     }
 
     /// Every object some proxy refused, with the refused generation.
-    pub fn quarantine(&self) -> crate::model::Quarantine {
-        let mut out = crate::model::Quarantine::new();
+    pub fn quarantine(&self) -> legate_model::Quarantine {
+        let mut out = legate_model::Quarantine::new();
         for rejections in self.rejections.values() {
             for (key, r) in rejections {
                 let g = out.entry(key.clone()).or_insert(r.generation);

@@ -5,8 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use legate_crds::conditions::{condition, reasons, set_condition, types};
 use legate_xds::cache::SnapshotCache;
 
-use crate::model::Verdict;
 use crate::program::{ProgramState, Programmed};
+use legate_model::Verdict;
 
 /// The conditions an object should have now.
 pub fn object_conditions(verdict: &Verdict, program: &ProgramState, cache: &SnapshotCache) -> Vec<Condition> {

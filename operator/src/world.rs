@@ -15,7 +15,7 @@ use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, T
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::model::World;
+use legate_model::World;
 
 /// Readers of every store, and the change signal.
 #[derive(Clone)]
@@ -43,9 +43,11 @@ impl Debug for Stores {
 }
 
 impl Stores {
-    /// A consistent-enough snapshot of everything (each store is read once).
-    pub fn world(&self) -> World {
+    /// A consistent-enough snapshot of everything (each store is read once),
+    /// with the address the Envoys' listeners bind.
+    pub fn world(&self, listen_address: std::net::IpAddr) -> World {
         World {
+            listen_address,
             gateways: self.gateways.state(),
             mappings: self.mappings.state(),
             tls_contexts: self.tls_contexts.state(),
@@ -137,7 +139,7 @@ impl ApiFor {
 }
 
 /// The CA bundle key of an Opaque Secret; every other key is dropped as it arrives.
-pub const CA_BUNDLE_KEY: &str = "ca.crt";
+use legate_model::CA_BUNDLE_KEY;
 
 fn keep_only_ca_bundle(secret: &mut Secret) {
     if let Some(data) = secret.data.as_mut() {

@@ -28,13 +28,20 @@
 //! // tokio::spawn(server.serve(tcp_listener, shutdown));
 //! ```
 
+#[cfg(feature = "envoy")]
 pub mod bootstrap;
+#[cfg(feature = "envoy")]
 pub mod cache;
+pub mod hash;
 pub mod ir;
+#[cfg(feature = "envoy")]
 pub mod resource;
+#[cfg(feature = "envoy")]
 #[doc(hidden)]
 pub mod sample;
+#[cfg(feature = "envoy")]
 pub mod server;
+#[cfg(feature = "envoy")]
 pub mod translate;
 
 /// The Envoy release whose API this crate speaks and whose binary the tests run.

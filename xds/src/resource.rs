@@ -187,11 +187,7 @@ impl ResourceUpdate {
     }
 }
 
-/// A stable 64-bit hash of some bytes (xxh3: fast, and the same on every
-/// machine and release, so versions survive an operator restart).
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(bytes)
-}
+pub use crate::hash::hash_bytes;
 
 /// The version string of a resource body.
 pub fn version_of(body: &[u8]) -> String {

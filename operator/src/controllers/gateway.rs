@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::{Context, Error};
 use crate::fleet;
-use crate::model::gateway_key;
 use crate::status;
+use legate_model::gateway_key;
 
 /// Even an idle Gateway is looked at hourly: its certificate may be due for renewal.
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -124,7 +124,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
     // What the Gateway itself refers to (its tracing collector), once the
     // engine has judged this generation; until then the condition stays as it is.
     let model = ctx.shared.model();
-    let reference = crate::model::object_ref(gateway.as_ref());
+    let reference = legate_model::object_ref(gateway.as_ref());
     let judged = model
         .verdicts
         .get(&reference.key())

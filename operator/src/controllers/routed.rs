@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{Context, Error, error_policy, triggers};
-use crate::model::object_ref;
 use crate::status;
+use legate_model::object_ref;
 
 /// Held on route objects until Envoy no longer routes them.
 pub const ROUTES_FINALIZER: &str = "legate.dev/routes";

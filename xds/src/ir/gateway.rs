@@ -7,9 +7,9 @@ use super::{
     Upstream,
 };
 
-/// Everything one Gateway should do. The operator may keep one of these and
-/// [`crate::translate::Translator::sync`] it, or send the translator
-/// individual changes as objects change; both end in the same resources.
+/// Everything one Gateway should do: what legate-model builds and
+/// `Translator::sync` (behind the `envoy` feature) turns into Envoy resources,
+/// re-encoding only what differs from the last one.
 #[derive(Clone, PartialEq, Debug, Default)]
 pub struct Gateway {
     pub listeners: BTreeMap<String, Listener>,
@@ -39,5 +39,22 @@ impl Gateway {
         self.endpoints.insert(u.name.clone(), endpoints);
         self.upstreams.insert(u.name.clone(), u);
         self
+    }
+
+    /// Adds an upstream; when several objects share one (same name), their
+    /// origins are merged, so a NACK on it can name each of them.
+    pub fn add_upstream(&mut self, upstream: Upstream) {
+        match self.upstreams.get_mut(&upstream.name) {
+            Some(existing) => {
+                for origin in upstream.origins {
+                    if !existing.origins.contains(&origin) {
+                        existing.origins.push(origin);
+                    }
+                }
+            }
+            None => {
+                self.upstreams.insert(upstream.name.clone(), upstream);
+            }
+        }
     }
 }

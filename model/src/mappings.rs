@@ -10,12 +10,12 @@ use legate_crds::conditions::reasons;
 use legate_crds::gateway::RouteDefaults;
 use legate_crds::mapping::{DEFAULT_TIMEOUT, Mapping};
 use legate_crds::{Gateway, common};
+use legate_xds::hash::hash_bytes;
 use legate_xds::ir::{self, ObjectRef};
-use legate_xds::resource::hash_bytes;
 
 use super::services::{ServiceIndex, resolve_port};
 use super::upstreams::{self, ServiceRef};
-use super::{GatewayConfig, Problem, Verdict, World, attach, object_ref};
+use super::{Problem, Verdict, World, attach, object_ref};
 
 /// Adds the routes of every Mapping attached to `gateway` and records verdicts.
 pub fn add_routes(
@@ -23,7 +23,7 @@ pub fn add_routes(
     gateway: &Gateway,
     index: &ServiceIndex,
     quarantine: &super::Quarantine,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
     let gateway_key = super::gateway_key(gateway);
@@ -343,7 +343,7 @@ fn build_route(
     listener: &str,
     defaults: &RouteDefaults,
     index: &ServiceIndex,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) -> Option<ir::Route> {
     let (primary, _) = members.primaries.first()?;
@@ -649,7 +649,7 @@ fn upstream_for(
     mapping: &Mapping,
     defaults: &RouteDefaults,
     index: &ServiceIndex,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) -> Option<String> {
     let service = mapping.spec.service.as_ref()?;
@@ -783,7 +783,7 @@ fn upstream_tls(
     world: &World,
     mapping: &Mapping,
     from_url: Option<ir::UpstreamTls>,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
 ) -> Result<Option<ir::UpstreamTls>, Problem> {
     let Some(settings) = &mapping.spec.upstream_tls else {
         return Ok(from_url);

@@ -14,7 +14,7 @@ use legate_xds::ir;
 
 use super::gateways::{Purpose, service_upstream};
 use super::services::ServiceIndex;
-use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref, tls};
+use super::{Problem, Verdict, World, attach, gateway_key, object_ref, tls};
 
 /// One TCPMapping that may take connections of a listener.
 struct Candidate {
@@ -30,7 +30,7 @@ pub fn add_tcp_routes(
     world: &World,
     gateway: &Gateway,
     index: &ServiceIndex,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
     let key = gateway_key(gateway);

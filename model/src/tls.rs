@@ -9,7 +9,7 @@ use legate_crds::tls_context::{InsecureAction, TlsVersion};
 use legate_crds::{Gateway, TLSContext};
 use legate_xds::ir;
 
-use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref, secrets};
+use super::{Problem, Verdict, World, attach, gateway_key, object_ref, secrets};
 
 /// A TLSContext's certificate (and client CA) as Envoy serves them, with the
 /// Secrets they need over SDS.
@@ -61,7 +61,7 @@ pub fn resolve(world: &World, context: &TLSContext) -> Result<ResolvedTls, Probl
 pub fn add_tls(
     world: &World,
     gateway: &Gateway,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
     let key = gateway_key(gateway);
@@ -117,7 +117,7 @@ fn add_insecure_routes(
     context: &TLSContext,
     origin: &ir::ObjectRef,
     hostnames: &[String],
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
 ) {
     let Some(https_port) = config
         .listeners
@@ -147,7 +147,8 @@ fn add_insecure_routes(
         bypass_auth: true,
         ..ir::RoutePolicy::default()
     };
-    config.add_own_route(
+    super::own_routes::add_own_route(
+        config,
         origin,
         |l| l.protocol == ir::ListenerProtocol::Http,
         hostnames,

@@ -1,12 +1,12 @@
 //! From the user's objects to each Gateway's desired configuration (the IR)
 //! and a verdict for every object. Pure: a [`World`] in, a [`Model`] out, so
-//! every rule here is tested without an API server.
+//! every rule here is tested, benchmarked and run offline (`legate
+//! translate`) without an API server. No Kubernetes client, no async runtime.
 
 mod attach;
-mod config;
-mod diff;
 mod gateways;
 mod mappings;
+mod own_routes;
 mod secrets;
 mod services;
 mod tcp;
@@ -19,6 +19,7 @@ mod tests;
 mod tests_edge;
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
@@ -27,12 +28,16 @@ use kube::{Resource, ResourceExt};
 use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
 use legate_xds::ir::ObjectRef;
 
-pub use config::GatewayConfig;
-pub use diff::changes;
+/// The key of an Opaque Secret that holds a CA bundle. The operator keeps only
+/// this key of Opaque Secrets in memory; the model reads only this key.
+pub const CA_BUNDLE_KEY: &str = "ca.crt";
 
-/// Everything the operator has seen, as one consistent snapshot.
-#[derive(Debug, Default, Clone)]
+/// Everything the operator has seen, as one consistent snapshot, and where
+/// its Envoys listen.
+#[derive(Debug, Clone)]
 pub struct World {
+    /// The address every listener binds (the operator's `--envoy-listen-address`).
+    pub listen_address: IpAddr,
     pub gateways: Vec<Arc<Gateway>>,
     pub mappings: Vec<Arc<Mapping>>,
     pub tls_contexts: Vec<Arc<TLSContext>>,
@@ -43,6 +48,24 @@ pub struct World {
     pub endpoint_slices: Vec<Arc<EndpointSlice>>,
     pub namespaces: Vec<Arc<Namespace>>,
     pub secrets: Vec<Arc<Secret>>,
+}
+
+impl Default for World {
+    fn default() -> World {
+        World {
+            listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            gateways: Vec::new(),
+            mappings: Vec::new(),
+            tls_contexts: Vec::new(),
+            auth_services: Vec::new(),
+            rate_limit_services: Vec::new(),
+            tcp_mappings: Vec::new(),
+            services: Vec::new(),
+            endpoint_slices: Vec::new(),
+            namespaces: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
 }
 
 /// Why a condition is False: a reason from `legate_crds::conditions::reasons`
@@ -76,7 +99,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn new(object: ObjectRef) -> Verdict {
+    pub(crate) fn new(object: ObjectRef) -> Verdict {
         Verdict {
             object,
             accepted: Ok(()),
@@ -90,7 +113,7 @@ impl Verdict {
 #[derive(Debug, Default)]
 pub struct Model {
     /// By Gateway key (`namespace/name`, which Envoy's `node.cluster` names).
-    pub gateways: BTreeMap<String, GatewayConfig>,
+    pub gateways: BTreeMap<String, legate_xds::ir::Gateway>,
     /// By object key (`Kind/namespace/name`).
     pub verdicts: BTreeMap<String, Verdict>,
 }
@@ -120,7 +143,6 @@ pub fn object_ref<K: Resource<DynamicType = ()>>(object: &K) -> ObjectRef {
 pub type Quarantine = BTreeMap<String, i64>;
 
 /// Builds every Gateway's configuration and every object's verdict.
-#[cfg(test)]
 pub fn build(world: &World) -> Model {
     build_with(world, &Quarantine::new())
 }
@@ -135,7 +157,7 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
             continue;
         }
         let key = gateway_key(gateway);
-        let mut config = gateways::listeners(gateway);
+        let mut config = gateways::listeners(gateway, world.listen_address);
         tls::add_tls(world, gateway, &mut config, &mut model.verdicts);
         // An HTTPS listener with no certificate cannot be served; it waits for a TLSContext.
         config

@@ -3,7 +3,7 @@
 //! to none.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use kube::{Resource, ResourceExt};
 use legate_crds::conditions::reasons;
@@ -13,13 +13,13 @@ use legate_xds::ir;
 
 use super::services::ServiceIndex;
 use super::upstreams::{self, ServiceRef};
-use super::{GatewayConfig, Problem, Verdict, World, attach, gateway_key, object_ref};
+use super::{Problem, Verdict, World, attach, gateway_key, object_ref};
 
-/// The HTTP and HTTPS listeners of a Gateway. TCP and TLS listeners carry
-/// TCPMappings, which the xDS engine does not translate yet.
-pub fn listeners(gateway: &Gateway) -> GatewayConfig {
+/// Every listener of a Gateway, bound to `address`. HTTP and HTTPS listeners
+/// carry Mappings; TCP and TLS listeners carry TCPMappings.
+pub fn listeners(gateway: &Gateway, address: IpAddr) -> ir::Gateway {
     let origin = object_ref(gateway);
-    let mut config = GatewayConfig::default();
+    let mut config = ir::Gateway::default();
     for listener in &gateway.spec.listeners {
         let protocol = match listener.protocol {
             Protocol::Http => ir::ListenerProtocol::Http,
@@ -35,7 +35,7 @@ pub fn listeners(gateway: &Gateway) -> GatewayConfig {
             ir::Listener {
                 name: listener.name.clone(),
                 origin: origin.clone(),
-                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                address,
                 port,
                 protocol,
                 tls: Vec::new(),
@@ -51,7 +51,7 @@ pub fn add_services(
     world: &World,
     gateway: &Gateway,
     index: &ServiceIndex,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
     add_auth(world, gateway, index, config, verdicts);
@@ -63,7 +63,7 @@ fn add_auth(
     world: &World,
     gateway: &Gateway,
     index: &ServiceIndex,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
     let key = gateway_key(gateway);
@@ -137,12 +137,13 @@ fn add_auth(
 /// `allowedAuthorizationHeaders` header). A last route on every host that
 /// answers 404 gives each request a route: it is checked, and the route is
 /// chosen again with the auth service's headers (`clear_route_cache`).
-fn add_auth_fallback_routes(auth: &ir::ObjectRef, config: &mut GatewayConfig) {
+fn add_auth_fallback_routes(auth: &ir::ObjectRef, config: &mut ir::Gateway) {
     let not_found = ir::RouteAction::DirectResponse {
         status: 404,
         body: None,
     };
-    config.add_own_route(
+    super::own_routes::add_own_route(
+        config,
         auth,
         |l| l.protocol.is_http(),
         &[],
@@ -157,7 +158,7 @@ fn add_rate_limit(
     world: &World,
     gateway: &Gateway,
     index: &ServiceIndex,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
     let key = gateway_key(gateway);
@@ -215,7 +216,7 @@ fn add_rate_limit(
 pub fn add_observability(
     gateway: &Gateway,
     index: &ServiceIndex,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdicts: &mut BTreeMap<String, Verdict>,
 ) {
     use legate_crds::gateway::AccessLogFormat;
@@ -317,7 +318,7 @@ pub(super) fn service_upstream(
     origin: &ir::ObjectRef,
     purpose: Purpose<'_>,
     index: &ServiceIndex,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdict: &mut Verdict,
 ) -> String {
     let name = resolve_upstream(service, namespace, origin, purpose.effect, index, config, verdict);
@@ -341,13 +342,13 @@ fn resolve_upstream(
     origin: &ir::ObjectRef,
     effect: &str,
     index: &ServiceIndex,
-    config: &mut GatewayConfig,
+    config: &mut ir::Gateway,
     verdict: &mut Verdict,
 ) -> String {
     // An upstream with no endpoints, named apart so that it never empties a
     // real upstream of the same Service (a typo in a port name must not take
     // another route's endpoints away).
-    let unreachable = |config: &mut GatewayConfig, what: &str| {
+    let unreachable = |config: &mut ir::Gateway, what: &str| {
         let upstream_name = format!("unresolved/{}/{what}", origin.key());
         config.endpoints.insert(upstream_name.clone(), Vec::new());
         config.add_upstream(ir::Upstream::endpoints(&upstream_name, origin.clone()));
