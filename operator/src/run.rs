@@ -169,7 +169,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         None => tokio::spawn(ads.serve(xds_listener, stopped())),
     };
 
-    let stores = world::start(&client, args.namespace.as_deref());
+    let (stores, updates) = world::start(&client, args.namespace.as_deref());
     let (listed_tx, listed) = watch::channel(false);
     tokio::spawn(engine::translate_forever(
         stores.clone(),
@@ -209,7 +209,13 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         watch::channel(true).1
     };
     let ctx = Context::new(client, shared, fleet, leading);
-    let controllers = tokio::spawn(controllers::run_all(ctx, args.namespace.clone(), stopped()));
+    let controllers = tokio::spawn(controllers::run_all(
+        ctx,
+        stores,
+        updates,
+        args.namespace.clone(),
+        stopped(),
+    ));
 
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -1,5 +1,10 @@
-//! The operator's view of the cluster: a reflector store per kind, kept up to
-//! date by watches, and a signal that fires whenever any of them changes.
+//! The operator's view of the cluster: one watch per kind, shared by the
+//! world's store and (for Legate kinds) the kind's controller, and a signal
+//! that fires whenever a change could alter the model. A status-only update
+//! (same generation) updates the store but does not fire it: the model never
+//! reads status, so rebuilding it would be wasted work.
+
+mod relevance;
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -8,14 +13,16 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use legate_model::World;
+use legate_model::{CA_BUNDLE_KEY, World};
+
+pub use relevance::Relevance;
 
 /// Readers of every store, and the change signal.
 #[derive(Clone)]
@@ -82,42 +89,74 @@ impl Stores {
     }
 }
 
-/// Starts a watch per kind (in `namespace`, or all) and returns the stores.
-pub fn start(client: &Client, namespace: Option<&str>) -> Stores {
+/// How many updates of one kind a controller may lag behind its store before
+/// the watch waits for it.
+const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// The Legate kinds' update streams, one per kind, fed by the same watches as
+/// the [`Stores`]: each controller reads its kind from here instead of
+/// opening a watch of its own.
+pub struct Subscriptions {
+    pub gateways: ReflectHandle<Gateway>,
+    pub mappings: ReflectHandle<Mapping>,
+    pub tls_contexts: ReflectHandle<TLSContext>,
+    pub auth_services: ReflectHandle<AuthService>,
+    pub rate_limit_services: ReflectHandle<RateLimitService>,
+    pub tcp_mappings: ReflectHandle<TCPMapping>,
+}
+
+impl Debug for Subscriptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriptions").finish_non_exhaustive()
+    }
+}
+
+/// Starts one watch per kind (in `namespace`, or all) and returns the stores
+/// and the Legate kinds' update streams for the controllers.
+pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Subscriptions) {
     let (tx, changed) = watch::channel(0u64);
     let tx = Arc::new(tx);
-    let api = |c: &Client| -> ApiFor {
-        ApiFor {
-            client: c.clone(),
-            namespace: namespace.map(str::to_string),
-        }
+    let a = ApiFor {
+        client: client.clone(),
+        namespace: namespace.map(str::to_string),
     };
-    let a = api(client);
-    Stores {
-        gateways: reflect(a.namespaced(), watcher::Config::default(), &tx),
-        mappings: reflect(a.namespaced(), watcher::Config::default(), &tx),
-        tls_contexts: reflect(a.namespaced(), watcher::Config::default(), &tx),
-        auth_services: reflect(a.namespaced(), watcher::Config::default(), &tx),
-        rate_limit_services: reflect(a.namespaced(), watcher::Config::default(), &tx),
-        tcp_mappings: reflect(a.namespaced(), watcher::Config::default(), &tx),
-        services: reflect(a.namespaced(), watcher::Config::default(), &tx),
-        endpoint_slices: reflect(a.namespaced(), watcher::Config::default(), &tx),
-        namespaces: reflect(Api::all(client.clone()), watcher::Config::default(), &tx),
+    let all = watcher::Config::default;
+    let (gateways, gateway_updates) = reflect_shared(a.namespaced(), &tx);
+    let (mappings, mapping_updates) = reflect_shared(a.namespaced(), &tx);
+    let (tls_contexts, tls_updates) = reflect_shared(a.namespaced(), &tx);
+    let (auth_services, auth_updates) = reflect_shared(a.namespaced(), &tx);
+    let (rate_limit_services, rate_limit_updates) = reflect_shared(a.namespaced(), &tx);
+    let (tcp_mappings, tcp_updates) = reflect_shared(a.namespaced(), &tx);
+    let stores = Stores {
+        gateways,
+        mappings,
+        tls_contexts,
+        auth_services,
+        rate_limit_services,
+        tcp_mappings,
+        services: reflect(a.namespaced(), all(), &tx),
+        endpoint_slices: reflect(a.namespaced(), all(), &tx),
+        namespaces: reflect(Api::all(client.clone()), all(), &tx),
         // TLS Secrets, and of Opaque ones only the `ca.crt` key (CA bundles):
         // no other Secret data stays in the operator's memory.
-        secrets: reflect(
-            a.namespaced(),
-            watcher::Config::default().fields("type=kubernetes.io/tls"),
-            &tx,
-        ),
+        secrets: reflect(a.namespaced(), all().fields("type=kubernetes.io/tls"), &tx),
         ca_secrets: reflect_with(
             a.namespaced(),
-            watcher::Config::default().fields("type=Opaque"),
+            all().fields("type=Opaque"),
             &tx,
             keep_only_ca_bundle,
         ),
         changed,
-    }
+    };
+    let subscriptions = Subscriptions {
+        gateways: gateway_updates,
+        mappings: mapping_updates,
+        tls_contexts: tls_updates,
+        auth_services: auth_updates,
+        rate_limit_services: rate_limit_updates,
+        tcp_mappings: tcp_updates,
+    };
+    (stores, subscriptions)
 }
 
 struct ApiFor {
@@ -138,9 +177,6 @@ impl ApiFor {
     }
 }
 
-/// The CA bundle key of an Opaque Secret; every other key is dropped as it arrives.
-use legate_model::CA_BUNDLE_KEY;
-
 fn keep_only_ca_bundle(secret: &mut Secret) {
     if let Some(data) = secret.data.as_mut() {
         data.retain(|k, _| k == CA_BUNDLE_KEY);
@@ -148,6 +184,23 @@ fn keep_only_ca_bundle(secret: &mut Secret) {
     secret.string_data = None;
     secret.metadata.managed_fields = None;
     secret.metadata.annotations = None;
+}
+
+/// A store of a Legate kind whose watch also feeds a controller; only changes
+/// of what the model reads (see [`Relevance::spec_and_metadata`]) fire `changed`.
+fn reflect_shared<K>(api: Api<K>, changed: &Arc<watch::Sender<u64>>) -> (Store<K>, ReflectHandle<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
+    let updates = writer
+        .subscribe()
+        .expect("a shared store always has a dispatcher");
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect_shared(writer);
+    spawn_forwarder(stream, Relevance::spec_and_metadata(), changed.clone());
+    (reader, updates)
 }
 
 fn reflect<K>(api: Api<K>, config: watcher::Config, changed: &Arc<watch::Sender<u64>>) -> Store<K>
@@ -170,33 +223,52 @@ where
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let changed = changed.clone();
-    let kind = K::kind(&K::DynamicType::default()).to_string();
     let stream = watcher(api, config)
         .default_backoff()
         .modify(trim)
         .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            match stream.try_next().await {
-                // Applies and deletes change the world; a relist changes it
-                // once it is complete.
-                Ok(Some(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)) => {
-                    changed.send_modify(|n| *n = n.wrapping_add(1));
-                }
-                Ok(Some(watcher::Event::Init | watcher::Event::InitApply(_))) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    // The watcher retries with backoff; this is only reported.
-                    if e.to_string().contains("404") {
-                        tracing::warn!(kind = %kind, "the API server does not serve {kind}: are the Legate CRDs installed? (kubectl apply -f manifests/crds/)");
-                    } else {
-                        tracing::warn!(kind = %kind, error = %e, "watch error");
-                    }
-                }
-            }
-        }
-    });
+    spawn_forwarder(stream, Relevance::every_update(), changed.clone());
     reader
 }
+
+fn spawn_forwarder<K, S>(stream: S, relevance: Relevance, changed: Arc<watch::Sender<u64>>)
+where
+    K: Resource + Send + 'static,
+    K::DynamicType: Default,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    tokio::spawn(forward_changes(stream, relevance, changed));
+}
+
+/// Drives a watch (which keeps its store up to date) and bumps `changed` for
+/// every event `relevance` says the model must see. Returns when the watch ends.
+async fn forward_changes<K, S>(stream: S, mut relevance: Relevance, changed: Arc<watch::Sender<u64>>)
+where
+    K: Resource,
+    K::DynamicType: Default,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    let kind = K::kind(&K::DynamicType::default()).to_string();
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        match stream.try_next().await {
+            Ok(Some(event)) => {
+                if relevance.observe(&event) {
+                    changed.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+            Ok(None) => break,
+            // The watcher retries with backoff; this is only reported.
+            Err(
+                watcher::Error::InitialListFailed(kube::Error::Api(status))
+                | watcher::Error::WatchStartFailed(kube::Error::Api(status)),
+            ) if status.code == 404 => {
+                tracing::warn!(kind = %kind, "the API server does not serve {kind}: are the Legate CRDs installed? (kubectl apply -f manifests/crds/)");
+            }
+            Err(e) => tracing::warn!(kind = %kind, error = %e, "watch error"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -14,10 +14,10 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
 use tokio::sync::watch;
 
 use crate::engine::Shared;
+use crate::world::{Stores, Subscriptions};
 
 pub use gateway::FleetConfig;
 
@@ -138,9 +138,13 @@ fn triggers(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static
     tokio_stream::wrappers::WatchStream::from_changes(rx).map(|_| ())
 }
 
-/// Runs every controller until `shutdown` resolves.
+/// Runs every controller until `shutdown` resolves. Each reads its kind from
+/// the world's shared watch (`updates` and `stores`), so every kind is
+/// watched once.
 pub async fn run_all(
     ctx: Arc<Context>,
+    stores: Stores,
+    updates: Subscriptions,
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -161,27 +165,43 @@ pub async fn run_all(
         });
     }
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    let api = |ns: &Option<String>| -> ApiScope {
-        ApiScope {
-            client: ctx.client.clone(),
-            namespace: ns.clone(),
-        }
+    let scope = ApiScope {
+        client: ctx.client.clone(),
+        namespace,
     };
-    let scope = api(&namespace);
     let cfg = watcher::Config::default();
 
-    let gateways = Controller::new(scope.api::<Gateway>(), cfg.clone())
-        .owns(scope.api::<k8s_openapi::api::apps::v1::Deployment>(), cfg.clone())
+    let gateways = Controller::for_shared_stream(updates.gateways, stores.gateways)
+        .owns(scope.api::<k8s_openapi::api::apps::v1::Deployment>(), cfg)
         .reconcile_all_on(triggers(ctx.shared.triggers()))
         .graceful_shutdown_on(shutdown.clone())
         .run(gateway::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
-    let mappings = routed::controller::<Mapping>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
-    let tls = routed::controller::<TLSContext>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
-    let auth = routed::controller::<AuthService>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
-    let limits =
-        routed::controller::<RateLimitService>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
-    let tcp = routed::controller::<TCPMapping>(scope.api(), cfg.clone(), ctx.clone(), shutdown.clone());
+    let mappings = routed::controller(updates.mappings, stores.mappings, ctx.clone(), shutdown.clone());
+    let tls = routed::controller(
+        updates.tls_contexts,
+        stores.tls_contexts,
+        ctx.clone(),
+        shutdown.clone(),
+    );
+    let auth = routed::controller(
+        updates.auth_services,
+        stores.auth_services,
+        ctx.clone(),
+        shutdown.clone(),
+    );
+    let limits = routed::controller(
+        updates.rate_limit_services,
+        stores.rate_limit_services,
+        ctx.clone(),
+        shutdown.clone(),
+    );
+    let tcp = routed::controller(
+        updates.tcp_mappings,
+        stores.tcp_mappings,
+        ctx.clone(),
+        shutdown.clone(),
+    );
     tokio::join!(gateways, mappings, tls, auth, limits, tcp);
 }
 

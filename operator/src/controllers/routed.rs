@@ -11,7 +11,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ReflectHandle, Store};
 use kube::{Api, Resource, ResourceExt};
 use legate_crds::{AuthService, Mapping, ObjectStatus, RateLimitService, TCPMapping, TLSContext};
 use serde::Serialize;
@@ -60,14 +60,14 @@ routed!(TLSContext, false);
 routed!(AuthService, false);
 routed!(RateLimitService, false);
 
-/// The controller for kind `K`.
+/// The controller for kind `K`, fed by the world's watch of `K`.
 pub fn controller<K: Routed>(
-    api: Api<K>,
-    config: watcher::Config,
+    updates: ReflectHandle<K>,
+    store: Store<K>,
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> {
-    Controller::new(api, config)
+    Controller::for_shared_stream(updates, store)
         .reconcile_all_on(triggers(ctx.shared.triggers()))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy, ctx)
