@@ -13,6 +13,9 @@ pub mod common;
 pub mod conditions;
 pub mod gateway;
 pub mod generate;
+// The committed CRD YAML against the types (a unit module: no extra test binary).
+#[cfg(test)]
+mod generated_tests;
 pub mod mapping;
 pub mod rate_limit_service;
 pub mod tcp_mapping;

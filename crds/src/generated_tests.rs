@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use legate_crds::generate::{self, REGENERATE_COMMAND};
+use crate::generate::{self, REGENERATE_COMMAND};
 use serde_json::Value;
 
 fn committed_dir() -> PathBuf {

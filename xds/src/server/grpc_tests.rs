@@ -12,12 +12,12 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use envoy_types::pb::google::rpc;
-use legate_xds::cache::SnapshotCache;
-use legate_xds::ir::{self, ObjectRef};
-use legate_xds::resource::ResourceType;
-use legate_xds::sample;
-use legate_xds::server::{AdsServer, XdsEvent};
-use legate_xds::translate::{Change, Translator};
+use crate::cache::SnapshotCache;
+use crate::ir::{self, ObjectRef};
+use crate::resource::ResourceType;
+use crate::sample;
+use crate::server::{AdsServer, XdsEvent};
+use crate::translate::{Change, Translator};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
