@@ -35,6 +35,8 @@ pub mod cache;
 pub mod hash;
 pub mod ir;
 #[cfg(feature = "envoy")]
+pub mod render;
+#[cfg(feature = "envoy")]
 pub mod resource;
 #[cfg(feature = "envoy")]
 #[doc(hidden)]

@@ -4,7 +4,6 @@
 //! Golden files live in `xds/src/translate/golden/`. Regenerate them with
 //! `LEGATE_UPDATE_GOLDEN=1 cargo test -p legate-xds translate` and review the diff.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,20 +11,17 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::accesslog::v3::access_log;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::core::v3::transport_socket;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::{Listener, filter, listener_filter};
+use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::StdoutAccessLog;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, http_filter,
-};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
-use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
 use super::{Change, Translator};
 use crate::ir::{self, ObjectRef};
+use crate::render::{render_cluster, render_listener, render_route};
 use crate::resource::{Resource, ResourceType, ResourceUpdate};
 use crate::sample;
 
@@ -45,127 +41,6 @@ fn golden(name: &str, actual: &str) {
          and review the diff.",
         path.display()
     );
-}
-
-/// An access log's format, with the JSON fields sorted (a protobuf Struct
-/// decodes into a HashMap).
-fn render_access_log(log: &mut envoy_types::pb::envoy::config::accesslog::v3::AccessLog) -> String {
-    use envoy_types::pb::envoy::config::core::v3::substitution_format_string::Format;
-    use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::stdout_access_log::AccessLogFormat;
-    let Some(access_log::ConfigType::TypedConfig(any)) = log.config_type.take() else {
-        return format!("access log {}: no typed config", log.name);
-    };
-    let stdout = StdoutAccessLog::decode(any.value.as_slice()).expect("a valid StdoutAccessLog");
-    let format = match stdout.access_log_format {
-        Some(AccessLogFormat::LogFormat(f)) => match f.format {
-            Some(Format::JsonFormat(json)) => {
-                let sorted: BTreeMap<String, String> = json
-                    .fields
-                    .into_iter()
-                    .map(|(k, v)| (k, format!("{:?}", v.kind)))
-                    .collect();
-                format!("json {sorted:#?}")
-            }
-            other => format!("{other:?}"),
-        },
-        None => "default".to_owned(),
-    };
-    format!("access log {}: {format}", log.name)
-}
-
-/// Decodes the `Any`s Legate writes, so that golden files show them.
-fn decode_any(any: &Any) -> String {
-    use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
-    use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{ExtAuthz, ExtAuthzPerRoute};
-    use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
-    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-        DownstreamTlsContext, UpstreamTlsContext,
-    };
-    use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
-    fn show<M: Message + Default + std::fmt::Debug>(any: &Any) -> String {
-        format!("{:#?}", M::decode(any.value.as_slice()).expect("a valid message"))
-    }
-    match any.type_url.rsplit('.').next().unwrap_or_default() {
-        "HttpConnectionManager" => {
-            let mut hcm = HttpConnectionManager::decode(any.value.as_slice()).expect("a valid HCM");
-            let filters: Vec<String> = hcm
-                .http_filters
-                .iter_mut()
-                .map(|f| {
-                    let inner = match f.config_type.take() {
-                        Some(http_filter::ConfigType::TypedConfig(a)) => decode_any(&a),
-                        other => format!("{other:?}"),
-                    };
-                    format!("http filter {}: {inner}", f.name)
-                })
-                .collect();
-            let logs: Vec<String> = hcm.access_log.iter_mut().map(render_access_log).collect();
-            format!("{hcm:#?}\n{}\n{}", filters.join("\n"), logs.join("\n"))
-        }
-        "CorsPolicy" => show::<CorsPolicy>(any),
-        "Cors" => show::<Cors>(any),
-        "ExtAuthz" => show::<ExtAuthz>(any),
-        "ExtAuthzPerRoute" => show::<ExtAuthzPerRoute>(any),
-        "LocalRateLimit" => show::<
-            envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit,
-        >(any),
-        "Router" => show::<Router>(any),
-        "TcpProxy" => {
-            show::<envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy>(any)
-        }
-        "TlsInspector" => show::<
-            envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector,
-        >(any),
-        "DownstreamTlsContext" => show::<DownstreamTlsContext>(any),
-        "UpstreamTlsContext" => show::<UpstreamTlsContext>(any),
-        "HttpProtocolOptions" => show::<HttpProtocolOptions>(any),
-        other => panic!("the golden renderer does not know {other}"),
-    }
-}
-
-fn render_route(mut r: Route) -> String {
-    let per_filter: BTreeMap<String, Any> = r.typed_per_filter_config.drain().collect();
-    let mut out = format!("{r:#?}\n");
-    for (name, any) in per_filter {
-        out.push_str(&format!("per-filter config {name}: {}\n", decode_any(&any)));
-    }
-    out
-}
-
-fn render_listener(mut l: Listener) -> String {
-    let mut extra = String::new();
-    for f in &mut l.listener_filters {
-        if let Some(listener_filter::ConfigType::TypedConfig(a)) = f.config_type.take() {
-            extra.push_str(&format!("listener filter {}: {}\n", f.name, decode_any(&a)));
-        }
-    }
-    for (i, chain) in l.filter_chains.iter_mut().enumerate() {
-        for f in &mut chain.filters {
-            if let Some(filter::ConfigType::TypedConfig(a)) = f.config_type.take() {
-                extra.push_str(&format!("chain {i} filter {}: {}\n", f.name, decode_any(&a)));
-            }
-        }
-        if let Some(ts) = &mut chain.transport_socket
-            && let Some(transport_socket::ConfigType::TypedConfig(a)) = ts.config_type.take()
-        {
-            extra.push_str(&format!("chain {i} transport socket: {}\n", decode_any(&a)));
-        }
-    }
-    format!("{l:#?}\n{extra}")
-}
-
-fn render_cluster(mut c: Cluster) -> String {
-    let mut extra = String::new();
-    let options: BTreeMap<String, Any> = c.typed_extension_protocol_options.drain().collect();
-    for (name, any) in options {
-        extra.push_str(&format!("protocol options {name}: {}\n", decode_any(&any)));
-    }
-    if let Some(ts) = &mut c.transport_socket
-        && let Some(transport_socket::ConfigType::TypedConfig(a)) = ts.config_type.take()
-    {
-        extra.push_str(&format!("transport socket: {}\n", decode_any(&a)));
-    }
-    format!("{c:#?}\n{extra}")
 }
 
 fn upserts(updates: &[ResourceUpdate]) -> Vec<Arc<Resource>> {
@@ -475,6 +350,7 @@ fn listener_cluster_endpoints_and_secret() {
     golden("listener_https", &render_listener(listener));
     golden("cluster_grpc_tls", &render_cluster(cluster));
     golden("endpoints_zones", &format!("{cla:#?}\n"));
+    // Plain Debug, not the redacting renderer: the key here is a placeholder.
     golden("secret_certificate", &format!("{secret:#?}\n"));
 
     let cluster = one(&updates, ResourceType::Cluster);
