@@ -9,7 +9,7 @@ use legate_crds::Gateway;
 use legate_crds::GatewayRef;
 use legate_crds::gateway::FromNamespaces;
 
-use super::World;
+use crate::world::World;
 
 /// Whether `gateway` admits routes from `namespace`.
 pub fn admits(world: &World, gateway: &Gateway, namespace: &str) -> bool {

@@ -2,7 +2,6 @@
 //! limit services) and the verdicts on Gateways and on objects that attach
 //! to none.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use kube::{Resource, ResourceExt};
@@ -13,7 +12,10 @@ use legate_xds::ir;
 
 use super::services::ServiceIndex;
 use super::upstreams::{self, ServiceRef};
-use super::{Problem, Verdict, World, attach, gateway_key, object_ref};
+use crate::attach;
+use crate::names::{gateway_key, object_ref};
+use crate::verdicts::{Problem, Verdict, Verdicts};
+use crate::world::World;
 
 /// Every listener of a Gateway, bound to `address`. HTTP and HTTPS listeners
 /// carry Mappings; TCP and TLS listeners carry TCPMappings.
@@ -52,7 +54,7 @@ pub fn add_services(
     gateway: &Gateway,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
-    verdicts: &mut BTreeMap<String, Verdict>,
+    verdicts: &mut Verdicts,
 ) {
     add_auth(world, gateway, index, config, verdicts);
     add_rate_limit(world, gateway, index, config, verdicts);
@@ -64,7 +66,7 @@ fn add_auth(
     gateway: &Gateway,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
-    verdicts: &mut BTreeMap<String, Verdict>,
+    verdicts: &mut Verdicts,
 ) {
     let key = gateway_key(gateway);
     let Some(auth) = oldest_attached(
@@ -77,9 +79,7 @@ fn add_auth(
         return;
     };
     let origin = object_ref(auth.as_ref());
-    let verdict = verdicts
-        .entry(origin.key())
-        .or_insert_with(|| Verdict::new(origin.clone()));
+    let verdict = verdicts.entry(&origin);
     let namespace = auth.namespace().unwrap_or_default();
     let effect = match (auth.spec.failure_mode_allow, auth.spec.status_on_error) {
         (Some(true), _) => "requests pass unchecked (failureModeAllow)".to_string(),
@@ -159,7 +159,7 @@ fn add_rate_limit(
     gateway: &Gateway,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
-    verdicts: &mut BTreeMap<String, Verdict>,
+    verdicts: &mut Verdicts,
 ) {
     let key = gateway_key(gateway);
     let Some(limit) = oldest_attached(
@@ -172,9 +172,7 @@ fn add_rate_limit(
         return;
     };
     let origin = object_ref(limit.as_ref());
-    let verdict = verdicts
-        .entry(origin.key())
-        .or_insert_with(|| Verdict::new(origin.clone()));
+    let verdict = verdicts.entry(&origin);
     let namespace = limit.namespace().unwrap_or_default();
     let effect = if limit.spec.failure_mode_deny == Some(true) {
         "limited requests get 500 (failureModeDeny)"
@@ -217,7 +215,7 @@ pub fn add_observability(
     gateway: &Gateway,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
-    verdicts: &mut BTreeMap<String, Verdict>,
+    verdicts: &mut Verdicts,
 ) {
     use legate_crds::gateway::AccessLogFormat;
     let access_log = match &gateway.spec.access_log {
@@ -233,9 +231,7 @@ pub fn add_observability(
     };
     let tracing = gateway.spec.tracing.as_ref().and_then(|t| {
         let origin = object_ref(gateway);
-        let verdict = verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin.clone()));
+        let verdict = verdicts.entry(&origin);
         let namespace = gateway.namespace().unwrap_or_default();
         let parsed = upstreams::parse(&t.collector, &namespace);
         if let Err(e) = parsed {
@@ -271,7 +267,7 @@ fn oldest_attached<'a, K>(
     gateway: &Gateway,
     objects: &'a [std::sync::Arc<K>],
     gateways_of: impl Fn(&K) -> &[GatewayRef],
-    verdicts: &mut BTreeMap<String, Verdict>,
+    verdicts: &mut Verdicts,
 ) -> Option<&'a std::sync::Arc<K>>
 where
     K: Resource<DynamicType = ()>,
@@ -291,9 +287,7 @@ where
     let (first, rest) = attached.split_first()?;
     for other in rest {
         let origin = object_ref(other.as_ref());
-        let verdict = verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin.clone()));
+        let verdict = verdicts.entry(&origin);
         verdict.accepted = Err(Problem::new(
             reasons::CONFLICTED,
             format!(
@@ -431,23 +425,19 @@ fn resolve_upstream(
 }
 
 /// Gateways are Accepted when their listeners can be served.
-pub fn judge_gateways(world: &World, verdicts: &mut BTreeMap<String, Verdict>) {
+pub fn judge_gateways(world: &World, verdicts: &mut Verdicts) {
     for gateway in &world.gateways {
         let origin = object_ref(gateway.as_ref());
         let key = gateway_key(gateway);
-        let verdict = verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin.clone()));
+        let verdict = verdicts.entry(&origin);
         verdict.gateways = vec![key];
     }
 }
 
 /// Objects that no Gateway carries: NoGateway.
-pub fn judge_unattached(world: &World, verdicts: &mut BTreeMap<String, Verdict>) {
+pub fn judge_unattached(world: &World, verdicts: &mut Verdicts) {
     let mut judge = |origin: ir::ObjectRef, namespace: String, refs: &[GatewayRef]| {
-        let verdict = verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin));
+        let verdict = verdicts.entry(&origin);
         if verdict.accepted.is_ok() && verdict.gateways.is_empty() {
             verdict.accepted = Err(Problem::new(
                 reasons::NO_GATEWAY,

@@ -6,12 +6,15 @@
 mod attach;
 mod gateways;
 mod mappings;
+mod names;
 mod own_routes;
 mod secrets;
 mod services;
 mod tcp;
 mod tls;
 mod upstreams;
+mod verdicts;
+mod world;
 
 #[cfg(test)]
 mod tests;
@@ -19,95 +22,12 @@ mod tests;
 mod tests_edge;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::{Resource, ResourceExt};
-use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
-use legate_xds::ir::ObjectRef;
+use kube::Resource;
 
-/// The key of an Opaque Secret that holds a CA bundle. The operator keeps only
-/// this key of Opaque Secrets in memory; the model reads only this key.
-pub const CA_BUNDLE_KEY: &str = "ca.crt";
-
-/// Everything the operator has seen, as one consistent snapshot, and where
-/// its Envoys listen.
-#[derive(Debug, Clone)]
-pub struct World {
-    /// The address every listener binds (the operator's `--envoy-listen-address`).
-    pub listen_address: IpAddr,
-    pub gateways: Vec<Arc<Gateway>>,
-    pub mappings: Vec<Arc<Mapping>>,
-    pub tls_contexts: Vec<Arc<TLSContext>>,
-    pub auth_services: Vec<Arc<AuthService>>,
-    pub rate_limit_services: Vec<Arc<RateLimitService>>,
-    pub tcp_mappings: Vec<Arc<TCPMapping>>,
-    pub services: Vec<Arc<Service>>,
-    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
-    pub namespaces: Vec<Arc<Namespace>>,
-    pub secrets: Vec<Arc<Secret>>,
-}
-
-impl Default for World {
-    fn default() -> World {
-        World {
-            listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            gateways: Vec::new(),
-            mappings: Vec::new(),
-            tls_contexts: Vec::new(),
-            auth_services: Vec::new(),
-            rate_limit_services: Vec::new(),
-            tcp_mappings: Vec::new(),
-            services: Vec::new(),
-            endpoint_slices: Vec::new(),
-            namespaces: Vec::new(),
-            secrets: Vec::new(),
-        }
-    }
-}
-
-/// Why a condition is False: a reason from `legate_crds::conditions::reasons`
-/// and a sentence for the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Problem {
-        Problem {
-            reason,
-            message: message.into(),
-        }
-    }
-}
-
-/// What the model concluded about one object.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    /// Which object, at which generation.
-    pub object: ObjectRef,
-    /// Valid and attached to at least one Gateway, or why not.
-    pub accepted: Result<(), Problem>,
-    /// Every Service, Secret and TLSContext it refers to exists, or which does not.
-    pub resolved_refs: Result<(), Problem>,
-    /// The Gateways (`namespace/name`) whose configuration carries this object.
-    pub gateways: Vec<String>,
-}
-
-impl Verdict {
-    pub(crate) fn new(object: ObjectRef) -> Verdict {
-        Verdict {
-            object,
-            accepted: Ok(()),
-            resolved_refs: Ok(()),
-            gateways: Vec::new(),
-        }
-    }
-}
+pub use names::{gateway_key, object_ref};
+pub use verdicts::{Problem, Verdict, Verdicts};
+pub use world::{CA_BUNDLE_KEY, Quarantine, World};
 
 /// The desired state: each Gateway's configuration and every object's verdict.
 #[derive(Debug, Default)]
@@ -115,32 +35,8 @@ pub struct Model {
     /// By Gateway key (`namespace/name`, which Envoy's `node.cluster` names).
     pub gateways: BTreeMap<String, legate_xds::ir::Gateway>,
     /// By object key (`Kind/namespace/name`).
-    pub verdicts: BTreeMap<String, Verdict>,
+    pub verdicts: Verdicts,
 }
-
-/// `namespace/name` of a Gateway: the key of its snapshot and its Envoys' `node.cluster`.
-pub fn gateway_key(gateway: &Gateway) -> String {
-    format!(
-        "{}/{}",
-        gateway.namespace().unwrap_or_default(),
-        gateway.name_any()
-    )
-}
-
-/// The identity of a Legate object as the IR carries it.
-pub fn object_ref<K: Resource<DynamicType = ()>>(object: &K) -> ObjectRef {
-    ObjectRef::new(
-        &K::kind(&()),
-        &object.meta().namespace.clone().unwrap_or_default(),
-        &object.meta().name.clone().unwrap_or_default(),
-        object.meta().generation.unwrap_or(0),
-    )
-}
-
-/// Objects left out of every configuration: Envoy refused them at this
-/// generation (object key → generation). Leaving them out lets every other
-/// change through; they come back when their generation changes.
-pub type Quarantine = BTreeMap<String, i64>;
 
 /// Builds every Gateway's configuration and every object's verdict.
 pub fn build(world: &World) -> Model {

@@ -11,22 +11,25 @@ use legate_crds::gateway::RouteDefaults;
 use legate_crds::mapping::{DEFAULT_TIMEOUT, Mapping};
 use legate_crds::{Gateway, common};
 use legate_xds::hash::hash_bytes;
-use legate_xds::ir::{self, ObjectRef};
+use legate_xds::ir;
 
 use super::services::{ServiceIndex, resolve_port};
 use super::upstreams::{self, ServiceRef};
-use super::{Problem, Verdict, World, attach, object_ref};
+use crate::attach;
+use crate::names::{gateway_key, object_ref, route_id};
+use crate::verdicts::{Problem, Verdict, Verdicts};
+use crate::world::{Quarantine, World};
 
 /// Adds the routes of every Mapping attached to `gateway` and records verdicts.
 pub fn add_routes(
     world: &World,
     gateway: &Gateway,
     index: &ServiceIndex,
-    quarantine: &super::Quarantine,
+    quarantine: &Quarantine,
     config: &mut ir::Gateway,
-    verdicts: &mut BTreeMap<String, Verdict>,
+    verdicts: &mut Verdicts,
 ) {
-    let gateway_key = super::gateway_key(gateway);
+    let key = gateway_key(gateway);
     let defaults = gateway.spec.defaults.clone().unwrap_or(RouteDefaults {
         timeout: None,
         retry_policy: None,
@@ -65,9 +68,7 @@ pub fn add_routes(
         if quarantine.get(&reference.key()) == Some(&reference.generation()) {
             // Envoy refused this generation: its status says so, and it stays
             // out so that everyone else's changes still reach Envoy.
-            if !verdict.gateways.contains(&gateway_key) {
-                verdict.gateways.push(gateway_key.clone());
-            }
+            verdict.carried_by(&key);
             continue;
         }
         groups
@@ -102,26 +103,25 @@ pub fn add_routes(
                 Err(e) => {
                     for mapping in route_members.all() {
                         let message = format!("the route cannot be sent to Envoy: {e}");
-                        verdict_for(verdicts, mapping).accepted =
-                            Err(Problem::new(reasons::INVALID, message));
+                        verdicts.reject(
+                            &object_ref(mapping.as_ref()),
+                            Problem::new(reasons::INVALID, message),
+                        );
                     }
                 }
             }
         }
         for mapping in route_members.all() {
             let verdict = verdict_for(verdicts, mapping);
-            if verdict.accepted.is_ok() && !verdict.gateways.contains(&gateway_key) {
-                verdict.gateways.push(gateway_key.clone());
+            if verdict.accepted.is_ok() {
+                verdict.carried_by(&key);
             }
         }
     }
 }
 
-fn verdict_for<'a>(verdicts: &'a mut BTreeMap<String, Verdict>, mapping: &Mapping) -> &'a mut Verdict {
-    let object = object_ref(mapping);
-    verdicts
-        .entry(object.key())
-        .or_insert_with(|| Verdict::new(object))
+fn verdict_for<'a>(verdicts: &'a mut Verdicts, mapping: &Mapping) -> &'a mut Verdict {
+    verdicts.entry(&object_ref(mapping))
 }
 
 /// What only the controller can judge about a Mapping on its own: regular
@@ -233,10 +233,7 @@ fn age_order(a: &Arc<Mapping>, b: &Arc<Mapping>) -> std::cmp::Ordering {
 
 /// Keeps the Mappings of the namespace that claimed the match first; the
 /// others are Conflicted and get no traffic.
-fn resolve_conflicts(
-    mut members: Vec<Arc<Mapping>>,
-    verdicts: &mut BTreeMap<String, Verdict>,
-) -> Vec<Arc<Mapping>> {
+fn resolve_conflicts(mut members: Vec<Arc<Mapping>>, verdicts: &mut Verdicts) -> Vec<Arc<Mapping>> {
     members.sort_by(age_order);
     let Some(owner) = members
         .first()
@@ -253,7 +250,10 @@ fn resolve_conflicts(
              (weights split traffic only between Mappings of one namespace)",
             owner.0, owner.1, mapping.spec.hostname
         );
-        verdict_for(verdicts, &mapping).accepted = Err(Problem::new(reasons::CONFLICTED, message));
+        verdicts.reject(
+            &object_ref(mapping.as_ref()),
+            Problem::new(reasons::CONFLICTED, message),
+        );
     }
     kept
 }
@@ -276,10 +276,7 @@ impl RouteMembers {
 /// Weighted Mappings take their weight; unweighted ones share what is left.
 /// A Mapping whose weight takes the total above 100 is Invalid (the older
 /// Mappings keep working).
-fn split_weights(
-    members: Vec<Arc<Mapping>>,
-    verdicts: &mut BTreeMap<String, Verdict>,
-) -> Option<RouteMembers> {
+fn split_weights(members: Vec<Arc<Mapping>>, verdicts: &mut Verdicts) -> Option<RouteMembers> {
     let (shadows, primaries): (Vec<_>, Vec<_>) =
         members.into_iter().partition(|m| m.spec.shadow.unwrap_or(false));
     let mut total = 0u32;
@@ -292,7 +289,10 @@ fn split_weights(
                     "weight {w} takes the Mappings for this match to {} percent; weights may add up to 100 at most",
                     total + w
                 );
-                verdict_for(verdicts, &mapping).accepted = Err(Problem::new(reasons::INVALID, message));
+                verdicts.reject(
+                    &object_ref(mapping.as_ref()),
+                    Problem::new(reasons::INVALID, message),
+                );
             }
             Some(w) => {
                 total += w;
@@ -322,7 +322,10 @@ fn split_weights(
         for (mapping, _) in &shadows {
             let message =
                 "a shadow Mapping mirrors the traffic of a Mapping with the same match, and there is none";
-            verdict_for(verdicts, mapping).accepted = Err(Problem::new(reasons::INVALID, message));
+            verdicts.reject(
+                &object_ref(mapping.as_ref()),
+                Problem::new(reasons::INVALID, message),
+            );
         }
         return None;
     }
@@ -344,7 +347,7 @@ fn build_route(
     defaults: &RouteDefaults,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
-    verdicts: &mut BTreeMap<String, Verdict>,
+    verdicts: &mut Verdicts,
 ) -> Option<ir::Route> {
     let (primary, _) = members.primaries.first()?;
     let origin = object_ref(primary.as_ref());
@@ -356,7 +359,10 @@ fn build_route(
                 "Mapping {} redirects requests with this match; a redirect cannot share its traffic",
                 primary.name_any()
             );
-            verdict_for(verdicts, other).accepted = Err(Problem::new(reasons::CONFLICTED, message));
+            verdicts.reject(
+                &object_ref(other.as_ref()),
+                Problem::new(reasons::CONFLICTED, message),
+            );
         }
         ir::RouteAction::Redirect(redirect_action(redirect, spec.prefix.as_deref()))
     } else {
@@ -438,13 +444,6 @@ fn auto_host(mapping: &Mapping, index: &ServiceIndex) -> ir::HostRewrite {
         }
         _ => ir::HostRewrite::FromUpstream,
     }
-}
-
-/// A route's id: the Mapping's identity and the listener, never a position.
-pub fn route_id(origin: &ObjectRef, listener: &str) -> ir::RouteId {
-    // RouteId has no free-form constructor; a stable hash of the listener name
-    // keeps ids distinct per listener and unchanged across edits and releases.
-    ir::RouteId::rule(origin, (hash_bytes(listener.as_bytes()) & 0xffff_ffff) as u32)
 }
 
 fn route_match(mapping: &Mapping) -> ir::RouteMatch {
@@ -650,7 +649,7 @@ fn upstream_for(
     defaults: &RouteDefaults,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
-    verdicts: &mut BTreeMap<String, Verdict>,
+    verdicts: &mut Verdicts,
 ) -> Option<String> {
     let service = mapping.spec.service.as_ref()?;
     let namespace = mapping.namespace().unwrap_or_default();
@@ -678,8 +677,10 @@ fn upstream_for(
             None => {
                 let message =
                     format!("Service {namespace}/{name} does not exist; requests to this route get 503");
-                verdict_for(verdicts, mapping).resolved_refs =
-                    Err(Problem::new(reasons::BACKEND_NOT_FOUND, message));
+                verdicts.unresolved(
+                    &object_ref(mapping),
+                    Problem::new(reasons::BACKEND_NOT_FOUND, message),
+                );
                 let port = match port {
                     Some(super::services::PortRef::Number(n)) => n,
                     _ => 80,
@@ -693,8 +694,10 @@ fn upstream_for(
             }
             Some(svc) => match resolve_port(svc, port.as_ref()) {
                 Err(message) => {
-                    verdict_for(verdicts, mapping).resolved_refs =
-                        Err(Problem::new(reasons::BACKEND_NOT_FOUND, message));
+                    verdicts.unresolved(
+                        &object_ref(mapping),
+                        Problem::new(reasons::BACKEND_NOT_FOUND, message),
+                    );
                     return None;
                 }
                 Ok(resolved) => {
@@ -728,7 +731,7 @@ fn upstream_for(
         Ok(tls) => tls,
         Err(problem) => {
             // Never fall back to unverified TLS: the route gets no upstream.
-            verdict_for(verdicts, mapping).resolved_refs = Err(problem);
+            verdicts.unresolved(&object_ref(mapping), problem);
             return None;
         }
     };

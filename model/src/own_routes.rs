@@ -22,7 +22,7 @@ pub fn add_own_route(
         .collect();
     for listener in listeners {
         let route = ir::Route {
-            id: super::mappings::route_id(origin, &listener),
+            id: crate::names::route_id(origin, &listener),
             origin: origin.clone(),
             co_origins: Vec::new(),
             listener,

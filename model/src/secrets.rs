@@ -7,8 +7,8 @@ use kube::ResourceExt;
 use legate_crds::conditions::reasons;
 use legate_xds::ir::{self, ObjectRef};
 
-use super::CA_BUNDLE_KEY;
-use super::{Problem, World};
+use crate::verdicts::Problem;
+use crate::world::{CA_BUNDLE_KEY, World};
 
 /// The certificate and key of `namespace/name` (a `kubernetes.io/tls` Secret).
 /// Its SDS name is `namespace/name`.

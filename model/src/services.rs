@@ -9,7 +9,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use legate_xds::ir::Endpoint;
 
-use super::World;
+use crate::world::World;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 

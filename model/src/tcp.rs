@@ -14,7 +14,10 @@ use legate_xds::ir;
 
 use super::gateways::{Purpose, service_upstream};
 use super::services::ServiceIndex;
-use super::{Problem, Verdict, World, attach, gateway_key, object_ref, tls};
+use super::{attach, tls};
+use crate::names::{gateway_key, object_ref};
+use crate::verdicts::{Problem, Verdicts};
+use crate::world::World;
 
 /// One TCPMapping that may take connections of a listener.
 struct Candidate {
@@ -31,7 +34,7 @@ pub fn add_tcp_routes(
     gateway: &Gateway,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
-    verdicts: &mut BTreeMap<String, Verdict>,
+    verdicts: &mut Verdicts,
 ) {
     let key = gateway_key(gateway);
     // Members of a group share one filter chain: the same listener, server
@@ -49,9 +52,7 @@ pub fn add_tcp_routes(
             continue;
         };
         let origin = object_ref(tcp.as_ref());
-        let verdict = verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin.clone()));
+        let verdict = verdicts.entry(&origin);
         let problem = match (listener.protocol, &tcp.spec.sni) {
             (Protocol::Http | Protocol::Https, _) => Some(format!(
                 "port {} of Gateway {key} is the {:?} listener {:?}; a TCPMapping needs a TCP or TLS listener",
@@ -192,12 +193,9 @@ pub fn add_tcp_routes(
             if member.mapping.name_any() != first.mapping.name_any() {
                 co_origins.push(object_ref(member.mapping.as_ref()));
             }
-            let verdict = verdicts
-                .entry(object_ref(member.mapping.as_ref()).key())
-                .or_insert_with(|| Verdict::new(object_ref(member.mapping.as_ref())));
-            if !verdict.gateways.contains(&key) {
-                verdict.gateways.push(key.clone());
-            }
+            verdicts
+                .entry(&object_ref(member.mapping.as_ref()))
+                .carried_by(&key);
         }
         let route = ir::TcpRoute {
             id: ir::RouteId::of(&origin),
@@ -228,7 +226,7 @@ fn age_order(a: &Arc<TCPMapping>, b: &Arc<TCPMapping>) -> std::cmp::Ordering {
 
 /// The namespace of the oldest claim keeps the port and SNI; the others are
 /// Conflicted, with the name of what holds it.
-fn keep_first_namespace(members: Vec<Candidate>, verdicts: &mut BTreeMap<String, Verdict>) -> Vec<Candidate> {
+fn keep_first_namespace(members: Vec<Candidate>, verdicts: &mut Verdicts) -> Vec<Candidate> {
     let Some(first) = members.first() else {
         return members;
     };
@@ -256,18 +254,15 @@ fn keep_first_namespace(members: Vec<Candidate>, verdicts: &mut BTreeMap<String,
 }
 
 /// Records why a TCPMapping carries no traffic.
-fn refuse(verdicts: &mut BTreeMap<String, Verdict>, mapping: &TCPMapping, problem: Problem) {
+fn refuse(verdicts: &mut Verdicts, mapping: &TCPMapping, problem: Problem) {
     let origin = object_ref(mapping);
-    verdicts
-        .entry(origin.key())
-        .or_insert_with(|| Verdict::new(origin))
-        .accepted = Err(problem);
+    verdicts.entry(&origin).accepted = Err(problem);
 }
 
 /// Each member's share of the connections, oldest first: explicit weights as
 /// given while they fit in 100 (a weight past it is Invalid: `None`, no
 /// share); members without one share what is left. Zero is a valid share.
-fn split(members: &[Candidate], verdicts: &mut BTreeMap<String, Verdict>) -> Vec<Option<u32>> {
+fn split(members: &[Candidate], verdicts: &mut Verdicts) -> Vec<Option<u32>> {
     enum Share {
         Weight(u32),
         Rest,

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use legate_crds::conditions::reasons;
+use legate_crds::{AuthService, Gateway, Mapping, TCPMapping};
 use legate_xds::ir;
 use serde_json::{Value, json};
 

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
 use legate_crds::conditions::reasons;
+use legate_crds::{Gateway, TCPMapping, TLSContext};
 use legate_xds::ir;
 use serde_json::{Value, json};
 

@@ -2,14 +2,15 @@
 //! what cleartext requests for their hosts get, and TLS termination for
 //! TCPMappings.
 
-use std::collections::BTreeMap;
-
 use kube::{Resource, ResourceExt};
 use legate_crds::tls_context::{InsecureAction, TlsVersion};
 use legate_crds::{Gateway, TLSContext};
 use legate_xds::ir;
 
-use super::{Problem, Verdict, World, attach, gateway_key, object_ref, secrets};
+use crate::names::{gateway_key, object_ref};
+use crate::verdicts::{Problem, Verdicts};
+use crate::world::World;
+use crate::{attach, secrets};
 
 /// A TLSContext's certificate (and client CA) as Envoy serves them, with the
 /// Secrets they need over SDS.
@@ -58,12 +59,7 @@ pub fn resolve(world: &World, context: &TLSContext) -> Result<ResolvedTls, Probl
 
 /// Certificates of the TLSContexts attached to the Gateway, on its HTTPS
 /// listeners; and, on its HTTP listeners, the `insecure.action` for their hosts.
-pub fn add_tls(
-    world: &World,
-    gateway: &Gateway,
-    config: &mut ir::Gateway,
-    verdicts: &mut BTreeMap<String, Verdict>,
-) {
+pub fn add_tls(world: &World, gateway: &Gateway, config: &mut ir::Gateway, verdicts: &mut Verdicts) {
     let key = gateway_key(gateway);
     for context in &world.tls_contexts {
         if context.meta().deletion_timestamp.is_some() {
@@ -74,9 +70,7 @@ pub fn add_tls(
             continue;
         }
         let origin = object_ref(context.as_ref());
-        let verdict = verdicts
-            .entry(origin.key())
-            .or_insert_with(|| Verdict::new(origin.clone()));
+        let verdict = verdicts.entry(&origin);
         let hostnames: Vec<String> = context
             .spec
             .hosts
@@ -104,9 +98,7 @@ pub fn add_tls(
                 listener.tls.push(resolved.server.clone());
             }
         }
-        if !verdict.gateways.contains(&key) {
-            verdict.gateways.push(key.clone());
-        }
+        verdict.carried_by(&key);
     }
 }
 
