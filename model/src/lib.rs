@@ -14,6 +14,7 @@ mod tcp;
 mod tls;
 mod upstreams;
 mod verdicts;
+mod weights;
 mod world;
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use super::upstreams::{self, ServiceRef};
 use crate::attach;
 use crate::names::{gateway_key, object_ref, route_id};
 use crate::verdicts::{Problem, Verdict, Verdicts};
+use crate::weights::{self, Share};
 use crate::world::{Quarantine, World};
 
 /// Adds the routes of every Mapping attached to `gateway` and records verdicts.
@@ -273,48 +274,38 @@ impl RouteMembers {
     }
 }
 
-/// Weighted Mappings take their weight; unweighted ones share what is left.
-/// A Mapping whose weight takes the total above 100 is Invalid (the older
-/// Mappings keep working).
+/// `spec.weight`, when it is one (the API server keeps it within 0-100).
+fn weight(mapping: &Mapping) -> Option<u32> {
+    mapping.spec.weight.and_then(|w| u32::try_from(w).ok())
+}
+
+/// The primaries' shares by the one weights rule ([`weights::split`]); a
+/// Mapping whose weight takes the total above 100 is Invalid (the older
+/// Mappings keep working). Shadows mirror `weight` percent (all by default).
 fn split_weights(members: Vec<Arc<Mapping>>, verdicts: &mut Verdicts) -> Option<RouteMembers> {
     let (shadows, primaries): (Vec<_>, Vec<_>) =
         members.into_iter().partition(|m| m.spec.shadow.unwrap_or(false));
-    let mut total = 0u32;
-    let mut weighted = Vec::new();
-    let mut unweighted = Vec::new();
-    for mapping in primaries {
-        match mapping.spec.weight.and_then(|w| u32::try_from(w).ok()) {
-            Some(w) if total + w > 100 => {
+    let weights: Vec<Option<u32>> = primaries.iter().map(|m| weight(m)).collect();
+    let mut all: Vec<(Arc<Mapping>, u32)> = Vec::new();
+    for (mapping, share) in primaries.into_iter().zip(weights::split(&weights)) {
+        match share {
+            Share::Percent(percent) => all.push((mapping, percent)),
+            Share::Refused { weight, total } => {
                 let message = format!(
-                    "weight {w} takes the Mappings for this match to {} percent; weights may add up to 100 at most",
-                    total + w
+                    "weight {weight} takes the Mappings for this match to {} percent; weights may add up to 100 at most",
+                    total.saturating_add(weight)
                 );
                 verdicts.reject(
                     &object_ref(mapping.as_ref()),
                     Problem::new(reasons::INVALID, message),
                 );
             }
-            Some(w) => {
-                total += w;
-                weighted.push((mapping, w));
-            }
-            None => unweighted.push(mapping),
         }
     }
-    let remainder = 100 - total;
-    let share = |i: usize| -> u32 {
-        let n = unweighted.len() as u32;
-        remainder / n + u32::from((i as u32) < remainder % n)
-    };
-    let mut all: Vec<(Arc<Mapping>, u32)> = weighted;
-    for (i, mapping) in unweighted.iter().enumerate() {
-        all.push((mapping.clone(), share(i)));
-    }
-    all.sort_by(|a, b| age_order(&a.0, &b.0));
     let shadows: Vec<(Arc<Mapping>, u32)> = shadows
         .into_iter()
         .map(|m| {
-            let percent = m.spec.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(100);
+            let percent = weight(&m).unwrap_or(100);
             (m, percent)
         })
         .collect();
@@ -328,11 +319,6 @@ fn split_weights(members: Vec<Arc<Mapping>>, verdicts: &mut Verdicts) -> Option<
             );
         }
         return None;
-    }
-    // Weights are relative in Envoy; if every primary has weight 0 nothing
-    // would be routed, so an all-zero split sends to the oldest.
-    if all.iter().all(|(_, w)| *w == 0) {
-        all[0].1 = 100;
     }
     Some(RouteMembers {
         primaries: all,

@@ -17,6 +17,7 @@ use super::services::ServiceIndex;
 use super::{attach, tls};
 use crate::names::{gateway_key, object_ref};
 use crate::verdicts::{Problem, Verdicts};
+use crate::weights::{self, Share};
 use crate::world::World;
 
 /// One TCPMapping that may take connections of a listener.
@@ -259,57 +260,30 @@ fn refuse(verdicts: &mut Verdicts, mapping: &TCPMapping, problem: Problem) {
     verdicts.entry(&origin).accepted = Err(problem);
 }
 
-/// Each member's share of the connections, oldest first: explicit weights as
-/// given while they fit in 100 (a weight past it is Invalid: `None`, no
-/// share); members without one share what is left. Zero is a valid share.
+/// Each member's share of the connections, by the one weights rule
+/// ([`weights::split`]); a member whose weight takes the total past 100 is
+/// Invalid and gets `None`.
 fn split(members: &[Candidate], verdicts: &mut Verdicts) -> Vec<Option<u32>> {
-    enum Share {
-        Weight(u32),
-        Rest,
-        Refused,
-    }
-    if let [_] = members {
-        return vec![Some(100)];
-    }
-    let mut total = 0u32;
-    let mut shares = Vec::with_capacity(members.len());
-    for member in members {
-        let Some(weight) = member.mapping.spec.weight.and_then(|w| u32::try_from(w).ok()) else {
-            shares.push(Share::Rest);
-            continue;
-        };
-        if total + weight > 100 {
-            let message = format!(
-                "weight {weight} takes the TCPMappings of port {} past 100 (older ones already have {total})",
-                member.mapping.spec.port
-            );
-            refuse(verdicts, &member.mapping, Problem::new(reasons::INVALID, message));
-            shares.push(Share::Refused);
-            continue;
-        }
-        total += weight;
-        shares.push(Share::Weight(weight));
-    }
-    let rest_count = shares.iter().filter(|s| matches!(s, Share::Rest)).count();
-    let each = u32::try_from(rest_count)
-        .ok()
-        .filter(|n| *n > 0)
-        .map_or(0, |n| (100 - total) / n);
-    let mut out: Vec<Option<u32>> = shares
-        .into_iter()
-        .map(|s| match s {
-            Share::Weight(w) => Some(w),
-            Share::Rest => Some(each),
-            Share::Refused => None,
-        })
+    let weights: Vec<Option<u32>> = members
+        .iter()
+        .map(|m| m.mapping.spec.weight.and_then(|w| u32::try_from(w).ok()))
         .collect();
-    if out.iter().all(|s| s.unwrap_or(0) == 0)
-        && let Some(first) = out.iter_mut().find(|s| s.is_some())
-    {
-        // Envoy needs some weight: the oldest accepted member takes everything.
-        *first = Some(100);
-    }
-    out
+    let shares = weights::split(&weights);
+    members
+        .iter()
+        .zip(shares)
+        .map(|(member, share)| match share {
+            Share::Percent(percent) => Some(percent),
+            Share::Refused { weight, total } => {
+                let message = format!(
+                    "weight {weight} takes the TCPMappings of port {} past 100 (older ones already have {total})",
+                    member.mapping.spec.port
+                );
+                refuse(verdicts, &member.mapping, Problem::new(reasons::INVALID, message));
+                None
+            }
+        })
+        .collect()
 }
 
 /// The TLSContext (in the TCPMapping's namespace) whose certificate a
