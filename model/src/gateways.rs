@@ -5,16 +5,17 @@
 use std::net::IpAddr;
 
 use kube::{Resource, ResourceExt};
+use legate_crds::auth_service::AuthProtocol;
 use legate_crds::conditions::reasons;
 use legate_crds::gateway::Protocol;
 use legate_crds::{Gateway, GatewayRef};
 use legate_xds::ir;
 
-use super::services::ServiceIndex;
-use super::upstreams::{self, ServiceRef};
 use crate::attach;
 use crate::names::{gateway_key, object_ref};
-use crate::verdicts::{Problem, Verdict, Verdicts};
+use crate::services::ServiceIndex;
+use crate::upstreams::{self, ClusterSettings, Reference};
+use crate::verdicts::{Problem, Verdicts};
 use crate::world::World;
 
 /// Every listener of a Gateway, bound to `address`. HTTP and HTTPS listeners
@@ -80,38 +81,29 @@ fn add_auth(
     };
     let origin = object_ref(auth.as_ref());
     let verdict = verdicts.entry(&origin);
-    let namespace = auth.namespace().unwrap_or_default();
     let effect = match (auth.spec.failure_mode_allow, auth.spec.status_on_error) {
         (Some(true), _) => "requests pass unchecked (failureModeAllow)".to_string(),
         (_, Some(status)) => format!("requests get {status} (statusOnError)"),
         _ => "requests get 403".to_string(),
     };
     let spec = &auth.spec;
-    let grpc = spec.protocol == legate_crds::auth_service::AuthProtocol::Grpc;
-    let purpose = Purpose {
-        protocol: if grpc {
-            ir::UpstreamProtocol::Http2
-        } else {
-            ir::UpstreamProtocol::Http1
+    let reference = Reference {
+        service: &spec.service,
+        origin: &origin,
+        settings: match spec.protocol {
+            AuthProtocol::Grpc => ClusterSettings::http2(),
+            AuthProtocol::Http => ClusterSettings::default(),
         },
-        effect: &effect,
+        tls: None,
     };
-    let upstream = service_upstream(
-        &spec.service,
-        &namespace,
-        &origin,
-        purpose,
-        index,
-        config,
-        verdict,
-    );
+    let upstream = upstreams::resolve_or_empty(world, index, &reference, &effect, config, verdict);
     let protocol = match spec.protocol {
-        legate_crds::auth_service::AuthProtocol::Http => ir::AuthProtocol::Http {
+        AuthProtocol::Http => ir::AuthProtocol::Http {
             path_prefix: spec.path_prefix.clone().unwrap_or_default(),
             allowed_request_headers: spec.allowed_request_headers.clone(),
             allowed_authorization_headers: spec.allowed_authorization_headers.clone(),
         },
-        legate_crds::auth_service::AuthProtocol::Grpc => ir::AuthProtocol::Grpc,
+        AuthProtocol::Grpc => ir::AuthProtocol::Grpc,
     };
     config.auth = Some(ir::AuthService {
         origin: origin.clone(),
@@ -173,26 +165,19 @@ fn add_rate_limit(
     };
     let origin = object_ref(limit.as_ref());
     let verdict = verdicts.entry(&origin);
-    let namespace = limit.namespace().unwrap_or_default();
     let effect = if limit.spec.failure_mode_deny == Some(true) {
         "limited requests get 500 (failureModeDeny)"
     } else {
         "requests are not limited"
     };
-    // The rate limit protocol is gRPC.
-    let purpose = Purpose {
-        protocol: ir::UpstreamProtocol::Http2,
-        effect,
+    let reference = Reference {
+        service: &limit.spec.service,
+        origin: &origin,
+        // The rate limit protocol is gRPC.
+        settings: ClusterSettings::http2(),
+        tls: None,
     };
-    let upstream = service_upstream(
-        &limit.spec.service,
-        &namespace,
-        &origin,
-        purpose,
-        index,
-        config,
-        verdict,
-    );
+    let upstream = upstreams::resolve_or_empty(world, index, &reference, effect, config, verdict);
     config.rate_limit = Some(ir::RateLimitService {
         origin: origin.clone(),
         upstream,
@@ -212,6 +197,7 @@ fn add_rate_limit(
 /// cannot be found sends no spans and says so on the Gateway (ResolvedRefs);
 /// requests flow either way.
 pub fn add_observability(
+    world: &World,
     gateway: &Gateway,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
@@ -242,12 +228,15 @@ pub fn add_observability(
             ));
             return None;
         }
-        // OTLP over gRPC.
-        let purpose = Purpose {
-            protocol: ir::UpstreamProtocol::Http2,
-            effect: "no spans are sent",
+        let reference = Reference {
+            service: &t.collector,
+            origin: &origin,
+            // OTLP over gRPC.
+            settings: ClusterSettings::http2(),
+            tls: None,
         };
-        let upstream = service_upstream(&t.collector, &namespace, &origin, purpose, index, config, verdict);
+        let effect = "no spans are sent";
+        let upstream = upstreams::resolve_or_empty(world, index, &reference, effect, config, verdict);
         Some(ir::Tracing {
             upstream,
             service_name: t
@@ -300,128 +289,6 @@ where
         ));
     }
     Some(first)
-}
-
-/// An upstream for an auth, rate limit or tracing service. A Service that is
-/// missing or has no ready endpoint still gets its (empty) upstream, so that
-/// the filter calling it fails the way its failure mode says rather than
-/// vanishing: a missing AuthService must not let every request through.
-pub(super) fn service_upstream(
-    service: &str,
-    namespace: &str,
-    origin: &ir::ObjectRef,
-    purpose: Purpose<'_>,
-    index: &ServiceIndex,
-    config: &mut ir::Gateway,
-    verdict: &mut Verdict,
-) -> String {
-    let name = resolve_upstream(service, namespace, origin, purpose.effect, index, config, verdict);
-    if let Some(u) = config.upstreams.get_mut(&name) {
-        u.protocol = purpose.protocol;
-    }
-    name
-}
-
-/// What a Gateway-wide service's upstream is for: how Envoy speaks to it,
-/// and what requests get while it cannot be reached (said in conditions).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Purpose<'a> {
-    pub protocol: ir::UpstreamProtocol,
-    pub effect: &'a str,
-}
-
-fn resolve_upstream(
-    service: &str,
-    namespace: &str,
-    origin: &ir::ObjectRef,
-    effect: &str,
-    index: &ServiceIndex,
-    config: &mut ir::Gateway,
-    verdict: &mut Verdict,
-) -> String {
-    // An upstream with no endpoints, named apart so that it never empties a
-    // real upstream of the same Service (a typo in a port name must not take
-    // another route's endpoints away).
-    let unreachable = |config: &mut ir::Gateway, what: &str| {
-        let upstream_name = format!("unresolved/{}/{what}", origin.key());
-        config.endpoints.insert(upstream_name.clone(), Vec::new());
-        config.add_upstream(ir::Upstream::endpoints(&upstream_name, origin.clone()));
-        upstream_name
-    };
-    match upstreams::parse(service, namespace) {
-        Err(e) => {
-            verdict.accepted = Err(Problem::new(reasons::INVALID, format!("{e}; {effect}")));
-            unreachable(config, "service")
-        }
-        Ok(ServiceRef::External { host, port, tls }) => {
-            let name = ir::Upstream::dns_name(&host, port);
-            let mut upstream = ir::Upstream::endpoints(&name, origin.clone());
-            upstream.discovery = ir::Discovery::Dns {
-                hostname: host.clone(),
-                port,
-            };
-            upstream.tls = tls.then_some(ir::UpstreamTls {
-                sni: Some(host),
-                ca_secret: None,
-                client_certificate: None,
-            });
-            if upstream.tls.is_some() {
-                // Not the plain cluster of the same host and port.
-                upstream.name = format!("{name}~tls");
-            }
-            let name = upstream.name.clone();
-            config.add_upstream(upstream);
-            name
-        }
-        Ok(ServiceRef::Kubernetes {
-            name,
-            namespace,
-            port,
-        }) => {
-            let Some(svc) = index.service(&namespace, &name) else {
-                verdict.resolved_refs = Err(Problem::new(
-                    reasons::BACKEND_NOT_FOUND,
-                    format!("Service {namespace}/{name} does not exist; {effect}"),
-                ));
-                return unreachable(config, "service");
-            };
-            let resolved = match super::services::resolve_port(svc, port.as_ref()) {
-                Ok(r) => r,
-                Err(e) => {
-                    verdict.resolved_refs =
-                        Err(Problem::new(reasons::BACKEND_NOT_FOUND, format!("{e}; {effect}")));
-                    return unreachable(config, "port");
-                }
-            };
-            if let Some(external) = svc
-                .spec
-                .as_ref()
-                .filter(|s| s.type_.as_deref() == Some("ExternalName"))
-                .and_then(|s| s.external_name.clone())
-            {
-                // Envoy resolves an ExternalName Service's host itself.
-                let upstream_name = ir::Upstream::dns_name(&external, resolved.port);
-                let mut upstream = ir::Upstream::endpoints(&upstream_name, origin.clone());
-                upstream.discovery = ir::Discovery::Dns {
-                    hostname: external,
-                    port: resolved.port,
-                };
-                config.add_upstream(upstream);
-                return upstream_name;
-            }
-            let upstream_name = ir::Upstream::service_name(&namespace, &name, resolved.port);
-            let endpoints = index.endpoints(&namespace, &name, &resolved);
-            if endpoints.is_empty() {
-                verdict.resolved_refs = Err(Problem::new(
-                    reasons::NO_READY_ENDPOINTS,
-                    format!("Service {namespace}/{name} has no ready endpoint; {effect}"),
-                ));
-            }
-            config.endpoints.entry(upstream_name.clone()).or_insert(endpoints);
-            config.add_upstream(ir::Upstream::endpoints(&upstream_name, origin.clone()));
-            upstream_name
-        }
-    }
 }
 
 /// Gateways are Accepted when their listeners can be served.

@@ -12,6 +12,7 @@ mod secrets;
 mod services;
 mod tcp;
 mod tls;
+mod upstream_tls;
 mod upstreams;
 mod verdicts;
 mod weights;
@@ -69,7 +70,7 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
             &mut model.verdicts,
         );
         gateways::add_services(world, gateway, &index, &mut config, &mut model.verdicts);
-        gateways::add_observability(gateway, &index, &mut config, &mut model.verdicts);
+        gateways::add_observability(world, gateway, &index, &mut config, &mut model.verdicts);
         tcp::add_tcp_routes(world, gateway, &index, &mut config, &mut model.verdicts);
         // A TCP or TLS listener with nothing to proxy has no filter chain, which
         // Envoy refuses: it waits for its first TCPMapping.

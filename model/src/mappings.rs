@@ -10,13 +10,12 @@ use legate_crds::conditions::reasons;
 use legate_crds::gateway::RouteDefaults;
 use legate_crds::mapping::{DEFAULT_TIMEOUT, Mapping};
 use legate_crds::{Gateway, common};
-use legate_xds::hash::hash_bytes;
 use legate_xds::ir;
 
-use super::services::{ServiceIndex, resolve_port};
-use super::upstreams::{self, ServiceRef};
 use crate::attach;
 use crate::names::{gateway_key, object_ref, route_id};
+use crate::services::ServiceIndex;
+use crate::upstreams::{self, ClusterSettings, RefError, Reference, ServiceRef};
 use crate::verdicts::{Problem, Verdict, Verdicts};
 use crate::weights::{self, Share};
 use crate::world::{Quarantine, World};
@@ -172,7 +171,8 @@ pub fn validate(mapping: &Mapping) -> Result<(), Problem> {
         }
     }
     if let Some(service) = &spec.service {
-        upstreams::parse(service, &mapping.namespace().unwrap_or_default()).map_err(invalid)?;
+        upstreams::parse(service, &mapping.namespace().unwrap_or_default())
+            .map_err(|e| invalid(e.to_string()))?;
     }
     if let Some(limit) = &spec.local_rate_limit {
         // Envoy refuses an empty bucket, and a fill interval under 50 ms.
@@ -628,7 +628,9 @@ fn redirect_action(r: &legate_crds::mapping::Redirect, matched_prefix: Option<&s
 
 /// Resolves a Mapping's service into an upstream of `config` and returns its
 /// name; records BackendNotFound on the verdict when the Service is missing
-/// (the route then answers 503, which makes the failure visible).
+/// (the route then answers 503, which makes the failure visible). A port that
+/// is not the Service's, or a TLS Secret that is missing or broken, leaves
+/// the Mapping without an upstream.
 fn upstream_for(
     world: &World,
     mapping: &Mapping,
@@ -638,101 +640,45 @@ fn upstream_for(
     verdicts: &mut Verdicts,
 ) -> Option<String> {
     let service = mapping.spec.service.as_ref()?;
-    let namespace = mapping.namespace().unwrap_or_default();
     let origin = object_ref(mapping);
-    let reference = upstreams::parse(service, &namespace).ok()?;
-    let (base_name, discovery, endpoints, tls) = match reference {
-        ServiceRef::External { host, port, tls } => (
-            ir::Upstream::dns_name(&host, port),
-            ir::Discovery::Dns {
-                hostname: host.clone(),
-                port,
-            },
-            None,
-            tls.then_some(ir::UpstreamTls {
-                sni: Some(host),
-                ca_secret: None,
-                client_certificate: None,
-            }),
-        ),
-        ServiceRef::Kubernetes {
-            name,
-            namespace,
-            port,
-        } => match index.service(&namespace, &name) {
-            None => {
-                let message =
-                    format!("Service {namespace}/{name} does not exist; requests to this route get 503");
-                verdicts.unresolved(
-                    &object_ref(mapping),
-                    Problem::new(reasons::BACKEND_NOT_FOUND, message),
-                );
-                let port = match port {
-                    Some(super::services::PortRef::Number(n)) => n,
-                    _ => 80,
-                };
-                (
-                    ir::Upstream::service_name(&namespace, &name, port),
-                    ir::Discovery::Endpoints,
-                    Some(Vec::new()),
-                    None,
-                )
+    let reference = Reference {
+        service,
+        origin: &origin,
+        settings: cluster_settings(mapping, defaults),
+        tls: mapping.spec.upstream_tls.as_ref(),
+    };
+    match upstreams::resolve(world, index, &reference, config) {
+        Ok(resolved) => {
+            // No ready endpoint is not a broken reference for a route (a
+            // Service may be scaled to zero); only a missing Service is.
+            if let Some(e @ RefError::ServiceNotFound { .. }) = &resolved.trouble {
+                let message = format!("{e}; requests to this route get 503");
+                verdicts.unresolved(&origin, Problem::new(e.reason(), message));
             }
-            Some(svc) => match resolve_port(svc, port.as_ref()) {
-                Err(message) => {
-                    verdicts.unresolved(
-                        &object_ref(mapping),
-                        Problem::new(reasons::BACKEND_NOT_FOUND, message),
-                    );
-                    return None;
-                }
-                Ok(resolved) => {
-                    let spec = svc.spec.as_ref();
-                    let external = spec
-                        .filter(|s| s.type_.as_deref() == Some("ExternalName"))
-                        .and_then(|s| s.external_name.clone());
-                    match external {
-                        Some(host) => (
-                            ir::Upstream::dns_name(&host, resolved.port),
-                            ir::Discovery::Dns {
-                                hostname: host,
-                                port: resolved.port,
-                            },
-                            None,
-                            None,
-                        ),
-                        None => (
-                            ir::Upstream::service_name(&namespace, &name, resolved.port),
-                            ir::Discovery::Endpoints,
-                            Some(index.endpoints(&namespace, &name, &resolved)),
-                            None,
-                        ),
-                    }
-                }
-            },
-        },
-    };
-    let s = &mapping.spec;
-    let tls = match upstream_tls(world, mapping, tls, config) {
-        Ok(tls) => tls,
-        Err(problem) => {
-            // Never fall back to unverified TLS: the route gets no upstream.
-            verdicts.unresolved(&object_ref(mapping), problem);
-            return None;
+            Some(resolved.upstream)
         }
-    };
+        Err(e) => {
+            let problem = Problem::new(e.reason(), e.to_string());
+            match e {
+                RefError::Invalid(_) => verdicts.reject(&origin, problem),
+                _ => verdicts.unresolved(&origin, problem),
+            }
+            None
+        }
+    }
+}
+
+/// The upstream settings of a Mapping, else of the Gateway's defaults.
+fn cluster_settings(mapping: &Mapping, defaults: &RouteDefaults) -> ClusterSettings {
+    let s = &mapping.spec;
     let lb = s.load_balancer.as_ref().or(defaults.load_balancer.as_ref());
     let breakers = s.circuit_breakers.as_ref().or(defaults.circuit_breakers.as_ref());
-    let mut upstream = ir::Upstream {
-        name: base_name.clone(),
-        origins: vec![origin],
-        discovery,
+    ClusterSettings {
         protocol: if s.grpc.unwrap_or(false) {
             ir::UpstreamProtocol::Http2
         } else {
             ir::UpstreamProtocol::Http1
         },
-        tls,
         load_balancing: match lb.map(|l| l.policy) {
             Some(common::LoadBalancerPolicy::LeastRequest) => ir::LoadBalancing::LeastRequest,
             Some(common::LoadBalancerPolicy::RingHash) => ir::LoadBalancing::RingHash,
@@ -746,68 +692,5 @@ fn upstream_for(
             max_requests: b.max_requests.and_then(|n| u32::try_from(n).ok()),
             max_retries: b.max_retries.and_then(|n| u32::try_from(n).ok()),
         }),
-    };
-    // Mappings that send to one Service with different upstream settings get
-    // separate clusters, named by the settings so the name stays stable.
-    let plain = ir::Upstream::endpoints(&base_name, upstream.origins[0].clone());
-    let same_settings = upstream.protocol == plain.protocol
-        && upstream.tls.is_none()
-        && upstream.load_balancing == plain.load_balancing
-        && upstream.connect_timeout == plain.connect_timeout
-        && upstream.circuit_breakers.is_none();
-    if !same_settings {
-        upstream.name = format!("{base_name}~{:08x}", settings_hash(&upstream));
     }
-    let name = upstream.name.clone();
-    if let Some(endpoints) = endpoints {
-        config.endpoints.insert(name.clone(), endpoints);
-    }
-    config.add_upstream(upstream);
-    Some(name)
-}
-
-/// TLS towards the upstream: an `https://` service's, refined by `upstreamTls`,
-/// with the Secrets it names read and added to `config`.
-fn upstream_tls(
-    world: &World,
-    mapping: &Mapping,
-    from_url: Option<ir::UpstreamTls>,
-    config: &mut ir::Gateway,
-) -> Result<Option<ir::UpstreamTls>, Problem> {
-    let Some(settings) = &mapping.spec.upstream_tls else {
-        return Ok(from_url);
-    };
-    let namespace = mapping.namespace().unwrap_or_default();
-    let origin = object_ref(mapping);
-    let ca = settings
-        .ca_secret
-        .as_ref()
-        .map(|name| super::secrets::authority(world, &namespace, name, &origin))
-        .transpose()?;
-    let client = settings
-        .client_cert_secret
-        .as_ref()
-        .map(|name| super::secrets::certificate(world, &namespace, name, &origin))
-        .transpose()?;
-    let tls = ir::UpstreamTls {
-        sni: settings.sni.clone().or_else(|| from_url.and_then(|t| t.sni)),
-        ca_secret: ca.as_ref().map(|s| s.name.clone()),
-        client_certificate: client.as_ref().map(|s| s.name.clone()),
-    };
-    for secret in ca.into_iter().chain(client) {
-        config.secrets.insert(secret.name.clone(), secret);
-    }
-    Ok(Some(tls))
-}
-
-fn settings_hash(upstream: &ir::Upstream) -> u32 {
-    let settings = format!(
-        "{:?}{:?}{:?}{:?}{:?}",
-        upstream.protocol,
-        upstream.tls,
-        upstream.load_balancing,
-        upstream.connect_timeout,
-        upstream.circuit_breakers
-    );
-    (hash_bytes(settings.as_bytes()) & 0xffff_ffff) as u32
 }

@@ -91,9 +91,22 @@ impl ServiceIndex {
     }
 }
 
+/// Why a `service` reference's port is not one of the Service's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("Service {service} has no {asked}; its ports are [{have}]")]
+    NotFound {
+        service: String,
+        asked: String,
+        have: String,
+    },
+    #[error("port {0} is out of range")]
+    OutOfRange(i32),
+}
+
 /// Finds a port of `service` by number or name; with no port asked for, the
 /// Service's only port (or its first).
-pub fn resolve_port(service: &Service, wanted: Option<&PortRef>) -> Result<ResolvedPort, String> {
+pub fn resolve_port(service: &Service, wanted: Option<&PortRef>) -> Result<ResolvedPort, PortError> {
     let ports = service
         .spec
         .as_ref()
@@ -118,14 +131,14 @@ pub fn resolve_port(service: &Service, wanted: Option<&PortRef>) -> Result<Resol
             Some(PortRef::Name(n)) => format!("port {n:?}"),
             None => "a port".to_string(),
         };
-        format!(
-            "Service {} has no {asked}; its ports are [{}]",
-            service.name_any(),
-            have.join(", ")
-        )
+        PortError::NotFound {
+            service: service.name_any(),
+            asked,
+            have: have.join(", "),
+        }
     })?;
     Ok(ResolvedPort {
-        port: u16::try_from(port.port).map_err(|_| format!("port {} is out of range", port.port))?,
+        port: u16::try_from(port.port).map_err(|_| PortError::OutOfRange(port.port))?,
         name: port.name.clone(),
     })
 }

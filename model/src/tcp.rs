@@ -12,10 +12,10 @@ use legate_crds::gateway::Protocol;
 use legate_crds::{Gateway, TCPMapping};
 use legate_xds::ir;
 
-use super::gateways::{Purpose, service_upstream};
-use super::services::ServiceIndex;
 use super::{attach, tls};
 use crate::names::{gateway_key, object_ref};
+use crate::services::ServiceIndex;
+use crate::upstreams::{self, ClusterSettings, Reference};
 use crate::verdicts::{Problem, Verdicts};
 use crate::weights::{self, Share};
 use crate::world::World;
@@ -80,20 +80,15 @@ pub fn add_tcp_routes(
                 continue;
             }
         };
-        // Raw TCP: no HTTP protocol options on this cluster.
-        let purpose = Purpose {
-            protocol: ir::UpstreamProtocol::Http1,
-            effect: "connections are closed",
+        let reference = Reference {
+            service: &tcp.spec.service,
+            origin: &origin,
+            // Raw TCP: no HTTP protocol options on this cluster.
+            settings: ClusterSettings::default(),
+            tls: None,
         };
-        let upstream = service_upstream(
-            &tcp.spec.service,
-            &namespace,
-            &origin,
-            purpose,
-            index,
-            config,
-            verdict,
-        );
+        let effect = "connections are closed";
+        let upstream = upstreams::resolve_or_empty(world, index, &reference, effect, config, verdict);
         let mut sni: Vec<String> = tcp.spec.sni.iter().map(|s| s.to_ascii_lowercase()).collect();
         if sni.is_empty()
             && let Some(tls) = &tls

@@ -1,7 +1,7 @@
 //! What a `service` field points at: a Kubernetes Service (`name[.namespace][:port]`)
 //! or a host outside the cluster (`http://` or `https://` URL).
 
-use super::services::PortRef;
+use crate::services::PortRef;
 
 /// A parsed `service` reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,21 +18,39 @@ pub enum ServiceRef {
     },
 }
 
+/// Why a `service` field names nothing; the message quotes the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("service {service:?}: {port:?} is not a port number")]
+    UrlPort { service: String, port: String },
+    #[error("service {service:?} has no host")]
+    NoHost { service: String },
+    #[error("service {service:?}: port 0 is not a port")]
+    PortZero { service: String },
+    #[error("service {service:?} ends with ':' but names no port")]
+    NoPort { service: String },
+    #[error("service {service:?} names no Service")]
+    NoService { service: String },
+}
+
 /// Parses a `service` reference; `namespace` is the referring object's.
-pub fn parse(service: &str, namespace: &str) -> Result<ServiceRef, String> {
+pub fn parse(service: &str, namespace: &str) -> Result<ServiceRef, ParseError> {
+    let owned = || service.to_string();
     for (scheme, tls, default_port) in [("https://", true, 443u16), ("http://", false, 80u16)] {
         if let Some(rest) = service.strip_prefix(scheme) {
             let authority = rest.split('/').next().unwrap_or_default();
             let (host, port) = match authority.rsplit_once(':') {
                 Some((host, port)) => (
                     host,
-                    port.parse::<u16>()
-                        .map_err(|_| format!("service {service:?}: {port:?} is not a port number"))?,
+                    port.parse::<u16>().map_err(|_| ParseError::UrlPort {
+                        service: owned(),
+                        port: port.to_string(),
+                    })?,
                 ),
                 None => (authority, default_port),
             };
             if host.is_empty() {
-                return Err(format!("service {service:?} has no host"));
+                return Err(ParseError::NoHost { service: owned() });
             }
             return Ok(ServiceRef::External {
                 host: host.to_string(),
@@ -44,10 +62,10 @@ pub fn parse(service: &str, namespace: &str) -> Result<ServiceRef, String> {
     let (name_part, port) = match service.split_once(':') {
         Some((name, port)) => {
             let port = match port.parse::<u16>() {
-                Ok(0) => return Err(format!("service {service:?}: port 0 is not a port")),
+                Ok(0) => return Err(ParseError::PortZero { service: owned() }),
                 Ok(n) => PortRef::Number(n),
                 Err(_) if !port.is_empty() => PortRef::Name(port.to_string()),
-                Err(_) => return Err(format!("service {service:?} ends with ':' but names no port")),
+                Err(_) => return Err(ParseError::NoPort { service: owned() }),
             };
             (name, Some(port))
         }
@@ -58,7 +76,7 @@ pub fn parse(service: &str, namespace: &str) -> Result<ServiceRef, String> {
         None => (name_part, namespace),
     };
     if name.is_empty() || namespace.is_empty() {
-        return Err(format!("service {service:?} names no Service"));
+        return Err(ParseError::NoService { service: owned() });
     }
     Ok(ServiceRef::Kubernetes {
         name: name.to_string(),
@@ -124,9 +142,19 @@ mod tests {
         assert!(
             parse("quote:", "x")
                 .expect_err("no port")
+                .to_string()
                 .contains("names no port")
         );
-        assert!(parse("http://:80", "x").expect_err("no host").contains("no host"));
+        assert!(
+            parse("http://:80", "x")
+                .expect_err("no host")
+                .to_string()
+                .contains("no host")
+        );
+        assert_eq!(
+            parse("http://api:x", "x").map_err(|e| e.to_string()),
+            Err(r#"service "http://api:x": "x" is not a port number"#.to_string())
+        );
         assert!(parse("quote:0", "x").is_err());
     }
 }
