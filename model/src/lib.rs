@@ -10,6 +10,7 @@ mod names;
 mod own_routes;
 mod secrets;
 mod services;
+pub mod snapshot;
 mod tcp;
 mod tls;
 mod upstream_tls;
