@@ -39,8 +39,21 @@ pub struct Stores {
     pub secrets: Store<Secret>,
     /// Opaque Secrets, trimmed to their CA bundle.
     pub ca_secrets: Store<Secret>,
-    /// Bumped on every change to any store.
+    /// Bumped on every change to any store that the model must see.
     pub changed: watch::Receiver<u64>,
+    /// How many watches have listed their kind at least once.
+    listed: watch::Receiver<usize>,
+}
+
+/// The watches [`start`] opens: six Legate kinds, Services, EndpointSlices,
+/// Namespaces, TLS Secrets and Opaque (CA bundle) Secrets.
+const WATCHES: usize = 11;
+
+/// What the watches tell the rest of the operator.
+#[derive(Debug)]
+struct Signals {
+    changed: watch::Sender<u64>,
+    listed: watch::Sender<usize>,
 }
 
 impl Debug for Stores {
@@ -73,19 +86,12 @@ impl Stores {
         }
     }
 
-    /// Waits until every store has listed its kind once.
-    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.gateways.wait_until_ready().await?;
-        self.mappings.wait_until_ready().await?;
-        self.tls_contexts.wait_until_ready().await?;
-        self.auth_services.wait_until_ready().await?;
-        self.rate_limit_services.wait_until_ready().await?;
-        self.tcp_mappings.wait_until_ready().await?;
-        self.services.wait_until_ready().await?;
-        self.endpoint_slices.wait_until_ready().await?;
-        self.namespaces.wait_until_ready().await?;
-        self.secrets.wait_until_ready().await?;
-        self.ca_secrets.wait_until_ready().await
+    /// Waits until every store has listed its kind once. (Not kube's
+    /// `Store::wait_until_ready`: it wakes only the last of several waiters,
+    /// and each shared store already has its controller waiting on it.)
+    pub async fn wait_until_ready(&self) -> Result<(), watch::error::RecvError> {
+        let mut listed = self.listed.clone();
+        listed.wait_for(|n| *n >= WATCHES).await.map(|_| ())
     }
 }
 
@@ -114,8 +120,12 @@ impl Debug for Subscriptions {
 /// Starts one watch per kind (in `namespace`, or all) and returns the stores
 /// and the Legate kinds' update streams for the controllers.
 pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Subscriptions) {
-    let (tx, changed) = watch::channel(0u64);
-    let tx = Arc::new(tx);
+    let (changed_tx, changed) = watch::channel(0u64);
+    let (listed_tx, listed) = watch::channel(0usize);
+    let tx = Arc::new(Signals {
+        changed: changed_tx,
+        listed: listed_tx,
+    });
     let a = ApiFor {
         client: client.clone(),
         namespace: namespace.map(str::to_string),
@@ -147,6 +157,7 @@ pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Subscriptions
             keep_only_ca_bundle,
         ),
         changed,
+        listed,
     };
     let subscriptions = Subscriptions {
         gateways: gateway_updates,
@@ -188,7 +199,7 @@ fn keep_only_ca_bundle(secret: &mut Secret) {
 
 /// A store of a Legate kind whose watch also feeds a controller; only changes
 /// of what the model reads (see [`Relevance::spec_and_metadata`]) fire `changed`.
-fn reflect_shared<K>(api: Api<K>, changed: &Arc<watch::Sender<u64>>) -> (Store<K>, ReflectHandle<K>)
+fn reflect_shared<K>(api: Api<K>, changed: &Arc<Signals>) -> (Store<K>, ReflectHandle<K>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -203,7 +214,7 @@ where
     (reader, updates)
 }
 
-fn reflect<K>(api: Api<K>, config: watcher::Config, changed: &Arc<watch::Sender<u64>>) -> Store<K>
+fn reflect<K>(api: Api<K>, config: watcher::Config, changed: &Arc<Signals>) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
@@ -212,12 +223,7 @@ where
 }
 
 /// Like [`reflect`], with every object passed through `trim` before it is stored.
-fn reflect_with<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    changed: &Arc<watch::Sender<u64>>,
-    trim: fn(&mut K),
-) -> Store<K>
+fn reflect_with<K>(api: Api<K>, config: watcher::Config, changed: &Arc<Signals>, trim: fn(&mut K)) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
@@ -231,7 +237,7 @@ where
     reader
 }
 
-fn spawn_forwarder<K, S>(stream: S, relevance: Relevance, changed: Arc<watch::Sender<u64>>)
+fn spawn_forwarder<K, S>(stream: S, relevance: Relevance, changed: Arc<Signals>)
 where
     K: Resource + Send + 'static,
     K::DynamicType: Default,
@@ -242,7 +248,7 @@ where
 
 /// Drives a watch (which keeps its store up to date) and bumps `changed` for
 /// every event `relevance` says the model must see. Returns when the watch ends.
-async fn forward_changes<K, S>(stream: S, mut relevance: Relevance, changed: Arc<watch::Sender<u64>>)
+async fn forward_changes<K, S>(stream: S, mut relevance: Relevance, changed: Arc<Signals>)
 where
     K: Resource,
     K::DynamicType: Default,
@@ -250,11 +256,17 @@ where
 {
     let kind = K::kind(&K::DynamicType::default()).to_string();
     let mut stream = std::pin::pin!(stream);
+    let mut listed_once = false;
     loop {
         match stream.try_next().await {
             Ok(Some(event)) => {
                 if relevance.observe(&event) {
-                    changed.send_modify(|n| *n = n.wrapping_add(1));
+                    changed.changed.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                // The reflector stored the listing before passing it on.
+                if matches!(event, watcher::Event::InitDone) && !listed_once {
+                    listed_once = true;
+                    changed.listed.send_modify(|n| *n += 1);
                 }
             }
             Ok(None) => break,

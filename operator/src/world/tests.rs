@@ -9,7 +9,7 @@ use legate_crds::Mapping;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{Relevance, forward_changes};
+use super::{Relevance, Signals, forward_changes};
 
 fn mapping(generation: i64, resource_version: &str, labels: serde_json::Value, programmed: &str) -> Mapping {
     serde_json::from_value(json!({
@@ -34,9 +34,15 @@ where
     K: kube::Resource + Send + 'static,
     K::DynamicType: Default,
 {
-    let (tx, rx) = watch::channel(0u64);
+    let (changed, rx) = watch::channel(0u64);
+    let (listed, _) = watch::channel(0usize);
     let results: Vec<Result<Event<K>, watcher::Error>> = events.into_iter().map(Ok).collect();
-    forward_changes(stream::iter(results), relevance, Arc::new(tx)).await;
+    forward_changes(
+        stream::iter(results),
+        relevance,
+        Arc::new(Signals { changed, listed }),
+    )
+    .await;
     *rx.borrow()
 }
 
