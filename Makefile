@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test preflight controlplane tools envoy lint unit-and-e2e fmt crds bundle
+.PHONY: bench run test preflight controlplane tools envoy lint unit-and-e2e fmt crds bundle golden
 
 ## Legate's main job locally: control plane, operator, Gateway + Envoy, an echo Mapping, a curl.
 run:
@@ -39,6 +39,10 @@ unit-and-e2e:
 fmt:
 	$(CARGO) fmt --all
 
+## Benchmarks: the translator and cache (legate-xds) and the model (legate-model).
+bench:
+	$(CARGO) bench -p legate-xds -p legate-model
+
 ## Regenerate manifests/crds/ from the Rust types in crds/.
 crds:
 	$(CARGO) run --quiet -p legate-operator -- crds --write manifests/crds
@@ -46,3 +50,7 @@ crds:
 ## Regenerate olm-bundle/manifests/ from manifests/, examples/ and manifests/olm/.
 bundle:
 	$(CARGO) run --quiet -p legate-tests --bin legate-bundle
+
+## Regenerate the golden outputs model/testdata/*.out.yaml from their .in.yaml (review the diff).
+golden:
+	LEGATE_UPDATE_GOLDEN=1 $(CARGO) test -p legate-operator golden

@@ -31,6 +31,9 @@ pub enum Command {
     },
     /// Print the Envoy bootstrap for a Gateway's proxies.
     Bootstrap(BootstrapArgs),
+    /// Print the xDS each Gateway's Envoys would get and every object's
+    /// verdict, for objects read from files: no cluster needed.
+    Translate(crate::translate::TranslateArgs),
     /// Print the version of legate, its API and the Envoy it targets.
     Version,
 }

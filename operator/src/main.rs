@@ -12,6 +12,7 @@ mod pki;
 mod program;
 mod run;
 mod status;
+mod translate;
 mod world;
 mod xds_tls;
 
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         }
         Command::Crds { write } => crds(write),
         Command::Bootstrap(args) => bootstrap(&args),
+        Command::Translate(args) => translate::main(&args),
         Command::Run(args) => run::main(*args),
     }
 }
