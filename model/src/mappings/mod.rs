@@ -1,0 +1,199 @@
+//! Mappings → routes. Each Mapping is validated ([`validate`]), attached to
+//! the Gateways that admit its namespace, grouped with the Mappings of the
+//! same match and checked for conflicts between namespaces ([`conflicts`]),
+//! weighted ([`crate::weights`]), and built into one route per HTTP listener
+//! ([`routes`], [`policy`]) with the upstreams it sends to ([`upstream`]).
+
+mod conflicts;
+mod policy;
+mod routes;
+mod upstream;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::{Resource, ResourceExt};
+use legate_crds::Gateway;
+use legate_crds::conditions::reasons;
+use legate_crds::gateway::RouteDefaults;
+use legate_crds::mapping::Mapping;
+use legate_xds::ir;
+
+use crate::attach;
+use crate::names::{gateway_key, object_ref};
+use crate::services::ServiceIndex;
+use crate::verdicts::{Problem, Verdicts};
+use crate::weights::{self, Share};
+use crate::world::{Quarantine, World};
+
+use conflicts::{match_key, resolve_conflicts};
+use routes::build_route;
+use validate::validate;
+
+/// Adds the routes of every Mapping attached to `gateway` and records verdicts.
+pub fn add_routes(
+    world: &World,
+    gateway: &Gateway,
+    index: &ServiceIndex,
+    quarantine: &Quarantine,
+    config: &mut ir::Gateway,
+    verdicts: &mut Verdicts,
+) {
+    let key = gateway_key(gateway);
+    let defaults = gateway.spec.defaults.clone().unwrap_or(RouteDefaults {
+        timeout: None,
+        retry_policy: None,
+        cors: None,
+        circuit_breakers: None,
+        load_balancer: None,
+    });
+    let http_listeners: Vec<String> = config
+        .listeners
+        .values()
+        .filter(|l| {
+            matches!(
+                l.protocol,
+                ir::ListenerProtocol::Http | ir::ListenerProtocol::Https
+            )
+        })
+        .map(|l| l.name.clone())
+        .collect();
+
+    // Valid Mappings attached to this Gateway, grouped by what they match.
+    let mut groups: BTreeMap<String, Vec<Arc<Mapping>>> = BTreeMap::new();
+    for mapping in &world.mappings {
+        if mapping.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let namespace = mapping.namespace().unwrap_or_default();
+        let reference = object_ref(mapping.as_ref());
+        let verdict = verdicts.entry(&reference);
+        if let Err(problem) = validate(mapping) {
+            verdict.accepted = Err(problem);
+            continue;
+        }
+        if !attach::attaches(world, gateway, &namespace, &mapping.spec.gateways) {
+            continue;
+        }
+        if quarantine.get(&reference.key()) == Some(&reference.generation()) {
+            // Envoy refused this generation: its status says so, and it stays
+            // out so that everyone else's changes still reach Envoy.
+            verdict.carried_by(&key);
+            continue;
+        }
+        groups
+            .entry(match_key(mapping))
+            .or_default()
+            .push(mapping.clone());
+    }
+
+    for members in groups.into_values() {
+        let members = resolve_conflicts(members, verdicts);
+        let Some(route_members) = split_weights(members, verdicts) else {
+            continue;
+        };
+        for listener in &http_listeners {
+            let Some(route) = build_route(
+                world,
+                &route_members,
+                listener,
+                &defaults,
+                index,
+                config,
+                verdicts,
+            ) else {
+                continue;
+            };
+            // The translator refuses what Envoy could not run; say so on the
+            // Mappings rather than let the route silently never arrive.
+            match route.validate() {
+                Ok(()) => {
+                    config.routes.insert(route.id.clone(), route);
+                }
+                Err(e) => {
+                    for mapping in route_members.all() {
+                        let message = format!("the route cannot be sent to Envoy: {e}");
+                        verdicts.reject(
+                            &object_ref(mapping.as_ref()),
+                            Problem::new(reasons::INVALID, message),
+                        );
+                    }
+                }
+            }
+        }
+        for mapping in route_members.all() {
+            let verdict = verdicts.entry(&object_ref(mapping.as_ref()));
+            if verdict.accepted.is_ok() {
+                verdict.carried_by(&key);
+            }
+        }
+    }
+}
+
+/// The members of one route: who gets traffic, with what weight, and who mirrors.
+#[derive(Debug)]
+struct RouteMembers {
+    /// Receive traffic; the first is the route's origin. Weights are relative.
+    primaries: Vec<(Arc<Mapping>, u32)>,
+    /// Mirror a percentage of the traffic.
+    shadows: Vec<(Arc<Mapping>, u32)>,
+}
+
+impl RouteMembers {
+    fn all(&self) -> impl Iterator<Item = &Arc<Mapping>> {
+        self.primaries.iter().chain(self.shadows.iter()).map(|(m, _)| m)
+    }
+}
+
+/// `spec.weight`, when it is one (the API server keeps it within 0-100).
+fn weight(mapping: &Mapping) -> Option<u32> {
+    mapping.spec.weight.and_then(|w| u32::try_from(w).ok())
+}
+
+/// The primaries' shares by the one weights rule ([`weights::split`]); a
+/// Mapping whose weight takes the total above 100 is Invalid (the older
+/// Mappings keep working). Shadows mirror `weight` percent (all by default).
+fn split_weights(members: Vec<Arc<Mapping>>, verdicts: &mut Verdicts) -> Option<RouteMembers> {
+    let (shadows, primaries): (Vec<_>, Vec<_>) =
+        members.into_iter().partition(|m| m.spec.shadow.unwrap_or(false));
+    let weights: Vec<Option<u32>> = primaries.iter().map(|m| weight(m)).collect();
+    let mut all: Vec<(Arc<Mapping>, u32)> = Vec::new();
+    for (mapping, share) in primaries.into_iter().zip(weights::split(&weights)) {
+        match share {
+            Share::Percent(percent) => all.push((mapping, percent)),
+            Share::Refused { weight, total } => {
+                let message = format!(
+                    "weight {weight} takes the Mappings for this match to {} percent; weights may add up to 100 at most",
+                    total.saturating_add(weight)
+                );
+                verdicts.reject(
+                    &object_ref(mapping.as_ref()),
+                    Problem::new(reasons::INVALID, message),
+                );
+            }
+        }
+    }
+    let shadows: Vec<(Arc<Mapping>, u32)> = shadows
+        .into_iter()
+        .map(|m| {
+            let percent = weight(&m).unwrap_or(100);
+            (m, percent)
+        })
+        .collect();
+    if all.is_empty() {
+        for (mapping, _) in &shadows {
+            let message =
+                "a shadow Mapping mirrors the traffic of a Mapping with the same match, and there is none";
+            verdicts.reject(
+                &object_ref(mapping.as_ref()),
+                Problem::new(reasons::INVALID, message),
+            );
+        }
+        return None;
+    }
+    Some(RouteMembers {
+        primaries: all,
+        shadows,
+    })
+}
