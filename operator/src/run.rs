@@ -24,27 +24,47 @@ use crate::xds_tls;
 /// Why the operator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("--log-level {0:?}: {1}")]
-    LogFilter(String, String),
-    #[error("reading kubeconfig {path}: {source}")]
+    #[error(
+        "--log-level {filter:?} is not a filter ({source}); give a level such as info, or \
+         directives such as legate=debug,kube=info"
+    )]
+    LogFilter {
+        filter: String,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("reading kubeconfig {path}: {source}; check the file --kubeconfig names")]
     Kubeconfig {
         path: String,
+        #[source]
         source: kube::config::KubeconfigError,
     },
-    #[error("connecting to Kubernetes: {0}")]
-    Client(String),
-    #[error("--xds-advertise {0}")]
+    #[error(
+        "finding the Kubernetes API: {source}; in a pod, mount the ServiceAccount token, \
+         elsewhere set KUBECONFIG or pass --kubeconfig"
+    )]
+    InferConfig {
+        #[source]
+        source: kube::config::InferConfigError,
+    },
+    #[error("making a Kubernetes client: {source}")]
+    Client {
+        #[source]
+        source: kube::Error,
+    },
+    #[error("--xds-advertise {0}; give the host:port at which Envoys reach the xDS server")]
     Advertise(String),
-    #[error("binding {what} on {address}: {source}")]
+    #[error("binding {what} on {address}: {source}; is another process listening there?")]
     Bind {
         what: &'static str,
         address: std::net::SocketAddr,
+        #[source]
         source: std::io::Error,
     },
     #[error("setting up xDS over TLS: {0}")]
-    Tls(xds_tls::TlsError),
+    Tls(#[source] xds_tls::TlsError),
     #[error("starting the async runtime: {0}")]
-    Runtime(std::io::Error),
+    Runtime(#[source] std::io::Error),
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
@@ -70,8 +90,10 @@ pub fn main(args: RunArgs) -> ExitCode {
 }
 
 fn init_logging(log: &LogArgs) -> Result<(), RunError> {
-    let filter = EnvFilter::try_new(&log.log_level)
-        .map_err(|e| RunError::LogFilter(log.log_level.clone(), e.to_string()))?;
+    let filter = EnvFilter::try_new(&log.log_level).map_err(|source| RunError::LogFilter {
+        filter: log.log_level.clone(),
+        source,
+    })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -98,9 +120,9 @@ async fn client(args: &RunArgs) -> Result<Client, RunError> {
         }
         None => Config::infer()
             .await
-            .map_err(|e| RunError::Client(e.to_string()))?,
+            .map_err(|source| RunError::InferConfig { source })?,
     };
-    Client::try_from(config).map_err(|e| RunError::Client(e.to_string()))
+    Client::try_from(config).map_err(|source| RunError::Client { source })
 }
 
 async fn run(args: RunArgs) -> Result<(), RunError> {
