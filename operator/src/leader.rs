@@ -40,6 +40,33 @@ impl LeaseConfig {
     }
 }
 
+/// Why this round of trying to lead failed; the next round tries again, and
+/// a leader keeps leading while the Lease it last renewed is still valid.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("reading Lease {lease}: {source}; the operator needs get on Leases in its namespace")]
+    Read {
+        lease: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "writing Lease {lease}: {source}; the operator needs create and update on Leases in \
+         its namespace"
+    )]
+    Write {
+        lease: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl LeaseConfig {
+    fn lease(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
 /// Keeps trying to lead until `stop` fires, then releases the Lease so that
 /// another replica takes over at once. The receiver says whether we lead.
 pub fn run(
@@ -61,7 +88,7 @@ pub fn run(
                     held
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, lease = %config.name, "could not read or renew the leader Lease");
+                    tracing::warn!(error = %e, "could not take or renew the leader Lease");
                     // Keep leading only while the Lease we hold is still valid.
                     last_renewal.is_some_and(|t| t.elapsed() < config.duration)
                 }
@@ -90,9 +117,20 @@ pub fn run(
 }
 
 /// Acquires or renews the Lease; true when we hold it afterwards.
-async fn try_lead(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Error> {
+async fn try_lead(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, LeaseError> {
     let now = Timestamp::now();
-    let Some(mut lease) = api.get_opt(&config.name).await? else {
+    let read = api
+        .get_opt(&config.name)
+        .await
+        .map_err(|source| LeaseError::Read {
+            lease: config.lease(),
+            source,
+        })?;
+    let write_error = |source| LeaseError::Write {
+        lease: config.lease(),
+        source,
+    };
+    let Some(mut lease) = read else {
         let lease = Lease {
             metadata: ObjectMeta {
                 name: Some(config.name.clone()),
@@ -104,7 +142,7 @@ async fn try_lead(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::
         return match api.create(&PostParams::default(), &lease).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(write_error(e)),
         };
     };
     let spec = lease.spec.clone().unwrap_or_default();
@@ -130,7 +168,7 @@ async fn try_lead(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::
     match api.replace(&config.name, &PostParams::default(), &lease).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-        Err(e) => Err(e),
+        Err(e) => Err(write_error(e)),
     }
 }
 
@@ -147,8 +185,13 @@ fn held_by(config: &LeaseConfig, acquired: Timestamp, renewed: Timestamp, transi
 
 /// Gives the Lease up on a clean shutdown.
 async fn release(api: &Api<Lease>, config: &LeaseConfig) {
-    let Ok(Some(mut lease)) = api.get_opt(&config.name).await else {
-        return;
+    let mut lease = match api.get_opt(&config.name).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the leader Lease to release it; it expires on its own");
+            return;
+        }
     };
     if let Some(spec) = lease.spec.as_mut()
         && spec.holder_identity.as_deref() == Some(config.identity.as_str())
