@@ -17,8 +17,32 @@ use crate::pki::{Authority, PkiError};
 pub enum TlsError {
     #[error("the xDS CA: {0}")]
     Pki(#[from] PkiError),
-    #[error("building the xDS server's TLS configuration: {0}")]
-    Rustls(String),
+    #[error("reading the {what} as PEM: {source}")]
+    Pem {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the xDS server's issued key is not a PEM private key; this is a bug in Legate")]
+    NoPrivateKey,
+    #[error(
+        "the CA bundle cannot verify client certificates ({source}); delete the CA Secret \
+         and Legate makes a new one"
+    )]
+    ClientVerifier {
+        #[source]
+        source: rustls::server::VerifierBuilderError,
+    },
+    #[error("building the xDS server's TLS configuration: {what}: {source}")]
+    Rustls {
+        what: &'static str,
+        #[source]
+        source: rustls::Error,
+    },
+}
+
+fn rustls_error(what: &'static str) -> impl FnOnce(rustls::Error) -> TlsError {
+    move |source| TlsError::Rustls { what, source }
 }
 
 /// Tells the ADS server which Gateway a client certificate stands for.
@@ -36,43 +60,41 @@ pub fn server_config(ca: &Authority, hosts: &[String]) -> Result<Arc<rustls::Ser
     let issued = ca.issue_server(hosts)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    for cert in pem_certs(ca.bundle_pem())? {
-        roots.add(cert).map_err(|e| TlsError::Rustls(e.to_string()))?;
+    for cert in pem_certs("CA bundle", ca.bundle_pem())? {
+        roots
+            .add(cert)
+            .map_err(rustls_error("trusting a certificate of the CA bundle"))?;
     }
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
-            .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let chain = pem_certs(&issued.cert_pem)?;
-    let key = PrivateKeyDer::from_pem_slice_compat(issued.key_pem.as_bytes())?;
+            .map_err(|source| TlsError::ClientVerifier { source })?;
+    let chain = pem_certs("xDS server's certificate", &issued.cert_pem)?;
+    let key = private_key(&issued.key_pem)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .map_err(rustls_error("choosing protocol versions"))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+        .map_err(rustls_error("using the server certificate"))?;
     // gRPC runs over HTTP/2.
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
 
-fn pem_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+fn pem_certs(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Rustls(format!("reading a PEM certificate: {e}")))
+        .map_err(|source| TlsError::Pem { what, source })
 }
 
-trait KeyFromPem: Sized {
-    fn from_pem_slice_compat(pem: &[u8]) -> Result<Self, TlsError>;
-}
-
-impl KeyFromPem for PrivateKeyDer<'static> {
-    fn from_pem_slice_compat(pem: &[u8]) -> Result<Self, TlsError> {
-        rustls_pemfile::private_key(&mut &pem[..])
-            .ok()
-            .flatten()
-            .ok_or_else(|| TlsError::Rustls("the issued key is not a PEM private key".into()))
-    }
+fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    rustls_pemfile::private_key(&mut pem.as_bytes())
+        .map_err(|source| TlsError::Pem {
+            what: "xDS server's key",
+            source,
+        })?
+        .ok_or(TlsError::NoPrivateKey)
 }
 
 /// The names the xDS server answers to: the advertised host and loopback.
