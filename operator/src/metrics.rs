@@ -25,6 +25,13 @@ pub struct ReconcileLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileErrorLabels {
+    pub kind: String,
+    /// What failed: the controllers' `Error::metric_label`.
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GatewayLabels {
     pub gateway: String,
 }
@@ -39,6 +46,7 @@ pub struct TypeLabels {
 #[derive(Debug)]
 pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
+    pub reconcile_errors: Family<ReconcileErrorLabels, Counter>,
     pub reconcile_duration: Family<KindLabels, Histogram>,
     pub reconciles_in_flight: Family<KindLabels, Gauge>,
     pub translation_duration: Histogram,
@@ -69,6 +77,7 @@ impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("legate");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
+        let reconcile_errors = Family::<ReconcileErrorLabels, Counter>::default();
         let reconcile_duration =
             Family::<KindLabels, Histogram>::new_with_constructor(|| Histogram::new(seconds_buckets()));
         let reconciles_in_flight = Family::<KindLabels, Gauge>::default();
@@ -83,6 +92,11 @@ impl Metrics {
         let leader = Gauge::default();
         let xds_refused = Counter::default();
         registry.register("reconciles", "Reconciles per kind and result", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles per kind and what failed (status, fleet, finalizer...)",
+            reconcile_errors.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Time one reconcile took",
@@ -151,6 +165,7 @@ impl Metrics {
         }
         Arc::new(Metrics {
             reconciles,
+            reconcile_errors,
             reconcile_duration,
             reconciles_in_flight,
             translation_duration,
@@ -219,6 +234,16 @@ impl Metrics {
         if let Some(started) = started {
             self.change_to_ack.observe(started.elapsed().as_secs_f64());
         }
+    }
+
+    /// A reconcile of `kind` failed; `error` says what failed.
+    pub fn reconcile_failed(&self, kind: &str, error: &str) {
+        self.reconcile_errors
+            .get_or_create(&ReconcileErrorLabels {
+                kind: kind.to_string(),
+                error: error.to_string(),
+            })
+            .inc();
     }
 
     /// Times a reconcile of `kind`.
@@ -291,6 +316,18 @@ mod tests {
         );
         assert!(
             text.contains(r#"legate_reconciles_total{kind="Mapping",result="error"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn reconcile_errors_are_counted_by_what_failed() {
+        let m = Metrics::new();
+        m.reconcile_failed("Gateway", "fleet");
+        m.reconcile_failed("Gateway", "fleet");
+        let text = m.encode();
+        assert!(
+            text.contains(r#"legate_reconcile_errors_total{kind="Gateway",error="fleet"} 2"#),
             "{text}"
         );
     }

@@ -33,18 +33,46 @@ const LEAF_VALIDITY: Duration = Duration::days(30);
 const LEAF_RENEW_BEFORE: Duration = Duration::days(10);
 const IDENTITY_PREFIX: &str = "spiffe://legate.dev/gateway/";
 
+/// Why the xDS CA or a certificate could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("making a certificate: {0}")]
     Certificate(#[from] rcgen::Error),
-    #[error("reading or writing Secret {namespace}/{name}: {source}")]
+    #[error(
+        "reading or writing Secret {secret}, the xDS CA: {source}; \
+         the operator needs get, create and update on Secrets in its namespace"
+    )]
     Secret {
-        namespace: String,
-        name: String,
+        secret: String,
+        #[source]
         source: kube::Error,
     },
-    #[error("Secret {0} exists but holds no usable CA; delete it and Legate makes a new one")]
-    BrokenCa(String),
+    #[error(
+        "Secret {secret} exists but lacks {missing}; delete it and Legate makes a new CA \
+         (every Gateway then gets a new client certificate, and its Envoys restart)"
+    )]
+    IncompleteCa { secret: String, missing: &'static str },
+    #[error(
+        "Secret {secret} holds a CA certificate or key that cannot be used ({source}); \
+         delete it and Legate makes a new CA (every Gateway then gets a new client \
+         certificate, and its Envoys restart)"
+    )]
+    UnusableCa {
+        secret: String,
+        #[source]
+        source: rcgen::Error,
+    },
+    #[error(
+        "Secret {secret} kept changing while Legate read it (another replica may be rotating \
+         it); starting the operator again reads it afresh"
+    )]
+    CaKeptChanging { secret: String },
+    #[error("writing the time {time} as RFC 3339: {source}")]
+    Time {
+        time: OffsetDateTime,
+        #[source]
+        source: time::error::Format,
+    },
 }
 
 /// A CA that signs, and the bundle of CAs that proxies and the server trust
@@ -122,8 +150,7 @@ impl Authority {
     pub async fn load_or_create(client: &Client, namespace: &str) -> Result<Authority, PkiError> {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let err = |source| PkiError::Secret {
-            namespace: namespace.to_string(),
-            name: CA_SECRET.to_string(),
+            secret: format!("{namespace}/{CA_SECRET}"),
             source,
         };
         for _ in 0..5 {
@@ -131,7 +158,7 @@ impl Authority {
                 None => {
                     let ca = Authority::generate()?;
                     match secrets
-                        .create(&PostParams::default(), &ca.to_secret(namespace, None))
+                        .create(&PostParams::default(), &ca.to_secret(namespace, None)?)
                         .await
                     {
                         Ok(_) => {
@@ -160,7 +187,7 @@ impl Authority {
                         .replace(
                             CA_SECRET,
                             &PostParams::default(),
-                            &next.to_secret(namespace, version),
+                            &next.to_secret(namespace, version)?,
                         )
                         .await
                     {
@@ -176,22 +203,25 @@ impl Authority {
                 }
             }
         }
-        Err(PkiError::BrokenCa(format!(
-            "{namespace}/{CA_SECRET} (it kept changing while being read)"
-        )))
+        Err(PkiError::CaKeptChanging {
+            secret: format!("{namespace}/{CA_SECRET}"),
+        })
     }
 
     fn from_secret(secret: &Secret) -> Result<Authority, PkiError> {
-        let name = format!(
+        let secret_name = format!(
             "{}/{}",
             secret.metadata.namespace.clone().unwrap_or_default(),
             secret.metadata.name.clone().unwrap_or_default()
         );
+        let incomplete = |missing| PkiError::IncompleteCa {
+            secret: secret_name.clone(),
+            missing,
+        };
         let data = secret.data.clone().unwrap_or_default();
         let text = |key: &str| data.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok());
-        let (Some(cert), Some(key)) = (text(CA_CERT_KEY), text(CA_KEY_KEY)) else {
-            return Err(PkiError::BrokenCa(name));
-        };
+        let cert = text(CA_CERT_KEY).ok_or_else(|| incomplete("a PEM ca.crt"))?;
+        let key = text(CA_KEY_KEY).ok_or_else(|| incomplete("a PEM ca.key"))?;
         let bundle = text("ca-bundle.crt").unwrap_or_else(|| cert.clone());
         let not_after = secret
             .metadata
@@ -199,11 +229,17 @@ impl Authority {
             .as_ref()
             .and_then(|a| a.get(NOT_AFTER_ANNOTATION))
             .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-            .ok_or_else(|| PkiError::BrokenCa(name.clone()))?;
-        Authority::from_pem(&cert, &key, &bundle, not_after).map_err(|_| PkiError::BrokenCa(name))
+            .ok_or_else(|| incomplete("an RFC 3339 legate.dev/not-after annotation"))?;
+        Authority::from_pem(&cert, &key, &bundle, not_after).map_err(|e| match e {
+            PkiError::Certificate(source) => PkiError::UnusableCa {
+                secret: secret_name.clone(),
+                source,
+            },
+            other => other,
+        })
     }
 
-    fn to_secret(&self, namespace: &str, resource_version: Option<String>) -> Secret {
+    fn to_secret(&self, namespace: &str, resource_version: Option<String>) -> Result<Secret, PkiError> {
         let data: BTreeMap<String, ByteString> = [
             (
                 CA_CERT_KEY.to_string(),
@@ -219,19 +255,19 @@ impl Authority {
             ),
         ]
         .into();
-        Secret {
+        Ok(Secret {
             metadata: ObjectMeta {
                 name: Some(CA_SECRET.to_string()),
                 namespace: Some(namespace.to_string()),
                 resource_version,
-                annotations: Some([(NOT_AFTER_ANNOTATION.to_string(), rfc3339(self.not_after))].into()),
+                annotations: Some([(NOT_AFTER_ANNOTATION.to_string(), rfc3339(self.not_after)?)].into()),
                 labels: Some([("app.kubernetes.io/managed-by".to_string(), "legate".to_string())].into()),
                 ..ObjectMeta::default()
             },
             type_: Some("Opaque".to_string()),
             data: Some(data),
             ..Secret::default()
-        }
+        })
     }
 
     /// The CAs that clients and the server trust, in PEM.
@@ -306,9 +342,10 @@ pub fn needs_renewal(not_after: Option<&str>) -> bool {
     }
 }
 
-pub fn rfc3339(t: OffsetDateTime) -> String {
+/// `t` as RFC 3339, as the expiry annotations carry it.
+pub fn rfc3339(t: OffsetDateTime) -> Result<String, PkiError> {
     t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+        .map_err(|source| PkiError::Time { time: t, source })
 }
 
 /// The Gateway (`namespace/name`) a client certificate (DER) was issued for.
@@ -352,14 +389,31 @@ mod tests {
         let ca = Authority::generate().expect("a CA");
         let issued = ca.issue_gateway("a/b").expect("a certificate");
         assert!(issued.not_after <= ca.not_after);
-        assert!(
-            !needs_renewal(Some(&rfc3339(issued.not_after))),
-            "a fresh certificate is kept"
-        );
-        assert!(needs_renewal(Some(&rfc3339(
-            OffsetDateTime::now_utc() + Duration::days(2)
-        ))));
+        let fresh = rfc3339(issued.not_after).expect("a time within years 0 to 9999");
+        assert!(!needs_renewal(Some(&fresh)), "a fresh certificate is kept");
+        let soon =
+            rfc3339(OffsetDateTime::now_utc() + Duration::days(2)).expect("a time within years 0 to 9999");
+        assert!(needs_renewal(Some(&soon)));
         assert!(needs_renewal(None), "no record of expiry: reissue");
+    }
+
+    #[test]
+    fn a_broken_ca_secret_says_what_it_lacks() {
+        let ca = Authority::generate().expect("a CA");
+        let mut secret = ca.to_secret("legate-system", None).expect("a CA Secret");
+        Authority::from_secret(&secret).expect("a CA Secret reads back");
+        if let Some(data) = secret.data.as_mut() {
+            data.insert(CA_KEY_KEY.into(), ByteString(b"not a key".to_vec()));
+        }
+        assert!(matches!(
+            Authority::from_secret(&secret),
+            Err(PkiError::UnusableCa { .. })
+        ));
+        if let Some(data) = secret.data.as_mut() {
+            data.remove(CA_KEY_KEY);
+        }
+        let error = Authority::from_secret(&secret).expect_err("no key, no CA");
+        assert!(error.to_string().contains("lacks a PEM ca.key"), "{error}");
     }
 
     #[test]

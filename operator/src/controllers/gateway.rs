@@ -63,14 +63,9 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         };
         let renew = fleet.ca.is_some() && crate::pki::needs_renewal(live.certificate_not_after.as_deref());
         if service.is_none() || renew || remembered.as_ref() != Some(&live) {
-            let certificate_not_after =
-                fleet::apply(&ctx.client, &gateway, fleet)
-                    .await
-                    .map_err(|(what, source)| Error::Fleet {
-                        gateway: key.clone(),
-                        what,
-                        source,
-                    })?;
+            let certificate_not_after = fleet::apply(&ctx.client, &gateway, fleet)
+                .await
+                .map_err(Error::Fleet)?;
             (deployment, service) = read_fleet(ctx, &namespace, &name, &key).await?;
             let applied = FleetMark {
                 gateway_generation: gateway.meta().generation,
@@ -226,7 +221,6 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
     Ok(Action::requeue(RECHECK))
 }
 
-/// A failed read of a fleet object, for the reconcile error (and the log).
 /// The fleet's Deployment and Service as they are now (either may not exist yet).
 async fn read_fleet(
     ctx: &Context,
@@ -245,10 +239,11 @@ async fn read_fleet(
     Ok((deployment, service))
 }
 
-fn read_error<'a>(kind: &'a str, gateway: &'a str) -> impl FnOnce(kube::Error) -> Error + 'a {
-    move |source| Error::Fleet {
+/// A failed read of a fleet object, for the reconcile error (and the log).
+fn read_error<'a>(kind: &'static str, gateway: &'a str) -> impl FnOnce(kube::Error) -> Error + 'a {
+    move |source| Error::ReadFleet {
         gateway: gateway.to_string(),
-        what: format!("reading the {kind}"),
+        kind,
         source,
     }
 }

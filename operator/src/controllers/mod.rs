@@ -24,18 +24,56 @@ pub use gateway::FleetConfig;
 /// Why a reconcile did not finish; the controller retries with a short delay.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("writing the status of {object}: {source}")]
-    Status { object: String, source: kube::Error },
-    #[error("applying {what} for Gateway {gateway}: {source}")]
-    Fleet {
+    #[error(
+        "writing the status of {object}: {source}; if the API server answered 403, the \
+         operator's ClusterRole lacks patch on the kind's status"
+    )]
+    Status {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("applying a Gateway's Envoy fleet: {0}")]
+    Fleet(#[source] crate::fleet::FleetError),
+    #[error(
+        "reading the {kind} of Gateway {gateway}'s Envoy fleet: {source}; the operator needs \
+         get on {kind}s in the Gateway's namespace"
+    )]
+    ReadFleet {
         gateway: String,
-        what: String,
+        kind: &'static str,
+        #[source]
         source: kube::Error,
     },
     #[error("Envoy still routes {0}; waiting for the proxies to apply its removal")]
     StillRouted(String),
-    #[error("finalizer: {0}")]
-    Finalizer(String),
+    #[error("adding or removing the legate.dev/routes finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short name for the `error` label of `legate_reconcile_errors_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Status { .. } => "status",
+            Error::Fleet(_) => "fleet",
+            Error::ReadFleet { .. } => "read_fleet",
+            Error::StillRouted(_) => "still_routed",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+/// What the finalizer helper reports: our own error when applying or cleaning
+/// up failed, else its failure to add or remove the finalizer.
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    fn from(error: kube::runtime::finalizer::Error<Error>) -> Error {
+        use kube::runtime::finalizer::Error as Finalizer;
+        match error {
+            Finalizer::ApplyFailed(e) | Finalizer::CleanupFailed(e) => e,
+            other => Error::Finalizer(Box::new(other)),
+        }
+    }
 }
 
 /// What every reconcile needs.
@@ -96,12 +134,21 @@ impl Context {
     }
 }
 
-/// Retries soon: most failures are a conflict or a moment of API server load.
-fn error_policy<K>(_object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+/// Counts the failure and retries soon: most failures are a conflict or a
+/// moment of API server load.
+fn error_policy<K: kube::Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.shared
+        .metrics
+        .reconcile_failed(&K::kind(&()), error.metric_label());
     match error {
         Error::StillRouted(_) => Action::requeue(Duration::from_millis(200)),
         other => {
-            tracing::warn!(error = %other, "reconcile failed; retrying");
+            let object = kube::runtime::reflector::ObjectRef::from_obj(object.as_ref());
+            tracing::warn!(error = %other, %object, "reconcile failed; retrying");
             Action::requeue(Duration::from_secs(2))
         }
     }

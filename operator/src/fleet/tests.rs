@@ -1,0 +1,286 @@
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::{Value, json};
+
+use super::objects::CERTIFICATE_NOT_AFTER_ANNOTATION;
+use super::*;
+
+fn settings(host: &str) -> FleetSettings {
+    FleetSettings {
+        xds_host: host.into(),
+        xds_port: 18000,
+        probes: true,
+        ca: None,
+    }
+}
+
+fn gateway(spec: Value) -> Gateway {
+    serde_json::from_value(json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway",
+        "metadata": { "name": "edge", "namespace": "infra", "uid": "1234" },
+        "spec": spec,
+    }))
+    .expect("a valid Gateway")
+}
+
+fn fleet(spec: Value, settings: &FleetSettings, not_after: Option<&str>) -> (Owner, Fleet) {
+    let gateway = gateway(spec);
+    let owner = Owner::of(&gateway).expect("a stored Gateway");
+    let fleet = Fleet::desired(&owner, &gateway, settings, not_after);
+    (owner, fleet)
+}
+
+fn bootstrap(fleet: &Fleet) -> &str {
+    fleet
+        .config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(BOOTSTRAP_KEY))
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+fn pod(deployment: &Deployment) -> &PodSpec {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("the Deployment has a pod template")
+}
+
+fn envoy(deployment: &Deployment) -> &Container {
+    &pod(deployment).containers[0]
+}
+
+#[test]
+fn every_child_is_in_the_gateways_namespace_owned_by_it_and_labelled() {
+    let (owner, fleet) = fleet(json!({}), &settings("x"), None);
+    let metas = [
+        owner.adopt(fleet.service_account).metadata,
+        owner.adopt(fleet.config_map).metadata,
+        owner.adopt(fleet.deployment).metadata,
+        owner.adopt(fleet.pod_disruption_budget).metadata,
+        owner.adopt(fleet.service).metadata,
+    ];
+    for meta in metas {
+        assert_eq!(meta.name.as_deref(), Some("edge-envoy"));
+        assert_eq!(meta.namespace.as_deref(), Some("infra"));
+        let owners = meta.owner_references.unwrap_or_default();
+        assert_eq!(owners.len(), 1, "{owners:?}");
+        assert_eq!(owners[0].kind, "Gateway");
+        assert_eq!(owners[0].name, "edge");
+        assert_eq!(owners[0].uid, "1234");
+        assert_eq!(owners[0].controller, Some(true));
+        let labels = meta.labels.unwrap_or_default();
+        assert_eq!(labels.get(GATEWAY_LABEL).map(String::as_str), Some("edge"));
+        assert_eq!(
+            labels.get("app.kubernetes.io/managed-by").map(String::as_str),
+            Some("legate")
+        );
+        assert_eq!(
+            labels.get("app.kubernetes.io/name").map(String::as_str),
+            Some("envoy")
+        );
+    }
+}
+
+#[test]
+fn a_gateway_not_read_from_the_api_server_owns_nothing() {
+    let mut g = gateway(json!({}));
+    g.metadata.uid = None;
+    assert!(matches!(Owner::of(&g), Err(FleetError::NotStored { .. })));
+}
+
+#[test]
+fn envoy_runs_as_non_root_on_a_read_only_root_filesystem() {
+    let (_, fleet) = fleet(json!({}), &settings("x"), None);
+    let pod = pod(&fleet.deployment);
+    let pod_security = pod.security_context.clone().unwrap_or_default();
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_eq!(pod_security.fs_group, Some(101));
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let security = envoy(&fleet.deployment)
+        .security_context
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(security.run_as_non_root, Some(true));
+    assert_eq!(security.run_as_user, Some(101));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.and_then(|c| c.drop),
+        Some(vec!["ALL".to_string()])
+    );
+    assert_eq!(
+        security.seccomp_profile.map(|p| p.type_).as_deref(),
+        Some("RuntimeDefault")
+    );
+    assert_eq!(fleet.service_account.automount_service_account_token, Some(false));
+}
+
+#[test]
+fn envoy_is_probed_through_its_health_listener() {
+    let (_, fleet) = fleet(json!({}), &settings("x"), None);
+    let envoy = envoy(&fleet.deployment);
+    let probe = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        let get = p.as_ref().and_then(|p| p.http_get.clone()).unwrap_or_default();
+        (get.path.unwrap_or_default(), get.port)
+    };
+    let health = IntOrString::Int(19001);
+    assert_eq!(probe(&envoy.readiness_probe), ("/ready".into(), health.clone()));
+    assert_eq!(probe(&envoy.liveness_probe), ("/healthz".into(), health.clone()));
+    assert_eq!(probe(&envoy.startup_probe), ("/healthz".into(), health));
+    assert!(
+        envoy
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.name.as_deref() == Some("health") && p.container_port == 19001)
+    );
+    let bootstrap = bootstrap(&fleet);
+    assert!(bootstrap.contains("port_value: 19001"), "{bootstrap}");
+    assert!(
+        bootstrap.contains("address: 127.0.0.1, port_value: 19000"),
+        "admin stays on loopback: {bootstrap}"
+    );
+}
+
+#[test]
+fn envoys_run_locally_get_no_probes() {
+    let local = FleetSettings {
+        probes: false,
+        ..settings("x")
+    };
+    let (_, fleet) = fleet(json!({}), &local, None);
+    let envoy = envoy(&fleet.deployment);
+    assert!(
+        envoy.readiness_probe.is_none() && envoy.liveness_probe.is_none() && envoy.startup_probe.is_none()
+    );
+    assert!(
+        !envoy
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.name.as_deref() == Some("health"))
+    );
+}
+
+#[test]
+fn the_bootstrap_names_the_gateway_and_the_xds_server() {
+    let (_, fleet) = fleet(json!({}), &settings("legate-xds.legate-system.svc"), None);
+    let bootstrap = bootstrap(&fleet);
+    assert!(bootstrap.contains("infra/edge"), "{bootstrap}");
+    assert!(bootstrap.contains("legate-xds.legate-system.svc"), "{bootstrap}");
+    let args = envoy(&fleet.deployment).args.clone().unwrap_or_default();
+    assert!(
+        args.windows(2).any(|w| w == ["--service-cluster", "infra/edge"]),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn with_a_client_certificate_envoy_authenticates_and_renewal_rolls_the_pods() {
+    let (_, fleet) = fleet(json!({}), &settings("x"), Some("2026-12-27T00:00:00Z"));
+    let bootstrap = bootstrap(&fleet);
+    assert!(bootstrap.contains("/etc/envoy/xds-tls/tls.crt"), "{bootstrap}");
+    let template = fleet.deployment.spec.as_ref().map(|s| &s.template);
+    let annotations = template
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.annotations.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get(CERTIFICATE_NOT_AFTER_ANNOTATION)
+            .map(String::as_str),
+        Some("2026-12-27T00:00:00Z")
+    );
+    let volumes = pod(&fleet.deployment).volumes.clone().unwrap_or_default();
+    let secret = volumes
+        .iter()
+        .find_map(|v| v.secret.as_ref())
+        .expect("the certificate is mounted");
+    assert_eq!(secret.secret_name.as_deref(), Some("edge-envoy-xds"));
+    assert_eq!(secret.default_mode, Some(0o440));
+}
+
+#[test]
+fn the_certificate_secret_is_labelled_like_the_fleet_but_not_as_envoy() {
+    let g = gateway(json!({}));
+    let owner = Owner::of(&g).expect("a stored Gateway");
+    let ca = Authority::generate().expect("a CA");
+    let issued = ca.issue_gateway(owner.key()).expect("a certificate");
+    let secret = owner.adopt(certificate_secret(
+        xds_secret_name(&g),
+        &ca,
+        &issued,
+        "2026-12-27T00:00:00Z",
+    ));
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels, owner.labels());
+    let annotations = secret.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations.get(NOT_AFTER_ANNOTATION).map(String::as_str),
+        Some("2026-12-27T00:00:00Z")
+    );
+    assert_eq!(annotations.get(BUNDLE_ANNOTATION), Some(&ca.bundle_hash()));
+    let data = secret.string_data.clone().unwrap_or_default();
+    assert_eq!(data.keys().collect::<Vec<_>>(), [CA_CERT_KEY, CERT_KEY, KEY_KEY]);
+    assert_eq!(
+        secret
+            .metadata
+            .owner_references
+            .map(|o| o[0].kind.clone())
+            .as_deref(),
+        Some("Gateway")
+    );
+}
+
+#[test]
+fn node_ports_go_to_the_service_only_when_it_has_them() {
+    let listeners = json!([{ "name": "http", "port": 8080, "protocol": "HTTP", "nodePort": 30080 }]);
+    let node_port_of = |service_type: &str| {
+        let (_, fleet) = fleet(
+            json!({ "serviceType": service_type, "listeners": listeners }),
+            &settings("x"),
+            None,
+        );
+        let spec = fleet.service.spec.unwrap_or_default();
+        (spec.type_, spec.ports.unwrap_or_default()[0].node_port)
+    };
+    assert_eq!(node_port_of("NodePort"), (Some("NodePort".into()), Some(30080)));
+    assert_eq!(node_port_of("ClusterIP"), (Some("ClusterIP".into()), None));
+}
+
+#[test]
+fn the_gateways_resources_replace_the_defaults() {
+    let (_, defaults) = fleet(json!({}), &settings("x"), None);
+    let resources = envoy(&defaults.deployment).resources.clone().unwrap_or_default();
+    let limits = resources.limits.unwrap_or_default();
+    assert_eq!(limits.get("memory").map(|q| q.0.as_str()), Some("1Gi"));
+    let (_, own) = fleet(
+        json!({ "resources": { "requests": { "cpu": "250m" } } }),
+        &settings("x"),
+        None,
+    );
+    let resources = envoy(&own.deployment).resources.clone().unwrap_or_default();
+    assert_eq!(
+        resources
+            .requests
+            .unwrap_or_default()
+            .get("cpu")
+            .map(|q| q.0.as_str()),
+        Some("250m")
+    );
+    assert_eq!(resources.limits, None);
+}
+
+#[test]
+fn route_changes_cannot_touch_the_pod_template() {
+    // The template depends on the Gateway alone: two calls with the same
+    // Gateway give the same template, whatever the routes are.
+    let (_, a) = fleet(json!({}), &settings("x"), None);
+    let (_, b) = fleet(json!({}), &settings("x"), None);
+    assert_eq!(a.deployment, b.deployment);
+}
