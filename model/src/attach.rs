@@ -1,14 +1,17 @@
 //! Which Gateways an object attaches to: those it names (or all, when it names
-//! none) that admit its namespace.
+//! none) that admit its namespace; and NoGateway for objects no Gateway carries.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
-use legate_crds::Gateway;
-use legate_crds::GatewayRef;
+use legate_crds::conditions::reasons;
 use legate_crds::gateway::FromNamespaces;
+use legate_crds::{Gateway, GatewayRef};
+use legate_xds::ir;
 
+use crate::names::object_ref;
+use crate::verdicts::{Problem, Verdicts};
 use crate::world::World;
 
 /// Whether `gateway` admits routes from `namespace`.
@@ -90,6 +93,47 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
         }
     });
     labels_ok && expressions_ok
+}
+
+/// Objects that no Gateway carries: NoGateway.
+pub fn judge_unattached(world: &World, verdicts: &mut Verdicts) {
+    let mut judge = |origin: ir::ObjectRef, namespace: String, refs: &[GatewayRef]| {
+        let verdict = verdicts.entry(&origin);
+        if verdict.accepted.is_ok() && verdict.gateways.is_empty() {
+            verdict.accepted = Err(Problem::new(
+                reasons::NO_GATEWAY,
+                no_gateway_message(world, &namespace, refs),
+            ));
+        }
+    };
+    for m in &world.mappings {
+        judge(
+            object_ref(m.as_ref()),
+            m.namespace().unwrap_or_default(),
+            &m.spec.gateways,
+        );
+    }
+    for t in &world.tls_contexts {
+        judge(
+            object_ref(t.as_ref()),
+            t.namespace().unwrap_or_default(),
+            &t.spec.gateways,
+        );
+    }
+    for a in &world.auth_services {
+        judge(
+            object_ref(a.as_ref()),
+            a.namespace().unwrap_or_default(),
+            &a.spec.gateways,
+        );
+    }
+    for r in &world.rate_limit_services {
+        judge(
+            object_ref(r.as_ref()),
+            r.namespace().unwrap_or_default(),
+            &r.spec.gateways,
+        );
+    }
 }
 
 #[cfg(test)]

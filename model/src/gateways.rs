@@ -1,52 +1,20 @@
-//! A Gateway's own part of its configuration (listeners, TLS, auth and rate
-//! limit services) and the verdicts on Gateways and on objects that attach
-//! to none.
-
-use std::net::IpAddr;
+//! The Gateway-wide part of a Gateway's configuration: its AuthService and
+//! RateLimitService (the oldest of each that attaches), its access log and
+//! tracing; and the verdict on the Gateway itself.
 
 use kube::{Resource, ResourceExt};
 use legate_crds::auth_service::AuthProtocol;
 use legate_crds::conditions::reasons;
-use legate_crds::gateway::Protocol;
 use legate_crds::{Gateway, GatewayRef};
 use legate_xds::ir;
 
 use crate::attach;
 use crate::names::{gateway_key, object_ref};
+use crate::own_routes::add_own_route;
 use crate::services::ServiceIndex;
 use crate::upstreams::{self, ClusterSettings, Reference};
 use crate::verdicts::{Problem, Verdicts};
 use crate::world::World;
-
-/// Every listener of a Gateway, bound to `address`. HTTP and HTTPS listeners
-/// carry Mappings; TCP and TLS listeners carry TCPMappings.
-pub fn listeners(gateway: &Gateway, address: IpAddr) -> ir::Gateway {
-    let origin = object_ref(gateway);
-    let mut config = ir::Gateway::default();
-    for listener in &gateway.spec.listeners {
-        let protocol = match listener.protocol {
-            Protocol::Http => ir::ListenerProtocol::Http,
-            Protocol::Https => ir::ListenerProtocol::Https,
-            Protocol::Tcp => ir::ListenerProtocol::Tcp,
-            Protocol::Tls => ir::ListenerProtocol::Tls,
-        };
-        let Ok(port) = u16::try_from(listener.port) else {
-            continue;
-        };
-        config.listeners.insert(
-            listener.name.clone(),
-            ir::Listener {
-                name: listener.name.clone(),
-                origin: origin.clone(),
-                address,
-                port,
-                protocol,
-                tls: Vec::new(),
-            },
-        );
-    }
-    config
-}
 
 /// The Gateway's AuthService and RateLimitService (the oldest of each kind
 /// that attaches; more than one is a conflict).
@@ -134,7 +102,7 @@ fn add_auth_fallback_routes(auth: &ir::ObjectRef, config: &mut ir::Gateway) {
         status: 404,
         body: None,
     };
-    super::own_routes::add_own_route(
+    add_own_route(
         config,
         auth,
         |l| l.protocol.is_http(),
@@ -291,53 +259,16 @@ where
     Some(first)
 }
 
-/// Gateways are Accepted when their listeners can be served.
+/// Every Gateway, even one being deleted, carries itself. Nothing here
+/// refuses a Gateway: a listener that cannot be served yet (HTTPS without a
+/// certificate, TCP or TLS with nothing to proxy) is left out until it can,
+/// and the Gateway controller reads only this verdict's ResolvedRefs (the
+/// tracing collector).
 pub fn judge_gateways(world: &World, verdicts: &mut Verdicts) {
     for gateway in &world.gateways {
         let origin = object_ref(gateway.as_ref());
         let key = gateway_key(gateway);
         let verdict = verdicts.entry(&origin);
         verdict.gateways = vec![key];
-    }
-}
-
-/// Objects that no Gateway carries: NoGateway.
-pub fn judge_unattached(world: &World, verdicts: &mut Verdicts) {
-    let mut judge = |origin: ir::ObjectRef, namespace: String, refs: &[GatewayRef]| {
-        let verdict = verdicts.entry(&origin);
-        if verdict.accepted.is_ok() && verdict.gateways.is_empty() {
-            verdict.accepted = Err(Problem::new(
-                reasons::NO_GATEWAY,
-                attach::no_gateway_message(world, &namespace, refs),
-            ));
-        }
-    };
-    for m in &world.mappings {
-        judge(
-            object_ref(m.as_ref()),
-            m.namespace().unwrap_or_default(),
-            &m.spec.gateways,
-        );
-    }
-    for t in &world.tls_contexts {
-        judge(
-            object_ref(t.as_ref()),
-            t.namespace().unwrap_or_default(),
-            &t.spec.gateways,
-        );
-    }
-    for a in &world.auth_services {
-        judge(
-            object_ref(a.as_ref()),
-            a.namespace().unwrap_or_default(),
-            &a.spec.gateways,
-        );
-    }
-    for r in &world.rate_limit_services {
-        judge(
-            object_ref(r.as_ref()),
-            r.namespace().unwrap_or_default(),
-            &r.spec.gateways,
-        );
     }
 }

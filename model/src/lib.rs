@@ -5,10 +5,12 @@
 
 mod attach;
 mod gateways;
+mod listeners;
 mod mappings;
 mod names;
 mod own_routes;
 mod secrets;
+mod server_tls;
 mod services;
 pub mod snapshot;
 mod tcp;
@@ -56,7 +58,7 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
             continue;
         }
         let key = gateway_key(gateway);
-        let mut config = gateways::listeners(gateway, world.listen_address);
+        let mut config = listeners::listeners(gateway, world.listen_address);
         tls::add_tls(world, gateway, &mut config, &mut model.verdicts);
         // An HTTPS listener with no certificate cannot be served; it waits for a TLSContext.
         config
@@ -83,6 +85,6 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
         model.gateways.insert(key, config);
     }
     gateways::judge_gateways(world, &mut model.verdicts);
-    gateways::judge_unattached(world, &mut model.verdicts);
+    attach::judge_unattached(world, &mut model.verdicts);
     model
 }

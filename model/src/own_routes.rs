@@ -3,6 +3,8 @@
 
 use legate_xds::ir;
 
+use crate::names::route_id;
+
 /// A route of `origin` itself for every path of `hostnames` (none: every
 /// host), on each listener of `config` that `on` selects.
 pub fn add_own_route(
@@ -22,7 +24,7 @@ pub fn add_own_route(
         .collect();
     for listener in listeners {
         let route = ir::Route {
-            id: crate::names::route_id(origin, &listener),
+            id: route_id(origin, &listener),
             origin: origin.clone(),
             co_origins: Vec::new(),
             listener,

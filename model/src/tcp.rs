@@ -12,8 +12,9 @@ use legate_crds::gateway::Protocol;
 use legate_crds::{Gateway, TCPMapping};
 use legate_xds::ir;
 
-use super::{attach, tls};
+use crate::attach;
 use crate::names::{gateway_key, object_ref};
+use crate::server_tls::{self, ResolvedTls};
 use crate::services::ServiceIndex;
 use crate::upstreams::{self, ClusterSettings, Reference};
 use crate::verdicts::{Problem, Verdicts};
@@ -26,7 +27,7 @@ struct Candidate {
     listener: String,
     sni: Vec<String>,
     upstream: String,
-    tls: Option<tls::ResolvedTls>,
+    tls: Option<ResolvedTls>,
 }
 
 /// Adds the TCP routes of every TCPMapping attached to `gateway`.
@@ -283,11 +284,7 @@ fn split(members: &[Candidate], verdicts: &mut Verdicts) -> Vec<Option<u32>> {
 
 /// The TLSContext (in the TCPMapping's namespace) whose certificate a
 /// TCPMapping terminates TLS with, if it names one.
-fn terminating_tls(
-    world: &World,
-    tcp: &TCPMapping,
-    namespace: &str,
-) -> Result<Option<tls::ResolvedTls>, Problem> {
+fn terminating_tls(world: &World, tcp: &TCPMapping, namespace: &str) -> Result<Option<ResolvedTls>, Problem> {
     let Some(name) = &tcp.spec.tls_context else {
         return Ok(None);
     };
@@ -301,8 +298,10 @@ fn terminating_tls(
                 format!("TLSContext {namespace}/{name} does not exist; connections are not accepted"),
             )
         })?;
-    tls::resolve(world, context).map(Some).map_err(|mut problem| {
-        problem.message = format!("TLSContext {namespace}/{name}: {}", problem.message);
-        problem
-    })
+    server_tls::resolve(world, context)
+        .map(Some)
+        .map_err(|mut problem| {
+            problem.message = format!("TLSContext {namespace}/{name}: {}", problem.message);
+            problem
+        })
 }

@@ -1,61 +1,16 @@
-//! TLSContexts: certificates on a Gateway's HTTPS listeners (chosen by SNI),
-//! what cleartext requests for their hosts get, and TLS termination for
-//! TCPMappings.
+//! TLSContexts on a Gateway: certificates on its HTTPS listeners (chosen by
+//! SNI), and what cleartext requests for their hosts get.
 
 use kube::{Resource, ResourceExt};
-use legate_crds::tls_context::{InsecureAction, TlsVersion};
+use legate_crds::tls_context::InsecureAction;
 use legate_crds::{Gateway, TLSContext};
 use legate_xds::ir;
 
 use crate::names::{gateway_key, object_ref};
-use crate::verdicts::{Problem, Verdicts};
+use crate::own_routes::add_own_route;
+use crate::verdicts::Verdicts;
 use crate::world::World;
-use crate::{attach, secrets};
-
-/// A TLSContext's certificate (and client CA) as Envoy serves them, with the
-/// Secrets they need over SDS.
-pub struct ResolvedTls {
-    pub server: ir::ServerTls,
-    pub secrets: Vec<ir::Secret>,
-}
-
-/// Reads and checks a TLSContext's Secrets.
-pub fn resolve(world: &World, context: &TLSContext) -> Result<ResolvedTls, Problem> {
-    let namespace = context.namespace().unwrap_or_default();
-    let origin = object_ref(context);
-    let spec = &context.spec;
-    let certificate = secrets::certificate(world, &namespace, &spec.secret, &origin)?;
-    let client_ca = spec
-        .ca_secret
-        .as_ref()
-        .map(|ca| secrets::authority(world, &namespace, ca, &origin))
-        .transpose()?;
-    let version = |v: Option<TlsVersion>| {
-        v.map(|v| match v {
-            TlsVersion::V1_0 => ir::TlsVersion::V1_0,
-            TlsVersion::V1_1 => ir::TlsVersion::V1_1,
-            TlsVersion::V1_2 => ir::TlsVersion::V1_2,
-            TlsVersion::V1_3 => ir::TlsVersion::V1_3,
-        })
-    };
-    let server = ir::ServerTls {
-        origin,
-        hostnames: spec.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
-        certificate: certificate.name.clone(),
-        client_ca: client_ca.as_ref().map(|ca| ca.name.clone()),
-        // As in Ambassador: a CA alone verifies the certificates clients
-        // present; certRequired also refuses clients without one.
-        require_client_certificate: spec.cert_required.unwrap_or(false),
-        alpn: spec.alpn_protocols.clone(),
-        cipher_suites: spec.cipher_suites.clone(),
-        min_version: version(spec.min_tls_version),
-        max_version: version(spec.max_tls_version),
-    };
-    Ok(ResolvedTls {
-        server,
-        secrets: std::iter::once(certificate).chain(client_ca).collect(),
-    })
-}
+use crate::{attach, server_tls};
 
 /// Certificates of the TLSContexts attached to the Gateway, on its HTTPS
 /// listeners; and, on its HTTP listeners, the `insecure.action` for their hosts.
@@ -80,7 +35,7 @@ pub fn add_tls(world: &World, gateway: &Gateway, config: &mut ir::Gateway, verdi
         // Cleartext stays redirected or refused while the certificate is
         // missing (cert-manager's first issue, a typo): never served in clear.
         add_insecure_routes(context, &origin, &hostnames, config);
-        let resolved = match resolve(world, context) {
+        let resolved = match server_tls::resolve(world, context) {
             Ok(resolved) => resolved,
             Err(mut problem) => {
                 problem
@@ -139,7 +94,7 @@ fn add_insecure_routes(
         bypass_auth: true,
         ..ir::RoutePolicy::default()
     };
-    super::own_routes::add_own_route(
+    add_own_route(
         config,
         origin,
         |l| l.protocol == ir::ListenerProtocol::Http,
