@@ -2,15 +2,16 @@
 //! none) that admit its namespace; and NoGateway for objects no Gateway carries.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use legate_crds::conditions::reasons;
 use legate_crds::gateway::FromNamespaces;
-use legate_crds::{Gateway, GatewayRef};
+use legate_crds::{Gateway, GatewayRef, TCPMapping};
 use legate_xds::ir;
 
-use crate::names::object_ref;
+use crate::names::{gateway_key, object_ref};
 use crate::verdicts::{Problem, Verdicts};
 use crate::world::World;
 
@@ -95,7 +96,9 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
     labels_ok && expressions_ok
 }
 
-/// Objects that no Gateway carries: NoGateway.
+/// Objects that no Gateway carries: NoGateway. A TCPMapping also needs a
+/// listener on its port; the per-Gateway pass skips those it cannot place,
+/// so they are judged here too.
 pub fn judge_unattached(world: &World, verdicts: &mut Verdicts) {
     let mut judge = |origin: ir::ObjectRef, namespace: String, refs: &[GatewayRef]| {
         let verdict = verdicts.entry(&origin);
@@ -134,6 +137,48 @@ pub fn judge_unattached(world: &World, verdicts: &mut Verdicts) {
             &r.spec.gateways,
         );
     }
+    for t in &world.tcp_mappings {
+        let verdict = verdicts.entry(&object_ref(t.as_ref()));
+        if verdict.accepted.is_ok()
+            && verdict.gateways.is_empty()
+            && let Some(message) = no_listener_message(world, t)
+        {
+            verdict.accepted = Err(Problem::new(reasons::NO_GATEWAY, message));
+        }
+    }
+}
+
+/// Why no Gateway can carry a TCPMapping, if none can: none admits it, or
+/// none that does has a listener on its port. `None` when one has (the
+/// TCPMapping was judged there).
+fn no_listener_message(world: &World, tcp: &TCPMapping) -> Option<String> {
+    let namespace = tcp.namespace().unwrap_or_default();
+    let admitting: Vec<&Arc<Gateway>> = world
+        .gateways
+        .iter()
+        .filter(|g| g.meta().deletion_timestamp.is_none())
+        .filter(|g| attaches(world, g, &namespace, &tcp.spec.gateways))
+        .collect();
+    if admitting.is_empty() {
+        return Some(no_gateway_message(world, &namespace, &tcp.spec.gateways));
+    }
+    let port = tcp.spec.port;
+    if admitting
+        .iter()
+        .any(|g| g.spec.listeners.iter().any(|l| l.port == port))
+    {
+        return None;
+    }
+    let reasons: Vec<String> = admitting
+        .iter()
+        .map(|g| {
+            format!(
+                "Gateway {} has no listener on port {port} (see its spec.listeners)",
+                gateway_key(g)
+            )
+        })
+        .collect();
+    Some(reasons.join("; "))
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ mod world;
 mod tests;
 #[cfg(test)]
 mod tests_edge;
+#[cfg(test)]
+mod tests_tcp;
 
 use std::collections::BTreeMap;
 

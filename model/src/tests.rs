@@ -5,7 +5,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use legate_crds::conditions::reasons;
-use legate_crds::{AuthService, Gateway, Mapping, TCPMapping};
+use legate_crds::{AuthService, Gateway, Mapping};
 use legate_xds::ir;
 use serde_json::{Value, json};
 
@@ -443,47 +443,6 @@ fn a_route_envoy_could_not_run_is_invalid_instead_of_silently_missing() {
             .contains("no port 9999")
     );
     assert!(model.gateways["infra/edge"].routes.is_empty());
-}
-
-#[test]
-fn a_tcp_mapping_becomes_a_tcp_route_on_its_listener() {
-    let listeners = json!([
-        { "name": "http", "port": 8080, "protocol": "HTTP" },
-        { "name": "postgres", "port": 5432, "protocol": "TCP" },
-        { "name": "idle", "port": 6000, "protocol": "TCP" },
-    ]);
-    let tcp: Arc<TCPMapping> = object(
-        "TCPMapping",
-        "shop",
-        "db",
-        "01",
-        json!({ "port": 5432, "service": "db:80" }),
-    );
-    let world = World {
-        gateways: vec![gateway("infra", "edge", json!({ "listeners": listeners }))],
-        tcp_mappings: vec![tcp],
-        services: vec![service("shop", "db")],
-        ..World::default()
-    };
-    let model = build(&world);
-    let v = verdict(&model, "TCPMapping/shop/db");
-    assert_eq!(v.accepted, Ok(()));
-    assert_eq!(v.gateways, ["infra/edge"]);
-    let config = &model.gateways["infra/edge"];
-    let routes: Vec<&ir::TcpRoute> = config.tcp_routes.values().collect();
-    assert_eq!(routes.len(), 1);
-    assert_eq!(
-        (
-            routes[0].listener.as_str(),
-            routes[0].upstreams[0].upstream.as_str()
-        ),
-        ("postgres", "shop/db:80")
-    );
-    assert!(config.listeners.contains_key("postgres"));
-    assert!(
-        !config.listeners.contains_key("idle"),
-        "a TCP listener with nothing to proxy waits"
-    );
 }
 
 #[test]
