@@ -8,6 +8,7 @@ use legate_crds::conditions::reasons;
 use legate_crds::{Gateway, GatewayRef};
 use legate_xds::ir;
 
+use crate::age::age_order;
 use crate::attach;
 use crate::names::{gateway_key, object_ref};
 use crate::own_routes::add_own_route;
@@ -234,13 +235,7 @@ where
         .filter(|o| o.meta().deletion_timestamp.is_none())
         .filter(|o| attach::attaches(world, gateway, &o.namespace().unwrap_or_default(), gateways_of(o)))
         .collect();
-    attached.sort_by_key(|o| {
-        (
-            o.meta().creation_timestamp.clone().map(|t| t.0),
-            o.namespace(),
-            o.name_any(),
-        )
-    });
+    attached.sort_by(|a, b| age_order(a.as_ref(), b.as_ref()));
     let (first, rest) = attached.split_first()?;
     for other in rest {
         let origin = object_ref(other.as_ref());

@@ -3,6 +3,7 @@
 //! every rule here is tested, benchmarked and run offline (`legate
 //! translate`) without an API server. No Kubernetes client, no async runtime.
 
+mod age;
 mod attach;
 mod gateways;
 mod listeners;

@@ -12,6 +12,7 @@ use legate_crds::gateway::Protocol;
 use legate_crds::{Gateway, TCPMapping};
 use legate_xds::ir;
 
+use crate::age::age_order;
 use crate::attach;
 use crate::names::{gateway_key, object_ref};
 use crate::server_tls::{self, ResolvedTls};
@@ -30,7 +31,9 @@ struct Candidate {
     tls: Option<ResolvedTls>,
 }
 
-/// Adds the TCP routes of every TCPMapping attached to `gateway`.
+/// Adds the TCP routes of every TCPMapping attached to `gateway`. One with no
+/// listener on its port here is judged by [`attach::judge_unattached`], once
+/// every Gateway has had its turn.
 pub fn add_tcp_routes(
     world: &World,
     gateway: &Gateway,
@@ -112,12 +115,12 @@ pub fn add_tcp_routes(
     let mut groups: Vec<Vec<Candidate>> = groups
         .into_values()
         .map(|mut members| {
-            members.sort_by(|a, b| age_order(&a.mapping, &b.mapping));
+            members.sort_by(|a, b| age_order(a.mapping.as_ref(), b.mapping.as_ref()));
             members
         })
         .collect();
     groups.sort_by(|a, b| match (a.first(), b.first()) {
-        (Some(a), Some(b)) => age_order(&a.mapping, &b.mapping),
+        (Some(a), Some(b)) => age_order(a.mapping.as_ref(), b.mapping.as_ref()),
         _ => std::cmp::Ordering::Equal,
     });
     // Server names (or "" for the default chain) already taken, per listener:
@@ -211,14 +214,6 @@ pub fn add_tcp_routes(
         };
         config.tcp_routes.insert(route.id.clone(), route);
     }
-}
-
-fn age_order(a: &Arc<TCPMapping>, b: &Arc<TCPMapping>) -> std::cmp::Ordering {
-    let created = |m: &TCPMapping| m.meta().creation_timestamp.clone().map(|t| t.0);
-    created(a)
-        .cmp(&created(b))
-        .then_with(|| a.namespace().cmp(&b.namespace()))
-        .then_with(|| a.name_any().cmp(&b.name_any()))
 }
 
 /// The namespace of the oldest claim keeps the port and SNI; the others are

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use legate_crds::conditions::reasons;
 use legate_crds::mapping::Mapping;
 
+use crate::age::age_order;
 use crate::names::object_ref;
 use crate::verdicts::{Problem, Verdicts};
 
@@ -38,23 +39,13 @@ pub(super) fn match_key(mapping: &Mapping) -> String {
     )
 }
 
-/// Oldest first; the name breaks ties so that the order never depends on
-/// the order the API server listed them in.
-fn age_order(a: &Arc<Mapping>, b: &Arc<Mapping>) -> std::cmp::Ordering {
-    let created = |m: &Mapping| m.meta().creation_timestamp.clone().map(|t| t.0);
-    created(a)
-        .cmp(&created(b))
-        .then_with(|| a.namespace().cmp(&b.namespace()))
-        .then_with(|| a.name_any().cmp(&b.name_any()))
-}
-
 /// Keeps the Mappings of the namespace that claimed the match first; the
 /// others are Conflicted and get no traffic.
 pub(super) fn resolve_conflicts(
     mut members: Vec<Arc<Mapping>>,
     verdicts: &mut Verdicts,
 ) -> Vec<Arc<Mapping>> {
-    members.sort_by(age_order);
+    members.sort_by(|a, b| age_order(a.as_ref(), b.as_ref()));
     let Some(owner) = members
         .first()
         .map(|m| (m.namespace().unwrap_or_default(), m.name_any()))
