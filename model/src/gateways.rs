@@ -90,7 +90,7 @@ fn add_auth(
         }),
     });
     add_auth_fallback_routes(&origin, config);
-    verdict.gateways.push(key.clone());
+    verdict.carried_by(&key);
 }
 
 /// Envoy's ext_authz skips requests that match no route, so a header the
@@ -159,7 +159,7 @@ fn add_rate_limit(
             .unwrap_or(std::time::Duration::from_millis(20)),
         failure_mode_deny: limit.spec.failure_mode_deny.unwrap_or(false),
     });
-    verdict.gateways.push(key.clone());
+    verdict.carried_by(&key);
 }
 
 /// The Gateway's access log and tracing. A collector that is invalid or

@@ -3,6 +3,10 @@
 //! every rule here is tested, benchmarked and run offline (`legate
 //! translate`) without an API server. No Kubernetes client, no async runtime.
 
+// Per kind (listeners, tls, mappings, gateways, tcp) over shared helpers
+// (attach, age, services, secrets, server_tls, upstreams, upstream_tls,
+// weights, names, verdicts, world). Helpers never use a per-kind module, so
+// a rule lives in one place and imports stay a DAG.
 mod age;
 mod attach;
 mod gateways;
