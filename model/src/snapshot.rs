@@ -426,12 +426,14 @@ pub fn yaml_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, SnapshotE
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read_error)? {
-        let path = entry.map_err(read_error)?.path();
-        if path.is_dir() {
+        let entry = entry.map_err(read_error)?;
+        let path = entry.path();
+        // Only real folders are descended into: a link back up would loop.
+        if entry.file_type().map_err(read_error)?.is_dir() {
             if recursive {
                 files.extend(yaml_files(&path, true)?);
             }
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             files.push(path);
         }
     }
