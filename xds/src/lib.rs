@@ -1,13 +1,17 @@
 //! Everything Envoy, with no Kubernetes in sight: the IR of one Gateway's
 //! configuration, its translation into Envoy resources, the snapshot cache and
-//! the ADS server. It builds, tests and benchmarks without a cluster.
+//! the ADS server. It builds, tests and benchmarks without a cluster. Only
+//! [`ir`] is built without the default `envoy` feature: that is all that
+//! legate-model needs.
 //!
 //! The data flows through the modules in this order:
 //!
 //! - [`ir`]: what one Gateway should do, every item tagged with the object
-//!   (kind/namespace/name/generation) that produced it;
-//! - [`translate`]: a [`translate::Translator`] per Gateway turns IR changes
-//!   into changed Envoy resources, re-encoding only what a change touched;
+//!   (kind/namespace/name/generation) that produced it (legate-model builds it);
+//! - [`translate`]: a [`translate::Translator`] per Gateway; its `sync` takes
+//!   the whole desired [`ir::Gateway`], compares it with what it holds (the
+//!   one diff in the pipeline) and returns only the Envoy resources that
+//!   changed; single [`translate::Change`]s are there for tests and benchmarks;
 //! - [`cache`]: a snapshot per Gateway, versioned per resource by content hash;
 //! - [`server`]: ADS (state of the world and delta) to every Envoy of every
 //!   Gateway, make-before-break, with ACKs and NACKs as [`server::XdsEvent`]s;

@@ -1,7 +1,7 @@
 //! The IR: a plain, Kubernetes-free model of one Gateway's configuration.
 //!
-//! The operator builds it from the user's objects; [`crate::translate`] turns
-//! it into Envoy resources. Every item carries the [`ObjectRef`] of the object
+//! legate-model builds it from the user's objects; `crate::translate` (behind
+//! the `envoy` feature) turns it into Envoy resources. Every item carries the [`ObjectRef`] of the object
 //! that produced it.
 
 mod gateway;

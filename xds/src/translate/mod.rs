@@ -1,8 +1,10 @@
 //! IR → Envoy resources, incrementally.
 //!
 //! A [`Translator`] holds one Gateway's IR and the encodings derived from it.
-//! Each [`Change`] marks what it touched; [`Translator::flush`] re-encodes only
-//! that and returns the resources that changed. Names come from object
+//! The operator hands it the whole desired IR with [`Translator::sync`], which
+//! turns the difference into [`Change`]s; each change marks what it touched,
+//! and [`Translator::flush`] re-encodes only that and returns the resources
+//! that changed. Names come from object
 //! identity: a listener's name, an upstream's name, a route's [`crate::ir::RouteId`].
 
 mod cluster;
