@@ -102,7 +102,8 @@ pub enum SnapshotError {
     },
 }
 
-const LEGATE_KINDS: [&str; 6] = [
+/// The kinds of group legate.dev, as `kind` spells them.
+pub const LEGATE_KINDS: [&str; 6] = [
     "Gateway",
     "Mapping",
     "TLSContext",

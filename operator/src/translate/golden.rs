@@ -156,14 +156,7 @@ fn golden_cases_cover_every_kind_and_every_reason_the_model_gives() {
         // A Gateway's tracing collector that does not parse.
         reasons::INVALID,
     ];
-    let kinds = [
-        "Gateway",
-        "Mapping",
-        "TLSContext",
-        "AuthService",
-        "RateLimitService",
-        "TCPMapping",
-    ];
+    let kinds = legate_model::snapshot::LEGATE_KINDS;
     let wanted = accepted
         .iter()
         .map(|r| format!("Accepted={r}"))
