@@ -273,6 +273,22 @@ impl TestEnv {
     }
 }
 
+impl Drop for TestEnv {
+    /// Deletes the namespace (without waiting): the tests of a binary share
+    /// its control plane and operator, and the operator's work on every
+    /// change grows with the Gateways it knows, so a finished test's objects
+    /// must not stay.
+    fn drop(&mut self) {
+        let _ = self
+            .control_plane
+            .kubectl_command(&["delete", "namespace", &self.namespace, "--wait=false"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// `<test name>-<n>`, a valid DNS label. libtest names each test's thread
 /// after the test, which makes namespaces easy to trace back.
 fn unique_namespace_name() -> String {
