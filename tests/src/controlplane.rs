@@ -1,9 +1,10 @@
-//! One real Kubernetes control plane per test binary, and a namespace per test.
+//! One real Kubernetes control plane per test binary, and a namespace per test;
+//! a test that must not share its API server gets a control plane of its own.
 //!
-//! The control plane is started with `tests/controlplane/up.sh` (which builds or
-//! reuses the cached binaries) the first time a test asks for it. A watchdog
-//! process runs `down.sh` when the test binary exits, however it exits, so no
-//! etcd or API server outlives the tests.
+//! A control plane is started with `tests/controlplane/up.sh` (which builds or
+//! reuses the cached binaries), the shared one the first time a test asks for
+//! it. A watchdog process runs `down.sh` when the test binary exits, however it
+//! exits, so no etcd or API server outlives the tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,6 +36,25 @@ impl ControlPlane {
         match SHARED.get_or_init(start_for_this_process) {
             Ok(cp) => cp,
             Err(why) => panic!("the test control plane is not available: {why}"),
+        }
+    }
+
+    /// A control plane for the calling test alone, stopped when the returned
+    /// guard drops: for a test whose operator watches every namespace, which
+    /// would otherwise act on (and be disturbed by) the other tests' objects.
+    ///
+    /// Panics with up.sh's explanation when it cannot start.
+    pub fn own() -> OwnControlPlane {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("legate-cp-{}-own{n}", std::process::id()));
+        match start(dir) {
+            // TestEnv and Stage hold a `&'static ControlPlane`; leaking these
+            // two paths is the price, the processes stop with the guard.
+            Ok(cp) => OwnControlPlane {
+                control_plane: Box::leak(Box::new(cp)),
+            },
+            Err(why) => panic!("the test's own control plane is not available: {why}"),
         }
     }
 
@@ -95,11 +115,39 @@ impl ControlPlane {
     }
 }
 
+/// A control plane that [`ControlPlane::own`] started; `down.sh` on drop.
+#[derive(Debug)]
+pub struct OwnControlPlane {
+    control_plane: &'static ControlPlane,
+}
+
+impl OwnControlPlane {
+    pub fn get(&self) -> &'static ControlPlane {
+        self.control_plane
+    }
+}
+
+impl Drop for OwnControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(workspace::controlplane_dir().join("down.sh"))
+            .arg(&self.control_plane.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 fn start_for_this_process() -> Result<ControlPlane, String> {
+    start(std::env::temp_dir().join(format!("legate-cp-{}", std::process::id())))
+}
+
+/// Starts a control plane in `dir`, which is named `legate-cp-<this pid>…` so
+/// that a later test binary can tell when it was abandoned.
+fn start(dir: PathBuf) -> Result<ControlPlane, String> {
     let scripts = workspace::controlplane_dir();
     let pid = std::process::id();
     stop_abandoned_control_planes(&scripts);
-    let dir = std::env::temp_dir().join(format!("legate-cp-{pid}"));
 
     let status = Command::new(scripts.join("up.sh"))
         .arg(&dir)
@@ -152,8 +200,10 @@ fn stop_abandoned_control_planes(scripts: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        // `legate-cp-<pid>` or, for a test's own, `legate-cp-<pid>-own<n>`.
         let Some(owner) = name
             .strip_prefix("legate-cp-")
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
@@ -187,7 +237,11 @@ impl TestEnv {
     /// Starts (or joins) the control plane and creates a fresh namespace named
     /// after the running test.
     pub async fn new() -> TestEnv {
-        let control_plane = ControlPlane::shared();
+        TestEnv::on(ControlPlane::shared()).await
+    }
+
+    /// A fresh namespace named after the running test on `control_plane`.
+    pub async fn on(control_plane: &'static ControlPlane) -> TestEnv {
         let client = control_plane.client().await;
         let namespace = unique_namespace_name();
         let ns = Namespace {
@@ -216,6 +270,22 @@ impl TestEnv {
         <K as kube::Resource>::DynamicType: Default,
     {
         Api::namespaced(self.client.clone(), &self.namespace)
+    }
+}
+
+impl Drop for TestEnv {
+    /// Deletes the namespace (without waiting): the tests of a binary share
+    /// its control plane and operator, and the operator's work on every
+    /// change grows with the Gateways it knows, so a finished test's objects
+    /// must not stay.
+    fn drop(&mut self) {
+        let _ = self
+            .control_plane
+            .kubectl_command(&["delete", "namespace", &self.namespace, "--wait=false"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

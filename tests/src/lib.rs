@@ -25,7 +25,7 @@ pub mod tools;
 pub mod upstreams;
 pub mod workspace;
 
-pub use controlplane::{ControlPlane, TestEnv};
+pub use controlplane::{ControlPlane, OwnControlPlane, TestEnv};
 pub use echo::{EchoReply, EchoServer};
 pub use envoy::Envoy;
 pub use testhost::TestHost;

@@ -5,7 +5,7 @@
 use legate_tests::stage::Stage;
 use serde_json::json;
 
-use crate::{Req, SHOP, apply_programmed, echoed, from_envoy, gateway_defaults};
+use super::{Req, SHOP, apply_programmed, echoed, from_envoy, gateway_defaults};
 
 const APP: &str = "https://app.example.com";
 const EVIL: &str = "https://evil.example.net";

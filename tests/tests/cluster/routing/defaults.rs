@@ -10,7 +10,7 @@ use legate_tests::stage::{PATIENCE, Stage};
 use legate_tests::upstreams::{Behaviour, Recorder};
 use serde_json::json;
 
-use crate::{Req, SHOP, apply_programmed, cluster_stat, echoed, from_envoy, gateway_defaults, pool, service};
+use super::{Req, SHOP, apply_programmed, cluster_stat, echoed, from_envoy, gateway_defaults, pool, service};
 
 #[tokio::test]
 async fn the_gateway_default_timeout_applies_unless_a_mapping_sets_its_own() {

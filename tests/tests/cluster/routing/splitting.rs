@@ -7,7 +7,7 @@ use legate_tests::stage::{PATIENCE, Stage};
 use legate_tests::upstreams::{Behaviour, Recorder};
 use serde_json::json;
 
-use crate::{Req, SHOP, apply_programmed, echo_service, echoed, service, tally};
+use super::{Req, SHOP, apply_programmed, echo_service, echoed, service, tally};
 
 /// Sends `n` GETs for `path` and counts the answering backends, checking each
 /// answer's status, upstream path and Host on the way.

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::{SHOP, apply_programmed, service};
+use super::{SHOP, apply_programmed, service};
 
 #[tokio::test]
 async fn allow_upgrade_websocket_carries_a_websocket_end_to_end() {

@@ -10,7 +10,7 @@ use legate_tests::stage::{PATIENCE, Stage};
 use legate_tests::upstreams::{Behaviour, Recorder, Unanswering};
 use serde_json::json;
 
-use crate::{Req, SHOP, apply_programmed, cluster_stat, echoed, from_envoy, pool, service, tally};
+use super::{Req, SHOP, apply_programmed, cluster_stat, echoed, from_envoy, pool, service, tally};
 
 #[tokio::test]
 async fn a_request_slower_than_the_timeout_gets_504() {

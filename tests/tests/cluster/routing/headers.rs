@@ -3,7 +3,7 @@
 use legate_tests::stage::Stage;
 use serde_json::json;
 
-use crate::{Req, SHOP, apply_programmed, echoed};
+use super::{Req, SHOP, apply_programmed, echoed};
 
 #[tokio::test]
 async fn added_request_headers_append_or_replace() {

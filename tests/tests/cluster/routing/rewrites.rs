@@ -3,7 +3,7 @@
 use legate_tests::stage::Stage;
 use serde_json::json;
 
-use crate::{Req, SHOP, apply_programmed, echo_service, echoed};
+use super::{Req, SHOP, apply_programmed, echo_service, echoed};
 
 #[tokio::test]
 async fn the_default_rewrite_replaces_the_matched_prefix_with_a_slash() {

@@ -4,7 +4,7 @@
 use legate_tests::stage::Stage;
 use serde_json::{Value, json};
 
-use crate::{Req, SHOP, apply_programmed, echoed};
+use super::{Req, SHOP, apply_programmed, echoed};
 
 /// A Mapping to the stage's echo that tags requests with its name.
 fn tagged(name: &str, mut spec: Value) -> (String, Value) {

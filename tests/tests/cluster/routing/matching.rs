@@ -4,7 +4,7 @@
 use legate_tests::stage::Stage;
 use serde_json::json;
 
-use crate::{Req, SHOP, apply_programmed, echoed, from_envoy};
+use super::{Req, SHOP, apply_programmed, echoed, from_envoy};
 
 #[tokio::test]
 async fn prefix_is_a_plain_case_sensitive_string_prefix_unless_case_sensitive_is_false() {

@@ -11,9 +11,7 @@ use legate_xds::sample;
 use legate_xds::server::Protocol;
 use legate_xds::translate::Change;
 
-#[macro_use]
-mod xds_rig;
-use xds_rig::*;
+use crate::xds_rig::*;
 
 in_both_protocols!(
     an_https_listener_gets_its_certificate_over_sds,

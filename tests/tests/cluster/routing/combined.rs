@@ -10,7 +10,7 @@ use legate_tests::http::{HttpClient, Response};
 use legate_tests::stage::Stage;
 use serde_json::{Value, json};
 
-use crate::{Req, service, shuffled};
+use super::{Req, service, shuffled};
 
 const MAPPINGS: usize = 200;
 const NAMESPACES: usize = 20;

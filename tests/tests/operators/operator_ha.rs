@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use legate_tests::TestEnv;
 use legate_tests::api::{install_crds, wait_condition};
 use legate_tests::http::Traffic;
 use legate_tests::net::{TcpBalancer, eventually, free_port, loopback};
 use legate_tests::operator::Operator;
 use legate_tests::stage::Stage;
+use legate_tests::{ControlPlane, TestEnv};
 use serde_json::json;
 
 async fn holder(env: &TestEnv) -> Option<String> {
@@ -20,7 +20,10 @@ async fn holder(env: &TestEnv) -> Option<String> {
 
 #[tokio::test]
 async fn when_the_leader_dies_the_other_replica_takes_over_and_traffic_flows() {
-    let env = TestEnv::new().await;
+    // Its operators watch every namespace: on the binary's shared control
+    // plane they would act on the other tests' objects, and they on its.
+    let own = ControlPlane::own();
+    let env = TestEnv::on(own.get()).await;
     install_crds(&env.client).await;
     let (port_a, port_b) = (free_port(), free_port());
     // Envoy reaches "the operator Service": whichever replica answers.

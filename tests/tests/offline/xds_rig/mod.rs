@@ -1,8 +1,6 @@
 //! The rig of the real-Envoy tests: the ADS server in a runtime of its own, a
 //! translator and cache for one Gateway, one Envoy started from the bootstrap
 //! Legate writes, and helpers to send requests and read Envoy's stats.
-// Shared by several test binaries, each of which uses part of it.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

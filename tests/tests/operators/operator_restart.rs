@@ -1,14 +1,14 @@
 //! Restarting the operator interrupts no traffic and flaps no condition.
-//! A test binary of its own: it stops and starts its operator.
+//! On a control plane of its own: it stops and starts its operator.
 
 use std::time::Duration;
 
-use legate_tests::TestEnv;
 use legate_tests::api::{get, install_crds};
 use legate_tests::http::Traffic;
 use legate_tests::net::free_port;
 use legate_tests::operator::Operator;
 use legate_tests::stage::Stage;
+use legate_tests::{ControlPlane, TestEnv};
 use serde_json::{Value, json};
 
 /// `type → (status, lastTransitionTime)` of an object's conditions.
@@ -42,7 +42,10 @@ async fn conditions(stage: &Stage, kind: &str, name: &str) -> Vec<(String, Strin
 
 #[tokio::test]
 async fn restarting_the_operator_drops_no_request_and_flaps_no_condition() {
-    let env = TestEnv::new().await;
+    // Its operators watch every namespace: on the binary's shared control
+    // plane they would act on the other tests' objects, and they on its.
+    let own = ControlPlane::own();
+    let env = TestEnv::on(own.get()).await;
     install_crds(&env.client).await;
     let xds_port = free_port();
     let first = Operator::start_on(env.control_plane, xds_port).await;

@@ -3,7 +3,7 @@
 use legate_tests::stage::Stage;
 use serde_json::json;
 
-use crate::{Req, apply_programmed, from_envoy};
+use super::{Req, apply_programmed, from_envoy};
 
 #[track_caller]
 fn redirected(r: &legate_tests::http::Response, status: u16, location: &str) {

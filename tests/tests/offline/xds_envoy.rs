@@ -13,9 +13,7 @@ use legate_xds::sample;
 use legate_xds::server::{Protocol, XdsEvent};
 use legate_xds::translate::Change;
 
-#[macro_use]
-mod xds_rig;
-use xds_rig::*;
+use crate::xds_rig::*;
 
 in_both_protocols!(
     a_route_works,

@@ -1,0 +1,12 @@
+//! The tests that share one control plane and the operator the harness runs
+//! for all of them (`SharedOperator`, watching every namespace): each works
+//! in a namespace of its own with a Gateway that admits only that namespace.
+//! The operator end to end, routing, the edge, and the harness's proofs that
+//! the control plane and test hosts are real (which apply no Legate object,
+//! so the shared operator and they leave each other alone).
+
+mod edge;
+mod kubernetes;
+mod operator;
+mod routing;
+mod testhost;

@@ -1,0 +1,13 @@
+//! The tests that need no API server: the harness's echo upstream, the real
+//! Envoy, the xDS engine against the real Envoy, and the checks of the
+//! repository's files (manifests, bundle, Dockerfile, README, `legate
+//! version`). One binary, so that kube, tonic and envoy-types are linked
+//! once for all of them.
+
+mod echo;
+mod envoy;
+mod install;
+#[macro_use]
+mod xds_rig;
+mod xds_envoy;
+mod xds_envoy_features;

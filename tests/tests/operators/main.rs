@@ -1,0 +1,16 @@
+//! The tests that share one control plane with no operator of the harness's
+//! on it: each runs its own operator, or none. Here, unlike in `cluster`, no
+//! operator watches every namespace of the shared control plane, so
+//! - `fleet` and `xds_auth` run operators limited to their namespace;
+//! - `api` applies objects that such an operator would act on (a Gateway
+//!   that admits routes from every namespace, the examples' NodePorts);
+//! - `operator_ha` and `operator_restart` run operators that watch every
+//!   namespace, so each has a control plane of its own;
+//! - `setup` starts its own control planes and stack with the scripts.
+
+mod api;
+mod fleet;
+mod operator_ha;
+mod operator_restart;
+mod setup;
+mod xds_auth;
