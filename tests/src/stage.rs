@@ -149,6 +149,35 @@ impl Stage {
         .await
     }
 
+    /// Waits until `type_` has `status` for the object's `generation` (a
+    /// condition of an older generation does not count).
+    pub async fn condition_at(
+        &self,
+        kind: &str,
+        name: &str,
+        type_: &str,
+        status: &str,
+        generation: i64,
+    ) -> Value {
+        let what = format!("{kind} {name} to have {type_}={status} at generation {generation}");
+        eventually(&what, PATIENCE, || async {
+            let object = get(
+                &self.env.client,
+                &self.env.namespace,
+                "legate.dev/v1alpha1",
+                kind,
+                name,
+            )
+            .await
+            .ok()??;
+            let conditions = object.data["status"]["conditions"].as_array()?.clone();
+            conditions.into_iter().find(|c| {
+                c["type"] == type_ && c["status"] == status && c["observedGeneration"] == generation
+            })
+        })
+        .await
+    }
+
     pub async fn condition(&self, kind: &str, name: &str, type_: &str, status: &str) -> Value {
         wait_condition(
             &self.env.client,

@@ -82,7 +82,11 @@ async fn changing_a_mapping_changes_routing_and_deleting_it_stops_it_first() {
         404,
         "the old prefix no longer routes"
     );
-    let c = stage.condition("Mapping", "quote", "Programmed", "True").await;
+    // Programmed=True of generation 1 may still be there a moment: wait for
+    // the truth about generation 2, which must come.
+    let c = stage
+        .condition_at("Mapping", "quote", "Programmed", "True", 2)
+        .await;
     assert_eq!(c["observedGeneration"], 2);
 
     let mappings = stage
