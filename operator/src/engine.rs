@@ -31,6 +31,8 @@ pub struct Shared {
     trigger: watch::Sender<u64>,
     /// Bumped when Envoy refused something: the engine rebuilds without it.
     rejected: watch::Sender<u64>,
+    /// True once the first whole world has been translated into the cache.
+    translated: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -42,6 +44,7 @@ impl Shared {
             program: Mutex::new(ProgramState::default()),
             trigger: watch::Sender::new(0),
             rejected: watch::Sender::new(0),
+            translated: watch::Sender::new(false),
         })
     }
 
@@ -64,6 +67,15 @@ impl Shared {
     /// A stream that yields whenever statuses should be recomputed.
     pub fn triggers(&self) -> watch::Receiver<u64> {
         self.trigger.subscribe()
+    }
+
+    /// Resolves once the first whole world is in the cache. Until then the
+    /// cache is empty, and a proxy that reconnects would be told to drop
+    /// what it runs (503s until the first translation).
+    pub async fn first_translation(&self) {
+        let mut translated = self.translated.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = translated.wait_for(|t| *t).await;
     }
 
     /// Asks every controller to reconcile everything.
@@ -158,6 +170,7 @@ pub async fn translate_forever(
         if let Ok(mut m) = shared.model.write() {
             *m = Arc::new(model);
         }
+        shared.translated.send_replace(true);
         shared.poke();
     }
 }

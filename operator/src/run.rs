@@ -186,9 +186,20 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     ));
     tokio::spawn(engine::track_proxies_forever(ads.events(), shared.clone()));
     metrics.count_refused_from(ads.refused());
-    let xds = match &tls {
-        Some((_, config)) => tokio::spawn(ads.serve_tls(xds_listener, config.clone(), stopped())),
-        None => tokio::spawn(ads.serve(xds_listener, stopped())),
+    // The port is bound already, so proxies that reconnect wait in its
+    // backlog; they are answered once the first translation is in the cache
+    // (an empty snapshot would tell them to drop what they run).
+    let xds = {
+        let shared = shared.clone();
+        let tls = tls.as_ref().map(|(_, config)| config.clone());
+        let stop = stopped();
+        tokio::spawn(async move {
+            shared.first_translation().await;
+            match tls {
+                Some(config) => ads.serve_tls(xds_listener, config, stop).await,
+                None => ads.serve(xds_listener, stop).await,
+            }
+        })
     };
 
     let (stores, updates) = world::start(&client, args.namespace.as_deref());
