@@ -11,3 +11,4 @@ mod install;
 mod xds_rig;
 mod xds_envoy;
 mod xds_envoy_features;
+mod xds_envoy_vhds;
