@@ -5,6 +5,8 @@
 #   tests/stack.sh down DIR  stops everything it started and removes DIR
 # DIR/env holds shell assignments: KUBECONFIG, LEGATE_GATEWAY, LEGATE_HTTP,
 # LEGATE_HTTPS, LEGATE_ENVOY_ADMIN, LEGATE_K8S_BIN.
+# LEGATE_BIN=/path/to/legate runs that operator binary instead of building the
+# debug one.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { echo "stack.sh: $*" >&2; }
@@ -46,9 +48,17 @@ up() {
   mkdir -p "$dir/run"
   trap 'say "failed; stopping what was started"; down "$dir"' ERR
 
-  say "building the operator"
-  (cd "$root" && cargo build --quiet -p legate-operator)
-  local legate="${CARGO_TARGET_DIR:-$root/target}/debug/legate"
+  local legate
+  if [[ -n "${LEGATE_BIN:-}" ]]; then
+    # A caller that built its own operator (the benchmark runs a release build).
+    [[ -x "$LEGATE_BIN" ]] || { say "LEGATE_BIN=$LEGATE_BIN is not an executable file"; exit 1; }
+    legate="$LEGATE_BIN"
+    say "using the operator $legate (LEGATE_BIN)"
+  else
+    say "building the operator"
+    (cd "$root" && cargo build --quiet -p legate-operator)
+    legate="${CARGO_TARGET_DIR:-$root/target}/debug/legate"
+  fi
   local envoy
   envoy="$("$root/scripts/install-envoy.sh")"
 
