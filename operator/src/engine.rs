@@ -1,7 +1,8 @@
 //! The translation loop: whenever the world changes, rebuild the model, hand
 //! each Gateway's IR to its translator (whose `sync` is the one diff: only
 //! what changed is re-encoded and pushed) and the result to the snapshot
-//! cache, and wake the controllers so that statuses follow.
+//! cache, and requeue exactly the objects whose status may follow: those
+//! whose verdict changed or whose part of the configuration moved.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,7 +14,8 @@ use legate_xds::translate::Translator;
 use tokio::sync::{broadcast, watch};
 
 use crate::metrics::{GatewayLabels, Metrics, TypeLabels};
-use crate::program::ProgramState;
+use crate::program::{Affected, ProgramState};
+use crate::requeue::Requeues;
 use crate::world::Stores;
 use legate_model::Model;
 
@@ -27,7 +29,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     model: RwLock<Arc<Model>>,
     program: Mutex<ProgramState>,
-    /// Bumped when statuses may need to change; controllers reconcile all on it.
+    /// The objects whose status may have changed, per kind.
+    pub requeues: Requeues,
+    /// Bumped when every status must be looked at (taking the lead, the end
+    /// of the restart grace); controllers reconcile all on it.
     trigger: watch::Sender<u64>,
     /// Bumped when Envoy refused something: the engine rebuilds without it.
     rejected: watch::Sender<u64>,
@@ -42,6 +47,7 @@ impl Shared {
             metrics,
             model: RwLock::new(Arc::new(Model::default())),
             program: Mutex::new(ProgramState::default()),
+            requeues: Requeues::default(),
             trigger: watch::Sender::new(0),
             rejected: watch::Sender::new(0),
             translated: watch::Sender::new(false),
@@ -58,13 +64,15 @@ impl Shared {
 
     /// Runs `f` with the ACK state.
     pub fn with_program<T>(&self, f: impl FnOnce(&ProgramState) -> T) -> T {
-        match self.program.lock() {
-            Ok(p) => f(&p),
-            Err(poisoned) => f(&poisoned.into_inner()),
-        }
+        f(&self.program_mut())
     }
 
-    /// A stream that yields whenever statuses should be recomputed.
+    fn program_mut(&self) -> std::sync::MutexGuard<'_, ProgramState> {
+        // Every update of the state completes under the lock or not at all.
+        self.program.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A stream that yields whenever every status should be recomputed.
     pub fn triggers(&self) -> watch::Receiver<u64> {
         self.trigger.subscribe()
     }
@@ -116,6 +124,7 @@ pub async fn translate_forever(
         let world = stores.world(listen_address);
         let model = legate_model::build_with(&world, &quarantine);
         shared.metrics.model_builds.inc();
+        let previous = shared.model();
         let mut pushed = 0usize;
         for (key, desired) in &model.gateways {
             let translator = translators.entry(key.clone()).or_default();
@@ -126,19 +135,7 @@ pub async fn translate_forever(
             }
             if !updates.is_empty() {
                 pushed += updates.len();
-                for update in &updates {
-                    let labels = TypeLabels {
-                        r#type: update.kind().short().to_string(),
-                    };
-                    shared.metrics.resources_pushed.get_or_create(&labels).inc();
-                }
-                let snapshot = shared.cache.update(key, &updates);
-                let labels = GatewayLabels { gateway: key.clone() };
-                shared
-                    .metrics
-                    .snapshot_version
-                    .get_or_create(&labels)
-                    .set(snapshot.serial() as i64);
+                push(&shared, key, &updates);
             }
         }
         let gone: Vec<String> = translators
@@ -149,18 +146,16 @@ pub async fn translate_forever(
         for key in gone {
             translators.remove(&key);
             shared.cache.remove(&key);
+            let carried = shared.program_mut().forget_gateway(&key);
+            for object in &carried {
+                shared.requeues.object(object);
+            }
         }
         shared
             .metrics
             .translation_duration
             .observe(started.elapsed().as_secs_f64());
-        for verdict in model.verdicts.values() {
-            if verdict.accepted.is_ok() && !verdict.gateways.is_empty() {
-                shared
-                    .metrics
-                    .change_seen(&verdict.object.key(), verdict.object.generation());
-            }
-        }
+        requeue_changed_verdicts(&shared, &previous, &model);
         tracing::debug!(
             gateways = model.gateways.len(),
             resources_pushed = pushed,
@@ -171,56 +166,133 @@ pub async fn translate_forever(
             *m = Arc::new(model);
         }
         shared.translated.send_replace(true);
-        shared.poke();
     }
 }
 
-/// Follows the ADS server's events into the ACK state, forever.
+/// The serial of the last change to what a Gateway routes (not its
+/// endpoints or secrets): its status's `configVersion`.
+pub fn routing_serial(snapshot: &legate_xds::cache::Snapshot) -> u64 {
+    use legate_xds::resource::ResourceType::{Listener, Route, VirtualHost};
+    [Listener, Route, VirtualHost]
+        .into_iter()
+        .map(|kind| snapshot.type_serial(kind))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Hands `updates` to the cache and the ACK index, and requeues the objects
+/// whose part moved (and the Gateway, when what it routes moved).
+fn push(shared: &Shared, gateway: &str, updates: &[legate_xds::resource::ResourceUpdate]) {
+    for update in updates {
+        let labels = TypeLabels {
+            r#type: update.kind().short().to_string(),
+        };
+        shared.metrics.resources_pushed.get_or_create(&labels).inc();
+    }
+    let before = shared.cache.snapshot(gateway).map(|s| routing_serial(&s));
+    let snapshot = shared.cache.update(gateway, updates);
+    let moved = shared
+        .program_mut()
+        .on_snapshot(gateway, snapshot.serial(), updates);
+    for object in &moved {
+        shared.requeues.object(object);
+    }
+    if before != Some(routing_serial(&snapshot)) {
+        shared.requeues.gateway(gateway);
+    }
+    let labels = GatewayLabels {
+        gateway: gateway.to_string(),
+    };
+    shared
+        .metrics
+        .snapshot_version
+        .get_or_create(&labels)
+        .set(snapshot.serial() as i64);
+}
+
+/// Requeues every object whose verdict is new, changed or gone; a change
+/// to one object leaves the others' verdicts equal, so only it moves.
+fn requeue_changed_verdicts(shared: &Shared, previous: &Model, next: &Model) {
+    for (key, verdict) in &next.verdicts {
+        if previous.verdicts.get(key) != Some(verdict) {
+            shared.requeues.object(key);
+            if verdict.accepted.is_ok() && !verdict.gateways.is_empty() {
+                shared
+                    .metrics
+                    .change_seen(&verdict.object.key(), verdict.object.generation());
+            }
+        }
+    }
+    for key in previous.verdicts.keys() {
+        if next.verdicts.get(key).is_none() {
+            shared.requeues.object(key);
+        }
+    }
+}
+
+/// Follows the ADS server's events into the ACK state, forever, and requeues
+/// the objects (and Gateways) whose answer an event may have moved.
 pub async fn track_proxies_forever(mut events: broadcast::Receiver<XdsEvent>, shared: Arc<Shared>) {
+    // Per Gateway: (connected proxies, every proxy in sync) as last seen.
+    let mut gateway_states: BTreeMap<String, (usize, bool)> = BTreeMap::new();
     loop {
         match events.recv().await {
             Ok(event) => {
                 let gateway = event.proxy().gateway.clone();
-                let proxies = match shared.program.lock() {
-                    Ok(mut program) => {
-                        program.on_event(&event);
-                        program.proxies(&gateway)
-                    }
-                    Err(_) => 0,
+                let snapshot = shared.cache.snapshot(&gateway);
+                let (affected, state) = {
+                    let mut program = shared.program_mut();
+                    let affected = program.on_event(&event);
+                    let in_sync = snapshot.as_ref().is_none_or(|s| program.in_sync(&gateway, s));
+                    (affected, (program.proxies(&gateway), in_sync))
                 };
-                let labels = GatewayLabels { gateway };
-                shared
-                    .metrics
-                    .connected_proxies
-                    .get_or_create(&labels)
-                    .set(proxies as i64);
-                match &event {
-                    XdsEvent::Acked(ack) => {
-                        let labels = TypeLabels {
-                            r#type: ack.kind.short().to_string(),
-                        };
-                        shared.metrics.acks.get_or_create(&labels).inc();
-                    }
-                    XdsEvent::Rejected(nack) => {
-                        let labels = TypeLabels {
-                            r#type: nack.kind.short().to_string(),
-                        };
-                        shared.metrics.nacks.get_or_create(&labels).inc();
-                    }
-                    _ => {}
+                follow(&shared, &event, &gateway, state.0);
+                let Affected { objects, gateway: gateway_moved } = affected;
+                for object in &objects {
+                    shared.requeues.object(object);
+                }
+                if gateway_moved && gateway_states.insert(gateway.clone(), state) != Some(state) {
+                    shared.requeues.gateway(&gateway);
                 }
                 if matches!(event, XdsEvent::Rejected(_)) {
                     shared.rejected.send_modify(|n| *n = n.wrapping_add(1));
                 }
-                shared.poke();
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(
                     missed = n,
-                    "fell behind the xDS event stream; statuses may lag until the next ACK"
+                    "fell behind the xDS event stream; looking at every status again"
                 );
+                shared.poke();
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// The metrics of one xDS event.
+fn follow(shared: &Shared, event: &XdsEvent, gateway: &str, proxies: usize) {
+    let labels = GatewayLabels {
+        gateway: gateway.to_string(),
+    };
+    shared
+        .metrics
+        .connected_proxies
+        .get_or_create(&labels)
+        .set(proxies as i64);
+    match event {
+        XdsEvent::Acked(ack) => {
+            let labels = TypeLabels {
+                r#type: ack.kind.short().to_string(),
+            };
+            shared.metrics.acks.get_or_create(&labels).inc();
+        }
+        XdsEvent::Rejected(nack) => {
+            let labels = TypeLabels {
+                r#type: nack.kind.short().to_string(),
+            };
+            shared.metrics.nacks.get_or_create(&labels).inc();
+        }
+        _ => {}
     }
 }

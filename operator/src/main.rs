@@ -10,6 +10,7 @@ mod leader;
 mod metrics;
 mod pki;
 mod program;
+mod requeue;
 mod run;
 mod status;
 mod translate;

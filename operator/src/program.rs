@@ -1,13 +1,16 @@
 //! What each connected Envoy has applied, from the ADS server's ACK and NACK
 //! events: the ground truth behind every `Programmed` condition.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+mod index;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use legate_xds::cache::Snapshot;
 use legate_xds::ir::ObjectRef;
-use legate_xds::resource::ResourceType;
+use legate_xds::resource::{ResourceType, ResourceUpdate};
 use legate_xds::server::{ProxyStatus, ProxyTracker, XdsEvent};
+
+use index::{Applied, GatewayIndex};
 
 /// The last NACK that blamed an object.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,12 +23,12 @@ pub struct Rejected {
 /// Where one object stands on one Gateway's Envoys.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Programmed {
-    /// Every connected proxy runs this generation.
-    Yes { proxies: usize },
+    /// Every connected proxy runs a configuration that carries this generation.
+    Yes,
     /// No proxy of the Gateway is connected.
     NoProxies,
     /// Some proxies have not applied it yet.
-    Pending { waiting: usize, proxies: usize },
+    Pending,
     /// A proxy refused it (and keeps its previous configuration).
     Rejected(Rejected),
     /// No resource of the Gateway's snapshot carries it (yet).
@@ -34,37 +37,92 @@ pub enum Programmed {
 
 /// ACK and NACK state for every Gateway: what each proxy applied (the xDS
 /// server's [`ProxyTracker`], which also copes with a proxy reconnecting
-/// before its old stream is gone) and which objects a proxy refused.
+/// before its old stream is gone), which objects a proxy refused, and which
+/// resources carry which object since when.
 #[derive(Debug, Default)]
 pub struct ProgramState {
     tracker: ProxyTracker,
     rejections: BTreeMap<String, BTreeMap<String, Rejected>>,
+    index: BTreeMap<String, GatewayIndex>,
+}
+
+/// What an xDS event may have changed.
+#[derive(Debug, Default, PartialEq)]
+pub struct Affected {
+    /// Objects (`Kind/namespace/name`) whose `Programmed` may have moved.
+    pub objects: BTreeSet<String>,
+    /// Whether the Gateway's own state (its proxies, in sync) may have moved.
+    pub gateway: bool,
+}
+
+impl Applied for ProxyStatus {
+    fn version(&self, kind: ResourceType, name: &str) -> Option<&str> {
+        self.applied.get(&kind).and_then(|m| m.get(name)).map(|v| &**v)
+    }
 }
 
 impl ProgramState {
-    pub fn on_event(&mut self, event: &XdsEvent) {
-        self.tracker.observe(event);
+    /// Records that `gateway`'s snapshot `serial` came from `updates`; returns
+    /// the objects whose part of the configuration changed.
+    pub fn on_snapshot(&mut self, gateway: &str, serial: u64, updates: &[ResourceUpdate]) -> BTreeSet<String> {
+        self.index
+            .entry(gateway.to_string())
+            .or_default()
+            .apply(serial, updates)
+    }
+
+    /// Forgets a Gateway's snapshot; returns the objects it carried.
+    pub fn forget_gateway(&mut self, gateway: &str) -> BTreeSet<String> {
+        self.index
+            .remove(gateway)
+            .map(|index| index.objects().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn on_event(&mut self, event: &XdsEvent) -> Affected {
+        let gateway = &event.proxy().gateway;
+        let mut affected = Affected::default();
         match event {
-            XdsEvent::Connected(_) | XdsEvent::Disconnected(_) => {}
+            XdsEvent::Connected(_) | XdsEvent::Disconnected(_) => {
+                // Who is connected decides every object's answer.
+                affected.gateway = true;
+                if let Some(index) = self.index.get(gateway) {
+                    affected.objects.extend(index.objects().cloned());
+                }
+            }
             XdsEvent::Acked(ack) => {
+                affected.gateway = true;
+                let before = self
+                    .tracker
+                    .proxies_of(gateway)
+                    .find(|(p, _)| **p == ack.proxy)
+                    .map(|(_, s)| s);
+                if let Some(index) = self.index.get(gateway) {
+                    for (name, version) in &ack.resources {
+                        let from = before.and_then(|s| s.version(ack.kind, name));
+                        affected
+                            .objects
+                            .extend(index.affected_by_ack(ack.kind, name, from, version));
+                    }
+                }
                 // An object this proxy now runs at a newer generation is no longer rejected.
-                if let Some(rejections) = self.rejections.get_mut(&ack.proxy.gateway) {
+                if let Some(rejections) = self.rejections.get_mut(gateway) {
                     for object in &ack.programmed {
                         if rejections
                             .get(&object.key())
                             .is_some_and(|r| r.generation <= object.generation())
                         {
                             rejections.remove(&object.key());
+                            affected.objects.insert(object.key());
                         }
                     }
                 }
             }
             XdsEvent::Rejected(rejection) => {
-                let rejections = self
-                    .rejections
-                    .entry(rejection.proxy.gateway.clone())
-                    .or_default();
+                affected.gateway = true;
+                let rejections = self.rejections.entry(gateway.clone()).or_default();
                 for object in &rejection.objects {
+                    affected.objects.insert(object.key());
                     rejections.insert(
                         object.key(),
                         Rejected {
@@ -76,6 +134,8 @@ impl ProgramState {
                 }
             }
         }
+        self.tracker.observe(event);
+        affected
     }
 
     /// Every object some proxy refused, with the refused generation.
@@ -95,85 +155,56 @@ impl ProgramState {
         self.tracker.proxies_of(gateway).count()
     }
 
-    /// Whether every connected proxy of `gateway` runs `object` at its generation,
-    /// as `snapshot` (the Gateway's current one) carries it.
-    pub fn programmed(&self, gateway: &str, object: &ObjectRef, snapshot: Option<&Snapshot>) -> Programmed {
+    /// Whether every connected proxy of `gateway` runs a configuration that
+    /// carries `object` at its generation. Judged from the index: the cost
+    /// is the object's own resources, whatever the size of the snapshot.
+    pub fn programmed(&self, gateway: &str, object: &ObjectRef) -> Programmed {
         if let Some(rejected) = self.rejections.get(gateway).and_then(|r| r.get(&object.key()))
             && rejected.generation >= object.generation()
         {
             return Programmed::Rejected(rejected.clone());
         }
-        let proxies: Vec<&ProxyStatus> = self.tracker.proxies_of(gateway).map(|(_, s)| s).collect();
-        if proxies.is_empty() {
+        let mut proxies = self.tracker.proxies_of(gateway).peekable();
+        if proxies.peek().is_none() {
             return Programmed::NoProxies;
         }
-        let Some(snapshot) = snapshot else {
-            return Programmed::Pending {
-                waiting: proxies.len(),
-                proxies: proxies.len(),
-            };
-        };
-        let needed = resources_of(snapshot, &object.key());
-        if needed.is_empty() {
+        let Some(index) = self.index.get(gateway) else {
             return Programmed::NotCarried;
-        }
-        let waiting = proxies
-            .iter()
-            .filter(|status| {
-                !needed
-                    .iter()
-                    .all(|(kind, name, version)| has(status, *kind, name, version))
-            })
-            .count();
-        if waiting == 0 {
-            Programmed::Yes {
-                proxies: proxies.len(),
-            }
-        } else {
-            Programmed::Pending {
-                waiting,
-                proxies: proxies.len(),
+        };
+        let mut all = true;
+        for (_, status) in proxies {
+            match index.applied_by(object, status) {
+                None => return Programmed::NotCarried,
+                Some(applied) => all &= applied,
             }
         }
+        if all { Programmed::Yes } else { Programmed::Pending }
+    }
+
+    /// Whether any resource of `gateway`'s snapshot carries the object.
+    pub fn carries(&self, gateway: &str, object_key: &str) -> bool {
+        self.index.get(gateway).is_some_and(|i| i.carries(object_key))
     }
 
     /// Whether every connected proxy of `gateway` has applied `snapshot` in
     /// full: nothing it routes is older than the snapshot.
     pub fn in_sync(&self, gateway: &str, snapshot: &Snapshot) -> bool {
+        const ROUTING: [ResourceType; 3] = [ResourceType::Listener, ResourceType::Route, ResourceType::VirtualHost];
         self.tracker.proxies_of(gateway).all(|(_, status)| {
-            [ResourceType::Listener, ResourceType::Route].iter().all(|kind| {
+            ROUTING.iter().all(|kind| {
                 snapshot
                     .resources(*kind)
                     .iter()
-                    .all(|(name, r)| has(status, *kind, name, &r.version))
+                    .all(|(name, r)| status.version(*kind, name) == Some(&*r.version))
             })
         })
     }
 }
 
-fn has(status: &ProxyStatus, kind: ResourceType, name: &str, version: &str) -> bool {
-    status
-        .applied
-        .get(&kind)
-        .and_then(|m| m.get(name))
-        .is_some_and(|v| &**v == version)
-}
-
-/// `(type, name, version)` of every resource in `snapshot` that `object` contributed to.
-fn resources_of(snapshot: &Snapshot, object_key: &str) -> Vec<(ResourceType, Arc<str>, Arc<str>)> {
-    let mut out = Vec::new();
-    for kind in ResourceType::ALL {
-        for (name, resource) in snapshot.resources(kind).iter() {
-            if resource.origins().any(|o| o.object.key() == object_key) {
-                out.push((kind, name.clone(), resource.version.clone()));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use legate_xds::server::{Ack, ProxyId, Rejection};
 
     use super::*;
@@ -211,7 +242,7 @@ mod tests {
         }));
         assert_eq!(state.quarantine().get("Mapping/shop/quote"), Some(&2));
         assert!(matches!(
-            state.programmed("shop/edge", &object, None),
+            state.programmed("shop/edge", &object),
             Programmed::Rejected(Rejected { generation: 2, .. })
         ));
         state.on_event(&XdsEvent::Acked(Ack {

@@ -3,13 +3,13 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use legate_crds::conditions::{condition, reasons, set_condition, types};
-use legate_xds::cache::SnapshotCache;
 
 use crate::program::{ProgramState, Programmed};
 use legate_model::Verdict;
 
-/// The conditions an object should have now.
-pub fn object_conditions(verdict: &Verdict, program: &ProgramState, cache: &SnapshotCache) -> Vec<Condition> {
+/// The conditions an object should have now, and whether its `Programmed`
+/// is only waiting for the proxies to apply what was just sent.
+pub fn object_conditions(verdict: &Verdict, program: &ProgramState) -> (Vec<Condition>, bool) {
     let generation = Some(verdict.object.generation());
     let accepted = match &verdict.accepted {
         Ok(()) => condition(
@@ -37,82 +37,83 @@ pub fn object_conditions(verdict: &Verdict, program: &ProgramState, cache: &Snap
             generation,
         ),
     };
-    let programmed = programmed_condition(verdict, program, cache);
-    vec![accepted, resolved, programmed]
+    let (programmed, awaiting) = programmed_condition(verdict, program);
+    (vec![accepted, resolved, programmed], awaiting)
 }
 
-fn programmed_condition(verdict: &Verdict, program: &ProgramState, cache: &SnapshotCache) -> Condition {
+/// The `Programmed` condition, and whether it is a wait for the proxies
+/// (news that is usually undone within milliseconds, by their ACK).
+fn programmed_condition(verdict: &Verdict, program: &ProgramState) -> (Condition, bool) {
     let generation = verdict.object.generation();
     let at_generation = Some(generation);
     if verdict.accepted.is_err() {
-        return condition(
+        let c = condition(
             types::PROGRAMMED,
             false,
             reasons::PENDING,
             "Not sent to Envoy: the object is not Accepted",
             at_generation,
         );
+        return (c, false);
     }
     let mut pending = Vec::new();
-    let mut programmed = Vec::new();
     for gateway in &verdict.gateways {
-        let snapshot = cache.snapshot(gateway);
-        match program.programmed(gateway, &verdict.object, snapshot.as_deref()) {
+        match program.programmed(gateway, &verdict.object) {
             Programmed::Rejected(r) => {
                 let message = format!(
                     "Envoy {} of Gateway {gateway} rejected generation {}: {}; it keeps serving its previous configuration",
                     r.proxy, r.generation, r.message
                 );
-                return condition(
+                let c = condition(
                     types::PROGRAMMED,
                     false,
                     reasons::REJECTED,
                     message,
                     at_generation,
                 );
+                return (c, false);
             }
             Programmed::NoProxies => {
                 let message = format!("No Envoy of Gateway {gateway} is connected");
-                return condition(
+                let c = condition(
                     types::PROGRAMMED,
                     false,
                     reasons::NO_PROXIES,
                     message,
                     at_generation,
                 );
+                return (c, false);
             }
-            Programmed::NotCarried => {
-                pending.push(format!(
-                    "Gateway {gateway} does not carry it in its Envoy configuration"
-                ));
-            }
-            Programmed::Pending { waiting, proxies } => {
-                pending.push(format!(
-                    "{waiting} of {proxies} Envoys of Gateway {gateway} have not applied generation {generation} yet"
-                ));
-            }
-            Programmed::Yes { proxies } => programmed.push(format!("{gateway} ({proxies})")),
+            Programmed::NotCarried => pending.push(format!(
+                "Gateway {gateway} does not carry it in its Envoy configuration yet"
+            )),
+            Programmed::Pending => pending.push(format!(
+                "Envoys of Gateway {gateway} have not applied generation {generation} yet"
+            )),
+            Programmed::Yes => {}
         }
     }
     if !pending.is_empty() {
-        return condition(
+        let c = condition(
             types::PROGRAMMED,
             false,
             reasons::PENDING,
             pending.join("; "),
             at_generation,
         );
+        return (c, true);
     }
-    condition(
+    let c = condition(
         types::PROGRAMMED,
         true,
         reasons::PROGRAMMED,
         format!(
             "Every connected Envoy runs generation {generation}: Gateway {}",
-            programmed.join(", ")
+            verdict.gateways.join(", ")
         ),
         at_generation,
-    )
+    );
+    (c, false)
 }
 
 /// Merges `desired` into `current` (keeping transition times of unchanged
@@ -149,6 +150,21 @@ pub fn same(a: &[Condition], b: &[Condition]) -> bool {
         })
 }
 
+/// The API server refuses Event notes over 1 KiB.
+const EVENT_NOTE_MAX: usize = 1024;
+
+/// `note`, cut (on a character boundary) to what an Event may carry.
+pub fn event_note(note: &str) -> String {
+    if note.len() <= EVENT_NOTE_MAX {
+        return note.to_string();
+    }
+    let mut end = EVENT_NOTE_MAX - '…'.len_utf8();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &note[..end])
+}
+
 /// Whether a transition deserves a Warning Event rather than a Normal one.
 pub fn is_warning(c: &Condition) -> bool {
     c.status == "False"
@@ -183,6 +199,15 @@ pub fn hold_programmed_after_restart(current: &[Condition], desired: &mut [Condi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_notes_are_cut_to_what_the_api_takes() {
+        assert_eq!(event_note("short"), "short");
+        let long = "é".repeat(EVENT_NOTE_MAX);
+        let cut = event_note(&long);
+        assert!(cut.len() <= EVENT_NOTE_MAX, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+    }
 
     #[test]
     fn a_restart_does_not_flap_programmed() {

@@ -189,7 +189,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         "replicas": deploy_status.as_ref().and_then(|s| s.replicas),
         "readyReplicas": deploy_status.as_ref().and_then(|s| s.ready_replicas),
         "proxies": proxies,
-        "configVersion": snapshot.as_ref().map(|s| s.serial().to_string()),
+        "configVersion": snapshot.as_deref().map(|s| crate::engine::routing_serial(s).to_string()),
     });
     let current = serde_json::to_value(&current_status).unwrap_or_default();
     let unchanged = status::same(&current_status.conditions, &conditions)
@@ -206,6 +206,12 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
     if unchanged {
         return Ok(Action::requeue(RECHECK));
     }
+    // Waiting for the proxies to ACK a change is usually over in milliseconds.
+    let awaiting = proxies > 0 && !in_sync;
+    let now = std::time::Instant::now();
+    if let Some(wait) = ctx.gateway_pacer.check(&key, awaiting, now) {
+        return Ok(Action::requeue(wait));
+    }
     Api::<Gateway>::namespaced(ctx.client.clone(), &namespace)
         .patch_status(
             &gateway.name_any(),
@@ -217,6 +223,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
             object: format!("Gateway/{key}"),
             source,
         })?;
+    ctx.gateway_pacer.wrote(&key, now);
     super::publish_transitions(gateway.as_ref(), &transitions, ctx).await;
     Ok(Action::requeue(RECHECK))
 }

@@ -1,9 +1,14 @@
 //! One kube-runtime Controller per kind. Each reconcile reads the model's
-//! verdict and the proxies' ACKs, writes the status when it differs, emits an
-//! Event per transition, and (for routes) holds a finalizer until Envoy has
-//! stopped routing the object.
+//! verdict and the proxies' ACKs, writes the status when it differs (paced:
+//! see [`pacing`]), emits one Event per write that changed a condition, and
+//! (for routes) holds a finalizer until Envoy has stopped routing the object.
+//! Controllers reconcile an object when its watch says it changed or when
+//! the engine or the ACK tracker requeues it; everything only on taking the
+//! lead and at the end of the restart grace.
 
+mod finalizer;
 mod gateway;
+mod pacing;
 mod routed;
 
 use std::sync::Arc;
@@ -47,8 +52,16 @@ pub enum Error {
     },
     #[error("Envoy still routes {0}; waiting for the proxies to apply its removal")]
     StillRouted(String),
-    #[error("adding or removing the legate.dev/routes finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error(
+        "{action} the legate.dev/routes finalizer of {object}: {source}; the operator needs \
+         patch (and get) on the kind"
+    )]
+    Finalizer {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -59,19 +72,7 @@ impl Error {
             Error::Fleet(_) => "fleet",
             Error::ReadFleet { .. } => "read_fleet",
             Error::StillRouted(_) => "still_routed",
-            Error::Finalizer(_) => "finalizer",
-        }
-    }
-}
-
-/// What the finalizer helper reports: our own error when applying or cleaning
-/// up failed, else its failure to add or remove the finalizer.
-impl From<kube::runtime::finalizer::Error<Error>> for Error {
-    fn from(error: kube::runtime::finalizer::Error<Error>) -> Error {
-        use kube::runtime::finalizer::Error as Finalizer;
-        match error {
-            Finalizer::ApplyFailed(e) | Finalizer::CleanupFailed(e) => e,
-            other => Error::Finalizer(Box::new(other)),
+            Error::Finalizer { .. } => "finalizer",
         }
     }
 }
@@ -88,6 +89,11 @@ pub struct Context {
     leading: watch::Receiver<bool>,
     /// Since when this replica leads (proxies may still be reconnecting to it).
     leading_since: std::sync::Mutex<std::time::Instant>,
+    /// When route objects' statuses may be written.
+    object_pacer: pacing::Pacer,
+    /// When Gateways' statuses may be written: their `configVersion` moves
+    /// with every route change, so at most every few seconds.
+    gateway_pacer: pacing::Pacer,
 }
 
 impl std::fmt::Debug for Context {
@@ -112,12 +118,20 @@ impl Context {
             fleet_marks: std::sync::Mutex::default(),
             leading,
             leading_since: std::sync::Mutex::new(std::time::Instant::now()),
+            object_pacer: pacing::Pacer::new(OBJECT_WRITE_INTERVAL, PENDING_HOLD),
+            gateway_pacer: pacing::Pacer::new(GATEWAY_WRITE_INTERVAL, PENDING_HOLD),
         })
     }
 }
 
 /// How long after start a Programmed=True is kept while proxies reconnect.
 const RESTART_GRACE: Duration = Duration::from_secs(15);
+/// Least time between two status writes of one route object.
+const OBJECT_WRITE_INTERVAL: Duration = Duration::from_millis(500);
+/// Least time between two status writes of one Gateway.
+const GATEWAY_WRITE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long `Programmed=False Pending` (sent, not yet ACKed) stays unwritten.
+const PENDING_HOLD: Duration = Duration::from_secs(2);
 
 impl Context {
     /// Whether proxies may still be reconnecting since this replica took the lead.
@@ -154,33 +168,39 @@ fn error_policy<K: kube::Resource<DynamicType = ()>>(
     }
 }
 
-/// An Event per condition transition, Warning for the failures a user must act on.
+/// One Event for the conditions a status write changed: Warning when one of
+/// them is a failure a user must act on, named after the most telling one.
 async fn publish_transitions<K: kube::Resource<DynamicType = ()>>(
     object: &K,
     transitions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
     ctx: &Context,
 ) {
     use kube::runtime::events::{Event, EventType};
-    let reference = object.object_ref(&());
-    for c in transitions {
-        let event = Event {
-            type_: if crate::status::is_warning(c) {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: c.reason.clone(),
-            note: Some(format!("{}={}: {}", c.type_, c.status, c.message)),
-            action: c.type_.clone(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %e, "could not publish an Event");
-        }
+    let warning = transitions.iter().find(|c| crate::status::is_warning(c));
+    let Some(headline) = warning.or(transitions.last()) else {
+        return;
+    };
+    let note: Vec<String> = transitions
+        .iter()
+        .map(|c| format!("{}={}: {}", c.type_, c.status, c.message))
+        .collect();
+    let event = Event {
+        type_: if warning.is_some() {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: headline.reason.clone(),
+        note: Some(crate::status::event_note(&note.join("; "))),
+        action: headline.type_.clone(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an Event");
     }
 }
 
-/// A stream that yields whenever statuses should be recomputed.
+/// A stream that yields whenever every status should be recomputed.
 fn triggers(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static {
     tokio_stream::wrappers::WatchStream::from_changes(rx).map(|_| ())
 }
@@ -195,11 +215,15 @@ pub async fn run_all(
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    // Taking the lead: reconcile everything, with a fresh grace period.
+    // Taking the lead: reconcile everything, with a fresh grace period, and
+    // everything again when the grace is over (what it held back is news).
     {
         let ctx = ctx.clone();
         let mut leading = ctx.leading.clone();
         tokio::spawn(async move {
+            if *leading.borrow_and_update() {
+                poke_after_grace(&ctx);
+            }
             while leading.changed().await.is_ok() {
                 let now_leading = *leading.borrow_and_update();
                 if now_leading {
@@ -207,6 +231,7 @@ pub async fn run_all(
                         *since = std::time::Instant::now();
                     }
                     ctx.shared.poke();
+                    poke_after_grace(&ctx);
                 }
             }
         });
@@ -218,8 +243,15 @@ pub async fn run_all(
     };
     let cfg = watcher::Config::default();
 
+    let requeued = ctx
+        .shared
+        .requeues
+        .take::<legate_crds::Gateway>()
+        .map(StreamExt::boxed)
+        .unwrap_or_else(|| futures::stream::empty().boxed());
     let gateways = Controller::for_shared_stream(updates.gateways, stores.gateways)
         .owns(scope.api::<k8s_openapi::api::apps::v1::Deployment>(), cfg)
+        .reconcile_on(requeued)
         .reconcile_all_on(triggers(ctx.shared.triggers()))
         .graceful_shutdown_on(shutdown.clone())
         .run(gateway::reconcile, error_policy, ctx.clone())
@@ -250,6 +282,15 @@ pub async fn run_all(
         shutdown.clone(),
     );
     tokio::join!(gateways, mappings, tls, auth, limits, tcp);
+}
+
+/// Reconciles everything once the restart grace is over.
+fn poke_after_grace(ctx: &Arc<Context>) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(RESTART_GRACE).await;
+        ctx.shared.poke();
+    });
 }
 
 struct ApiScope {

@@ -10,7 +10,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::{ReflectHandle, Store};
 use kube::{Api, Resource, ResourceExt};
 use legate_crds::{AuthService, Mapping, ObjectStatus, RateLimitService, TCPMapping, TLSContext};
@@ -18,12 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Context, Error, error_policy, triggers};
+use super::{Context, Error, error_policy, finalizer, triggers};
 use crate::status;
 use legate_model::object_ref;
-
-/// Held on route objects until Envoy no longer routes them.
-pub const ROUTES_FINALIZER: &str = "legate.dev/routes";
 
 /// How long a deletion waits for the proxies before it goes ahead anyway.
 const DELETION_GRACE: Duration = Duration::from_secs(10);
@@ -67,7 +63,14 @@ pub fn controller<K: Routed>(
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> {
+    let requeued = ctx
+        .shared
+        .requeues
+        .take::<K>()
+        .map(StreamExt::boxed)
+        .unwrap_or_else(|| futures::stream::empty().boxed());
     Controller::for_shared_stream(updates, store)
+        .reconcile_on(requeued)
         .reconcile_all_on(triggers(ctx.shared.triggers()))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy, ctx)
@@ -91,29 +94,33 @@ async fn reconcile_inner<K: Routed>(object: Arc<K>, ctx: &Arc<Context>) -> Resul
     }
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    finalizer(&api, ROUTES_FINALIZER, object, |event| async {
-        match event {
-            finalizer::Event::Apply(o) => write_status(o.as_ref(), ctx).await,
-            finalizer::Event::Cleanup(o) => wait_until_unrouted(o.as_ref(), ctx).await,
+    if object.meta().deletion_timestamp.is_some() {
+        if finalizer::has(object.as_ref()) {
+            wait_until_unrouted(object.as_ref(), ctx).await?;
+            finalizer::remove(&api, object.as_ref()).await?;
         }
-    })
-    .await
-    .map_err(Error::from)
+        ctx.object_pacer.forget(&object_ref(object.as_ref()).key());
+        return Ok(Action::await_change());
+    }
+    if !finalizer::has(object.as_ref()) {
+        finalizer::add(&api, object.as_ref()).await?;
+    }
+    write_status(object.as_ref(), ctx).await
 }
 
 async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Error> {
     let reference = object_ref(object);
     let model = ctx.shared.model();
     let Some(verdict) = model.verdicts.get(&reference.key()) else {
-        // The engine has not seen it yet; its next run triggers us again.
+        // The engine has not seen it yet; it requeues the object when it does.
         return Ok(Action::await_change());
     };
     if verdict.object.generation() != reference.generation() {
         return Ok(Action::await_change());
     }
-    let mut desired = ctx
+    let (mut desired, awaiting) = ctx
         .shared
-        .with_program(|program| status::object_conditions(verdict, program, &ctx.shared.cache));
+        .with_program(|program| status::object_conditions(verdict, program));
     if desired
         .iter()
         .any(|c| c.type_ == legate_crds::conditions::types::PROGRAMMED && c.status == "True")
@@ -134,6 +141,10 @@ async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Er
     if status::same(&current, &next) && observed == Some(reference.generation()) {
         return Ok(Action::await_change());
     }
+    let now = std::time::Instant::now();
+    if let Some(wait) = ctx.object_pacer.check(&reference.key(), awaiting, now) {
+        return Ok(Action::requeue(wait));
+    }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let patch = json!({
         "status": { "observedGeneration": reference.generation(), "conditions": next }
@@ -144,13 +155,14 @@ async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Er
             object: reference.key(),
             source,
         })?;
+    ctx.object_pacer.wrote(&reference.key(), now);
     super::publish_transitions(object, &transitions, ctx).await;
     Ok(Action::await_change())
 }
 
 /// Deleting: done when no Gateway's snapshot carries the object and every
 /// proxy has applied that, or when the grace period is over.
-async fn wait_until_unrouted<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Error> {
+async fn wait_until_unrouted<K: Routed>(object: &K, ctx: &Context) -> Result<(), Error> {
     let key = object_ref(object).key();
     let reference = object.object_ref(&());
     let still_routed: Vec<String> = ctx
@@ -162,17 +174,12 @@ async fn wait_until_unrouted<K: Routed>(object: &K, ctx: &Context) -> Result<Act
             let Some(snapshot) = ctx.shared.cache.snapshot(gateway) else {
                 return false;
             };
-            let carried = legate_xds::resource::ResourceType::ALL.iter().any(|kind| {
-                snapshot
-                    .resources(*kind)
-                    .values()
-                    .any(|r| r.origins().any(|o| o.object.key() == key))
-            });
-            carried || !ctx.shared.with_program(|p| p.in_sync(gateway, &snapshot))
+            ctx.shared
+                .with_program(|p| p.carries(gateway, &key) || !p.in_sync(gateway, &snapshot))
         })
         .collect();
     if still_routed.is_empty() {
-        return Ok(Action::await_change());
+        return Ok(());
     }
     let deleting_for = object
         .meta()
@@ -196,7 +203,7 @@ async fn wait_until_unrouted<K: Routed>(object: &K, ctx: &Context) -> Result<Act
             secondary: None,
         };
         let _ = ctx.recorder.publish(&event, &reference).await;
-        return Ok(Action::await_change());
+        return Ok(());
     }
     Err(Error::StillRouted(key))
 }

@@ -8,5 +8,6 @@
 mod edge;
 mod kubernetes;
 mod operator;
+mod programmed;
 mod routing;
 mod testhost;

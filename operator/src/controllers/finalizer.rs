@@ -1,0 +1,88 @@
+//! The `legate.dev/routes` finalizer, added and removed without racing the
+//! cache: added by server-side apply of that one list item (finalizers are a
+//! set, so the apply touches nobody else's entry), removed by a merge patch
+//! of the list as just read from the API server, with that read's
+//! resourceVersion as the precondition (never against the possibly stale
+//! cache).
+
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::Error;
+
+/// Held on route objects until Envoy no longer routes them.
+pub const ROUTES_FINALIZER: &str = "legate.dev/routes";
+
+/// The field manager that owns the finalizer entry.
+const MANAGER: &str = "legate-finalizer";
+
+pub fn has<K: Resource>(object: &K) -> bool {
+    object.finalizers().iter().any(|f| f == ROUTES_FINALIZER)
+}
+
+pub async fn add<K>(api: &Api<K>, object: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let name = object.name_any();
+    let apply = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {
+            "name": name,
+            // A precondition: never re-create an object deleted meanwhile.
+            "uid": object.uid(),
+            "finalizers": [ROUTES_FINALIZER],
+        },
+    });
+    api.patch(&name, &PatchParams::apply(MANAGER), &Patch::Apply(&apply))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Finalizer {
+            action: "adding",
+            object: key_of(object),
+            source,
+        })
+}
+
+pub async fn remove<K>(api: &Api<K>, object: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let name = object.name_any();
+    let failed = |source| Error::Finalizer {
+        action: "removing",
+        object: key_of(object),
+        source,
+    };
+    let Some(fresh) = api.get_opt(&name).await.map_err(failed)? else {
+        return Ok(());
+    };
+    if !has(&fresh) {
+        return Ok(());
+    }
+    let rest: Vec<&String> = fresh
+        .finalizers()
+        .iter()
+        .filter(|f| *f != ROUTES_FINALIZER)
+        .collect();
+    let patch = json!({
+        "metadata": { "resourceVersion": fresh.resource_version(), "finalizers": rest }
+    });
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(failed)
+}
+
+fn key_of<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}

@@ -1,0 +1,362 @@
+//! Which resources of a Gateway's snapshot carry each object, and since which
+//! snapshot serial they carry its current part: the index behind per-object
+//! `Programmed`. Kept up to date from the updates the engine pushes, so that
+//! judging one object never scans a snapshot, and a change to one object never
+//! moves another object's answer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use legate_xds::ir::ObjectRef;
+use legate_xds::resource::{Origin, Resource, ResourceType, ResourceUpdate};
+
+/// A resource of the snapshot, by type and name.
+pub type ResourceKey = (ResourceType, Arc<str>);
+
+/// How many recent versions of a resource are remembered with their serial.
+/// A proxy still running an older one counts as not having applied anything
+/// newer (it is that far behind).
+const VERSIONS_KEPT: usize = 32;
+
+/// What an object needs from one resource.
+#[derive(Debug, Clone, PartialEq)]
+struct Need {
+    /// Hash of the object's parts in the resource: equal parts, equal need.
+    parts: u64,
+    /// The first snapshot serial whose version of the resource carries these parts.
+    since: u64,
+}
+
+#[derive(Debug, Default)]
+struct ResourceEntry {
+    /// Recent versions, oldest first, with the serial that installed each.
+    versions: VecDeque<(Arc<str>, u64)>,
+    current: Option<Arc<Resource>>,
+    /// The objects it carries, by the serial since which it carries their parts.
+    waiting: BTreeMap<u64, BTreeSet<String>>,
+}
+
+impl ResourceEntry {
+    fn serial_of(&self, version: &str) -> Option<u64> {
+        self.versions
+            .iter()
+            .rev()
+            .find(|(v, _)| &**v == version)
+            .map(|(_, s)| *s)
+    }
+}
+
+/// What an object needs, per resource that carries it.
+#[derive(Debug, Default)]
+struct ObjectEntry {
+    /// The newest generation any of its parts was built from. (A part that
+    /// does not depend on the object's spec, such as a cluster, may keep an
+    /// older one.)
+    generation: i64,
+    needs: HashMap<ResourceKey, Need>,
+}
+
+/// One Gateway's index.
+#[derive(Debug, Default)]
+pub struct GatewayIndex {
+    resources: HashMap<ResourceKey, ResourceEntry>,
+    objects: HashMap<String, ObjectEntry>,
+}
+
+/// Where one object stands against one proxy's applied versions.
+pub trait Applied {
+    /// The version of `name` of type `kind` the proxy runs, if any.
+    fn version(&self, kind: ResourceType, name: &str) -> Option<&str>;
+}
+
+impl GatewayIndex {
+    /// Folds the updates that produced snapshot `serial` into the index and
+    /// returns the objects whose parts changed (or that left a resource).
+    pub fn apply(&mut self, serial: u64, updates: &[ResourceUpdate]) -> BTreeSet<String> {
+        let mut changed = BTreeSet::new();
+        for update in updates {
+            match update {
+                ResourceUpdate::Upsert(resource) => self.upsert(serial, resource, &mut changed),
+                ResourceUpdate::Remove(kind, name) => self.remove(&(*kind, name.clone()), &mut changed),
+            }
+        }
+        changed
+    }
+
+    fn upsert(&mut self, serial: u64, resource: &Arc<Resource>, changed: &mut BTreeSet<String>) {
+        let key: ResourceKey = (resource.kind, resource.name.clone());
+        let entry = self.resources.entry(key.clone()).or_default();
+        if entry
+            .current
+            .as_ref()
+            .is_some_and(|old| old.version == resource.version)
+        {
+            return;
+        }
+        entry.versions.push_back((resource.version.clone(), serial));
+        while entry.versions.len() > VERSIONS_KEPT {
+            entry.versions.pop_front();
+        }
+        // Only the chunks that are not shared with the previous version can
+        // have changed anybody's parts: a change to one virtual host leaves
+        // every other chunk the same allocation.
+        let old = entry.current.replace(resource.clone());
+        let touched = touched_objects(old.as_deref(), resource);
+        let parts = parts_of(resource, &touched);
+        for object in touched {
+            let next = parts.get(&object);
+            let held = self.objects.entry(object.clone()).or_default();
+            let before = held.needs.get(&key).cloned();
+            match next {
+                None => {
+                    if let Some(before) = before {
+                        held.needs.remove(&key);
+                        unwait(entry, before.since, &object);
+                        changed.insert(object.clone());
+                    }
+                }
+                Some((hash, generation)) => {
+                    let same = before.as_ref().is_some_and(|b| b.parts == *hash);
+                    let need = Need {
+                        parts: *hash,
+                        since: if same { before.as_ref().map_or(serial, |b| b.since) } else { serial },
+                    };
+                    if !same || held.generation < *generation {
+                        changed.insert(object.clone());
+                    }
+                    held.generation = held.generation.max(*generation);
+                    if let Some(before) = &before {
+                        unwait(entry, before.since, &object);
+                    }
+                    entry.waiting.entry(need.since).or_default().insert(object.clone());
+                    held.needs.insert(key.clone(), need);
+                }
+            }
+            if held.needs.is_empty() {
+                self.objects.remove(&object);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &ResourceKey, changed: &mut BTreeSet<String>) {
+        let Some(entry) = self.resources.remove(key) else {
+            return;
+        };
+        for object in entry.waiting.into_values().flatten() {
+            if let Some(held) = self.objects.get_mut(&object) {
+                held.needs.remove(key);
+                if held.needs.is_empty() {
+                    self.objects.remove(&object);
+                }
+            }
+            changed.insert(object);
+        }
+    }
+
+    /// Whether any resource carries the object.
+    pub fn carries(&self, object_key: &str) -> bool {
+        self.objects.contains_key(object_key)
+    }
+
+    /// Whether a proxy running `applied` has every part of `object` at its
+    /// current generation. `None` when no resource carries it.
+    pub fn applied_by(&self, object: &ObjectRef, applied: &dyn Applied) -> Option<bool> {
+        let held = self.objects.get(&object.key())?;
+        if held.generation < object.generation() {
+            return Some(false);
+        }
+        Some(held.needs.iter().all(|((kind, name), need)| {
+            applied
+                    .version(*kind, name)
+                    .and_then(|v| self.resources.get(&(*kind, name.clone()))?.serial_of(v))
+                    .is_some_and(|serial| serial >= need.since)
+        }))
+    }
+
+    /// The objects whose answer may change when a proxy moves `name` from
+    /// version `from` (none: it had nothing) to version `to`.
+    pub fn affected_by_ack(&self, kind: ResourceType, name: &Arc<str>, from: Option<&str>, to: &str) -> Vec<String> {
+        let Some(entry) = self.resources.get(&(kind, name.clone())) else {
+            return Vec::new();
+        };
+        let from = from.and_then(|v| entry.serial_of(v));
+        let Some(to) = entry.serial_of(to) else {
+            return Vec::new();
+        };
+        let (lo, hi) = match from {
+            Some(from) if from <= to => (from + 1, to),
+            // Moving back, or from nothing: anything carried up to `to` and beyond may change.
+            Some(_) | None => (0, u64::MAX),
+        };
+        if lo > hi {
+            return Vec::new();
+        }
+        entry
+            .waiting
+            .range(lo..=hi)
+            .flat_map(|(_, objects)| objects.iter().cloned())
+            .collect()
+    }
+
+    /// Every object any resource carries.
+    pub fn objects(&self) -> impl Iterator<Item = &String> {
+        self.objects.keys()
+    }
+}
+
+fn unwait(entry: &mut ResourceEntry, since: u64, object: &str) {
+    if let Some(set) = entry.waiting.get_mut(&since) {
+        set.remove(object);
+        if set.is_empty() {
+            entry.waiting.remove(&since);
+        }
+    }
+}
+
+/// Objects with a part in a chunk of `new` or `old` that the other lacks.
+fn touched_objects(old: Option<&Resource>, new: &Resource) -> BTreeSet<String> {
+    let chunk_ptrs = |r: &Resource| -> HashSet<*const [Origin]> { r.origins.iter().map(Arc::as_ptr).collect() };
+    let old_ptrs = old.map(chunk_ptrs).unwrap_or_default();
+    let new_ptrs = chunk_ptrs(new);
+    let mut touched = BTreeSet::new();
+    for chunk in &new.origins {
+        if !old_ptrs.contains(&Arc::as_ptr(chunk)) {
+            touched.extend(chunk.iter().map(|o| o.object.key()));
+        }
+    }
+    if let Some(old) = old {
+        for chunk in &old.origins {
+            if !new_ptrs.contains(&Arc::as_ptr(chunk)) {
+                touched.extend(chunk.iter().map(|o| o.object.key()));
+            }
+        }
+    }
+    touched
+}
+
+/// For each of `objects`: a hash of its parts in `resource`, and their generation.
+fn parts_of(resource: &Resource, objects: &BTreeSet<String>) -> HashMap<String, (u64, i64)> {
+    let mut out: HashMap<String, (u64, i64)> = HashMap::new();
+    if objects.is_empty() {
+        return out;
+    }
+    for origin in resource.origins() {
+        let key = origin.object.key();
+        if !objects.contains(&key) {
+            continue;
+        }
+        let entry = out.entry(key).or_insert((0, origin.object.generation()));
+        // Order-independent: an object's parts may come in any chunk order.
+        entry.0 = entry
+            .0
+            .wrapping_add(legate_xds::resource::hash_bytes(origin.part.as_bytes()) ^ origin.hash);
+        entry.1 = entry.1.max(origin.object.generation());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Proxy(HashMap<ResourceKey, Arc<str>>);
+
+    impl Applied for Proxy {
+        fn version(&self, kind: ResourceType, name: &str) -> Option<&str> {
+            self.0.get(&(kind, Arc::from(name))).map(|v| &**v)
+        }
+    }
+
+    fn origin(name: &str, generation: i64, hash: u64) -> Origin {
+        Origin {
+            object: ObjectRef::new("Mapping", "shop", name, generation),
+            part: format!("route-{name}").into(),
+            hash,
+        }
+    }
+
+    fn route_config(chunks: &[Arc<[Origin]>], body: &[u8]) -> Arc<Resource> {
+        Arc::new(Resource::with_origin_chunks(
+            ResourceType::Route,
+            "http",
+            body.to_vec(),
+            vec![],
+            chunks.to_vec(),
+        ))
+    }
+
+    fn acked(resource: &Resource) -> Proxy {
+        Proxy(HashMap::from([(
+            (resource.kind, resource.name.clone()),
+            resource.version.clone(),
+        )]))
+    }
+
+    #[test]
+    fn a_change_to_one_object_leaves_the_others_programmed() {
+        let a1: Arc<[Origin]> = vec![origin("a", 1, 1)].into();
+        let b1: Arc<[Origin]> = vec![origin("b", 1, 7)].into();
+        let v1 = route_config(&[a1.clone(), b1.clone()], b"v1");
+        let mut index = GatewayIndex::default();
+        let changed = index.apply(1, &[ResourceUpdate::Upsert(v1.clone())]);
+        assert_eq!(changed, BTreeSet::from(["Mapping/shop/a".into(), "Mapping/shop/b".into()]));
+        let on_v1 = acked(&v1);
+        let a = ObjectRef::new("Mapping", "shop", "a", 1);
+        let b = ObjectRef::new("Mapping", "shop", "b", 1);
+        assert_eq!(index.applied_by(&a, &on_v1), Some(true));
+
+        // A moves to generation 2 in its own chunk; B's chunk is shared.
+        let a2: Arc<[Origin]> = vec![origin("a", 2, 2)].into();
+        let v2 = route_config(&[a2, b1], b"v2");
+        let changed = index.apply(2, &[ResourceUpdate::Upsert(v2.clone())]);
+        assert_eq!(changed, BTreeSet::from(["Mapping/shop/a".into()]));
+        let a = a.at_generation(2);
+        assert_eq!(index.applied_by(&a, &on_v1), Some(false), "v1 lacks A's generation 2");
+        assert_eq!(index.applied_by(&b, &on_v1), Some(true), "v1 already carries B");
+        assert_eq!(
+            index.affected_by_ack(ResourceType::Route, &"http".into(), Some(&v1.version), &v2.version),
+            vec!["Mapping/shop/a".to_string()],
+            "an ACK of v2 can only move A"
+        );
+        let on_v2 = acked(&v2);
+        assert_eq!(index.applied_by(&a, &on_v2), Some(true));
+        assert_eq!(index.applied_by(&b, &on_v2), Some(true));
+    }
+
+    #[test]
+    fn a_rebuilt_chunk_with_the_same_parts_keeps_the_answer() {
+        let v1 = route_config(&[vec![origin("a", 1, 1), origin("b", 1, 7)].into()], b"v1");
+        let mut index = GatewayIndex::default();
+        index.apply(1, &[ResourceUpdate::Upsert(v1.clone())]);
+        // Same host: one chunk, rebuilt because A changed; B's part is the same.
+        let v2 = route_config(&[vec![origin("a", 2, 2), origin("b", 1, 7)].into()], b"v2");
+        let changed = index.apply(2, &[ResourceUpdate::Upsert(v2)]);
+        assert_eq!(changed, BTreeSet::from(["Mapping/shop/a".into()]));
+        let b = ObjectRef::new("Mapping", "shop", "b", 1);
+        assert_eq!(index.applied_by(&b, &acked(&v1)), Some(true));
+    }
+
+    #[test]
+    fn a_removed_resource_no_longer_carries_its_objects() {
+        let v1 = route_config(&[vec![origin("a", 1, 1)].into()], b"v1");
+        let mut index = GatewayIndex::default();
+        index.apply(1, &[ResourceUpdate::Upsert(v1)]);
+        assert!(index.carries("Mapping/shop/a"));
+        let changed = index.apply(2, &[ResourceUpdate::Remove(ResourceType::Route, "http".into())]);
+        assert_eq!(changed, BTreeSet::from(["Mapping/shop/a".into()]));
+        assert!(!index.carries("Mapping/shop/a"));
+        assert_eq!(
+            index.applied_by(&ObjectRef::new("Mapping", "shop", "a", 1), &Proxy(HashMap::new())),
+            None
+        );
+    }
+
+    #[test]
+    fn an_object_at_a_newer_generation_than_carried_is_not_applied() {
+        let v1 = route_config(&[vec![origin("a", 1, 1)].into()], b"v1");
+        let mut index = GatewayIndex::default();
+        index.apply(1, &[ResourceUpdate::Upsert(v1.clone())]);
+        let a2 = ObjectRef::new("Mapping", "shop", "a", 2);
+        assert_eq!(index.applied_by(&a2, &acked(&v1)), Some(false));
+    }
+}
