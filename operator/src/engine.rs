@@ -69,7 +69,9 @@ impl Shared {
 
     fn program_mut(&self) -> std::sync::MutexGuard<'_, ProgramState> {
         // Every update of the state completes under the lock or not at all.
-        self.program.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.program
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A stream that yields whenever every status should be recomputed.
@@ -247,7 +249,10 @@ pub async fn track_proxies_forever(mut events: broadcast::Receiver<XdsEvent>, sh
                     (affected, (program.proxies(&gateway), in_sync))
                 };
                 follow(&shared, &event, &gateway, state.0);
-                let Affected { objects, gateway: gateway_moved } = affected;
+                let Affected {
+                    objects,
+                    gateway: gateway_moved,
+                } = affected;
                 for object in &objects {
                     shared.requeues.object(object);
                 }

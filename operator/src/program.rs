@@ -64,7 +64,12 @@ impl Applied for ProxyStatus {
 impl ProgramState {
     /// Records that `gateway`'s snapshot `serial` came from `updates`; returns
     /// the objects whose part of the configuration changed.
-    pub fn on_snapshot(&mut self, gateway: &str, serial: u64, updates: &[ResourceUpdate]) -> BTreeSet<String> {
+    pub fn on_snapshot(
+        &mut self,
+        gateway: &str,
+        serial: u64,
+        updates: &[ResourceUpdate],
+    ) -> BTreeSet<String> {
         self.index
             .entry(gateway.to_string())
             .or_default()
@@ -189,7 +194,11 @@ impl ProgramState {
     /// Whether every connected proxy of `gateway` has applied `snapshot` in
     /// full: nothing it routes is older than the snapshot.
     pub fn in_sync(&self, gateway: &str, snapshot: &Snapshot) -> bool {
-        const ROUTING: [ResourceType; 3] = [ResourceType::Listener, ResourceType::Route, ResourceType::VirtualHost];
+        const ROUTING: [ResourceType; 3] = [
+            ResourceType::Listener,
+            ResourceType::Route,
+            ResourceType::VirtualHost,
+        ];
         self.tracker.proxies_of(gateway).all(|(_, status)| {
             ROUTING.iter().all(|kind| {
                 snapshot

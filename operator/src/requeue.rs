@@ -78,7 +78,10 @@ impl Requeues {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(kind.as_ref())?;
-        Some(UnboundedReceiverStream::new(rx).map(|(namespace, name)| ObjectRef::new(&name).within(&namespace)))
+        Some(
+            UnboundedReceiverStream::new(rx)
+                .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace)),
+        )
     }
 }
 

@@ -68,7 +68,9 @@ impl Pacer {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pace>> {
         // Each update is a single insert or field write: a poisoned map is still consistent.
-        self.objects.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.objects
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

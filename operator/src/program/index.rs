@@ -119,7 +119,11 @@ impl GatewayIndex {
                     let same = before.as_ref().is_some_and(|b| b.parts == *hash);
                     let need = Need {
                         parts: *hash,
-                        since: if same { before.as_ref().map_or(serial, |b| b.since) } else { serial },
+                        since: if same {
+                            before.as_ref().map_or(serial, |b| b.since)
+                        } else {
+                            serial
+                        },
                     };
                     if !same || held.generation < *generation {
                         changed.insert(object.clone());
@@ -128,7 +132,11 @@ impl GatewayIndex {
                     if let Some(before) = &before {
                         unwait(entry, before.since, &object);
                     }
-                    entry.waiting.entry(need.since).or_default().insert(object.clone());
+                    entry
+                        .waiting
+                        .entry(need.since)
+                        .or_default()
+                        .insert(object.clone());
                     held.needs.insert(key.clone(), need);
                 }
             }
@@ -167,15 +175,21 @@ impl GatewayIndex {
         }
         Some(held.needs.iter().all(|((kind, name), need)| {
             applied
-                    .version(*kind, name)
-                    .and_then(|v| self.resources.get(&(*kind, name.clone()))?.serial_of(v))
-                    .is_some_and(|serial| serial >= need.since)
+                .version(*kind, name)
+                .and_then(|v| self.resources.get(&(*kind, name.clone()))?.serial_of(v))
+                .is_some_and(|serial| serial >= need.since)
         }))
     }
 
     /// The objects whose answer may change when a proxy moves `name` from
     /// version `from` (none: it had nothing) to version `to`.
-    pub fn affected_by_ack(&self, kind: ResourceType, name: &Arc<str>, from: Option<&str>, to: &str) -> Vec<String> {
+    pub fn affected_by_ack(
+        &self,
+        kind: ResourceType,
+        name: &Arc<str>,
+        from: Option<&str>,
+        to: &str,
+    ) -> Vec<String> {
         let Some(entry) = self.resources.get(&(kind, name.clone())) else {
             return Vec::new();
         };
@@ -215,7 +229,8 @@ fn unwait(entry: &mut ResourceEntry, since: u64, object: &str) {
 
 /// Objects with a part in a chunk of `new` or `old` that the other lacks.
 fn touched_objects(old: Option<&Resource>, new: &Resource) -> BTreeSet<String> {
-    let chunk_ptrs = |r: &Resource| -> HashSet<*const [Origin]> { r.origins.iter().map(Arc::as_ptr).collect() };
+    let chunk_ptrs =
+        |r: &Resource| -> HashSet<*const [Origin]> { r.origins.iter().map(Arc::as_ptr).collect() };
     let old_ptrs = old.map(chunk_ptrs).unwrap_or_default();
     let new_ptrs = chunk_ptrs(new);
     let mut touched = BTreeSet::new();
@@ -299,7 +314,10 @@ mod tests {
         let v1 = route_config(&[a1.clone(), b1.clone()], b"v1");
         let mut index = GatewayIndex::default();
         let changed = index.apply(1, &[ResourceUpdate::Upsert(v1.clone())]);
-        assert_eq!(changed, BTreeSet::from(["Mapping/shop/a".into(), "Mapping/shop/b".into()]));
+        assert_eq!(
+            changed,
+            BTreeSet::from(["Mapping/shop/a".into(), "Mapping/shop/b".into()])
+        );
         let on_v1 = acked(&v1);
         let a = ObjectRef::new("Mapping", "shop", "a", 1);
         let b = ObjectRef::new("Mapping", "shop", "b", 1);
@@ -311,10 +329,19 @@ mod tests {
         let changed = index.apply(2, &[ResourceUpdate::Upsert(v2.clone())]);
         assert_eq!(changed, BTreeSet::from(["Mapping/shop/a".into()]));
         let a = a.at_generation(2);
-        assert_eq!(index.applied_by(&a, &on_v1), Some(false), "v1 lacks A's generation 2");
+        assert_eq!(
+            index.applied_by(&a, &on_v1),
+            Some(false),
+            "v1 lacks A's generation 2"
+        );
         assert_eq!(index.applied_by(&b, &on_v1), Some(true), "v1 already carries B");
         assert_eq!(
-            index.affected_by_ack(ResourceType::Route, &"http".into(), Some(&v1.version), &v2.version),
+            index.affected_by_ack(
+                ResourceType::Route,
+                &"http".into(),
+                Some(&v1.version),
+                &v2.version
+            ),
             vec!["Mapping/shop/a".to_string()],
             "an ACK of v2 can only move A"
         );
