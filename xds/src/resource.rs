@@ -111,6 +111,11 @@ pub struct Resource {
     /// per virtual host, so that an unchanged virtual host shares its chunk
     /// with the previous version (and comparing versions skips it).
     pub origins: Vec<Arc<[Origin]>>,
+    /// A route config whose virtual hosts are VirtualHost resources
+    /// (`<name>/<host>`) sent over VHDS: Envoy takes it only over delta ADS;
+    /// a state-of-the-world stream sends the route config assembled whole
+    /// instead ([`crate::cache::Snapshot::sotw_routes`]).
+    pub vhds: bool,
 }
 
 impl Resource {
@@ -142,7 +147,14 @@ impl Resource {
             body: body.into(),
             references,
             origins,
+            vhds: false,
         }
+    }
+
+    /// Marks a route config as one whose virtual hosts go over VHDS.
+    pub fn over_vhds(mut self) -> Resource {
+        self.vhds = true;
+        self
     }
 
     /// Every origin, chunk after chunk (an object may appear more than once).
@@ -167,6 +179,7 @@ impl fmt::Debug for Resource {
             .field("version", &self.version)
             .field("bytes", &self.body.len())
             .field("references", &self.references)
+            .field("vhds", &self.vhds)
             .finish_non_exhaustive()
     }
 }

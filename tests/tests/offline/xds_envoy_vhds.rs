@@ -2,7 +2,8 @@
 //! against the real Envoy: a large Gateway answers on every host, hosts come
 //! and go, make-before-break holds between clusters and virtual hosts, an
 //! Envoy that reconnects or restarts gets everything, and the ACKs of
-//! virtual hosts make their objects `Programmed`. (The basics, one change
+//! virtual hosts make their objects `Programmed`; an Envoy on
+//! state-of-the-world ADS gets whole route configs. (The basics, one change
 //! sending one virtual host and the 10,000-route scale, are in
 //! `xds_envoy.rs`.)
 
@@ -10,14 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use legate_tests::http::HttpClient;
-use legate_tests::net::{eventually, loopback};
+use legate_tests::net::{eventually, free_port, loopback};
 use legate_tests::{EchoServer, Envoy};
 use legate_xds::bootstrap::BootstrapConfig;
+use legate_xds::cache::SnapshotCache;
 use legate_xds::ir::{self, ObjectRef};
 use legate_xds::resource::ResourceType;
 use legate_xds::sample;
 use legate_xds::server::{Ack, Protocol, ProxyTracker, XdsEvent};
-use legate_xds::translate::Change;
+use legate_xds::translate::{Change, Translator};
 
 use crate::xds_rig::*;
 
@@ -448,34 +450,91 @@ async fn over_vhds_objects_are_programmed_by_virtual_host_acks() {
     assert_eq!(r.echo().backend, "a");
 }
 
-/// An Envoy on state-of-the-world ADS cannot use VHDS: it refuses the
-/// route config that names it, and the refusal is reported.
+/// Like [`Rig::start_vhds`], with an Envoy on state-of-the-world ADS.
+async fn start_vhds_state_of_the_world(changes: impl FnOnce(u16) -> Vec<Change>) -> Rig {
+    let cache = SnapshotCache::new();
+    let (control_plane, xds_port, events) = ControlPlane::start(cache.clone(), 0).await;
+    let http_port = free_port();
+    let mut translator = Translator::with_vhds();
+    let mut history = vec![Change::UpsertListener(sample::listener("http", http_port))];
+    history.extend(changes(http_port));
+    cache.update(GATEWAY, &translator.translate(history.clone()));
+    let mut bootstrap = BootstrapConfig::new("envoy-sotw", GATEWAY, "127.0.0.1", xds_port);
+    bootstrap.protocol = Protocol::StateOfTheWorld;
+    let envoy = Envoy::start(&bootstrap.to_yaml()).await;
+    Rig {
+        cache,
+        translator,
+        vhds: true,
+        history,
+        events,
+        control_plane: Some(control_plane),
+        xds_port,
+        http_port,
+        client: HttpClient::http1(),
+        envoy,
+    }
+}
+
+/// Envoy refuses VHDS over state-of-the-world ADS ("vhds: ADS must use
+/// DELTA_GRPC api_type when used as VHDS config source."): such an Envoy of
+/// a Gateway whose virtual hosts go over VHDS is sent each route config
+/// whole, with make-before-break, and its ACKs program the objects as a
+/// delta Envoy's do.
 #[tokio::test]
-async fn over_vhds_a_state_of_the_world_envoy_refuses_the_route_config() {
-    let a = EchoServer::start("a").await;
-    let mut rig = Rig::start_vhds(|_| {
-        let mut c = upstream_at("default/a:80", a.addr());
-        c.push(Change::UpsertRoute(sample::route(
-            "shop",
-            "shop.example.com",
-            "/",
-            "default/a:80",
-        )));
-        c
+async fn over_vhds_a_state_of_the_world_envoy_gets_whole_route_configs() {
+    let echo = EchoServer::start("echo").await;
+    let b = EchoServer::start("b").await;
+    let (routes, hosts) = (300, 100);
+    let mut rig = start_vhds_state_of_the_world(sample_gateway(routes, hosts, 10, &echo)).await;
+    every_route_answers(&rig, routes, hosts).await;
+    let mut tracker = ProxyTracker::new();
+    let snapshot = rig.cache.snapshot(GATEWAY).expect("the Gateway's snapshot");
+    fold_until(&mut rig, &mut tracker, "every object programmed", |t| {
+        t.programmed(&snapshot).values().all(|p| *p)
     })
     .await;
-    rig.until_served_by("shop.example.com", "/", "a").await;
-    let mut bootstrap = BootstrapConfig::new("envoy-sotw", GATEWAY, "127.0.0.1", rig.xds_port);
-    bootstrap.protocol = Protocol::StateOfTheWorld;
-    // Unready: its listener may never warm.
-    let sotw = Envoy::start_unready(&bootstrap.to_yaml()).await;
-    let rejection = loop {
-        let r = rig.next_rejection().await;
-        if r.proxy.node == "envoy-sotw" {
-            break r;
-        }
-    };
-    eprintln!("a state-of-the-world Envoy over VHDS: {rejection:?}");
-    assert_eq!(rejection.kind, ResourceType::Route);
-    drop(sotw);
+
+    // A new host on a new cluster: the cluster and its endpoints first.
+    let stop = Arc::new(AtomicBool::new(false));
+    let new_loop = spawn_host_loop(&rig, "new.example.com", "/x", &[200, 404], stop.clone());
+    let mut changes = upstream_at("default/new:80", b.addr());
+    changes.push(Change::UpsertRoute(sample::route(
+        "new",
+        "new.example.com",
+        "/",
+        "default/new:80",
+    )));
+    rig.change(changes);
+    let snapshot = rig.cache.snapshot(GATEWAY).expect("the Gateway's snapshot");
+    let mut acks = Vec::new();
+    for ack in fold_until(&mut rig, &mut tracker, "new programmed", |t| {
+        t.programmed(&snapshot)
+            .get("Mapping/default/new")
+            .is_some_and(|p| *p)
+    })
+    .await
+    {
+        acks.extend(ack_lines(&ack));
+    }
+    let route_config = position(&acks, "RDS +http");
+    assert!(position(&acks, "CDS +default/new:80") < route_config, "{acks:?}");
+    assert!(position(&acks, "EDS +default/new:80") < route_config, "{acks:?}");
+    assert!(
+        acks.iter()
+            .filter(|a| a.starts_with("VHDS"))
+            .eq(["VHDS +http/new.example.com"].iter()),
+        "the ACK of the whole route config reads as that of the new virtual host: {acks:?}"
+    );
+    assert!(tracker.programmed(&snapshot).values().all(|p| *p));
+    rig.until_served_by_never_5xx("new.example.com", "/", "b").await;
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failures) = new_loop.await.expect("the client loop ends");
+    assert!(
+        ok > 0 && failures.is_empty(),
+        "{ok} answered, failed: {failures:?}"
+    );
+
+    every_route_answers(&rig, routes, hosts).await;
+    assert_eq!(rig.rejections().await, 0, "{}", rig.envoy.log_tail());
 }

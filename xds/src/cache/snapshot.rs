@@ -1,7 +1,8 @@
 //! An immutable snapshot of one Gateway's resources.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::ops::Bound;
+use std::sync::{Arc, OnceLock};
 
 use crate::resource::{Resource, ResourceType, ResourceUpdate};
 
@@ -19,6 +20,8 @@ pub struct Snapshot {
     /// The serial at which each type last changed, so that a stream skips
     /// types that did not change since it last looked.
     type_serials: [u64; ResourceType::COUNT],
+    /// [`Snapshot::sotw_routes`], made when a stream first asks.
+    sotw_routes: OnceLock<Arc<Resources>>,
 }
 
 impl Snapshot {
@@ -28,6 +31,7 @@ impl Snapshot {
             serial: 0,
             types: Default::default(),
             type_serials: [0; ResourceType::COUNT],
+            sotw_routes: OnceLock::new(),
         }
     }
 
@@ -51,6 +55,45 @@ impl Snapshot {
 
     pub fn get(&self, kind: ResourceType, name: &str) -> Option<&Arc<Resource>> {
         self.types[kind.index()].get(name)
+    }
+
+    /// The route configs as a proxy on state-of-the-world ADS gets them.
+    /// Envoy takes VHDS only over delta, so a route config whose virtual
+    /// hosts go over VHDS is assembled whole from its VirtualHost resources;
+    /// the others are as they are. Made once per snapshot, when the first
+    /// state-of-the-world stream asks (no stream over delta pays for it).
+    pub fn sotw_routes(&self) -> &Arc<Resources> {
+        self.sotw_routes.get_or_init(|| {
+            let routes = &self.types[ResourceType::Route.index()];
+            if !routes.values().any(|r| r.vhds) {
+                return routes.clone();
+            }
+            let vhosts = &self.types[ResourceType::VirtualHost.index()];
+            let assembled = routes.iter().map(|(name, r)| {
+                if !r.vhds {
+                    return (name.clone(), r.clone());
+                }
+                // `<name>/<host>`: the host has no slash, the name may.
+                let prefix = format!("{name}/");
+                let own = vhosts
+                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                    .take_while(|(n, _)| n.starts_with(&prefix))
+                    .filter(|(n, _)| !n[prefix.len()..].contains('/'))
+                    .map(|(_, vh)| vh);
+                let whole = crate::translate::assemble_route_config(r, own);
+                (name.clone(), Arc::new(whole))
+            });
+            Arc::new(assembled.collect())
+        })
+    }
+
+    /// The resources of `kind` a stream of `sotw` (or delta) ADS serves.
+    pub fn served(&self, kind: ResourceType, sotw: bool) -> &Resources {
+        if sotw && kind == ResourceType::Route {
+            self.sotw_routes()
+        } else {
+            self.resources(kind)
+        }
     }
 
     /// Total number of resources.
@@ -80,6 +123,9 @@ impl Snapshot {
             }
             changed = true;
             next.type_serials[kind.index()] = next.serial;
+            if matches!(kind, ResourceType::Route | ResourceType::VirtualHost) {
+                next.sotw_routes = OnceLock::new();
+            }
             let map = Arc::make_mut(&mut next.types[kind.index()]);
             match update {
                 ResourceUpdate::Upsert(r) => {

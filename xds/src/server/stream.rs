@@ -61,6 +61,19 @@ struct InFlight {
     removals: Vec<Arc<str>>,
     /// State-of-the-world LDS/CDS: the response is the complete set.
     complete: bool,
+    /// State-of-the-world RDS: the route configs sent whole in place of their
+    /// VHDS shell, with what they were assembled from.
+    assembled: Vec<Assembled>,
+}
+
+/// A route config sent whole to a state-of-the-world proxy in place of the
+/// shell that names VHDS: its ACK is reported as the ACK of the shell and of
+/// its virtual hosts, the resources the snapshot holds (and `Programmed` reads).
+#[derive(Debug)]
+struct Assembled {
+    name: Arc<str>,
+    shell_version: Arc<str>,
+    virtual_hosts: Vec<(Arc<str>, Arc<str>)>,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +141,9 @@ pub struct StreamState {
     /// Per type, increases when what the proxy applied or subscribed to
     /// changes: what is ready to send may change although the snapshot did not.
     epochs: [u64; ResourceType::COUNT],
+    /// State of the world: the virtual hosts (name, version) that the route
+    /// configs the proxy applied whole were assembled from.
+    sotw_virtual_hosts: BTreeMap<Arc<str>, Arc<str>>,
 }
 
 impl StreamState {
@@ -139,6 +155,7 @@ impl StreamState {
             types: Default::default(),
             nonces: 0,
             epochs: [0; ResourceType::COUNT],
+            sotw_virtual_hosts: BTreeMap::new(),
         }
     }
 
@@ -153,6 +170,21 @@ impl StreamState {
             .iter()
             .map(|(n, a)| (n.clone(), a.version.clone()))
             .collect()
+    }
+
+    fn sotw(&self) -> bool {
+        self.protocol == Protocol::StateOfTheWorld
+    }
+
+    /// The serial at which what this stream serves of `kind` last changed: a
+    /// state-of-the-world stream's route configs change with virtual hosts.
+    fn type_serial(&self, kind: ResourceType) -> u64 {
+        let serial = self.snapshot.type_serial(kind);
+        if self.sotw() && kind == ResourceType::Route {
+            serial.max(self.snapshot.type_serial(ResourceType::VirtualHost))
+        } else {
+            serial
+        }
     }
 
     pub fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Step {
@@ -218,7 +250,7 @@ impl StreamState {
         let ts = &self.types[kind.index()];
         let view: BTreeMap<Arc<str>, Arc<Resource>> = self
             .snapshot
-            .resources(kind)
+            .served(kind, true)
             .iter()
             .filter(|(n, _)| ts.in_scope(n))
             .map(|(n, r)| (n.clone(), r.clone()))
@@ -323,10 +355,9 @@ impl StreamState {
                 // Applied, and nothing changed since: evaluating again against
                 // the same snapshot would find nothing to send (a large type,
                 // VHDS or CDS, would be scanned for nothing).
-                if flight.whole
-                    && flight.type_serial == self.snapshot.type_serial(kind)
-                    && !ts.answer_subscription
-                {
+                let type_serial = self.type_serial(kind);
+                let ts = &mut self.types[kind.index()];
+                if flight.whole && flight.type_serial == type_serial && !ts.answer_subscription {
                     ts.settled = Some(Settled {
                         serials: ResourceType::ALL.map(|t| self.snapshot.type_serial(t)),
                         epochs: self.epochs,
@@ -353,20 +384,30 @@ impl StreamState {
                         },
                     );
                 }
+                let resources = flight
+                    .upserts
+                    .iter()
+                    .map(|r| {
+                        // A route config sent whole is, to the rest of Legate,
+                        // the shell the snapshot holds (and its virtual hosts).
+                        let shell = flight.assembled.iter().find(|a| a.name == r.name);
+                        let version = shell.map_or(&r.version, |a| &a.shell_version);
+                        (r.name.clone(), version.clone())
+                    })
+                    .collect();
                 step.events.push(XdsEvent::Acked(Ack {
                     proxy: self.proxy.clone(),
                     kind,
-                    version: flight.version,
-                    resources: flight
-                        .upserts
-                        .iter()
-                        .map(|r| (r.name.clone(), r.version.clone()))
-                        .collect(),
+                    version: flight.version.clone(),
+                    resources,
                     removed: flight.removals,
                     serial: flight.serial,
                     complete: flight.complete,
                     programmed,
                 }));
+                if !flight.assembled.is_empty() {
+                    self.report_virtual_hosts(&flight.assembled, flight.version, flight.serial, step);
+                }
             }
             Some(message) => {
                 // Only what changed can have been refused: in a complete
@@ -393,6 +434,50 @@ impl StreamState {
         }
     }
 
+    /// A state-of-the-world proxy applied route configs sent whole: the
+    /// virtual hosts they were assembled from are applied, and those they no
+    /// longer hold are gone, as if it had them over VHDS.
+    fn report_virtual_hosts(
+        &mut self,
+        assembled: &[Assembled],
+        version: String,
+        serial: u64,
+        step: &mut Step,
+    ) {
+        let mut resources = Vec::new();
+        let mut removed = Vec::new();
+        for a in assembled {
+            let now: BTreeMap<&Arc<str>, &Arc<str>> = a.virtual_hosts.iter().map(|(n, v)| (n, v)).collect();
+            self.sotw_virtual_hosts.retain(|name, _| {
+                let gone =
+                    name.rsplit_once('/').is_some_and(|(rc, _)| *rc == *a.name) && !now.contains_key(name);
+                if gone {
+                    removed.push(name.clone());
+                }
+                !gone
+            });
+            for (name, version) in &a.virtual_hosts {
+                if self.sotw_virtual_hosts.get(name) != Some(version) {
+                    self.sotw_virtual_hosts.insert(name.clone(), version.clone());
+                    resources.push((name.clone(), version.clone()));
+                }
+            }
+        }
+        if resources.is_empty() && removed.is_empty() {
+            return;
+        }
+        step.events.push(XdsEvent::Acked(Ack {
+            proxy: self.proxy.clone(),
+            kind: ResourceType::VirtualHost,
+            version,
+            resources,
+            removed,
+            serial,
+            complete: false,
+            programmed: Vec::new(),
+        }));
+    }
+
     fn send_what_is_due(&mut self, step: &mut Step) {
         for kind in ResourceType::ALL {
             if let Some(response) = self.evaluate(kind) {
@@ -411,6 +496,10 @@ impl StreamState {
             s.serials[t.index()] == serials[t.index()] && s.epochs[t.index()] == self.epochs[t.index()]
         };
         if !same(kind) {
+            return true;
+        }
+        // A state-of-the-world stream sends route configs whole, virtual hosts included.
+        if self.sotw() && kind == ResourceType::Route && !same(ResourceType::VirtualHost) {
             return true;
         }
         let held_on = [ResourceType::Cluster, ResourceType::Endpoints];
@@ -438,23 +527,19 @@ impl StreamState {
         let mut view: BTreeMap<Arc<str>, Arc<str>> = BTreeMap::new();
         let mut complete_set: Vec<Arc<Resource>> = Vec::new();
         let in_scope = |n: &Arc<str>| ts.in_scope(n);
+        let served = snapshot.served(kind, self.protocol == Protocol::StateOfTheWorld);
         let candidates: Box<dyn Iterator<Item = (&Arc<str>, &Arc<Resource>)>> = if ts.wildcard {
-            Box::new(snapshot.resources(kind).iter())
+            Box::new(served.iter())
         } else if ts.namespaced {
             // Each namespace's resources are a contiguous range of the map.
             Box::new(ts.names.iter().flat_map(|namespace| {
                 let prefix = format!("{namespace}/");
-                snapshot
-                    .resources(kind)
+                served
                     .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                     .take_while(move |(n, _)| n.starts_with(&prefix))
             }))
         } else {
-            Box::new(
-                ts.names
-                    .iter()
-                    .filter_map(|n| snapshot.resources(kind).get_key_value(n)),
-            )
+            Box::new(ts.names.iter().filter_map(|n| served.get_key_value(n)))
         };
         let mut held = false;
         let mut unwitnessed = BTreeSet::new();
@@ -559,17 +644,32 @@ impl StreamState {
                 ..DeltaDiscoveryResponse::default()
             }),
         };
+        let assembled = if self.sotw() && kind == ResourceType::Route {
+            upserts
+                .iter()
+                .filter_map(|r| snapshot.get(kind, &r.name).filter(|shell| shell.vhds))
+                .map(|shell| Assembled {
+                    name: shell.name.clone(),
+                    shell_version: shell.version.clone(),
+                    virtual_hosts: virtual_hosts_of(&snapshot, &shell.name),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let type_serial = self.type_serial(kind);
         let ts = &mut self.types[kind.index()];
         ts.last_nonce = nonce.clone();
         ts.in_flight = Some(InFlight {
             serial: snapshot.serial(),
             unwitnessed,
-            type_serial: snapshot.type_serial(kind),
+            type_serial,
             whole: !held && !kept,
             version,
             upserts: if complete { complete_set } else { upserts },
             removals: if removal_matters { removals } else { Vec::new() },
             complete,
+            assembled,
         });
         Some(response)
     }
@@ -657,6 +757,18 @@ impl StreamState {
     }
 }
 
+/// The virtual hosts (name, version) of route config `name` in `snapshot`.
+fn virtual_hosts_of(snapshot: &Snapshot, name: &str) -> Vec<(Arc<str>, Arc<str>)> {
+    let prefix = format!("{name}/");
+    snapshot
+        .resources(ResourceType::VirtualHost)
+        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        .take_while(|(n, _)| n.starts_with(&prefix))
+        .filter(|(n, _)| !n[prefix.len()..].contains('/'))
+        .map(|(n, r)| (n.clone(), r.version.clone()))
+        .collect()
+}
+
 /// Did the proxy refuse this very version of `r`?
 fn is_refused(ts: &TypeState, r: &Resource) -> bool {
     ts.refused.get(&r.name) == Some(&r.version)
@@ -707,5 +819,7 @@ fn version_of_view<'a>(items: impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)>
 
 #[cfg(test)]
 mod simulation;
+#[cfg(test)]
+mod sotw_vhds;
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,7 @@ use prost::Message;
 
 pub use listener::route_config_name;
 pub use order::SortKey;
+pub use route_config::assemble as assemble_route_config;
 
 use crate::ir;
 use crate::resource::{Origin, Resource, ResourceType, ResourceUpdate, hash_bytes};

@@ -36,14 +36,12 @@ pub fn updates(
         ..RouteConfiguration::default()
     }
     .encode_to_vec();
+    let shell_resource = |shell: Vec<u8>| {
+        let r = Resource::new(ResourceType::Route, &name, shell, vec![], vec![]);
+        upsert(if vhds { r.over_vhds() } else { r })
+    };
     let Some(lr) = lr else {
-        return vec![upsert(Resource::new(
-            ResourceType::Route,
-            &name,
-            shell,
-            vec![],
-            vec![],
-        ))];
+        return vec![shell_resource(shell)];
     };
     let vhosts = lr.vhosts.encode_all(|host, keys| {
         // Over VHDS, a virtual host's name is its resource name.
@@ -69,13 +67,7 @@ pub fn updates(
     if vhds {
         let changed = lr.vhosts.take_changed();
         let changed = if first { lr.vhosts.all() } else { changed };
-        let mut out = vec![upsert(Resource::new(
-            ResourceType::Route,
-            &name,
-            shell,
-            vec![],
-            vec![],
-        ))];
+        let mut out = vec![shell_resource(shell)];
         for (host, encoded) in changed {
             let resource_name = format!("{name}/{host}");
             out.push(match encoded {
@@ -141,4 +133,25 @@ pub fn removals(lr: Option<&mut ListenerRoutes>, listener: &str, vhds: bool) -> 
         }
     }
     out
+}
+
+/// A route config whose virtual hosts go over VHDS (`shell`), whole: its
+/// name and `vhosts` (its VirtualHost resources, in name order) inline, for
+/// a proxy on state-of-the-world ADS, where Envoy refuses VHDS. It refers to
+/// every cluster of its virtual hosts and carries their origins (one chunk
+/// per virtual host, shared with the VirtualHost resource).
+pub fn assemble<'a>(shell: &Resource, vhosts: impl IntoIterator<Item = &'a Arc<Resource>>) -> Resource {
+    let mut body = RouteConfiguration {
+        name: shell.name.to_string(),
+        ..RouteConfiguration::default()
+    }
+    .encode_to_vec();
+    let mut references = Vec::new();
+    let mut origins = Vec::new();
+    for vh in vhosts {
+        encode::append_message_field(&mut body, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, &vh.body);
+        references.extend(vh.references.iter().cloned());
+        origins.extend(vh.origins.iter().cloned());
+    }
+    Resource::with_origin_chunks(ResourceType::Route, &shell.name, body, references, origins)
 }

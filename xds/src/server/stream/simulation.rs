@@ -287,6 +287,11 @@ fn publish(
             registry.insert((kind, r.name.to_string(), r.version.to_string()), r.clone());
         }
     }
+    // What a state-of-the-world proxy is sent in place of VHDS.
+    for r in next.sotw_routes().values() {
+        let key = (ResourceType::Route, r.name.to_string(), r.version.to_string());
+        registry.insert(key, r.clone());
+    }
     *snapshot = Arc::new(next);
     true
 }
@@ -315,7 +320,8 @@ fn run(protocol: Protocol, seed: u64, vhds: bool, nacks: bool) {
         gateway: "default/gw".into(),
     };
     let mut state = StreamState::new(protocol, proxy, snapshot.clone());
-    let mut envoy = Envoy::new(protocol, vhds);
+    // Over state of the world, route configs come whole: no VHDS.
+    let mut envoy = Envoy::new(protocol, vhds && protocol == Protocol::Delta);
     // Each response with the snapshot it was built from.
     let mut to_proxy: VecDeque<(Response, Arc<Snapshot>)> = VecDeque::new();
     // Envoy asks for clusters and listeners first.
@@ -433,7 +439,7 @@ fn run(protocol: Protocol, seed: u64, vhds: bool, nacks: bool) {
     ] {
         let held = envoy.applied.get(&kind).cloned().unwrap_or_default();
         let subscribed = envoy.subscribed.get(&kind);
-        for (name, r) in snapshot.resources(kind) {
+        for (name, r) in snapshot.served(kind, protocol == Protocol::StateOfTheWorld) {
             let wanted = match kind {
                 ResourceType::Route => subscribed.is_some_and(|s| s.contains(&**name)),
                 ResourceType::VirtualHost => {
@@ -464,6 +470,7 @@ fn run(protocol: Protocol, seed: u64, vhds: bool, nacks: bool) {
 fn a_simulated_envoy_converges_and_never_sees_a_route_before_its_cluster() {
     for seed in 1..=30 {
         run(Protocol::StateOfTheWorld, seed, false, false);
+        run(Protocol::StateOfTheWorld, seed, true, false);
         run(Protocol::Delta, seed, false, false);
         run(Protocol::Delta, seed, true, false);
     }
@@ -473,6 +480,7 @@ fn a_simulated_envoy_converges_and_never_sees_a_route_before_its_cluster() {
 fn refused_responses_never_break_routes_and_the_proxy_catches_up_after_a_change() {
     for seed in 1..=30 {
         run(Protocol::StateOfTheWorld, seed, false, true);
+        run(Protocol::StateOfTheWorld, seed, true, true);
         run(Protocol::Delta, seed, false, true);
         run(Protocol::Delta, seed, true, true);
     }
