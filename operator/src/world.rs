@@ -189,13 +189,27 @@ impl ApiFor {
 }
 
 fn keep_only_ca_bundle(secret: &mut Secret) {
+    trim_bookkeeping(secret);
     if let Some(data) = secret.data.as_mut() {
         data.retain(|k, _| k == CA_BUNDLE_KEY);
     }
     secret.string_data = None;
-    secret.metadata.managed_fields = None;
     secret.metadata.annotations = None;
 }
+
+/// What no judgement reads and can be most of an object's size: its
+/// managedFields and kubectl's copy of the last applied object. Dropped
+/// before the store, so that memory follows what the model needs.
+fn trim_bookkeeping<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// The annotation client-side `kubectl apply` keeps the whole object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A store of a Legate kind whose watch also feeds a controller; only changes
 /// of what the model reads (see [`Relevance::spec_and_metadata`]) fire `changed`.
@@ -209,6 +223,7 @@ where
         .expect("a shared store always has a dispatcher");
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(trim_bookkeeping)
         .reflect_shared(writer);
     spawn_forwarder(stream, Relevance::spec_and_metadata(), changed.clone());
     (reader, updates)
@@ -219,7 +234,7 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
 {
-    reflect_with(api, config, changed, |_| {})
+    reflect_with(api, config, changed, trim_bookkeeping)
 }
 
 /// Like [`reflect`], with every object passed through `trim` before it is stored.
