@@ -10,6 +10,10 @@ use crate::server::Protocol;
 /// The name of the static cluster that points at Legate's ADS server.
 pub const XDS_CLUSTER: &str = "legate-xds";
 
+/// The node metadata key (boolean) by which a delta proxy asks for virtual
+/// hosts over VHDS. A proxy that does not ask gets each route config whole.
+pub const VHDS_NODE_METADATA: &str = "legate.dev/vhds";
+
 /// What the bootstrap of one Gateway's proxies says.
 #[derive(Clone, PartialEq, Debug)]
 pub struct BootstrapConfig {
@@ -22,6 +26,11 @@ pub struct BootstrapConfig {
     pub xds_port: u16,
     /// Delta ADS unless told otherwise: it sends only what changed.
     pub protocol: Protocol,
+    /// Over delta ADS, ask for virtual hosts over VHDS ([`VHDS_NODE_METADATA`]),
+    /// so that a change to one host's routes sends that host's routes only
+    /// (when the Gateway's translator uses VHDS). Ignored over state of the
+    /// world, which Envoy's VHDS does not support.
+    pub vhds: bool,
     /// The admin API listens on 127.0.0.1 only; 0 picks a free port.
     pub admin_port: u16,
     /// mTLS towards the control plane (files mounted into the pod).
@@ -69,6 +78,7 @@ impl BootstrapConfig {
             xds_host: xds_host.to_owned(),
             xds_port,
             protocol: Protocol::Delta,
+            vhds: true,
             admin_port: 0,
             xds_tls: None,
             health_port: None,
@@ -88,13 +98,18 @@ impl BootstrapConfig {
         } else {
             "STRICT_DNS"
         };
+        let metadata = if self.vhds && self.protocol == Protocol::Delta {
+            format!("  metadata: {{ {}: true }}\n", quote(VHDS_NODE_METADATA))
+        } else {
+            String::new()
+        };
         let mut y = String::new();
         let _ = write!(
             y,
             r#"node:
   id: {node}
   cluster: {gateway}
-admin:
+{metadata}admin:
   address:
     socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}
 dynamic_resources:
@@ -265,6 +280,7 @@ mod tests {
         let y = BootstrapConfig::new("gw-abc", "shop/edge", "legate.legate-system.svc", 18000).to_yaml();
         assert!(y.contains("id: \"gw-abc\"\n  cluster: \"shop/edge\""));
         assert!(y.contains("api_type: DELTA_GRPC"));
+        assert!(y.contains("  metadata: { \"legate.dev/vhds\": true }\n"));
         assert!(y.contains("socket_address: { address: 127.0.0.1, port_value: 0 }"));
         assert!(y.contains("type: STRICT_DNS"));
         assert!(y.contains("connection_keepalive"));
@@ -286,6 +302,7 @@ mod tests {
         });
         let y = c.to_yaml();
         assert!(y.contains("api_type: GRPC\n"));
+        assert!(!y.contains("vhds"), "VHDS needs delta");
         assert!(y.contains("type: STATIC"));
         assert!(y.contains("trusted_ca: { filename: \"/etc/legate/ca.crt\" }"));
     }

@@ -250,8 +250,9 @@ where
     };
     let mut snapshots = cache.watch(&proxy.gateway);
     let snapshot = snapshots.borrow_and_update().clone();
-    let mut state = StreamState::new(protocol, proxy.clone(), snapshot);
-    tracing::info!(%proxy, ?protocol, "proxy connected");
+    let vhds = asks_for_vhds(node);
+    let mut state = StreamState::new(protocol, proxy.clone(), snapshot).accepting_vhds(vhds);
+    tracing::info!(%proxy, ?protocol, vhds, "proxy connected");
     let _ = events.send(XdsEvent::Connected(proxy.clone()));
     // Everything logged while serving this stream says which proxy it is about.
     let span = tracing::info_span!("ads_stream", node = %proxy.node, gateway = %proxy.gateway);
@@ -278,6 +279,15 @@ where
     tracing::info!(%proxy, "proxy disconnected");
     let _ = events.send(XdsEvent::Disconnected(proxy));
     result
+}
+
+/// Whether the proxy's bootstrap asks for virtual hosts over VHDS.
+fn asks_for_vhds(node: &envoy_types::pb::envoy::config::core::v3::Node) -> bool {
+    use envoy_types::pb::google::protobuf::value::Kind;
+    node.metadata
+        .as_ref()
+        .and_then(|m| m.fields.get(crate::bootstrap::VHDS_NODE_METADATA))
+        .is_some_and(|v| v.kind == Some(Kind::BoolValue(true)))
 }
 
 async fn emit<Resp>(

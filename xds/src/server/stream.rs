@@ -61,14 +61,15 @@ struct InFlight {
     removals: Vec<Arc<str>>,
     /// State-of-the-world LDS/CDS: the response is the complete set.
     complete: bool,
-    /// State-of-the-world RDS: the route configs sent whole in place of their
-    /// VHDS shell, with what they were assembled from.
+    /// RDS to a proxy that does not take VHDS: the route configs sent whole in
+    /// place of their VHDS shell, with what they were assembled from.
     assembled: Vec<Assembled>,
 }
 
-/// A route config sent whole to a state-of-the-world proxy in place of the
-/// shell that names VHDS: its ACK is reported as the ACK of the shell and of
-/// its virtual hosts, the resources the snapshot holds (and `Programmed` reads).
+/// A route config sent whole, in place of the shell that names VHDS, to a
+/// proxy that does not take VHDS: its ACK is reported as the ACK of the shell
+/// and of its virtual hosts, the resources the snapshot holds (and
+/// `Programmed` reads).
 #[derive(Debug)]
 struct Assembled {
     name: Arc<str>,
@@ -141,9 +142,12 @@ pub struct StreamState {
     /// Per type, increases when what the proxy applied or subscribed to
     /// changes: what is ready to send may change although the snapshot did not.
     epochs: [u64; ResourceType::COUNT],
-    /// State of the world: the virtual hosts (name, version) that the route
-    /// configs the proxy applied whole were assembled from.
-    sotw_virtual_hosts: BTreeMap<Arc<str>, Arc<str>>,
+    /// Route configs go whole, never as a VHDS shell: the proxy is on state
+    /// of the world (where Envoy refuses VHDS) or did not ask for VHDS.
+    whole_route_configs: bool,
+    /// The virtual hosts (name, version) that the route configs the proxy
+    /// applied whole were assembled from.
+    whole_virtual_hosts: BTreeMap<Arc<str>, Arc<str>>,
 }
 
 impl StreamState {
@@ -155,8 +159,18 @@ impl StreamState {
             types: Default::default(),
             nonces: 0,
             epochs: [0; ResourceType::COUNT],
-            sotw_virtual_hosts: BTreeMap::new(),
+            whole_route_configs: protocol == Protocol::StateOfTheWorld,
+            whole_virtual_hosts: BTreeMap::new(),
         }
+    }
+
+    /// Whether the proxy takes virtual hosts over VHDS (a delta proxy that
+    /// asked for it, see [`crate::bootstrap::VHDS_NODE_METADATA`]); if not,
+    /// a route config whose virtual hosts go over VHDS is sent whole.
+    /// State-of-the-world proxies never do. Delta streams do by default.
+    pub fn accepting_vhds(mut self, accepts: bool) -> StreamState {
+        self.whole_route_configs = self.protocol == Protocol::StateOfTheWorld || !accepts;
+        self
     }
 
     pub fn proxy(&self) -> &ProxyId {
@@ -172,15 +186,11 @@ impl StreamState {
             .collect()
     }
 
-    fn sotw(&self) -> bool {
-        self.protocol == Protocol::StateOfTheWorld
-    }
-
-    /// The serial at which what this stream serves of `kind` last changed: a
-    /// state-of-the-world stream's route configs change with virtual hosts.
+    /// The serial at which what this stream serves of `kind` last changed:
+    /// route configs sent whole change with their virtual hosts.
     fn type_serial(&self, kind: ResourceType) -> u64 {
         let serial = self.snapshot.type_serial(kind);
-        if self.sotw() && kind == ResourceType::Route {
+        if self.whole_route_configs && kind == ResourceType::Route {
             serial.max(self.snapshot.type_serial(ResourceType::VirtualHost))
         } else {
             serial
@@ -274,7 +284,7 @@ impl StreamState {
         }
     }
 
-    fn on_delta(&mut self, r: DeltaDiscoveryRequest, step: &mut Step) {
+    fn on_delta(&mut self, mut r: DeltaDiscoveryRequest, step: &mut Step) {
         let Some(kind) = ResourceType::from_type_url(&r.type_url) else {
             tracing::debug!(type_url = %r.type_url, "ignoring a request for a type Legate does not serve");
             return;
@@ -282,9 +292,12 @@ impl StreamState {
         // Unlike state of the world, a stale delta request still carries a
         // subscription change, which is applied below.
         if !r.response_nonce.is_empty() && self.types[kind.index()].last_nonce == r.response_nonce {
-            self.settle(kind, r.error_detail.map(|e| e.message), step);
+            self.settle(kind, r.error_detail.take().map(|e| e.message), step);
         }
         let snapshot = self.snapshot.clone();
+        if kind == ResourceType::Route && !self.types[kind.index()].subscribed {
+            self.keep_whole_route_configs(&r);
+        }
         let ts = &mut self.types[kind.index()];
         let first = !ts.subscribed;
         let mut changed = first;
@@ -296,7 +309,8 @@ impl StreamState {
             for (name, version) in &r.initial_resource_versions {
                 let name: Arc<str> = name.as_str().into();
                 let resource = snapshot
-                    .get(kind, &name)
+                    .served(kind, self.whole_route_configs)
+                    .get(&name)
                     .filter(|res| *res.version == **version)
                     .cloned();
                 ts.applied.insert(
@@ -339,6 +353,26 @@ impl StreamState {
             ts.forget_unsubscribed();
             ts.answer_subscription = first || !r.resource_names_subscribe.is_empty();
             self.epochs[kind.index()] += 1;
+        }
+    }
+
+    /// A proxy that reconnects holding a route config other than the VHDS
+    /// shell (it ran before the Gateway used VHDS) keeps getting it whole:
+    /// Envoy would apply the shell, which holds no virtual host, before its
+    /// VHDS subscription answers, and answer 404 meanwhile. A restarted
+    /// Envoy starts over with VHDS.
+    fn keep_whole_route_configs(&mut self, first: &DeltaDiscoveryRequest) {
+        if self.whole_route_configs {
+            return;
+        }
+        let held_before = first.initial_resource_versions.iter().any(|(name, version)| {
+            self.snapshot
+                .get(ResourceType::Route, name)
+                .is_some_and(|shell| shell.vhds && *shell.version != **version)
+        });
+        if held_before {
+            tracing::info!(proxy = %self.proxy, "the proxy holds route configs from before VHDS: they stay whole until it restarts");
+            self.whole_route_configs = true;
         }
     }
 
@@ -434,7 +468,7 @@ impl StreamState {
         }
     }
 
-    /// A state-of-the-world proxy applied route configs sent whole: the
+    /// The proxy applied route configs sent whole: the
     /// virtual hosts they were assembled from are applied, and those they no
     /// longer hold are gone, as if it had them over VHDS.
     fn report_virtual_hosts(
@@ -448,7 +482,7 @@ impl StreamState {
         let mut removed = Vec::new();
         for a in assembled {
             let now: BTreeMap<&Arc<str>, &Arc<str>> = a.virtual_hosts.iter().map(|(n, v)| (n, v)).collect();
-            self.sotw_virtual_hosts.retain(|name, _| {
+            self.whole_virtual_hosts.retain(|name, _| {
                 let gone =
                     name.rsplit_once('/').is_some_and(|(rc, _)| *rc == *a.name) && !now.contains_key(name);
                 if gone {
@@ -457,8 +491,8 @@ impl StreamState {
                 !gone
             });
             for (name, version) in &a.virtual_hosts {
-                if self.sotw_virtual_hosts.get(name) != Some(version) {
-                    self.sotw_virtual_hosts.insert(name.clone(), version.clone());
+                if self.whole_virtual_hosts.get(name) != Some(version) {
+                    self.whole_virtual_hosts.insert(name.clone(), version.clone());
                     resources.push((name.clone(), version.clone()));
                 }
             }
@@ -498,8 +532,8 @@ impl StreamState {
         if !same(kind) {
             return true;
         }
-        // A state-of-the-world stream sends route configs whole, virtual hosts included.
-        if self.sotw() && kind == ResourceType::Route && !same(ResourceType::VirtualHost) {
+        // Route configs sent whole change with their virtual hosts.
+        if self.whole_route_configs && kind == ResourceType::Route && !same(ResourceType::VirtualHost) {
             return true;
         }
         let held_on = [ResourceType::Cluster, ResourceType::Endpoints];
@@ -527,7 +561,7 @@ impl StreamState {
         let mut view: BTreeMap<Arc<str>, Arc<str>> = BTreeMap::new();
         let mut complete_set: Vec<Arc<Resource>> = Vec::new();
         let in_scope = |n: &Arc<str>| ts.in_scope(n);
-        let served = snapshot.served(kind, self.protocol == Protocol::StateOfTheWorld);
+        let served = snapshot.served(kind, self.whole_route_configs);
         let candidates: Box<dyn Iterator<Item = (&Arc<str>, &Arc<Resource>)>> = if ts.wildcard {
             Box::new(served.iter())
         } else if ts.namespaced {
@@ -644,7 +678,7 @@ impl StreamState {
                 ..DeltaDiscoveryResponse::default()
             }),
         };
-        let assembled = if self.sotw() && kind == ResourceType::Route {
+        let assembled = if self.whole_route_configs && kind == ResourceType::Route {
             upserts
                 .iter()
                 .filter_map(|r| snapshot.get(kind, &r.name).filter(|shell| shell.vhds))

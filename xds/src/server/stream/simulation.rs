@@ -296,7 +296,10 @@ fn publish(
     true
 }
 
-fn run(protocol: Protocol, seed: u64, vhds: bool, nacks: bool) {
+/// `vhds`: the translator sends virtual hosts over VHDS; `accepts`: the proxy
+/// asked for VHDS (else, like a proxy on state of the world, it is sent each
+/// route config whole).
+fn run(protocol: Protocol, seed: u64, vhds: bool, accepts: bool, nacks: bool) {
     let mut rng = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let endpoint = |n: usize| SocketAddr::from(([127, 0, 0, 1], 9000 + n as u16));
     let mut t = if vhds {
@@ -319,9 +322,10 @@ fn run(protocol: Protocol, seed: u64, vhds: bool, nacks: bool) {
         node: "sim".into(),
         gateway: "default/gw".into(),
     };
-    let mut state = StreamState::new(protocol, proxy, snapshot.clone());
-    // Over state of the world, route configs come whole: no VHDS.
-    let mut envoy = Envoy::new(protocol, vhds && protocol == Protocol::Delta);
+    let mut state = StreamState::new(protocol, proxy, snapshot.clone()).accepting_vhds(accepts);
+    // Over state of the world, or unasked, route configs come whole: no VHDS.
+    let whole = protocol == Protocol::StateOfTheWorld || !accepts;
+    let mut envoy = Envoy::new(protocol, vhds && !whole);
     // Each response with the snapshot it was built from.
     let mut to_proxy: VecDeque<(Response, Arc<Snapshot>)> = VecDeque::new();
     // Envoy asks for clusters and listeners first.
@@ -430,7 +434,7 @@ fn run(protocol: Protocol, seed: u64, vhds: bool, nacks: bool) {
     }
     // The proxy holds the snapshot (plus clusters its routes still need),
     // except what it refused: a version it refused is not sent again.
-    let modes = format!("{protocol:?} (VHDS {vhds}, refusals {nacks}) seed {seed}");
+    let modes = format!("{protocol:?} (VHDS {vhds}, asked {accepts}, refusals {nacks}) seed {seed}");
     for kind in [
         ResourceType::Listener,
         ResourceType::Route,
@@ -439,7 +443,7 @@ fn run(protocol: Protocol, seed: u64, vhds: bool, nacks: bool) {
     ] {
         let held = envoy.applied.get(&kind).cloned().unwrap_or_default();
         let subscribed = envoy.subscribed.get(&kind);
-        for (name, r) in snapshot.served(kind, protocol == Protocol::StateOfTheWorld) {
+        for (name, r) in snapshot.served(kind, whole) {
             let wanted = match kind {
                 ResourceType::Route => subscribed.is_some_and(|s| s.contains(&**name)),
                 ResourceType::VirtualHost => {
@@ -469,19 +473,21 @@ fn run(protocol: Protocol, seed: u64, vhds: bool, nacks: bool) {
 #[test]
 fn a_simulated_envoy_converges_and_never_sees_a_route_before_its_cluster() {
     for seed in 1..=30 {
-        run(Protocol::StateOfTheWorld, seed, false, false);
-        run(Protocol::StateOfTheWorld, seed, true, false);
-        run(Protocol::Delta, seed, false, false);
-        run(Protocol::Delta, seed, true, false);
+        run(Protocol::StateOfTheWorld, seed, false, false, false);
+        run(Protocol::StateOfTheWorld, seed, true, false, false);
+        run(Protocol::Delta, seed, false, true, false);
+        run(Protocol::Delta, seed, true, true, false);
+        run(Protocol::Delta, seed, true, false, false);
     }
 }
 
 #[test]
 fn refused_responses_never_break_routes_and_the_proxy_catches_up_after_a_change() {
     for seed in 1..=30 {
-        run(Protocol::StateOfTheWorld, seed, false, true);
-        run(Protocol::StateOfTheWorld, seed, true, true);
-        run(Protocol::Delta, seed, false, true);
-        run(Protocol::Delta, seed, true, true);
+        run(Protocol::StateOfTheWorld, seed, false, false, true);
+        run(Protocol::StateOfTheWorld, seed, true, false, true);
+        run(Protocol::Delta, seed, false, true, true);
+        run(Protocol::Delta, seed, true, true, true);
+        run(Protocol::Delta, seed, true, false, true);
     }
 }
