@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: bench run test preflight controlplane tools envoy lint unit-and-e2e fmt crds bundle golden
+.PHONY: bench bench-micro run test preflight controlplane tools envoy lint unit-and-e2e fmt crds bundle golden
 
 ## Legate's main job locally: control plane, operator, Gateway + Envoy, an echo Mapping, a curl.
 run:
@@ -39,8 +39,13 @@ unit-and-e2e:
 fmt:
 	$(CARGO) fmt --all
 
-## Benchmarks: the translator and cache (legate-xds) and the model (legate-model).
+## The end-to-end scale benchmark (BENCHMARKS.md): N Mappings through a real control plane,
+## the release operator and Envoy. Knobs: BENCH_SIZES="1000 5000 10000" BENCH_CHANGES=200 ...
 bench:
+	@scripts/bench.sh
+
+## The micro benchmarks (criterion): the translator and cache (legate-xds) and the model (legate-model).
+bench-micro:
 	$(CARGO) bench -p legate-xds -p legate-model
 
 ## Regenerate manifests/crds/ from the Rust types in crds/.

@@ -8,6 +8,7 @@
 //! installs it; it never skips.
 
 pub mod api;
+pub mod bench;
 pub mod bundle;
 pub mod controlplane;
 pub mod deployed;

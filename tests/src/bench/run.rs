@@ -1,0 +1,131 @@
+//! One benchmark run, phase by phase, with the gauges read at each phase's
+//! edges.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::gauges::{ProcessSample, Writes, log_mark, sample_process, scan_log, xds_rx_bytes};
+use super::load::{self, patience};
+use super::probe::{Prober, Waited};
+use super::programmed::until_settled;
+use super::report::{BulkReport, ChangeCosts, OneByOneReport};
+use super::stack::Stack;
+use super::world::{self, Route};
+use super::{BenchError, Config, Load, changes, report};
+
+/// Sets the stage, runs `config`'s load and (for the bulk load) the change
+/// and idle phases, and prints the report on stdout.
+pub async fn run(config: &Config) -> Result<(), BenchError> {
+    let stack = Stack::open(&config.stack_dir).await?;
+    let prober = Prober::new(stack.http);
+    // Kept until the end: dropping it stops the echo server.
+    let _upstream = world::set_up(&stack).await?;
+    let steady = Route::steady();
+    if let Waited::TimedOut { .. } = prober
+        .until(&steady, 200, Instant::now(), Duration::from_secs(60))
+        .await
+    {
+        return Err(BenchError::Failed(format!(
+            "the steady route (Host {}, {}) never answered 200 through the Envoy at {}; see {}",
+            steady.host,
+            steady.prefix,
+            stack.http,
+            stack.operator_log.display()
+        )));
+    }
+    let routes: Vec<Route> = (0..config.mappings)
+        .map(|i| Route::loaded(i, config.hosts))
+        .collect();
+    match config.load {
+        Load::Bulk => bulk(config, &stack, &routes, &prober).await,
+        Load::OneByOne => one_by_one(config, &stack, &routes, &prober).await,
+    }
+}
+
+async fn bulk(config: &Config, stack: &Stack, routes: &[Route], prober: &Prober) -> Result<(), BenchError> {
+    let pid = stack.operator_pid;
+    let before_load = sample_process(pid)?;
+    eprintln!("bench: applying {} Mappings as one List", routes.len());
+    let loaded = load::bulk(stack, routes, prober).await?;
+    let after_load = sample_process(pid)?;
+
+    eprintln!("bench: {} changes", config.changes);
+    let costs = change_phase(config, stack, routes, prober).await?;
+
+    eprintln!("bench: {} s with nothing changing", config.idle.as_secs());
+    let idle_start = Writes::read(&stack.client).await?;
+    tokio::time::sleep(config.idle).await;
+    let idle_writes = Writes::read(&stack.client).await?.since(&idle_start);
+    let after_idle = sample_process(pid)?;
+
+    report::bulk(&BulkReport {
+        config,
+        loaded,
+        before_load,
+        after_load,
+        costs,
+        idle_writes,
+        after_idle,
+        whole_log: scan_log(&stack.operator_log, 0)?,
+    });
+    Ok(())
+}
+
+/// The K changes, then the wait until every Mapping is Programmed again;
+/// the gauges' deltas cover both.
+async fn change_phase(
+    config: &Config,
+    stack: &Stack,
+    routes: &[Route],
+    prober: &Prober,
+) -> Result<ChangeCosts, BenchError> {
+    let writes_before = Writes::read(&stack.client).await?;
+    let bytes_before = xds_rx_bytes(stack.envoy_admin, &stack.xds_cluster).await?;
+    let mark = log_mark(&stack.operator_log);
+    let process_before = sample_process(stack.operator_pid)?;
+
+    let changed = changes::run(stack, routes, config.hosts, config.changes, prober).await?;
+    let last_change = Instant::now();
+    let settled = until_settled(
+        &world::typed_mappings(stack),
+        changed.mappings_after,
+        last_change,
+        patience(routes.len()),
+    )
+    .await?;
+
+    Ok(ChangeCosts {
+        writes: Writes::read(&stack.client).await?.since(&writes_before),
+        xds_bytes: xds_rx_bytes(stack.envoy_admin, &stack.xds_cluster)
+            .await?
+            .saturating_sub(bytes_before),
+        process_before,
+        process_after: sample_process(stack.operator_pid)?,
+        log: scan_log(&stack.operator_log, mark)?,
+        settled,
+        changed,
+    })
+}
+
+async fn one_by_one(
+    config: &Config,
+    stack: &Stack,
+    routes: &[Route],
+    prober: &Prober,
+) -> Result<(), BenchError> {
+    let before_load: ProcessSample = sample_process(stack.operator_pid)?;
+    let writes_before = Writes::read(&stack.client).await?;
+    eprintln!("bench: creating {} Mappings one by one", routes.len());
+    let loaded = load::one_by_one(stack, routes, prober).await?;
+    let writes = Writes::read(&stack.client).await?.since(&writes_before);
+    report::one_by_one(&OneByOneReport {
+        config,
+        loaded,
+        before_load,
+        after_load: sample_process(stack.operator_pid)?,
+        writes,
+        whole_log: scan_log(&stack.operator_log, 0)?,
+    });
+    Ok(())
+}
