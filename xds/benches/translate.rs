@@ -2,7 +2,8 @@
 //!
 //! - full translation of 100, 1,000 and 10,000 routes over up to 1,000 hostnames
 //!   (IR → encoded resources → snapshot);
-//! - one route changed among 10,000;
+//! - one route changed among 10,000 (RDS; VHDS; VHDS plus the whole route
+//!   config for proxies that do not take VHDS);
 //! - an endpoints-only change;
 //! - a proxy's stream reacting to the one-route change (building the response).
 //!
@@ -102,6 +103,23 @@ fn one_route_changed_over_vhds(c: &mut Criterion) {
             black_box(cache.update(GATEWAY, &updates));
         })
     });
+}
+
+/// The same, when some proxy does not take VHDS: the route config it gets
+/// whole is assembled from the virtual hosts (once per snapshot).
+fn one_route_changed_over_vhds_and_whole(c: &mut Criterion) {
+    let (mut t, cache) = loaded_with(Translator::with_vhds(), 10_000);
+    let mut i = 0u64;
+    c.bench_function(
+        "one route changed among 10,000, over VHDS, and the whole route config",
+        |b| {
+            b.iter(|| {
+                i += 1;
+                let snapshot = cache.update(GATEWAY, &t.translate([changed_route(i)]));
+                black_box(snapshot.whole_route_configs());
+            })
+        },
+    );
 }
 
 fn endpoints_only(c: &mut Criterion) {
@@ -222,6 +240,7 @@ criterion_group!(
     full_translation,
     one_route_changed,
     one_route_changed_over_vhds,
+    one_route_changed_over_vhds_and_whole,
     endpoints_only,
     stream_reaction
 );

@@ -112,9 +112,10 @@ pub struct Resource {
     /// with the previous version (and comparing versions skips it).
     pub origins: Vec<Arc<[Origin]>>,
     /// A route config whose virtual hosts are VirtualHost resources
-    /// (`<name>/<host>`) sent over VHDS: Envoy takes it only over delta ADS;
-    /// a state-of-the-world stream sends the route config assembled whole
-    /// instead ([`crate::cache::Snapshot::sotw_routes`]).
+    /// (`<name>/<host>`) sent over VHDS. Envoy takes it only over delta ADS:
+    /// to a proxy on state of the world (or one that did not ask for VHDS)
+    /// the route config goes assembled whole instead
+    /// ([`crate::cache::Snapshot::whole_route_configs`]).
     pub vhds: bool,
 }
 

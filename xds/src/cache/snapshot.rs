@@ -20,8 +20,8 @@ pub struct Snapshot {
     /// The serial at which each type last changed, so that a stream skips
     /// types that did not change since it last looked.
     type_serials: [u64; ResourceType::COUNT],
-    /// [`Snapshot::sotw_routes`], made when a stream first asks.
-    sotw_routes: OnceLock<Arc<Resources>>,
+    /// [`Snapshot::whole_route_configs`], made when a stream first asks.
+    whole_route_configs: OnceLock<Arc<Resources>>,
 }
 
 impl Snapshot {
@@ -31,7 +31,7 @@ impl Snapshot {
             serial: 0,
             types: Default::default(),
             type_serials: [0; ResourceType::COUNT],
-            sotw_routes: OnceLock::new(),
+            whole_route_configs: OnceLock::new(),
         }
     }
 
@@ -57,13 +57,14 @@ impl Snapshot {
         self.types[kind.index()].get(name)
     }
 
-    /// The route configs as a proxy on state-of-the-world ADS gets them.
-    /// Envoy takes VHDS only over delta, so a route config whose virtual
-    /// hosts go over VHDS is assembled whole from its VirtualHost resources;
-    /// the others are as they are. Made once per snapshot, when the first
-    /// state-of-the-world stream asks (no stream over delta pays for it).
-    pub fn sotw_routes(&self) -> &Arc<Resources> {
-        self.sotw_routes.get_or_init(|| {
+    /// The route configs as a proxy that does not take VHDS gets them: one on
+    /// state-of-the-world ADS (where Envoy refuses VHDS), or on delta without
+    /// asking for it. A route config whose virtual hosts go over VHDS is
+    /// assembled whole from its VirtualHost resources; the others are as
+    /// they are. Made once per snapshot, when the first such stream asks
+    /// (nothing is made while every proxy takes VHDS).
+    pub fn whole_route_configs(&self) -> &Arc<Resources> {
+        self.whole_route_configs.get_or_init(|| {
             let routes = &self.types[ResourceType::Route.index()];
             if !routes.values().any(|r| r.vhds) {
                 return routes.clone();
@@ -87,10 +88,11 @@ impl Snapshot {
         })
     }
 
-    /// The resources of `kind` a stream of `sotw` (or delta) ADS serves.
-    pub fn served(&self, kind: ResourceType, sotw: bool) -> &Resources {
-        if sotw && kind == ResourceType::Route {
-            self.sotw_routes()
+    /// The resources of `kind` a stream serves: with `whole_route_configs`,
+    /// route configs go whole ([`Snapshot::whole_route_configs`]).
+    pub fn served(&self, kind: ResourceType, whole_route_configs: bool) -> &Resources {
+        if whole_route_configs && kind == ResourceType::Route {
+            self.whole_route_configs()
         } else {
             self.resources(kind)
         }
@@ -124,7 +126,7 @@ impl Snapshot {
             changed = true;
             next.type_serials[kind.index()] = next.serial;
             if matches!(kind, ResourceType::Route | ResourceType::VirtualHost) {
-                next.sotw_routes = OnceLock::new();
+                next.whole_route_configs = OnceLock::new();
             }
             let map = Arc::make_mut(&mut next.types[kind.index()]);
             match update {

@@ -11,7 +11,10 @@
 //!   the proxy while an ACKed route or listener still refers to it;
 //! - one response in flight per type: the next goes out after the ACK or NACK,
 //!   so every ACK and NACK is attributed to exactly one response;
-//! - a NACKed resource version is not sent again; a newer version is.
+//! - a NACKed resource version is not sent again; a newer version is;
+//! - a proxy that does not take VHDS (state of the world, or delta without
+//!   asking) gets each route config whole in place of the VHDS shell, and its
+//!   ACK reads as the ACK of the shell and of the virtual hosts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;

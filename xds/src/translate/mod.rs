@@ -114,8 +114,9 @@ pub struct Translator {
     rate_limit: Option<ir::RateLimitService>,
     observability: ir::Observability,
     /// Virtual hosts go over VHDS, one resource each, instead of inside the
-    /// route config: a route change then sends one virtual host. Needs delta
-    /// ADS (Envoy refuses VHDS over state of the world).
+    /// route config: a route change then sends one virtual host. Proxies that
+    /// cannot take VHDS (state of the world) or did not ask for it are sent
+    /// each route config whole by the server (`Snapshot::whole_route_configs`).
     vhds: bool,
     dirty: Dirty,
 }
@@ -125,7 +126,12 @@ impl Translator {
         Translator::default()
     }
 
-    /// A translator that sends virtual hosts over VHDS (for delta proxies).
+    /// A translator that sends virtual hosts over VHDS: to a delta proxy that
+    /// asked for it (its bootstrap says so, see
+    /// [`crate::bootstrap::VHDS_NODE_METADATA`]), a change to one host's
+    /// routes sends that host's VirtualHost resource only; every other proxy
+    /// gets each route config whole, as with [`Translator::new`]. What the
+    /// operator should use for every Gateway.
     pub fn with_vhds() -> Translator {
         Translator {
             vhds: true,

@@ -288,7 +288,7 @@ fn publish(
         }
     }
     // What a state-of-the-world proxy is sent in place of VHDS.
-    for r in next.sotw_routes().values() {
+    for r in next.whole_route_configs().values() {
         let key = (ResourceType::Route, r.name.to_string(), r.version.to_string());
         registry.insert(key, r.clone());
     }
