@@ -4,18 +4,50 @@
 //! namespace, N Mappings from 10 namespaces over 100 hostnames, each routing to
 //! one of 50 Services with an EndpointSlice of three ready endpoints. The
 //! operator rebuilds the model on every change that can alter it, so this is
-//! the floor of a change's cost today.
+//! the cost of a change when the model is built whole; the incremental
+//! model (`legate_model::Incremental`) is measured on the same worlds with
+//! one Mapping, or one EndpointSlice, changed between builds.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use legate_model::World;
+use legate_model::{Incremental, Quarantine, World};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 fn object<T: DeserializeOwned>(value: Value) -> Arc<T> {
     Arc::new(serde_json::from_value(value).unwrap_or_else(|e| panic!("a valid object: {e}")))
+}
+
+fn mapping(i: usize, generation: i64, prefix: &str) -> Arc<legate_crds::Mapping> {
+    // Hosts belong to teams (host h to team h % 10), so no two teams contest one.
+    let host = i % 100;
+    let team = host % 10;
+    object(json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Mapping",
+        "metadata": { "name": format!("m-{i}"), "namespace": format!("team-{team}"),
+                      "generation": generation, "creationTimestamp": "2026-01-01T00:00:01Z" },
+        "spec": {
+            "hostname": format!("host-{host}.example.com"),
+            "prefix": format!("{prefix}/{i}/"),
+            "service": format!("svc-{}", i % 5),
+        },
+    }))
+}
+
+fn slice(team: usize, s: usize, ready: usize) -> Arc<k8s_openapi::api::discovery::v1::EndpointSlice> {
+    let name = format!("svc-{s}");
+    let endpoints: Vec<Value> = (1..=ready)
+        .map(|i| json!({ "addresses": [format!("10.{team}.{s}.{i}")], "conditions": { "ready": true } }))
+        .collect();
+    object(json!({
+        "metadata": { "name": format!("{name}-1"), "namespace": format!("team-{team}"),
+                      "labels": { "kubernetes.io/service-name": name } },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{ "name": "http", "port": 8080 }],
+    }))
 }
 
 fn world(mappings: usize) -> World {
@@ -37,33 +69,10 @@ fn world(mappings: usize) -> World {
                 "metadata": { "name": name, "namespace": namespace },
                 "spec": { "ports": [{ "name": "http", "port": 80, "targetPort": 8080 }] },
             })));
-            let endpoints: Vec<Value> = (1..=3)
-                .map(|i| json!({ "addresses": [format!("10.{team}.{s}.{i}")], "conditions": { "ready": true } }))
-                .collect();
-            world.endpoint_slices.push(object(json!({
-                "metadata": { "name": format!("{name}-1"), "namespace": namespace,
-                              "labels": { "kubernetes.io/service-name": name } },
-                "addressType": "IPv4",
-                "endpoints": endpoints,
-                "ports": [{ "name": "http", "port": 8080 }],
-            })));
+            world.endpoint_slices.push(slice(team, s, 3));
         }
     }
-    for i in 0..mappings {
-        // Hosts belong to teams (host h to team h % 10), so no two teams contest one.
-        let host = i % 100;
-        let team = host % 10;
-        world.mappings.push(object(json!({
-            "apiVersion": "legate.dev/v1alpha1", "kind": "Mapping",
-            "metadata": { "name": format!("m-{i}"), "namespace": format!("team-{team}"),
-                          "generation": 1, "creationTimestamp": "2026-01-01T00:00:01Z" },
-            "spec": {
-                "hostname": format!("host-{host}.example.com"),
-                "prefix": format!("/api/{i}/"),
-                "service": format!("svc-{}", i % 5),
-            },
-        })));
-    }
+    world.mappings = (0..mappings).map(|i| mapping(i, 1, "/api")).collect();
     world
 }
 
@@ -85,5 +94,58 @@ fn whole_model(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, whole_model);
+/// The incremental model between two worlds that differ by one object,
+/// back and forth: each iteration is one change.
+fn one_change(c: &mut Criterion) {
+    let mut group = c.benchmark_group("incremental build");
+    group.sample_size(20);
+    let quarantine = Quarantine::new();
+    for n in [1_000, 5_000] {
+        let before = world(n);
+        let mut after = before.clone();
+        // A Mapping in the middle moves to another path.
+        after.mappings[n / 2] = mapping(n / 2, 2, "/moved");
+        let mut incremental = Incremental::new();
+        assert_eq!(
+            incremental.build(&after, &quarantine),
+            &legate_model::build_with(&after, &quarantine),
+            "the incremental model is the whole build"
+        );
+        let whole = incremental.whole_builds();
+        let worlds = [&before, &after];
+        let mut turn = 0;
+        group.bench_function(format!("one Mapping changed, {n} mappings"), |b| {
+            b.iter(|| {
+                turn += 1;
+                black_box(
+                    incremental
+                        .build(black_box(worlds[turn % 2]), &quarantine)
+                        .verdicts
+                        .len(),
+                )
+            })
+        });
+        assert_eq!(incremental.whole_builds(), whole, "no whole build on the way");
+
+        let mut scaled = before.clone();
+        // One Service of team 0 scales from three endpoints to two.
+        scaled.endpoint_slices[0] = slice(0, 0, 2);
+        let worlds = [&before, &scaled];
+        group.bench_function(format!("one EndpointSlice changed, {n} mappings"), |b| {
+            b.iter(|| {
+                turn += 1;
+                black_box(
+                    incremental
+                        .build(black_box(worlds[turn % 2]), &quarantine)
+                        .verdicts
+                        .len(),
+                )
+            })
+        });
+        assert_eq!(incremental.whole_builds(), whole, "no whole build on the way");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, whole_model, one_change);
 criterion_main!(benches);

@@ -8,11 +8,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{Resource, ResourceExt};
 use legate_crds::conditions::reasons;
 use legate_crds::gateway::FromNamespaces;
-use legate_crds::{Gateway, GatewayRef, TCPMapping};
+use legate_crds::{Gateway, GatewayRef, Mapping, TCPMapping};
 use legate_xds::ir;
 
 use crate::names::{gateway_key, object_ref};
-use crate::verdicts::{Problem, Verdicts};
+use crate::verdicts::{Problem, Verdict, Verdicts};
 use crate::world::World;
 
 /// Whether `gateway` admits routes from `namespace`.
@@ -100,6 +100,26 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
 /// listener on its port; the per-Gateway pass skips those it cannot place,
 /// so they are judged here too.
 pub fn judge_unattached(world: &World, verdicts: &mut Verdicts) {
+    for m in &world.mappings {
+        judge_unattached_mapping(world, m, verdicts.entry(&object_ref(m.as_ref())));
+    }
+    judge_unattached_except_mappings(world, verdicts);
+}
+
+/// NoGateway for a Mapping that no Gateway carries and nothing refused.
+pub fn judge_unattached_mapping(world: &World, mapping: &Mapping, verdict: &mut Verdict) {
+    if verdict.accepted.is_ok() && verdict.gateways.is_empty() {
+        let namespace = mapping.namespace().unwrap_or_default();
+        verdict.accepted = Err(Problem::new(
+            reasons::NO_GATEWAY,
+            no_gateway_message(world, &namespace, &mapping.spec.gateways),
+        ));
+    }
+}
+
+/// [`judge_unattached`] for every kind but Mappings, which the incremental
+/// model judges one by one.
+pub fn judge_unattached_except_mappings(world: &World, verdicts: &mut Verdicts) {
     let mut judge = |origin: ir::ObjectRef, namespace: String, refs: &[GatewayRef]| {
         let verdict = verdicts.entry(&origin);
         if verdict.accepted.is_ok() && verdict.gateways.is_empty() {
@@ -109,13 +129,6 @@ pub fn judge_unattached(world: &World, verdicts: &mut Verdicts) {
             ));
         }
     };
-    for m in &world.mappings {
-        judge(
-            object_ref(m.as_ref()),
-            m.namespace().unwrap_or_default(),
-            &m.spec.gateways,
-        );
-    }
     for t in &world.tls_contexts {
         judge(
             object_ref(t.as_ref()),

@@ -6,10 +6,13 @@
 // Per kind (listeners, tls, mappings, gateways, tcp) over shared helpers
 // (attach, age, services, secrets, server_tls, upstreams, upstream_tls,
 // weights, names, verdicts, world). Helpers never use a per-kind module, so
-// a rule lives in one place and imports stay a DAG.
+// a rule lives in one place and imports stay a DAG. `incremental` is the same
+// build as `build_with` below, kept between worlds: it orchestrates the
+// per-kind modules and holds no rule of its own.
 mod age;
 mod attach;
 mod gateways;
+mod incremental;
 mod listeners;
 mod mappings;
 mod names;
@@ -37,12 +40,13 @@ use std::collections::BTreeMap;
 
 use kube::Resource;
 
+pub use incremental::Incremental;
 pub use names::{gateway_key, object_ref};
 pub use verdicts::{Problem, Verdict, Verdicts};
 pub use world::{CA_BUNDLE_KEY, Quarantine, World};
 
 /// The desired state: each Gateway's configuration and every object's verdict.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Model {
     /// By Gateway key (`namespace/name`, which Envoy's `node.cluster` names).
     pub gateways: BTreeMap<String, legate_xds::ir::Gateway>,
@@ -56,21 +60,13 @@ pub fn build(world: &World) -> Model {
 }
 
 /// Builds every Gateway's configuration and every object's verdict, leaving
-/// out the quarantined objects.
+/// out the quarantined objects. [`Incremental`] gives the same answer for
+/// a fraction of the work when worlds follow one another.
 pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
     let mut model = Model::default();
     let index = services::ServiceIndex::new(world);
-    for gateway in &world.gateways {
-        if gateway.meta().deletion_timestamp.is_some() {
-            continue;
-        }
-        let key = gateway_key(gateway);
-        let mut config = listeners::listeners(gateway, world.listen_address);
-        tls::add_tls(world, gateway, &mut config, &mut model.verdicts);
-        // An HTTPS listener with no certificate cannot be served; it waits for a TLSContext.
-        config
-            .listeners
-            .retain(|_, l| l.protocol != legate_xds::ir::ListenerProtocol::Https || !l.tls.is_empty());
+    for gateway in live_gateways(world) {
+        let mut config = start_config(world, gateway, &mut model.verdicts);
         mappings::add_routes(
             world,
             gateway,
@@ -79,19 +75,55 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
             &mut config,
             &mut model.verdicts,
         );
-        gateways::add_services(world, gateway, &index, &mut config, &mut model.verdicts);
-        gateways::add_observability(world, gateway, &index, &mut config, &mut model.verdicts);
-        tcp::add_tcp_routes(world, gateway, &index, &mut config, &mut model.verdicts);
-        // A TCP or TLS listener with nothing to proxy has no filter chain, which
-        // Envoy refuses: it waits for its first TCPMapping.
-        let used: std::collections::BTreeSet<String> =
-            config.tcp_routes.values().map(|r| r.listener.clone()).collect();
-        config
-            .listeners
-            .retain(|name, l| l.protocol.is_http() || used.contains(name));
-        model.gateways.insert(key, config);
+        finish_config(world, gateway, &index, &mut config, &mut model.verdicts);
+        model.gateways.insert(gateway_key(gateway), config);
     }
     gateways::judge_gateways(world, &mut model.verdicts);
     attach::judge_unattached(world, &mut model.verdicts);
     model
+}
+
+/// The Gateways that get a configuration: all but those being deleted.
+fn live_gateways(world: &World) -> impl Iterator<Item = &std::sync::Arc<legate_crds::Gateway>> {
+    world
+        .gateways
+        .iter()
+        .filter(|g| g.meta().deletion_timestamp.is_none())
+}
+
+/// What a Gateway's HTTP routes attach to: its listeners, with the
+/// certificates of its TLSContexts (and their cleartext routes).
+fn start_config(
+    world: &World,
+    gateway: &legate_crds::Gateway,
+    verdicts: &mut Verdicts,
+) -> legate_xds::ir::Gateway {
+    let mut config = listeners::listeners(gateway, world.listen_address);
+    tls::add_tls(world, gateway, &mut config, verdicts);
+    // An HTTPS listener with no certificate cannot be served; it waits for a TLSContext.
+    config
+        .listeners
+        .retain(|_, l| l.protocol != legate_xds::ir::ListenerProtocol::Https || !l.tls.is_empty());
+    config
+}
+
+/// What comes after the HTTP routes: the Gateway-wide services,
+/// observability and TCP routes, and the listeners that have something to do.
+fn finish_config(
+    world: &World,
+    gateway: &legate_crds::Gateway,
+    index: &services::ServiceIndex,
+    config: &mut legate_xds::ir::Gateway,
+    verdicts: &mut Verdicts,
+) {
+    gateways::add_services(world, gateway, index, config, verdicts);
+    gateways::add_observability(world, gateway, index, config, verdicts);
+    tcp::add_tcp_routes(world, gateway, index, config, verdicts);
+    // A TCP or TLS listener with nothing to proxy has no filter chain, which
+    // Envoy refuses: it waits for its first TCPMapping.
+    let used: std::collections::BTreeSet<String> =
+        config.tcp_routes.values().map(|r| r.listener.clone()).collect();
+    config
+        .listeners
+        .retain(|name, l| l.protocol.is_http() || used.contains(name));
 }

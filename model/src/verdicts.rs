@@ -77,6 +77,16 @@ impl Verdicts {
         self.entry(object).resolved_refs = Err(problem);
     }
 
+    /// Sets the verdict on `verdict.object`, whatever was said before.
+    pub(crate) fn insert(&mut self, verdict: Verdict) {
+        self.0.insert(verdict.object.key(), verdict);
+    }
+
+    /// Forgets the verdict on the object with key `key`.
+    pub(crate) fn remove(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+
     /// The verdict on the object with key `key` (`Kind/namespace/name`).
     pub fn get(&self, key: &str) -> Option<&Verdict> {
         self.0.get(key)

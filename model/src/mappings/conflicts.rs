@@ -13,7 +13,7 @@ use crate::names::object_ref;
 use crate::verdicts::{Problem, Verdicts};
 
 /// Mappings with equal keys match the same requests.
-pub(super) fn match_key(mapping: &Mapping) -> String {
+pub(crate) fn match_key(mapping: &Mapping) -> String {
     let s = &mapping.spec;
     let path = match (&s.prefix, &s.path, &s.path_regex) {
         (Some(p), _, _) => format!("prefix:{p}"),

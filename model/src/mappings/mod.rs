@@ -27,9 +27,10 @@ use crate::verdicts::{Problem, Verdicts};
 use crate::weights::{self, Share};
 use crate::world::{Quarantine, World};
 
-use conflicts::{match_key, resolve_conflicts};
+pub(crate) use conflicts::match_key;
+use conflicts::resolve_conflicts;
 use routes::build_route;
-use validate::validate;
+pub(crate) use validate::validate;
 
 /// Adds the routes of every Mapping attached to `gateway` and records verdicts.
 pub fn add_routes(
@@ -41,14 +42,86 @@ pub fn add_routes(
     verdicts: &mut Verdicts,
 ) {
     let key = gateway_key(gateway);
-    let defaults = gateway.spec.defaults.clone().unwrap_or(RouteDefaults {
+    let defaults = route_defaults(gateway);
+    let listeners = http_listeners(config);
+
+    // Valid Mappings attached to this Gateway, grouped by what they match.
+    let mut groups: BTreeMap<String, Vec<Arc<Mapping>>> = BTreeMap::new();
+    for mapping in &world.mappings {
+        match place(world, gateway, quarantine, mapping, || validate(mapping)) {
+            Placement::Ignored => {}
+            Placement::Invalid(problem) => verdicts.reject(&object_ref(mapping.as_ref()), problem),
+            Placement::Quarantined => verdicts.entry(&object_ref(mapping.as_ref())).carried_by(&key),
+            Placement::Routed => groups
+                .entry(match_key(mapping))
+                .or_default()
+                .push(mapping.clone()),
+        }
+    }
+    for members in groups.into_values() {
+        route_group(
+            world, members, &listeners, &defaults, index, &key, config, verdicts,
+        );
+    }
+}
+
+/// Where one Mapping stands on one Gateway, before it meets the Mappings of
+/// the same match.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Placement {
+    /// Being deleted, or not attached to this Gateway: nothing to say here.
+    Ignored,
+    /// Not valid on its own (the same on every Gateway).
+    Invalid(Problem),
+    /// Envoy refused this generation: its status says so, and it stays out
+    /// so that everyone else's changes still reach Envoy.
+    Quarantined,
+    /// Joins the group of its match ([`match_key`]).
+    Routed,
+}
+
+/// Where `mapping` stands on `gateway`; `validity` is [`validate`]'s answer,
+/// asked only for a Mapping that is not being deleted.
+pub(crate) fn place(
+    world: &World,
+    gateway: &Gateway,
+    quarantine: &Quarantine,
+    mapping: &Mapping,
+    validity: impl FnOnce() -> Result<(), Problem>,
+) -> Placement {
+    if mapping.meta().deletion_timestamp.is_some() {
+        return Placement::Ignored;
+    }
+    if let Err(problem) = validity() {
+        return Placement::Invalid(problem);
+    }
+    let namespace = mapping.namespace().unwrap_or_default();
+    if !attach::attaches(world, gateway, &namespace, &mapping.spec.gateways) {
+        return Placement::Ignored;
+    }
+    if !quarantine.is_empty() {
+        let reference = object_ref(mapping);
+        if quarantine.get(&reference.key()) == Some(&reference.generation()) {
+            return Placement::Quarantined;
+        }
+    }
+    Placement::Routed
+}
+
+/// The Gateway's defaults for what a Mapping leaves unset.
+pub(crate) fn route_defaults(gateway: &Gateway) -> RouteDefaults {
+    gateway.spec.defaults.clone().unwrap_or(RouteDefaults {
         timeout: None,
         retry_policy: None,
         cors: None,
         circuit_breakers: None,
         load_balancer: None,
-    });
-    let http_listeners: Vec<String> = config
+    })
+}
+
+/// The listeners of `config` that carry Mappings.
+pub(crate) fn http_listeners(config: &ir::Gateway) -> Vec<String> {
+    config
         .listeners
         .values()
         .filter(|l| {
@@ -58,75 +131,54 @@ pub fn add_routes(
             )
         })
         .map(|l| l.name.clone())
-        .collect();
+        .collect()
+}
 
-    // Valid Mappings attached to this Gateway, grouped by what they match.
-    let mut groups: BTreeMap<String, Vec<Arc<Mapping>>> = BTreeMap::new();
-    for mapping in &world.mappings {
-        if mapping.meta().deletion_timestamp.is_some() {
-            continue;
-        }
-        let namespace = mapping.namespace().unwrap_or_default();
-        let reference = object_ref(mapping.as_ref());
-        let verdict = verdicts.entry(&reference);
-        if let Err(problem) = validate(mapping) {
-            verdict.accepted = Err(problem);
-            continue;
-        }
-        if !attach::attaches(world, gateway, &namespace, &mapping.spec.gateways) {
-            continue;
-        }
-        if quarantine.get(&reference.key()) == Some(&reference.generation()) {
-            // Envoy refused this generation: its status says so, and it stays
-            // out so that everyone else's changes still reach Envoy.
-            verdict.carried_by(&key);
-            continue;
-        }
-        groups
-            .entry(match_key(mapping))
-            .or_default()
-            .push(mapping.clone());
-    }
-
-    for members in groups.into_values() {
-        let members = resolve_conflicts(members, verdicts);
-        let Some(route_members) = split_weights(members, verdicts) else {
+/// The routes of the Mappings of one match (`members`, in any order) on
+/// each of `listeners`, and their verdicts. What one group adds touches no
+/// other group's routes or verdicts: the incremental model re-judges groups
+/// one by one on that promise.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn route_group(
+    world: &World,
+    members: Vec<Arc<Mapping>>,
+    listeners: &[String],
+    defaults: &RouteDefaults,
+    index: &ServiceIndex,
+    gateway_key: &str,
+    config: &mut ir::Gateway,
+    verdicts: &mut Verdicts,
+) {
+    let members = resolve_conflicts(members, verdicts);
+    let Some(route_members) = split_weights(members, verdicts) else {
+        return;
+    };
+    for listener in listeners {
+        let Some(route) = build_route(world, &route_members, listener, defaults, index, config, verdicts)
+        else {
             continue;
         };
-        for listener in &http_listeners {
-            let Some(route) = build_route(
-                world,
-                &route_members,
-                listener,
-                &defaults,
-                index,
-                config,
-                verdicts,
-            ) else {
-                continue;
-            };
-            // The translator refuses what Envoy could not run; say so on the
-            // Mappings rather than let the route silently never arrive.
-            match route.validate() {
-                Ok(()) => {
-                    config.routes.insert(route.id.clone(), route);
-                }
-                Err(e) => {
-                    for mapping in route_members.all() {
-                        let message = format!("the route cannot be sent to Envoy: {e}");
-                        verdicts.reject(
-                            &object_ref(mapping.as_ref()),
-                            Problem::new(reasons::INVALID, message),
-                        );
-                    }
+        // The translator refuses what Envoy could not run; say so on the
+        // Mappings rather than let the route silently never arrive.
+        match route.validate() {
+            Ok(()) => {
+                config.routes.insert(route.id.clone(), route);
+            }
+            Err(e) => {
+                for mapping in route_members.all() {
+                    let message = format!("the route cannot be sent to Envoy: {e}");
+                    verdicts.reject(
+                        &object_ref(mapping.as_ref()),
+                        Problem::new(reasons::INVALID, message),
+                    );
                 }
             }
         }
-        for mapping in route_members.all() {
-            let verdict = verdicts.entry(&object_ref(mapping.as_ref()));
-            if verdict.accepted.is_ok() {
-                verdict.carried_by(&key);
-            }
+    }
+    for mapping in route_members.all() {
+        let verdict = verdicts.entry(&object_ref(mapping.as_ref()));
+        if verdict.accepted.is_ok() {
+            verdict.carried_by(gateway_key);
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::verdicts::Problem;
 /// What only the controller can judge about a Mapping on its own: regular
 /// expressions (RE2 syntax, checked with Rust's regex crate, which shares it),
 /// durations, the service reference.
-pub(super) fn validate(mapping: &Mapping) -> Result<(), Problem> {
+pub(crate) fn validate(mapping: &Mapping) -> Result<(), Problem> {
     let spec = &mapping.spec;
     let invalid = |message: String| Problem::new(reasons::INVALID, message);
     let mut regexes: Vec<(String, &str)> = Vec::new();

@@ -26,7 +26,7 @@ use legate_crds::mapping::UpstreamTls;
 use legate_xds::ir::{self, ObjectRef};
 
 use crate::names::short_hash;
-use crate::services::{PortError, PortRef, ServiceIndex, resolve_port};
+use crate::services::{PortError, PortRef, ResolvedPort, ServiceIndex, ServiceKey, resolve_port};
 use crate::upstream_tls;
 use crate::verdicts::{Problem, Verdict};
 use crate::world::World;
@@ -121,6 +121,10 @@ pub fn resolve(
         config.secrets.insert(secret.name.clone(), secret);
     }
     if let Some(endpoints) = target.endpoints {
+        // The only way a Service's endpoints reach the configuration (their
+        // absence aside, which is `trouble`): the incremental model relies
+        // on it to follow an EndpointSlice change by writing them again.
+        index.note_endpoints(&name, target.endpoints_of.as_ref(), &endpoints);
         config.endpoints.insert(name.clone(), endpoints);
     }
     config.add_upstream(upstream);
@@ -163,6 +167,7 @@ pub fn resolve_or_empty(
                 None,
             );
             let name = upstream.name.clone();
+            index.note_endpoints(&name, None, &[]);
             config.endpoints.insert(name.clone(), Vec::new());
             config.add_upstream(upstream);
             name
@@ -200,6 +205,8 @@ struct Target {
     discovery: ir::Discovery,
     /// For EDS: the ready endpoints (none for a missing Service).
     endpoints: Option<Vec<ir::Endpoint>>,
+    /// The Service port `endpoints` are of (none for a missing Service).
+    endpoints_of: Option<(ServiceKey, ResolvedPort)>,
     /// An `https://` URL's TLS, verifying its host.
     url_tls: Option<ir::UpstreamTls>,
     trouble: Option<RefError>,
@@ -211,6 +218,7 @@ impl Target {
             destination: ir::Upstream::dns_name(&host, port),
             discovery: ir::Discovery::Dns { hostname: host, port },
             endpoints: None,
+            endpoints_of: None,
             url_tls: None,
             trouble: None,
         };
@@ -241,6 +249,7 @@ impl Target {
                 destination: ir::Upstream::service_name(&namespace, &name, port),
                 discovery: ir::Discovery::Endpoints,
                 endpoints: Some(Vec::new()),
+                endpoints_of: None,
                 url_tls: None,
                 trouble: Some(RefError::ServiceNotFound { namespace, name }),
             });
@@ -256,13 +265,17 @@ impl Target {
             return Ok(dns(host, resolved.port));
         }
         let endpoints = index.endpoints(&namespace, &name, &resolved);
+        let destination = ir::Upstream::service_name(&namespace, &name, resolved.port);
+        let trouble = endpoints.is_empty().then(|| RefError::NoReadyEndpoints {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        });
         Ok(Target {
-            destination: ir::Upstream::service_name(&namespace, &name, resolved.port),
+            destination,
             discovery: ir::Discovery::Endpoints,
-            trouble: endpoints
-                .is_empty()
-                .then_some(RefError::NoReadyEndpoints { namespace, name }),
+            trouble,
             endpoints: Some(endpoints),
+            endpoints_of: Some(((namespace, name), resolved)),
             url_tls: None,
         })
     }

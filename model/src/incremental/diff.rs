@@ -1,0 +1,197 @@
+//! What changed between two worlds, object by object. The operator hands
+//! the objects of its stores as `Arc`s, and an object that did not change is
+//! the same `Arc` from one world to the next: comparing addresses is the
+//! cheap test. An object listed again as a new `Arc` (a watch that
+//! restarted) with the same uid and a resourceVersion is unchanged too.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Resource;
+use legate_crds::{AuthService, Gateway, RateLimitService, TCPMapping, TLSContext};
+
+use crate::world::World;
+
+/// Past this many differences at the same positions, a set difference is
+/// cheaper than walking them pair by pair.
+const POSITIONAL_LIMIT: usize = 32;
+
+/// The objects of one kind that changed: the old versions of those changed
+/// or deleted, the new versions of those changed or added.
+#[derive(Debug)]
+pub(super) struct Changes<K> {
+    pub removed: Vec<Arc<K>>,
+    pub added: Vec<Arc<K>>,
+}
+
+impl<K> Changes<K> {
+    pub fn len(&self) -> usize {
+        self.removed.len() + self.added.len()
+    }
+}
+
+/// The objects of one kind as last seen, in the order they came (a kind
+/// whose order does not matter to the model: Mappings, Services,
+/// EndpointSlices).
+#[derive(Debug)]
+pub(super) struct Seen<K> {
+    objects: Vec<Arc<K>>,
+}
+
+impl<K: Resource> Seen<K> {
+    pub fn new(objects: &[Arc<K>]) -> Seen<K> {
+        Seen {
+            objects: objects.to_vec(),
+        }
+    }
+
+    /// What changed since the last list; remembers `objects` for the next.
+    pub fn update(&mut self, objects: &[Arc<K>]) -> Changes<K> {
+        let changes = match self.positional(objects) {
+            Some(changes) => changes,
+            None => {
+                let changes = set_difference(&self.objects, objects);
+                self.objects = objects.to_vec();
+                changes
+            }
+        };
+        without_relisted(changes)
+    }
+
+    /// With as many objects as before and a few differences in place (an
+    /// edit keeps its place in a store), the pairs that differ; `None`
+    /// otherwise. Remembers the new ones.
+    fn positional(&mut self, objects: &[Arc<K>]) -> Option<Changes<K>> {
+        if self.objects.len() != objects.len() {
+            return None;
+        }
+        let differ: Vec<usize> = (0..objects.len())
+            .filter(|&i| !Arc::ptr_eq(&self.objects[i], &objects[i]))
+            .take(POSITIONAL_LIMIT + 1)
+            .collect();
+        if differ.len() > POSITIONAL_LIMIT {
+            return None;
+        }
+        let mut changes = Changes {
+            removed: Vec::with_capacity(differ.len()),
+            added: Vec::with_capacity(differ.len()),
+        };
+        for i in differ {
+            let new = objects[i].clone();
+            changes
+                .removed
+                .push(std::mem::replace(&mut self.objects[i], new.clone()));
+            changes.added.push(new);
+        }
+        // A swap of two objects reads as both removed and added: harmless,
+        // both are judged again.
+        Some(changes)
+    }
+}
+
+fn address<K>(object: &Arc<K>) -> usize {
+    Arc::as_ptr(object) as usize
+}
+
+fn set_difference<K>(before: &[Arc<K>], now: &[Arc<K>]) -> Changes<K> {
+    let old: HashSet<usize> = before.iter().map(address).collect();
+    let new: HashSet<usize> = now.iter().map(address).collect();
+    Changes {
+        removed: before
+            .iter()
+            .filter(|o| !new.contains(&address(o)))
+            .cloned()
+            .collect(),
+        added: now
+            .iter()
+            .filter(|o| !old.contains(&address(o)))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// Drops the pairs that are one object at one version, listed again.
+fn without_relisted<K: Resource>(changes: Changes<K>) -> Changes<K> {
+    if changes.removed.is_empty() || changes.added.is_empty() {
+        return changes;
+    }
+    let identity = |o: &K| (o.meta().namespace.clone(), o.meta().name.clone());
+    let mut removed: HashMap<_, Arc<K>> = changes.removed.into_iter().map(|o| (identity(&o), o)).collect();
+    let mut added = Vec::with_capacity(changes.added.len());
+    for new in changes.added {
+        let key = identity(&new);
+        match removed.get(&key) {
+            Some(old) if same_version(old, &new) => {
+                removed.remove(&key);
+            }
+            _ => added.push(new),
+        }
+    }
+    Changes {
+        removed: removed.into_values().collect(),
+        added,
+    }
+}
+
+/// The same object at the same version: one `Arc`, or one uid at one
+/// resourceVersion (which the API server changes on every write).
+pub(super) fn same_version<K: Resource>(a: &Arc<K>, b: &Arc<K>) -> bool {
+    if Arc::ptr_eq(a, b) {
+        return true;
+    }
+    let (a, b) = (a.meta(), b.meta());
+    a.uid.is_some()
+        && a.uid == b.uid
+        && a.resource_version.is_some()
+        && a.resource_version == b.resource_version
+}
+
+/// The objects whose changes reach too far to follow one by one (a
+/// Gateway's listeners, a Namespace's labels, a TLSContext, a Secret…),
+/// and where Envoys listen: when any of these changes, the model is built
+/// whole again. Their order counts too (the certificates of a listener come
+/// in the order of the TLSContexts).
+#[derive(Debug)]
+pub(super) struct Frame {
+    listen_address: IpAddr,
+    gateways: Vec<Arc<Gateway>>,
+    tls_contexts: Vec<Arc<TLSContext>>,
+    auth_services: Vec<Arc<AuthService>>,
+    rate_limit_services: Vec<Arc<RateLimitService>>,
+    tcp_mappings: Vec<Arc<TCPMapping>>,
+    namespaces: Vec<Arc<Namespace>>,
+    secrets: Vec<Arc<Secret>>,
+}
+
+impl Frame {
+    pub fn of(world: &World) -> Frame {
+        Frame {
+            listen_address: world.listen_address,
+            gateways: world.gateways.clone(),
+            tls_contexts: world.tls_contexts.clone(),
+            auth_services: world.auth_services.clone(),
+            rate_limit_services: world.rate_limit_services.clone(),
+            tcp_mappings: world.tcp_mappings.clone(),
+            namespaces: world.namespaces.clone(),
+            secrets: world.secrets.clone(),
+        }
+    }
+
+    /// Whether `world` has the same frame.
+    pub fn holds(&self, world: &World) -> bool {
+        self.listen_address == world.listen_address
+            && same_list(&self.gateways, &world.gateways)
+            && same_list(&self.tls_contexts, &world.tls_contexts)
+            && same_list(&self.auth_services, &world.auth_services)
+            && same_list(&self.rate_limit_services, &world.rate_limit_services)
+            && same_list(&self.tcp_mappings, &world.tcp_mappings)
+            && same_list(&self.namespaces, &world.namespaces)
+            && same_list(&self.secrets, &world.secrets)
+    }
+}
+
+fn same_list<K: Resource>(before: &[Arc<K>], now: &[Arc<K>]) -> bool {
+    before.len() == now.len() && before.iter().zip(now).all(|(a, b)| same_version(a, b))
+}

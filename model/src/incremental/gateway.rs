@@ -1,0 +1,328 @@
+//! One Gateway's configuration, kept between worlds. What comes before its
+//! HTTP routes (listeners, TLS) and after them (Gateway-wide services, TCP
+//! routes) is built only with the whole model; the routes of each group of
+//! Mappings with one match are judged again one group at a time, and what
+//! they share with other parts merged again ([`super::sources`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use legate_crds::gateway::RouteDefaults;
+use legate_crds::{Gateway, Mapping};
+use legate_xds::ir;
+
+use super::MappingState;
+use super::sources::{Source, Sources, Stale, scratch};
+use crate::mappings::{self, Placement};
+use crate::names::gateway_key;
+use crate::services::{EndpointsWrite, Reads};
+use crate::services::{ResolvedPort, ServiceIndex, ServiceKey};
+use crate::verdicts::{Problem, Verdict, Verdicts};
+use crate::world::{Quarantine, World};
+
+/// The Mappings of one match on this Gateway and what they make.
+#[derive(Debug)]
+struct Group {
+    /// By object key.
+    members: BTreeMap<String, Arc<Mapping>>,
+    /// The upstreams, endpoints and Secrets the group wrote (its routes are
+    /// in the configuration; `routes` names them).
+    output: ir::Gateway,
+    routes: Vec<ir::RouteId>,
+    /// What the group said about its members, on this Gateway alone.
+    verdicts: Verdicts,
+    /// What it looked up.
+    reads: Reads,
+}
+
+/// What one Gateway said about one Mapping.
+pub(super) enum Effect<'a> {
+    Nothing,
+    Invalid(&'a Problem),
+    Quarantined,
+    /// Judged with the Mappings of its match.
+    Judged(&'a Verdict),
+}
+
+/// Where one Mapping stands on this Gateway; `Ignored` is not kept.
+#[derive(Debug)]
+enum Placed {
+    Invalid(Problem),
+    Quarantined,
+    Routed(Arc<str>),
+}
+
+#[derive(Debug)]
+pub(super) struct GatewayState {
+    pub key: String,
+    gateway: Arc<Gateway>,
+    /// The listeners Mappings route on.
+    listeners: Vec<String>,
+    defaults: RouteDefaults,
+    before: ir::Gateway,
+    after: ir::Gateway,
+    placed: HashMap<String, Placed>,
+    groups: BTreeMap<Arc<str>, Group>,
+    /// Which groups read each Service.
+    readers: HashMap<ServiceKey, BTreeSet<Arc<str>>>,
+    shared: Sources,
+}
+
+impl GatewayState {
+    /// The parts of `gateway`'s configuration before and after its HTTP
+    /// routes, with their verdicts; no Mapping yet. Adds to `frame_reads`
+    /// the Services those parts looked up. Returns the configuration so far.
+    pub fn new(
+        world: &World,
+        gateway: &Arc<Gateway>,
+        index: &ServiceIndex,
+        verdicts: &mut Verdicts,
+        frame_reads: &mut HashSet<ServiceKey>,
+    ) -> (GatewayState, ir::Gateway) {
+        let before = crate::start_config(world, gateway, verdicts);
+        let mut after = ir::Gateway {
+            listeners: before.listeners.clone(),
+            ..ir::Gateway::default()
+        };
+        let ((), reads) =
+            index.recording(|| crate::finish_config(world, gateway, index, &mut after, verdicts));
+        frame_reads.extend(reads.services);
+        let mut routes = before.routes.clone();
+        routes.extend(after.routes.iter().map(|(id, r)| (id.clone(), r.clone())));
+        let mut config = ir::Gateway {
+            listeners: after.listeners.clone(),
+            routes,
+            tcp_routes: after.tcp_routes.clone(),
+            auth: after.auth.clone(),
+            rate_limit: after.rate_limit.clone(),
+            observability: after.observability.clone(),
+            ..ir::Gateway::default()
+        };
+        let mut state = GatewayState {
+            key: gateway_key(gateway),
+            gateway: gateway.clone(),
+            listeners: mappings::http_listeners(&before),
+            defaults: mappings::route_defaults(gateway),
+            before,
+            after,
+            placed: HashMap::new(),
+            groups: BTreeMap::new(),
+            readers: HashMap::new(),
+            shared: Sources::default(),
+        };
+        let mut stale = Stale::default();
+        for source in [Source::Before, Source::After] {
+            let output = match source {
+                Source::After => &state.after,
+                _ => &state.before,
+            };
+            state.shared.add(output, &source, &mut stale);
+        }
+        state.merge(&stale, &mut config);
+        (state, config)
+    }
+
+    /// Places the Mapping with object key `key` (`None`: deleted) again,
+    /// adding to `dirty` the groups it leaves and joins.
+    pub fn place(
+        &mut self,
+        world: &World,
+        quarantine: &Quarantine,
+        key: &str,
+        mapping: Option<&MappingState>,
+        dirty: &mut BTreeSet<Arc<str>>,
+    ) {
+        if let Some(Placed::Routed(group)) = self.placed.remove(key) {
+            if let Some(g) = self.groups.get_mut(&group) {
+                g.members.remove(key);
+            }
+            dirty.insert(group);
+        }
+        let Some(mapping) = mapping else { return };
+        let placed = match mappings::place(world, &self.gateway, quarantine, &mapping.object, || {
+            mapping.validity.clone()
+        }) {
+            Placement::Ignored => return,
+            Placement::Invalid(problem) => Placed::Invalid(problem),
+            Placement::Quarantined => Placed::Quarantined,
+            Placement::Routed => {
+                let group = mapping.match_key.clone();
+                self.groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group {
+                        members: BTreeMap::new(),
+                        output: scratch(),
+                        routes: Vec::new(),
+                        verdicts: Verdicts::default(),
+                        reads: Reads::default(),
+                    })
+                    .members
+                    .insert(key.to_string(), mapping.object.clone());
+                dirty.insert(group.clone());
+                Placed::Routed(group)
+            }
+        };
+        self.placed.insert(key.to_string(), placed);
+    }
+
+    /// Adds to `dirty` the groups that looked up `service`.
+    pub fn readers_of(&self, service: &ServiceKey, dirty: &mut BTreeSet<Arc<str>>) {
+        if let Some(groups) = self.readers.get(service) {
+            dirty.extend(groups.iter().cloned());
+        }
+    }
+
+    /// Judges the `dirty` groups again and updates `config`; adds to
+    /// `touched` the Mappings whose verdict may have changed.
+    pub fn rejudge(
+        &mut self,
+        world: &World,
+        index: &ServiceIndex,
+        dirty: BTreeSet<Arc<str>>,
+        config: &mut ir::Gateway,
+        touched: &mut BTreeSet<String>,
+    ) {
+        let mut stale = Stale::default();
+        // Take back everything the dirty groups said last time before any
+        // says anything new: a Mapping that moves to another group keeps
+        // its route ids.
+        for name in &dirty {
+            let Some(group) = self.groups.get_mut(name) else {
+                continue;
+            };
+            for id in group.routes.drain(..) {
+                config.routes.remove(&id);
+            }
+            self.shared
+                .remove(&group.output, &Source::Group(name.clone()), &mut stale);
+            group.output = scratch();
+            for service in std::mem::take(&mut group.reads).services {
+                if let Some(readers) = self.readers.get_mut(&service) {
+                    readers.remove(name);
+                    if readers.is_empty() {
+                        self.readers.remove(&service);
+                    }
+                }
+            }
+            touched.extend(std::mem::take(&mut group.verdicts).keys().cloned());
+            if group.members.is_empty() {
+                self.groups.remove(name);
+            }
+        }
+        for name in dirty {
+            let Some(group) = self.groups.get_mut(&name) else {
+                continue;
+            };
+            let members: Vec<Arc<Mapping>> = group.members.values().cloned().collect();
+            let mut output = scratch();
+            let mut verdicts = Verdicts::default();
+            let ((), reads) = index.recording(|| {
+                mappings::route_group(
+                    world,
+                    members,
+                    &self.listeners,
+                    &self.defaults,
+                    index,
+                    &self.key,
+                    &mut output,
+                    &mut verdicts,
+                );
+            });
+            for (id, route) in std::mem::take(&mut output.routes) {
+                group.routes.push(id.clone());
+                config.routes.insert(id, route);
+            }
+            self.shared.add(&output, &Source::Group(name.clone()), &mut stale);
+            for service in &reads.services {
+                self.readers
+                    .entry(service.clone())
+                    .or_default()
+                    .insert(name.clone());
+            }
+            touched.extend(verdicts.keys().cloned());
+            touched.extend(group.members.keys().cloned());
+            group.output = output;
+            group.verdicts = verdicts;
+            group.reads = reads;
+        }
+        self.merge(&stale, config);
+    }
+
+    /// Follows a change of the EndpointSlices (and only them) of `services`
+    /// in the groups that are not `dirty`: their Mappings' routes and
+    /// verdicts stay, their endpoints are written again. A group where a
+    /// Service port gains its first ready endpoint or loses its last (which
+    /// a verdict may say) joins `dirty` instead.
+    pub fn rewrite_endpoints(
+        &mut self,
+        index: &ServiceIndex,
+        services: &BTreeSet<ServiceKey>,
+        dirty: &mut BTreeSet<Arc<str>>,
+        config: &mut ir::Gateway,
+    ) {
+        let mut readers = BTreeSet::new();
+        for service in services {
+            self.readers_of(service, &mut readers);
+        }
+        let mut answers: HashMap<(ServiceKey, ResolvedPort), Vec<ir::Endpoint>> = HashMap::new();
+        let mut answer = |(service, port): &(ServiceKey, ResolvedPort)| {
+            answers
+                .entry((service.clone(), port.clone()))
+                .or_insert_with(|| index.endpoints(&service.0, &service.1, port))
+                .clone()
+        };
+        let mut stale = Stale::default();
+        for name in readers {
+            let Some(group) = self.groups.get_mut(&name).filter(|_| !dirty.contains(&name)) else {
+                continue;
+            };
+            let changed = |w: &&EndpointsWrite| w.source.as_ref().is_some_and(|(s, _)| services.contains(s));
+            let writes: Vec<&EndpointsWrite> = group.reads.endpoints.iter().filter(changed).collect();
+            let emptied = writes
+                .iter()
+                .any(|w| w.source.as_ref().is_some_and(|s| answer(s).is_empty() != w.empty));
+            if emptied {
+                dirty.insert(name);
+                continue;
+            }
+            // Each name holds what was written last under it.
+            let names: BTreeSet<&String> = writes.iter().map(|w| &w.upstream).collect();
+            for upstream in names {
+                let last = group
+                    .reads
+                    .endpoints
+                    .iter()
+                    .rev()
+                    .find(|w| w.upstream == *upstream);
+                if let Some(source) = last.and_then(|w| w.source.as_ref()) {
+                    group.output.endpoints.insert(upstream.clone(), answer(source));
+                    stale.endpoints.insert(upstream.clone());
+                }
+            }
+        }
+        self.merge(&stale, config);
+    }
+
+    /// What this Gateway said about the Mapping with object key `key`.
+    pub fn effect(&self, key: &str) -> Effect<'_> {
+        match self.placed.get(key) {
+            None => Effect::Nothing,
+            Some(Placed::Invalid(problem)) => Effect::Invalid(problem),
+            Some(Placed::Quarantined) => Effect::Quarantined,
+            Some(Placed::Routed(group)) => self
+                .groups
+                .get(group)
+                .and_then(|g| g.verdicts.get(key))
+                .map_or(Effect::Nothing, Effect::Judged),
+        }
+    }
+
+    /// Merges the `stale` shared names of `config` again.
+    fn merge(&self, stale: &Stale, config: &mut ir::Gateway) {
+        self.shared.merge(stale, config, |source| match source {
+            Source::Before => Some(&self.before),
+            Source::After => Some(&self.after),
+            Source::Group(name) => self.groups.get(name).map(|g| &g.output),
+        });
+    }
+}

@@ -1,0 +1,337 @@
+//! The model kept between worlds: [`Incremental::build`] answers exactly
+//! what [`crate::build_with`] answers, and for a world that differs from the
+//! last by a few Mappings, Services or EndpointSlices it judges again only
+//! what those can change.
+//!
+//! What a change can reach:
+//! - a Mapping: the group of Mappings with its match, before and after the
+//!   change, on each Gateway (conflicts and weights are settled within a
+//!   group), and the verdicts of their members;
+//! - a Service: the groups that looked it up (found or not);
+//! - an EndpointSlice: the endpoints the groups wrote for its Service's
+//!   ports (the groups themselves when a port gains its first ready
+//!   endpoint or loses its last);
+//! - a quarantine entry: the Mapping it names.
+//!
+//! Anything else (a Gateway, TLSContext, AuthService, RateLimitService,
+//! TCPMapping, Namespace or Secret, the listen address; a Service that an
+//! AuthService, RateLimitService, tracing collector or TCPMapping looked up;
+//! many changes at once; two objects of one kind with one name) builds the
+//! model whole again: their reach is wide and their changes are rare.
+
+mod diff;
+mod gateway;
+mod sources;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use legate_crds::Mapping;
+
+use crate::mappings;
+use crate::names::object_ref;
+use crate::services::{self, ServiceIndex, ServiceKey};
+use crate::verdicts::{Problem, Verdict};
+use crate::world::{Quarantine, World};
+use crate::{Model, attach, gateways, live_gateways};
+
+use diff::{Frame, Seen};
+use gateway::{Effect, GatewayState};
+
+/// Past this many changed objects of a kind (and an eighth of them), a
+/// whole build is cheaper than following each change.
+const MANY_CHANGES: usize = 64;
+
+/// The model, kept up to date from one world to the next.
+///
+/// ```ignore
+/// let mut model = legate_model::Incremental::new();
+/// loop {
+///     let built: &Model = model.build(&world, &quarantine);
+///     // …
+/// }
+/// ```
+#[derive(Default)]
+pub struct Incremental {
+    model: Model,
+    state: Option<State>,
+    whole_builds: u64,
+}
+
+/// What the last build saw and made, to compare the next world with.
+#[derive(Debug)]
+struct State {
+    frame: Frame,
+    quarantine: Quarantine,
+    mappings: Seen<Mapping>,
+    services: Seen<Service>,
+    slices: Seen<EndpointSlice>,
+    index: ServiceIndex,
+    /// Every Mapping, by object key.
+    by_key: HashMap<String, MappingState>,
+    /// One per Gateway that is not being deleted, in the world's order.
+    gateways: Vec<GatewayState>,
+    /// Services looked up outside the Mappings' routes: a change to one of
+    /// them builds the model whole.
+    frame_reads: HashSet<ServiceKey>,
+}
+
+/// What the model keeps about one Mapping, worked out once per version.
+#[derive(Debug)]
+struct MappingState {
+    object: Arc<Mapping>,
+    match_key: Arc<str>,
+    validity: Result<(), Problem>,
+}
+
+impl MappingState {
+    fn new(object: &Arc<Mapping>) -> MappingState {
+        MappingState {
+            object: object.clone(),
+            match_key: mappings::match_key(object).into(),
+            validity: mappings::validate(object),
+        }
+    }
+}
+
+impl Incremental {
+    pub fn new() -> Incremental {
+        Incremental::default()
+    }
+
+    /// The model of `world` without the `quarantine`d objects: always equal
+    /// to [`crate::build_with`]`(world, quarantine)`. Objects that did not
+    /// change since the last call are expected as the same `Arc`s (else as
+    /// the same uid at the same resourceVersion); anything else counts as
+    /// a change.
+    pub fn build(&mut self, world: &World, quarantine: &Quarantine) -> &Model {
+        if !self.follow(world, quarantine) {
+            self.whole_builds += 1;
+            self.build_whole(world, quarantine);
+        }
+        &self.model
+    }
+
+    /// The model of the last [`Incremental::build`].
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// How many builds judged the whole world (the first, and every change
+    /// whose reach was too wide to follow), for metrics.
+    pub fn whole_builds(&self) -> u64 {
+        self.whole_builds
+    }
+
+    /// Builds everything, and keeps what the next world is compared with.
+    fn build_whole(&mut self, world: &World, quarantine: &Quarantine) {
+        self.state = None;
+        let index = ServiceIndex::new(world);
+        let mut by_key = HashMap::with_capacity(world.mappings.len());
+        for mapping in &world.mappings {
+            let key = object_ref(mapping.as_ref()).key();
+            by_key.insert(key, MappingState::new(mapping));
+        }
+        if by_key.len() != world.mappings.len() || has_twins(world, &index) {
+            // Which twin wins depends on the order of the lists: leave it
+            // to the whole build, every time, while twins last.
+            self.model = crate::build_with(world, quarantine);
+            return;
+        }
+        let mut model = Model::default();
+        let mut frame_reads = HashSet::new();
+        let mut states = Vec::new();
+        let mut touched = BTreeSet::new();
+        for gateway in live_gateways(world) {
+            let (mut state, mut config) =
+                GatewayState::new(world, gateway, &index, &mut model.verdicts, &mut frame_reads);
+            let mut dirty = BTreeSet::new();
+            for (key, mapping) in &by_key {
+                state.place(world, quarantine, key, Some(mapping), &mut dirty);
+            }
+            state.rejudge(world, &index, dirty, &mut config, &mut touched);
+            model.gateways.insert(state.key.clone(), config);
+            states.push(state);
+        }
+        gateways::judge_gateways(world, &mut model.verdicts);
+        attach::judge_unattached_except_mappings(world, &mut model.verdicts);
+        for mapping in by_key.values() {
+            model.verdicts.insert(mapping_verdict(world, mapping, &states));
+        }
+        self.model = model;
+        self.state = Some(State {
+            frame: Frame::of(world),
+            quarantine: quarantine.clone(),
+            mappings: Seen::new(&world.mappings),
+            services: Seen::new(&world.services),
+            slices: Seen::new(&world.endpoint_slices),
+            index,
+            by_key,
+            gateways: states,
+            frame_reads,
+        });
+    }
+
+    /// Follows the changes since the last build; `false` when they reach
+    /// too far (or nothing was built yet), and the model must be built whole.
+    fn follow(&mut self, world: &World, quarantine: &Quarantine) -> bool {
+        let Incremental { model, state, .. } = self;
+        let Some(state) = state.as_mut() else {
+            return false;
+        };
+        if !state.frame.holds(world) {
+            return false;
+        }
+        let mappings = state.mappings.update(&world.mappings);
+        let services = state.services.update(&world.services);
+        let slices = state.slices.update(&world.endpoint_slices);
+        let many = |changes: usize, of: usize| changes > MANY_CHANGES && changes > of / 8;
+        if many(mappings.len(), world.mappings.len())
+            || many(services.len() + slices.len(), world.services.len())
+        {
+            return false;
+        }
+
+        // Services whose lookups may answer differently now: those that
+        // changed (every answer), those whose EndpointSlices alone changed
+        // (only their endpoints).
+        let mut changed_services: BTreeSet<ServiceKey> = BTreeSet::new();
+        let mut changed_slices: BTreeSet<ServiceKey> = BTreeSet::new();
+        for service in &services.removed {
+            state.index.remove_service(service);
+            changed_services.insert(services::service_key(service));
+        }
+        for slice in &slices.removed {
+            changed_slices.extend(state.index.remove_slice(slice));
+        }
+        for service in &services.added {
+            if state.index.insert_service(service.clone()).is_some() {
+                return false; // two Services with one name
+            }
+            changed_services.insert(services::service_key(service));
+        }
+        for slice in &slices.added {
+            changed_slices.extend(state.index.insert_slice(slice.clone()));
+        }
+        if changed_services
+            .iter()
+            .chain(&changed_slices)
+            .any(|s| state.frame_reads.contains(s))
+        {
+            return false;
+        }
+        changed_slices.retain(|s| !changed_services.contains(s));
+
+        // Mappings to place again: changed ones, and those whose quarantine changed.
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        for mapping in &mappings.removed {
+            let key = object_ref(mapping.as_ref()).key();
+            state.by_key.remove(&key);
+            changed.insert(key);
+        }
+        for mapping in &mappings.added {
+            let key = object_ref(mapping.as_ref()).key();
+            if state.by_key.contains_key(&key) {
+                return false; // two Mappings with one name
+            }
+            state.by_key.insert(key.clone(), MappingState::new(mapping));
+            changed.insert(key);
+        }
+        if state.quarantine != *quarantine {
+            changed.extend(quarantine_changes(&state.quarantine, quarantine));
+            state.quarantine = quarantine.clone();
+        }
+
+        let mut touched = changed.clone();
+        for gateway in &mut state.gateways {
+            let mut dirty = BTreeSet::new();
+            for key in &changed {
+                gateway.place(world, quarantine, key, state.by_key.get(key), &mut dirty);
+            }
+            for service in &changed_services {
+                gateway.readers_of(service, &mut dirty);
+            }
+            let Some(config) = model.gateways.get_mut(&gateway.key) else {
+                return false; // every Gateway state has its configuration
+            };
+            if !changed_slices.is_empty() {
+                gateway.rewrite_endpoints(&state.index, &changed_slices, &mut dirty, config);
+            }
+            gateway.rejudge(world, &state.index, dirty, config, &mut touched);
+        }
+        for key in &touched {
+            match state.by_key.get(key) {
+                Some(mapping) => model
+                    .verdicts
+                    .insert(mapping_verdict(world, mapping, &state.gateways)),
+                None if key.starts_with("Mapping/") => model.verdicts.remove(key),
+                // A quarantined object of another kind: the model ignores it.
+                None => {}
+            }
+        }
+        true
+    }
+}
+
+impl fmt::Debug for Incremental {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incremental")
+            .field("gateways", &self.model.gateways.len())
+            .field("verdicts", &self.model.verdicts.len())
+            .field("whole_builds", &self.whole_builds)
+            .finish()
+    }
+}
+
+/// Two Services or two EndpointSlices with one namespace and name.
+fn has_twins(world: &World, index: &ServiceIndex) -> bool {
+    if index.service_count() != world.services.len() {
+        return true;
+    }
+    let mut slices = HashSet::with_capacity(world.endpoint_slices.len());
+    !world
+        .endpoint_slices
+        .iter()
+        .all(|s| slices.insert((s.metadata.namespace.as_deref(), s.metadata.name.as_deref())))
+}
+
+/// The keys whose entry differs between two quarantines.
+fn quarantine_changes(before: &Quarantine, now: &Quarantine) -> Vec<String> {
+    let gone = before.iter().filter(|(k, v)| now.get(*k) != Some(*v));
+    let came = now.iter().filter(|(k, v)| before.get(*k) != Some(*v));
+    gone.chain(came).map(|(k, _)| k.clone()).collect()
+}
+
+/// A Mapping's verdict: what each Gateway said in turn, as the whole build
+/// says it (a refusal on one Gateway stands on the next; a Gateway carries
+/// the Mapping only while nothing refused it), then NoGateway if none did.
+fn mapping_verdict(world: &World, mapping: &MappingState, gateways: &[GatewayState]) -> Verdict {
+    let object = object_ref(mapping.object.as_ref());
+    let key = object.key();
+    let mut verdict = Verdict::new(object);
+    for gateway in gateways {
+        match gateway.effect(&key) {
+            Effect::Nothing => {}
+            Effect::Invalid(problem) => verdict.accepted = Err(problem.clone()),
+            Effect::Quarantined => verdict.carried_by(&gateway.key),
+            Effect::Judged(here) => {
+                if let Err(problem) = &here.accepted {
+                    verdict.accepted = Err(problem.clone());
+                }
+                if let Err(problem) = &here.resolved_refs {
+                    verdict.resolved_refs = Err(problem.clone());
+                }
+                if !here.gateways.is_empty() && verdict.accepted.is_ok() {
+                    verdict.carried_by(&gateway.key);
+                }
+            }
+        }
+    }
+    attach::judge_unattached_mapping(world, &mapping.object, &mut verdict);
+    verdict
+}

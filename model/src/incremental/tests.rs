@@ -1,0 +1,392 @@
+//! The incremental model against the whole build: after every change, the
+//! same answer. Over every golden world with each Mapping, Service and
+//! EndpointSlice taken away and put back, and over a long walk of random
+//! changes to a small world made to collide (shared hosts, conflicts across
+//! namespaces, weights, Services coming and going, quarantines).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use legate_crds::{Gateway, Mapping};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::snapshot::Reader;
+use crate::{Incremental, Model, Quarantine, World, build_with};
+
+/// Panics with the first part where `got` differs from `want`.
+fn assert_same(got: &Model, want: &Model, step: &str) {
+    if got == want {
+        return;
+    }
+    let gateways: Vec<&String> = want.gateways.keys().collect();
+    assert_eq!(
+        got.gateways.keys().collect::<Vec<_>>(),
+        gateways,
+        "{step}: the Gateways"
+    );
+    for (key, config) in &want.gateways {
+        let mine = &got.gateways[key];
+        assert_eq!(mine.listeners, config.listeners, "{step}: {key} listeners");
+        assert_eq!(mine.routes, config.routes, "{step}: {key} routes");
+        assert_eq!(mine.upstreams, config.upstreams, "{step}: {key} upstreams");
+        assert_eq!(mine.endpoints, config.endpoints, "{step}: {key} endpoints");
+        assert_eq!(mine.secrets, config.secrets, "{step}: {key} secrets");
+        assert_eq!(mine, config, "{step}: {key}");
+    }
+    for (key, verdict) in &want.verdicts {
+        assert_eq!(got.verdicts.get(key), Some(verdict), "{step}: verdict of {key}");
+    }
+    assert_eq!(got.verdicts, want.verdicts, "{step}: verdicts");
+}
+
+fn check(incremental: &mut Incremental, world: &World, quarantine: &Quarantine, step: &str) {
+    let want = build_with(world, quarantine);
+    assert_same(incremental.build(world, quarantine), &want, step);
+}
+
+/// Each golden world, then each Mapping, Service and EndpointSlice taken
+/// away and put back in turn, and each Mapping quarantined and released.
+#[test]
+fn every_golden_world_with_each_object_taken_away_and_back() {
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let mut cases: Vec<_> = std::fs::read_dir(&testdata)
+        .expect("model/testdata is readable")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".in.yaml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() > 30, "the golden cases: {cases:?}");
+    for case in cases {
+        let mut reader = Reader::new(std::net::IpAddr::from([0, 0, 0, 0]));
+        reader
+            .read_file(&case)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+        let world = reader.finish().world;
+        let name = case.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        let none = Quarantine::new();
+        let mut incremental = Incremental::new();
+        check(&mut incremental, &world, &none, &name);
+        for i in 0..world.mappings.len() {
+            let mut without = world.clone();
+            let gone = without.mappings.remove(i);
+            check(&mut incremental, &without, &none, &format!("{name} without {i}"));
+            check(&mut incremental, &world, &none, &format!("{name} back {i}"));
+            let reference = crate::object_ref(gone.as_ref());
+            let quarantine = Quarantine::from([(reference.key(), reference.generation())]);
+            check(
+                &mut incremental,
+                &world,
+                &quarantine,
+                &format!("{name} quarantined {i}"),
+            );
+        }
+        for i in 0..world.services.len() {
+            let mut without = world.clone();
+            without.services.remove(i);
+            check(
+                &mut incremental,
+                &without,
+                &none,
+                &format!("{name} without Service {i}"),
+            );
+            check(
+                &mut incremental,
+                &world,
+                &none,
+                &format!("{name} Service back {i}"),
+            );
+        }
+        for i in 0..world.endpoint_slices.len() {
+            let mut without = world.clone();
+            without.endpoint_slices.remove(i);
+            check(
+                &mut incremental,
+                &without,
+                &none,
+                &format!("{name} without slice {i}"),
+            );
+            check(&mut incremental, &world, &none, &format!("{name} slice back {i}"));
+        }
+        check(&mut incremental, &world, &none, &format!("{name} at last"));
+    }
+}
+
+/// A small deterministic generator (xorshift), so a failure replays.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % sides as u64) as usize
+    }
+
+    fn one_in(&mut self, n: usize) -> bool {
+        self.roll(n) == 0
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.roll(from.len())]
+    }
+}
+
+fn object<T: DeserializeOwned>(value: Value) -> Arc<T> {
+    Arc::new(serde_json::from_value(value).unwrap_or_else(|e| panic!("a valid object: {e}")))
+}
+
+const NAMESPACES: [&str; 3] = ["red", "blue", "green"];
+const SERVICES: [&str; 3] = ["a", "b", "c"];
+
+/// A Mapping made to meet others: few hosts, few paths, three namespaces.
+fn random_mapping(dice: &mut Dice, index: usize, generation: i64) -> Arc<Mapping> {
+    let namespace = NAMESPACES[index % 3];
+    let mut spec = json!({
+        "hostname": dice.pick(&["a.example.com", "b.example.com", "*", "A.example.com"]),
+        "prefix": dice.pick(&["/", "/x/", "/y/"]),
+        "service": dice.pick(&[
+            "a", "b", "c", "a:http", "a:80", "b.blue", "c:9999", "https://ext.example.com", "bad:",
+        ]),
+    });
+    let extras = [
+        ("weight", json!(dice.roll(70))),
+        ("shadow", json!(true)),
+        ("autoHostRewrite", json!(true)),
+        ("precedence", json!(dice.roll(3))),
+        ("pathRegex", json!("([")),
+        (
+            "redirect",
+            json!({ "host": "elsewhere.example.com", "responseCode": 302 }),
+        ),
+        ("gateways", json!([{ "name": "side", "namespace": "infra" }])),
+        ("upstreamTls", json!({ "caSecret": "ca" })),
+        ("grpc", json!(true)),
+        ("method", json!("GET")),
+    ];
+    for (field, value) in extras {
+        if dice.one_in(6) {
+            spec[field] = value;
+        }
+    }
+    let mut metadata = json!({
+        "name": format!("m-{index}"), "namespace": namespace, "generation": generation,
+        "creationTimestamp": format!("2026-01-01T00:{:02}:{:02}Z", dice.roll(3), dice.roll(60)),
+    });
+    if dice.one_in(15) {
+        metadata["deletionTimestamp"] = json!("2026-02-01T00:00:00Z");
+    }
+    object(json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Mapping",
+        "metadata": metadata, "spec": spec,
+    }))
+}
+
+fn random_service(dice: &mut Dice, namespace: &str, name: &str) -> Arc<Service> {
+    let spec = if dice.one_in(5) {
+        json!({ "type": "ExternalName", "externalName": "legacy.example.com",
+                "ports": [{ "name": "http", "port": 80 }] })
+    } else {
+        json!({ "ports": [{ "name": "http", "port": 80, "targetPort": 8080 },
+                          { "name": "admin", "port": 9000 }] })
+    };
+    object(json!({ "metadata": { "name": name, "namespace": namespace }, "spec": spec }))
+}
+
+fn random_slice(dice: &mut Dice, namespace: &str, service: &str, n: usize) -> Arc<EndpointSlice> {
+    let endpoints: Vec<Value> = (0..=dice.roll(3))
+        .map(
+            |i| json!({ "addresses": [format!("10.0.{n}.{i}")], "conditions": { "ready": !dice.one_in(4) } }),
+        )
+        .collect();
+    object(json!({
+        "metadata": { "name": format!("{service}-{n}"), "namespace": namespace,
+                      "labels": { "kubernetes.io/service-name": service } },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{ "name": "http", "port": 8080 }, { "name": "admin", "port": 9090 }],
+    }))
+}
+
+fn gateway(name: &str, from: Value, listeners: Value) -> Arc<Gateway> {
+    object(json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway",
+        "metadata": { "name": name, "namespace": "infra", "generation": 1,
+                      "creationTimestamp": "2026-01-01T00:00:00Z" },
+        "spec": { "listeners": listeners, "allowedRoutes": { "namespaces": from } },
+    }))
+}
+
+fn namespace(name: &str, team: &str) -> Arc<Namespace> {
+    object(json!({ "metadata": { "name": name, "labels": { "team": team } } }))
+}
+
+/// Two Gateways (one admits every namespace on two listeners, one only
+/// namespaces labelled `team: platform`), Mappings and Services changing
+/// one or a few at a time, now and then a Namespace's labels (which builds
+/// whole): after each step the incremental model is the whole build.
+#[test]
+fn a_random_walk_of_changes_always_builds_the_same_model() {
+    for seed in [0x5eed_1e6a_7e00_0001, 0x0dd_ba11, 0xfee1_900d] {
+        walk(seed);
+    }
+}
+
+fn walk(seed: u64) {
+    let mut dice = Dice(seed);
+    let mut world = World {
+        gateways: vec![
+            gateway(
+                "edge",
+                json!({ "from": "All" }),
+                json!([{ "name": "http", "port": 8080, "protocol": "HTTP" },
+                       { "name": "alt", "port": 8081, "protocol": "HTTP" }]),
+            ),
+            gateway(
+                "side",
+                json!({ "from": "Selector", "selector": { "matchLabels": { "team": "platform" } } }),
+                json!([{ "name": "http", "port": 8080, "protocol": "HTTP" }]),
+            ),
+        ],
+        namespaces: NAMESPACES.iter().map(|n| namespace(n, "platform")).collect(),
+        // Its Service is one the Mappings use too: changing it builds whole.
+        auth_services: vec![object(json!({
+            "apiVersion": "legate.dev/v1alpha1", "kind": "AuthService",
+            "metadata": { "name": "auth", "namespace": "infra", "generation": 1,
+                          "creationTimestamp": "2026-01-01T00:00:00Z" },
+            "spec": { "service": "c.green:80", "protocol": "HTTP", "timeout": "1s",
+                      "gateways": [{ "name": "edge" }] },
+        }))],
+        ..World::default()
+    };
+    let mut generations = [1i64; 24];
+    for (i, generation) in generations.iter().enumerate().take(12) {
+        world.mappings.push(random_mapping(&mut dice, i, *generation));
+    }
+    let mut quarantine = Quarantine::new();
+    let mut incremental = Incremental::new();
+    let steps = 400;
+    for step in 0..steps {
+        for _ in 0..=dice.roll(2) {
+            match dice.roll(20) {
+                // A Mapping added, changed or deleted.
+                0..=9 => {
+                    let i = dice.roll(generations.len());
+                    let name = format!("m-{i}");
+                    let at = world
+                        .mappings
+                        .iter()
+                        .position(|m| m.metadata.name.as_deref() == Some(name.as_str()));
+                    match at {
+                        Some(at) if dice.one_in(3) => {
+                            world.mappings.remove(at);
+                        }
+                        Some(at) => {
+                            generations[i] += 1;
+                            world.mappings[at] = random_mapping(&mut dice, i, generations[i]);
+                        }
+                        None => world.mappings.push(random_mapping(&mut dice, i, generations[i])),
+                    }
+                }
+                // A Service appears, changes or goes.
+                10..=12 => {
+                    let (namespace, name) = (dice.pick(&NAMESPACES), dice.pick(&SERVICES));
+                    let at = world.services.iter().position(|s| {
+                        s.metadata.namespace.as_deref() == Some(namespace)
+                            && s.metadata.name.as_deref() == Some(name)
+                    });
+                    match at {
+                        Some(at) if dice.one_in(2) => {
+                            world.services.remove(at);
+                        }
+                        Some(at) => world.services[at] = random_service(&mut dice, namespace, name),
+                        None => world.services.push(random_service(&mut dice, namespace, name)),
+                    }
+                }
+                // An EndpointSlice appears, changes or goes.
+                13..=15 => {
+                    let (namespace, service) = (dice.pick(&NAMESPACES), dice.pick(&SERVICES));
+                    let n = dice.roll(2);
+                    let name = format!("{service}-{n}");
+                    let at = world.endpoint_slices.iter().position(|s| {
+                        s.metadata.namespace.as_deref() == Some(namespace)
+                            && s.metadata.name.as_deref() == Some(name.as_str())
+                    });
+                    let slice = random_slice(&mut dice, namespace, service, n);
+                    match at {
+                        Some(at) if dice.one_in(3) => {
+                            world.endpoint_slices.remove(at);
+                        }
+                        Some(at) => world.endpoint_slices[at] = slice,
+                        None => world.endpoint_slices.push(slice),
+                    }
+                }
+                // Envoy refuses a Mapping, or takes one back.
+                16..=17 => {
+                    let i = dice.roll(generations.len());
+                    let key = format!("Mapping/{}/m-{i}", NAMESPACES[i % 3]);
+                    if quarantine.remove(&key).is_none() {
+                        quarantine.insert(key, generations[i] - i64::from(dice.one_in(4)));
+                    }
+                }
+                // The lists come in another order.
+                18 => {
+                    let turn = dice.roll(world.mappings.len().max(1));
+                    world.mappings.rotate_left(turn);
+                }
+                // A Namespace's labels change (the whole model is built again).
+                _ => {
+                    if dice.one_in(3) {
+                        let i = dice.roll(3);
+                        let team = dice.pick(&["platform", "apps"]);
+                        world.namespaces[i] = namespace(NAMESPACES[i], team);
+                    }
+                }
+            }
+        }
+        check(&mut incremental, &world, &quarantine, &format!("step {step}"));
+    }
+    assert!(
+        incremental.whole_builds() < steps / 4,
+        "most steps follow the changes: {} whole builds in {steps}",
+        incremental.whole_builds()
+    );
+}
+
+/// Objects listed again as new `Arc`s at the same resourceVersion are not
+/// changes; at another one they are.
+#[test]
+fn objects_listed_again_at_the_same_version_are_not_changes() {
+    let mut dice = Dice(7);
+    let with_version = |m: &Arc<Mapping>, version: &str| {
+        let mut m = (**m).clone();
+        m.metadata.uid = Some(format!("uid-{}", m.metadata.name.clone().unwrap_or_default()));
+        m.metadata.resource_version = Some(version.to_string());
+        Arc::new(m)
+    };
+    let mappings: Vec<Arc<Mapping>> = (0..6)
+        .map(|i| with_version(&random_mapping(&mut dice, i, 1), "1"))
+        .collect();
+    let world = World {
+        gateways: vec![gateway(
+            "edge",
+            json!({ "from": "All" }),
+            json!([{ "name": "http", "port": 8080, "protocol": "HTTP" }]),
+        )],
+        mappings,
+        ..World::default()
+    };
+    let none = Quarantine::new();
+    let mut incremental = Incremental::new();
+    check(&mut incremental, &world, &none, "first");
+    let mut relisted = world.clone();
+    relisted.mappings = world.mappings.iter().map(|m| with_version(m, "1")).collect();
+    check(&mut incremental, &relisted, &none, "relisted");
+    let mut changed = relisted.clone();
+    changed.mappings[2] = with_version(&random_mapping(&mut dice, 2, 2), "2");
+    check(&mut incremental, &changed, &none, "changed");
+    assert_eq!(incremental.whole_builds(), 1, "only the first build is whole");
+}
