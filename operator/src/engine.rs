@@ -129,7 +129,9 @@ pub async fn translate_forever(
         let previous = shared.model();
         let mut pushed = 0usize;
         for (key, desired) in &model.gateways {
-            let translator = translators.entry(key.clone()).or_default();
+            let translator = translators
+                .entry(key.clone())
+                .or_insert_with(Translator::with_vhds);
             let (updates, refused) = translator.sync(desired);
             for e in &refused {
                 // The model validates routes first; this is a model bug, not user input.

@@ -253,13 +253,13 @@ impl StreamState {
             self.epochs[kind.index()] += 1;
         }
         if first && !r.version_info.is_empty() {
-            self.resume_sotw(kind, &r.version_info);
+            self.resume_sotw(kind, &r.version_info, step);
         }
     }
 
     /// A proxy reconnected and says it has `version`: if that is what we would
     /// send, it has it all, and nothing needs sending.
-    fn resume_sotw(&mut self, kind: ResourceType, version: &str) {
+    fn resume_sotw(&mut self, kind: ResourceType, version: &str, step: &mut Step) {
         let ts = &self.types[kind.index()];
         let view: BTreeMap<Arc<str>, Arc<Resource>> = self
             .snapshot
@@ -269,6 +269,7 @@ impl StreamState {
             .map(|(n, r)| (n.clone(), r.clone()))
             .collect();
         if version_of_view(view.values().map(|r| (&r.name, &r.version))) == version {
+            let resumed: Vec<Arc<Resource>> = view.values().cloned().collect();
             let ts = &mut self.types[kind.index()];
             ts.applied = view
                 .into_iter()
@@ -284,7 +285,54 @@ impl StreamState {
                 .collect();
             ts.answer_subscription = false;
             self.epochs[kind.index()] += 1;
+            self.report_resumed(kind, version, &resumed, step);
         }
+    }
+
+    /// A proxy reconnected holding `resumed` (at the versions we would send):
+    /// reported like an ACK, so that what it runs counts as applied (for
+    /// `Programmed`) without waiting for the next change.
+    fn report_resumed(
+        &mut self,
+        kind: ResourceType,
+        version: &str,
+        resumed: &[Arc<Resource>],
+        step: &mut Step,
+    ) {
+        if resumed.is_empty() {
+            return;
+        }
+        let assembled = self.assembled_of(kind, resumed);
+        step.events.push(XdsEvent::Acked(Ack {
+            proxy: self.proxy.clone(),
+            kind,
+            version: version.to_owned(),
+            resources: reported_versions(resumed, &assembled),
+            removed: Vec::new(),
+            serial: self.snapshot.serial(),
+            complete: false,
+            programmed: Vec::new(),
+        }));
+        if !assembled.is_empty() {
+            self.report_virtual_hosts(&assembled, version.to_owned(), self.snapshot.serial(), step);
+        }
+    }
+
+    /// The route configs among `resources` that go whole in place of the
+    /// snapshot's VHDS shell, with what they are assembled from.
+    fn assembled_of(&self, kind: ResourceType, resources: &[Arc<Resource>]) -> Vec<Assembled> {
+        if !self.whole_route_configs || kind != ResourceType::Route {
+            return Vec::new();
+        }
+        resources
+            .iter()
+            .filter_map(|r| self.snapshot.get(kind, &r.name).filter(|shell| shell.vhds))
+            .map(|shell| Assembled {
+                name: shell.name.clone(),
+                shell_version: shell.version.clone(),
+                virtual_hosts: virtual_hosts_of(&self.snapshot, &shell.name),
+            })
+            .collect()
     }
 
     fn on_delta(&mut self, mut r: DeltaDiscoveryRequest, step: &mut Step) {
@@ -304,6 +352,7 @@ impl StreamState {
         let ts = &mut self.types[kind.index()];
         let first = !ts.subscribed;
         let mut changed = first;
+        let mut resumed = Vec::new();
         if first {
             ts.subscribed = true;
             ts.namespaced = kind.is_subscribed_by_namespace();
@@ -316,6 +365,7 @@ impl StreamState {
                     .get(&name)
                     .filter(|res| *res.version == **version)
                     .cloned();
+                resumed.extend(resource.clone());
                 ts.applied.insert(
                     name,
                     Applied {
@@ -357,6 +407,11 @@ impl StreamState {
             ts.answer_subscription = first || !r.resource_names_subscribe.is_empty();
             self.epochs[kind.index()] += 1;
         }
+        // What the proxy kept and still subscribes to.
+        let ts = &self.types[kind.index()];
+        resumed.retain(|r| ts.applied.contains_key(&r.name));
+        let version = version_of_view(resumed.iter().map(|r| (&r.name, &r.version)));
+        self.report_resumed(kind, &version, &resumed, step);
     }
 
     /// A proxy that reconnects holding a route config other than the VHDS
@@ -421,17 +476,7 @@ impl StreamState {
                         },
                     );
                 }
-                let resources = flight
-                    .upserts
-                    .iter()
-                    .map(|r| {
-                        // A route config sent whole is, to the rest of Legate,
-                        // the shell the snapshot holds (and its virtual hosts).
-                        let shell = flight.assembled.iter().find(|a| a.name == r.name);
-                        let version = shell.map_or(&r.version, |a| &a.shell_version);
-                        (r.name.clone(), version.clone())
-                    })
-                    .collect();
+                let resources = reported_versions(&flight.upserts, &flight.assembled);
                 step.events.push(XdsEvent::Acked(Ack {
                     proxy: self.proxy.clone(),
                     kind,
@@ -681,19 +726,7 @@ impl StreamState {
                 ..DeltaDiscoveryResponse::default()
             }),
         };
-        let assembled = if self.whole_route_configs && kind == ResourceType::Route {
-            upserts
-                .iter()
-                .filter_map(|r| snapshot.get(kind, &r.name).filter(|shell| shell.vhds))
-                .map(|shell| Assembled {
-                    name: shell.name.clone(),
-                    shell_version: shell.version.clone(),
-                    virtual_hosts: virtual_hosts_of(&snapshot, &shell.name),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let assembled = self.assembled_of(kind, &upserts);
         let type_serial = self.type_serial(kind);
         let ts = &mut self.types[kind.index()];
         ts.last_nonce = nonce.clone();
@@ -792,6 +825,19 @@ impl StreamState {
                 .any(|r| r.references.binary_search(&wanted).is_ok())
         })
     }
+}
+
+/// (name, version) of `resources` as the rest of Legate knows them: a route
+/// config sent whole is the shell the snapshot holds (and its virtual hosts).
+fn reported_versions(resources: &[Arc<Resource>], assembled: &[Assembled]) -> Vec<(Arc<str>, Arc<str>)> {
+    resources
+        .iter()
+        .map(|r| {
+            let shell = assembled.iter().find(|a| a.name == r.name);
+            let version = shell.map_or(&r.version, |a| &a.shell_version);
+            (r.name.clone(), version.clone())
+        })
+        .collect()
 }
 
 /// The virtual hosts (name, version) of route config `name` in `snapshot`.
