@@ -90,6 +90,18 @@ fn whole_model(c: &mut Criterion) {
         group.bench_function(format!("{n} mappings"), |b| {
             b.iter(|| black_box(legate_model::build(black_box(&world))))
         });
+        // The incremental model's first build (and its fallback).
+        group.bench_function(format!("{n} mappings, incremental from nothing"), |b| {
+            b.iter(|| {
+                let mut incremental = Incremental::new();
+                black_box(
+                    incremental
+                        .build(black_box(&world), &Quarantine::new())
+                        .verdicts
+                        .len(),
+                )
+            })
+        });
     }
     group.finish();
 }

@@ -93,7 +93,10 @@ impl ServiceIndex {
     }
 
     fn note(&self, key: &ServiceKey) {
-        if let Some(reads) = self.reads.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+        if let Some(reads) = self.reads.lock().unwrap_or_else(PoisonError::into_inner).as_mut()
+            // A reference looks its Service up several times in a row.
+            && reads.services.last() != Some(key)
+        {
             reads.services.push(key.clone());
         }
     }

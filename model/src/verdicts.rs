@@ -77,9 +77,16 @@ impl Verdicts {
         self.entry(object).resolved_refs = Err(problem);
     }
 
-    /// Sets the verdict on `verdict.object`, whatever was said before.
-    pub(crate) fn insert(&mut self, verdict: Verdict) {
-        self.0.insert(verdict.object.key(), verdict);
+    /// Sets the verdict on the object with key `key` (`verdict.object`'s),
+    /// whatever was said before.
+    pub(crate) fn insert(&mut self, key: String, verdict: Verdict) {
+        debug_assert_eq!(key, verdict.object.key());
+        self.0.insert(key, verdict);
+    }
+
+    /// (object key, verdict) pairs, in key order.
+    pub(crate) fn into_entries(self) -> Vec<(String, Verdict)> {
+        self.0.into_iter().collect()
     }
 
     /// Forgets the verdict on the object with key `key`.

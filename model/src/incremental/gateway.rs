@@ -12,7 +12,7 @@ use legate_crds::{Gateway, Mapping};
 use legate_xds::ir;
 
 use super::MappingState;
-use super::sources::{Source, Sources, Stale, scratch};
+use super::sources::{Source, Sources, Stale, Written, scratch};
 use crate::mappings::{self, Placement};
 use crate::names::gateway_key;
 use crate::services::{EndpointsWrite, Reads};
@@ -27,10 +27,11 @@ struct Group {
     members: BTreeMap<String, Arc<Mapping>>,
     /// The upstreams, endpoints and Secrets the group wrote (its routes are
     /// in the configuration; `routes` names them).
-    output: ir::Gateway,
+    written: Written,
     routes: Vec<ir::RouteId>,
-    /// What the group said about its members, on this Gateway alone.
-    verdicts: Verdicts,
+    /// What the group said about its members, on this Gateway alone, by
+    /// object key (sorted).
+    verdicts: Vec<(String, Verdict)>,
     /// What it looked up.
     reads: Reads,
 }
@@ -59,8 +60,10 @@ pub(super) struct GatewayState {
     /// The listeners Mappings route on.
     listeners: Vec<String>,
     defaults: RouteDefaults,
-    before: ir::Gateway,
-    after: ir::Gateway,
+    /// What the listeners and TLSContexts wrote under shared names.
+    before: Written,
+    /// What the Gateway-wide parts wrote under shared names.
+    after: Written,
     placed: HashMap<String, Placed>,
     groups: BTreeMap<Arc<str>, Group>,
     /// Which groups read each Service.
@@ -79,7 +82,7 @@ impl GatewayState {
         verdicts: &mut Verdicts,
         frame_reads: &mut HashSet<ServiceKey>,
     ) -> (GatewayState, ir::Gateway) {
-        let before = crate::start_config(world, gateway, verdicts);
+        let mut before = crate::start_config(world, gateway, verdicts);
         let mut after = ir::Gateway {
             listeners: before.listeners.clone(),
             ..ir::Gateway::default()
@@ -103,8 +106,8 @@ impl GatewayState {
             gateway: gateway.clone(),
             listeners: mappings::http_listeners(&before),
             defaults: mappings::route_defaults(gateway),
-            before,
-            after,
+            before: Written::take(&mut before),
+            after: Written::take(&mut after),
             placed: HashMap::new(),
             groups: BTreeMap::new(),
             readers: HashMap::new(),
@@ -151,9 +154,9 @@ impl GatewayState {
                     .entry(group.clone())
                     .or_insert_with(|| Group {
                         members: BTreeMap::new(),
-                        output: scratch(),
+                        written: Written::default(),
                         routes: Vec::new(),
-                        verdicts: Verdicts::default(),
+                        verdicts: Vec::new(),
                         reads: Reads::default(),
                     })
                     .members
@@ -173,14 +176,14 @@ impl GatewayState {
     }
 
     /// Judges the `dirty` groups again and updates `config`; adds to
-    /// `touched` the Mappings whose verdict may have changed.
+    /// `touched` (if asked) the Mappings whose verdict may have changed.
     pub fn rejudge(
         &mut self,
         world: &World,
         index: &ServiceIndex,
         dirty: BTreeSet<Arc<str>>,
         config: &mut ir::Gateway,
-        touched: &mut BTreeSet<String>,
+        mut touched: Option<&mut BTreeSet<String>>,
     ) {
         let mut stale = Stale::default();
         // Take back everything the dirty groups said last time before any
@@ -194,8 +197,8 @@ impl GatewayState {
                 config.routes.remove(&id);
             }
             self.shared
-                .remove(&group.output, &Source::Group(name.clone()), &mut stale);
-            group.output = scratch();
+                .remove(&group.written, &Source::Group(name.clone()), &mut stale);
+            group.written = Written::default();
             for service in std::mem::take(&mut group.reads).services {
                 if let Some(readers) = self.readers.get_mut(&service) {
                     readers.remove(name);
@@ -204,7 +207,9 @@ impl GatewayState {
                     }
                 }
             }
-            touched.extend(std::mem::take(&mut group.verdicts).keys().cloned());
+            if let Some(touched) = touched.as_deref_mut() {
+                touched.extend(group.verdicts.drain(..).map(|(key, _)| key));
+            }
             if group.members.is_empty() {
                 self.groups.remove(name);
             }
@@ -232,17 +237,21 @@ impl GatewayState {
                 group.routes.push(id.clone());
                 config.routes.insert(id, route);
             }
-            self.shared.add(&output, &Source::Group(name.clone()), &mut stale);
+            let written = Written::take(&mut output);
+            self.shared
+                .add(&written, &Source::Group(name.clone()), &mut stale);
             for service in &reads.services {
                 self.readers
                     .entry(service.clone())
                     .or_default()
                     .insert(name.clone());
             }
-            touched.extend(verdicts.keys().cloned());
-            touched.extend(group.members.keys().cloned());
-            group.output = output;
-            group.verdicts = verdicts;
+            if let Some(touched) = touched.as_deref_mut() {
+                touched.extend(verdicts.keys().cloned());
+                touched.extend(group.members.keys().cloned());
+            }
+            group.written = written;
+            group.verdicts = verdicts.into_entries();
             group.reads = reads;
         }
         self.merge(&stale, config);
@@ -295,7 +304,7 @@ impl GatewayState {
                     .rev()
                     .find(|w| w.upstream == *upstream);
                 if let Some(source) = last.and_then(|w| w.source.as_ref()) {
-                    group.output.endpoints.insert(upstream.clone(), answer(source));
+                    group.written.set_endpoints(upstream, answer(source));
                     stale.endpoints.insert(upstream.clone());
                 }
             }
@@ -312,8 +321,11 @@ impl GatewayState {
             Some(Placed::Routed(group)) => self
                 .groups
                 .get(group)
-                .and_then(|g| g.verdicts.get(key))
-                .map_or(Effect::Nothing, Effect::Judged),
+                .and_then(|g| {
+                    let at = g.verdicts.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+                    g.verdicts.get(at)
+                })
+                .map_or(Effect::Nothing, |(_, verdict)| Effect::Judged(verdict)),
         }
     }
 
@@ -322,7 +334,7 @@ impl GatewayState {
         self.shared.merge(stale, config, |source| match source {
             Source::Before => Some(&self.before),
             Source::After => Some(&self.after),
-            Source::Group(name) => self.groups.get(name).map(|g| &g.output),
+            Source::Group(name) => self.groups.get(name).map(|g| &g.written),
         });
     }
 }

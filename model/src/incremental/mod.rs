@@ -32,6 +32,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use legate_crds::Mapping;
+use legate_xds::ir::ObjectRef;
 
 use crate::mappings;
 use crate::names::object_ref;
@@ -85,14 +86,16 @@ struct State {
 #[derive(Debug)]
 struct MappingState {
     object: Arc<Mapping>,
+    reference: ObjectRef,
     match_key: Arc<str>,
     validity: Result<(), Problem>,
 }
 
 impl MappingState {
-    fn new(object: &Arc<Mapping>) -> MappingState {
+    fn new(object: &Arc<Mapping>, reference: ObjectRef) -> MappingState {
         MappingState {
             object: object.clone(),
+            reference,
             match_key: mappings::match_key(object).into(),
             validity: mappings::validate(object),
         }
@@ -134,8 +137,8 @@ impl Incremental {
         let index = ServiceIndex::new(world);
         let mut by_key = HashMap::with_capacity(world.mappings.len());
         for mapping in &world.mappings {
-            let key = object_ref(mapping.as_ref()).key();
-            by_key.insert(key, MappingState::new(mapping));
+            let reference = object_ref(mapping.as_ref());
+            by_key.insert(reference.key(), MappingState::new(mapping, reference));
         }
         if by_key.len() != world.mappings.len() || has_twins(world, &index) {
             // Which twin wins depends on the order of the lists: leave it
@@ -146,7 +149,6 @@ impl Incremental {
         let mut model = Model::default();
         let mut frame_reads = HashSet::new();
         let mut states = Vec::new();
-        let mut touched = BTreeSet::new();
         for gateway in live_gateways(world) {
             let (mut state, mut config) =
                 GatewayState::new(world, gateway, &index, &mut model.verdicts, &mut frame_reads);
@@ -154,14 +156,15 @@ impl Incremental {
             for (key, mapping) in &by_key {
                 state.place(world, quarantine, key, Some(mapping), &mut dirty);
             }
-            state.rejudge(world, &index, dirty, &mut config, &mut touched);
+            state.rejudge(world, &index, dirty, &mut config, None);
             model.gateways.insert(state.key.clone(), config);
             states.push(state);
         }
         gateways::judge_gateways(world, &mut model.verdicts);
         attach::judge_unattached_except_mappings(world, &mut model.verdicts);
-        for mapping in by_key.values() {
-            model.verdicts.insert(mapping_verdict(world, mapping, &states));
+        for (key, mapping) in &by_key {
+            let verdict = mapping_verdict(world, key, mapping, &states);
+            model.verdicts.insert(key.clone(), verdict);
         }
         self.model = model;
         self.state = Some(State {
@@ -235,11 +238,14 @@ impl Incremental {
             changed.insert(key);
         }
         for mapping in &mappings.added {
-            let key = object_ref(mapping.as_ref()).key();
+            let reference = object_ref(mapping.as_ref());
+            let key = reference.key();
             if state.by_key.contains_key(&key) {
                 return false; // two Mappings with one name
             }
-            state.by_key.insert(key.clone(), MappingState::new(mapping));
+            state
+                .by_key
+                .insert(key.clone(), MappingState::new(mapping, reference));
             changed.insert(key);
         }
         if state.quarantine != *quarantine {
@@ -262,13 +268,14 @@ impl Incremental {
             if !changed_slices.is_empty() {
                 gateway.rewrite_endpoints(&state.index, &changed_slices, &mut dirty, config);
             }
-            gateway.rejudge(world, &state.index, dirty, config, &mut touched);
+            gateway.rejudge(world, &state.index, dirty, config, Some(&mut touched));
         }
         for key in &touched {
             match state.by_key.get(key) {
-                Some(mapping) => model
-                    .verdicts
-                    .insert(mapping_verdict(world, mapping, &state.gateways)),
+                Some(mapping) => {
+                    let verdict = mapping_verdict(world, key, mapping, &state.gateways);
+                    model.verdicts.insert(key.clone(), verdict);
+                }
                 None if key.starts_with("Mapping/") => model.verdicts.remove(key),
                 // A quarantined object of another kind: the model ignores it.
                 None => {}
@@ -310,12 +317,10 @@ fn quarantine_changes(before: &Quarantine, now: &Quarantine) -> Vec<String> {
 /// A Mapping's verdict: what each Gateway said in turn, as the whole build
 /// says it (a refusal on one Gateway stands on the next; a Gateway carries
 /// the Mapping only while nothing refused it), then NoGateway if none did.
-fn mapping_verdict(world: &World, mapping: &MappingState, gateways: &[GatewayState]) -> Verdict {
-    let object = object_ref(mapping.object.as_ref());
-    let key = object.key();
-    let mut verdict = Verdict::new(object);
+fn mapping_verdict(world: &World, key: &str, mapping: &MappingState, gateways: &[GatewayState]) -> Verdict {
+    let mut verdict = Verdict::new(mapping.reference.clone());
     for gateway in gateways {
-        match gateway.effect(&key) {
+        match gateway.effect(key) {
             Effect::Nothing => {}
             Effect::Invalid(problem) => verdict.accepted = Err(problem.clone()),
             Effect::Quarantined => verdict.carried_by(&gateway.key),

@@ -21,6 +21,48 @@ pub(super) enum Source {
     After,
 }
 
+/// What one part wrote under shared names, sorted by name. Vectors rather
+/// than maps: a group writes one or two of each, and five thousand small
+/// maps cost more to build and drop than the judging itself.
+#[derive(Debug, Default)]
+pub(super) struct Written {
+    upstreams: Vec<(String, ir::Upstream)>,
+    endpoints: Vec<(String, Vec<ir::Endpoint>)>,
+    secrets: Vec<(String, ir::Secret)>,
+}
+
+impl Written {
+    /// Takes the shared names out of `config`.
+    pub fn take(config: &mut ir::Gateway) -> Written {
+        Written {
+            upstreams: std::mem::take(&mut config.upstreams).into_iter().collect(),
+            endpoints: std::mem::take(&mut config.endpoints).into_iter().collect(),
+            secrets: std::mem::take(&mut config.secrets).into_iter().collect(),
+        }
+    }
+
+    /// Writes `endpoints` under `name` again.
+    pub fn set_endpoints(&mut self, name: &str, endpoints: Vec<ir::Endpoint>) {
+        if let Ok(at) = self.endpoints.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            self.endpoints[at].1 = endpoints;
+        }
+    }
+
+    fn names(&self) -> [Vec<&String>; 3] {
+        [
+            self.upstreams.iter().map(|(n, _)| n).collect(),
+            self.endpoints.iter().map(|(n, _)| n).collect(),
+            self.secrets.iter().map(|(n, _)| n).collect(),
+        ]
+    }
+}
+
+/// The value of `name` in pairs sorted by name.
+fn find<'a, V>(pairs: &'a [(String, V)], name: &str) -> Option<&'a V> {
+    let at = pairs.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()?;
+    pairs.get(at).map(|(_, v)| v)
+}
+
 /// The sources of each name of one kind.
 type Writers = HashMap<String, BTreeSet<Source>>;
 
@@ -41,55 +83,63 @@ pub(super) struct Stale {
 }
 
 impl Sources {
-    /// Records `source` as a writer of every shared name in `output`.
-    pub fn add(&mut self, output: &ir::Gateway, source: &Source, stale: &mut Stale) {
-        for (names, sources, stale) in self.kinds(output, stale) {
+    /// Records `source` as a writer of every shared name in `written`.
+    pub fn add(&mut self, written: &Written, source: &Source, stale: &mut Stale) {
+        for (names, writers, stale) in self.kinds(written, stale) {
             for name in names {
-                sources.entry(name.clone()).or_default().insert(source.clone());
-                stale.insert(name.clone());
-            }
-        }
-    }
-
-    /// Forgets `source` as a writer of every shared name in `output`.
-    pub fn remove(&mut self, output: &ir::Gateway, source: &Source, stale: &mut Stale) {
-        for (names, sources, stale) in self.kinds(output, stale) {
-            for name in names {
-                if let Some(set) = sources.get_mut(name) {
-                    set.remove(source);
-                    if set.is_empty() {
-                        sources.remove(name);
+                match writers.get_mut(name) {
+                    Some(set) => {
+                        set.insert(source.clone());
+                    }
+                    None => {
+                        writers.insert(name.clone(), BTreeSet::from([source.clone()]));
                     }
                 }
-                stale.insert(name.clone());
+                if !stale.contains(name) {
+                    stale.insert(name.clone());
+                }
             }
         }
     }
 
-    #[allow(clippy::type_complexity)]
+    /// Forgets `source` as a writer of every shared name in `written`.
+    pub fn remove(&mut self, written: &Written, source: &Source, stale: &mut Stale) {
+        for (names, writers, stale) in self.kinds(written, stale) {
+            for name in names {
+                if let Some(set) = writers.get_mut(name) {
+                    set.remove(source);
+                    if set.is_empty() {
+                        writers.remove(name);
+                    }
+                }
+                if !stale.contains(name) {
+                    stale.insert(name.clone());
+                }
+            }
+        }
+    }
+
+    /// For each kind: the names written, their writers, the stale ones.
     fn kinds<'a>(
         &'a mut self,
-        output: &'a ir::Gateway,
+        written: &'a Written,
         stale: &'a mut Stale,
-    ) -> [(
-        Vec<&'a String>,
-        &'a mut HashMap<String, BTreeSet<Source>>,
-        &'a mut BTreeSet<String>,
-    ); 3] {
+    ) -> [(Vec<&'a String>, &'a mut Writers, &'a mut BTreeSet<String>); 3] {
+        let [upstreams, endpoints, secrets] = written.names();
         [
-            (keys(&output.upstreams), &mut self.upstreams, &mut stale.upstreams),
-            (keys(&output.endpoints), &mut self.endpoints, &mut stale.endpoints),
-            (keys(&output.secrets), &mut self.secrets, &mut stale.secrets),
+            (upstreams, &mut self.upstreams, &mut stale.upstreams),
+            (endpoints, &mut self.endpoints, &mut stale.endpoints),
+            (secrets, &mut self.secrets, &mut stale.secrets),
         ]
     }
 
     /// Merges the `stale` names of `config` again from what their sources
-    /// wrote (`output` finds it), as the whole build would have.
+    /// wrote (`written` finds it), as the whole build would have.
     pub fn merge<'a>(
         &self,
         stale: &Stale,
         config: &mut ir::Gateway,
-        output: impl Fn(&Source) -> Option<&'a ir::Gateway>,
+        written: impl Fn(&Source) -> Option<&'a Written>,
     ) {
         for name in &stale.upstreams {
             let mut found = self
@@ -97,7 +147,7 @@ impl Sources {
                 .get(name)
                 .into_iter()
                 .flatten()
-                .filter_map(|s| output(s)?.upstreams.get(name));
+                .filter_map(|s| find(&written(s)?.upstreams, name));
             let Some(first) = found.next() else {
                 config.upstreams.remove(name);
                 continue;
@@ -120,7 +170,7 @@ impl Sources {
                 .into_iter()
                 .flatten()
                 .rev()
-                .find_map(|s| output(s)?.endpoints.get(name));
+                .find_map(|s| find(&written(s)?.endpoints, name));
             match last {
                 Some(endpoints) => config.endpoints.insert(name.clone(), endpoints.clone()),
                 None => config.endpoints.remove(name),
@@ -133,17 +183,13 @@ impl Sources {
                 .into_iter()
                 .flatten()
                 .rev()
-                .find_map(|s| output(s)?.secrets.get(name));
+                .find_map(|s| find(&written(s)?.secrets, name));
             match last {
                 Some(secret) => config.secrets.insert(name.clone(), secret.clone()),
                 None => config.secrets.remove(name),
             };
         }
     }
-}
-
-fn keys<V>(map: &BTreeMap<String, V>) -> Vec<&String> {
-    map.keys().collect()
 }
 
 /// An empty configuration to judge a group into; `ir::Gateway::default()`

@@ -390,3 +390,10 @@ fn objects_listed_again_at_the_same_version_are_not_changes() {
     check(&mut incremental, &changed, &none, "changed");
     assert_eq!(incremental.whole_builds(), 1, "only the first build is whole");
 }
+
+/// The operator keeps one across `.await`s and may share it.
+#[test]
+fn the_incremental_model_can_move_between_threads() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Incremental>();
+}
