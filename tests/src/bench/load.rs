@@ -5,15 +5,16 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use kube::api::{DynamicObject, PostParams};
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::BenchError;
 use super::probe::{Prober, Waited};
 use super::programmed::until_settled;
 use super::stack::Stack;
 use super::world::{self, FIELD_MANAGER, Route};
+use super::{Apply, BenchError};
 
 /// How long a load may take to converge before the benchmark gives up on it:
 /// generous, so that a slow operator is measured rather than cut off.
@@ -37,14 +38,36 @@ pub fn expected_mappings(routes: &[Route]) -> usize {
     routes.len() + 1
 }
 
+/// Server-side applies in flight at once for [`Apply::Concurrent`].
+const APPLY_CONCURRENCY: usize = 32;
+
+/// Every Mapping at once, as one List.
+pub async fn bulk(
+    stack: &Stack,
+    routes: &[Route],
+    prober: &Prober,
+    apply: Apply,
+) -> Result<Loaded, BenchError> {
+    let start = Instant::now();
+    match apply {
+        Apply::Kubectl => kubectl_apply(stack, routes).await?,
+        Apply::Concurrent => concurrent_apply(stack, routes).await?,
+    }
+    let written = start.elapsed();
+    eprintln!(
+        "bench:   the List was applied after {:.1} s",
+        written.as_secs_f64()
+    );
+    converge(stack, routes, prober, start, written).await
+}
+
 /// `kubectl apply --server-side` of one List holding every Mapping.
-pub async fn bulk(stack: &Stack, routes: &[Route], prober: &Prober) -> Result<Loaded, BenchError> {
+async fn kubectl_apply(stack: &Stack, routes: &[Route]) -> Result<(), BenchError> {
     let file = stack.dir.join("run").join("bench-mappings.json");
     let items: Vec<serde_json::Value> = routes.iter().map(Route::object).collect();
     let list = json!({ "apiVersion": "v1", "kind": "List", "items": items });
     std::fs::write(&file, list.to_string()).map_err(BenchError::io(format!("writing {}", file.display())))?;
 
-    let start = Instant::now();
     let output = tokio::process::Command::new(&stack.kubectl)
         .arg("--kubeconfig")
         .arg(&stack.kubeconfig)
@@ -63,9 +86,25 @@ pub async fn bulk(stack: &Stack, routes: &[Route], prober: &Prober) -> Result<Lo
             String::from_utf8_lossy(&output.stderr)
         )));
     }
-    let written = start.elapsed();
-    eprintln!("bench:   kubectl returned after {:.1} s", written.as_secs_f64());
-    converge(stack, routes, prober, start, written).await
+    Ok(())
+}
+
+/// One server-side apply per Mapping, [`APPLY_CONCURRENCY`] at a time.
+async fn concurrent_apply(stack: &Stack, routes: &[Route]) -> Result<(), BenchError> {
+    let api = world::mappings(stack);
+    let params = PatchParams::apply(FIELD_MANAGER);
+    futures::stream::iter(routes)
+        .map(|route| {
+            let (api, params) = (&api, &params);
+            async move {
+                api.patch(&route.name, params, &Patch::Apply(route.object()))
+                    .await
+                    .map_err(BenchError::kube(format!("applying Mapping {}", route.name)))
+            }
+        })
+        .buffer_unordered(APPLY_CONCURRENCY)
+        .try_for_each(|_| async { Ok(()) })
+        .await
 }
 
 /// One create after the other, each awaited before the next is sent.

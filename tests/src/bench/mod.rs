@@ -70,12 +70,24 @@ pub enum Load {
     OneByOne,
 }
 
+/// How the bulk load sends its List.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    /// `kubectl apply --server-side -f list.json`: what a user types. kubectl
+    /// sends one PATCH per item, one after the other.
+    Kubectl,
+    /// The same server-side applies from the benchmark, many in flight at
+    /// once: the load as fast as the API server takes it.
+    Concurrent,
+}
+
 /// One benchmark run on one stack.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The directory `tests/stack.sh up` was given.
     pub stack_dir: PathBuf,
     pub load: Load,
+    pub apply: Apply,
     /// How many Mappings to load (N).
     pub mappings: usize,
     /// Over how many hostnames they spread: Mapping i gets `h{i % hosts}.bench.test`.

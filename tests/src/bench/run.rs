@@ -47,7 +47,7 @@ async fn bulk(config: &Config, stack: &Stack, routes: &[Route], prober: &Prober)
     let pid = stack.operator_pid;
     let before_load = sample_process(pid)?;
     eprintln!("bench: applying {} Mappings as one List", routes.len());
-    let loaded = load::bulk(stack, routes, prober).await?;
+    let loaded = load::bulk(stack, routes, prober, config.apply).await?;
     let after_load = sample_process(pid)?;
 
     eprintln!("bench: {} changes", config.changes);

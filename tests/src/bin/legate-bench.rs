@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use legate_tests::bench::{self, Config, Load};
+use legate_tests::bench::{self, Apply, Config, Load};
 
-const USAGE: &str = "usage: legate-bench --stack DIR [--load bulk|one-by-one] [--mappings N] [--hosts H] [--changes K] [--idle-seconds S]";
+const USAGE: &str = "usage: legate-bench --stack DIR [--load bulk|one-by-one] [--apply kubectl|concurrent] [--mappings N] [--hosts H] [--changes K] [--idle-seconds S]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,6 +32,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
     let mut config = Config {
         stack_dir: PathBuf::new(),
         load: Load::Bulk,
+        apply: Apply::Kubectl,
         mappings: 1000,
         hosts: 100,
         changes: 200,
@@ -42,6 +43,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
         match flag.as_str() {
             "--stack" => config.stack_dir = PathBuf::from(value),
             "--load" => config.load = load(&value)?,
+            "--apply" => config.apply = apply(&value)?,
             "--mappings" => config.mappings = number(&flag, &value)?,
             "--hosts" => config.hosts = number(&flag, &value)?,
             "--changes" => config.changes = number(&flag, &value)?,
@@ -63,6 +65,14 @@ fn load(value: &str) -> Result<Load, String> {
         "bulk" => Ok(Load::Bulk),
         "one-by-one" => Ok(Load::OneByOne),
         _ => Err(format!("--load {value:?}: expected bulk or one-by-one")),
+    }
+}
+
+fn apply(value: &str) -> Result<Apply, String> {
+    match value {
+        "kubectl" => Ok(Apply::Kubectl),
+        "concurrent" => Ok(Apply::Concurrent),
+        _ => Err(format!("--apply {value:?}: expected kubectl or concurrent")),
     }
 }
 
