@@ -10,6 +10,14 @@ use legate_xds::ir::{self, ObjectRef};
 use crate::verdicts::Problem;
 use crate::world::{CA_BUNDLE_KEY, World};
 
+/// `(namespace, name)` of a Secret.
+pub type SecretKey = (String, String);
+
+/// The key of a Secret.
+pub fn secret_key(secret: &Secret) -> SecretKey {
+    (secret.namespace().unwrap_or_default(), secret.name_any())
+}
+
 /// The certificate and key of `namespace/name` (a `kubernetes.io/tls` Secret).
 /// Its SDS name is `namespace/name`.
 pub fn certificate(

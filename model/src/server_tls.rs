@@ -7,7 +7,7 @@ use legate_crds::tls_context::TlsVersion;
 use legate_xds::ir;
 
 use crate::names::object_ref;
-use crate::secrets;
+use crate::secrets::{self, SecretKey};
 use crate::verdicts::Problem;
 use crate::world::World;
 
@@ -17,6 +17,16 @@ use crate::world::World;
 pub struct ResolvedTls {
     pub server: ir::ServerTls,
     pub secrets: Vec<ir::Secret>,
+}
+
+/// The Secrets [`resolve`] reads (found or not): what the incremental model
+/// watches to know when to build again.
+pub fn secrets_read(context: &TLSContext) -> Vec<SecretKey> {
+    let namespace = context.namespace().unwrap_or_default();
+    std::iter::once(&context.spec.secret)
+        .chain(&context.spec.ca_secret)
+        .map(|name| (namespace.clone(), name.clone()))
+        .collect()
 }
 
 /// Reads and checks a TLSContext's Secrets.

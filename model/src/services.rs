@@ -9,6 +9,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use legate_xds::ir::Endpoint;
 
+use crate::secrets::SecretKey;
 use crate::world::World;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -34,6 +35,9 @@ pub struct Reads {
     pub services: Vec<ServiceKey>,
     /// The endpoints it wrote into a configuration, in the order written.
     pub endpoints: Vec<EndpointsWrite>,
+    /// The Secrets it read (found or not), sorted. The index holds no
+    /// Secrets; it keeps the record, since it goes wherever they are read.
+    pub secrets: Vec<SecretKey>,
 }
 
 /// Endpoints written under an upstream's name: of a Service port (when
@@ -89,6 +93,8 @@ impl ServiceIndex {
             .unwrap_or_default();
         reads.services.sort();
         reads.services.dedup();
+        reads.secrets.sort();
+        reads.secrets.dedup();
         (out, reads)
     }
 
@@ -98,6 +104,16 @@ impl ServiceIndex {
             && reads.services.last() != Some(key)
         {
             reads.services.push(key.clone());
+        }
+    }
+
+    /// Notes, while recording, that the Secrets `read` were read.
+    pub fn note_secrets(&self, read: Vec<SecretKey>) {
+        if read.is_empty() {
+            return;
+        }
+        if let Some(reads) = self.reads.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            reads.secrets.extend(read);
         }
     }
 

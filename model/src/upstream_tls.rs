@@ -5,7 +5,7 @@
 use legate_crds::mapping::UpstreamTls;
 use legate_xds::ir::{self, ObjectRef};
 
-use crate::secrets;
+use crate::secrets::{self, SecretKey};
 use crate::verdicts::Problem;
 use crate::world::World;
 
@@ -14,6 +14,19 @@ use crate::world::World;
 pub struct ResolvedUpstreamTls {
     pub tls: Option<ir::UpstreamTls>,
     pub secrets: Vec<ir::Secret>,
+}
+
+/// The Secrets [`resolve`] reads for `settings` (found or not): what the
+/// incremental model judges again when one of them changes.
+pub fn secrets_read(origin: &ObjectRef, settings: Option<&UpstreamTls>) -> Vec<SecretKey> {
+    let Some(settings) = settings else {
+        return Vec::new();
+    };
+    [&settings.ca_secret, &settings.client_cert_secret]
+        .into_iter()
+        .flatten()
+        .map(|name| (origin.namespace().to_string(), name.clone()))
+        .collect()
 }
 
 /// `from_url` (an `https://` service's TLS, verifying its host) refined by

@@ -8,8 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Resource;
+use legate_crds::gateway::FromNamespaces;
 use legate_crds::{AuthService, Gateway, RateLimitService, TCPMapping, TLSContext};
 
 use crate::world::World;
@@ -149,10 +150,11 @@ pub(super) fn same_version<K: Resource>(a: &Arc<K>, b: &Arc<K>) -> bool {
 }
 
 /// The objects whose changes reach too far to follow one by one (a
-/// Gateway's listeners, a Namespace's labels, a TLSContext, a Secret…),
-/// and where Envoys listen: when any of these changes, the model is built
-/// whole again. Their order counts too (the certificates of a listener come
-/// in the order of the TLSContexts).
+/// Gateway's listeners, a TLSContext…), and where Envoys listen: when any
+/// of these changes, the model is built whole again. Their order counts too
+/// (the certificates of a listener come in the order of the TLSContexts).
+/// Namespaces count only while a Gateway selects namespaces by label
+/// (their labels are all the model reads of them).
 #[derive(Debug)]
 pub(super) struct Frame {
     listen_address: IpAddr,
@@ -161,8 +163,8 @@ pub(super) struct Frame {
     auth_services: Vec<Arc<AuthService>>,
     rate_limit_services: Vec<Arc<RateLimitService>>,
     tcp_mappings: Vec<Arc<TCPMapping>>,
-    namespaces: Vec<Arc<Namespace>>,
-    secrets: Vec<Arc<Secret>>,
+    /// `None` while no Gateway selects namespaces by label.
+    namespaces: Option<Vec<Arc<Namespace>>>,
 }
 
 impl Frame {
@@ -174,8 +176,7 @@ impl Frame {
             auth_services: world.auth_services.clone(),
             rate_limit_services: world.rate_limit_services.clone(),
             tcp_mappings: world.tcp_mappings.clone(),
-            namespaces: world.namespaces.clone(),
-            secrets: world.secrets.clone(),
+            namespaces: selects_namespaces(world).then(|| world.namespaces.clone()),
         }
     }
 
@@ -187,9 +188,19 @@ impl Frame {
             && same_list(&self.auth_services, &world.auth_services)
             && same_list(&self.rate_limit_services, &world.rate_limit_services)
             && same_list(&self.tcp_mappings, &world.tcp_mappings)
-            && same_list(&self.namespaces, &world.namespaces)
-            && same_list(&self.secrets, &world.secrets)
+            && self
+                .namespaces
+                .as_ref()
+                .is_none_or(|namespaces| same_list(namespaces, &world.namespaces))
     }
+}
+
+/// Whether a Gateway admits routes from namespaces by their labels.
+fn selects_namespaces(world: &World) -> bool {
+    world
+        .gateways
+        .iter()
+        .any(|g| g.spec.allowed_routes.namespaces.from == FromNamespaces::Selector)
 }
 
 fn same_list<K: Resource>(before: &[Arc<K>], now: &[Arc<K>]) -> bool {

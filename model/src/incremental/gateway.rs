@@ -11,10 +11,11 @@ use legate_crds::gateway::RouteDefaults;
 use legate_crds::{Gateway, Mapping};
 use legate_xds::ir;
 
-use super::MappingState;
 use super::sources::{Source, Sources, Stale, Written, scratch};
+use super::{FrameReads, MappingState};
 use crate::mappings::{self, Placement};
 use crate::names::gateway_key;
+use crate::secrets::SecretKey;
 use crate::services::{EndpointsWrite, Reads};
 use crate::services::{ResolvedPort, ServiceIndex, ServiceKey};
 use crate::verdicts::{Problem, Verdict, Verdicts};
@@ -34,6 +35,51 @@ struct Group {
     verdicts: Vec<(String, Verdict)>,
     /// What it looked up.
     reads: Reads,
+}
+
+/// Which groups read each Service and Secret.
+#[derive(Debug, Default)]
+struct Readers {
+    services: HashMap<ServiceKey, HashSet<Arc<str>>>,
+    secrets: HashMap<SecretKey, HashSet<Arc<str>>>,
+}
+
+impl Readers {
+    fn add(&mut self, group: &Arc<str>, reads: &Reads) {
+        for service in &reads.services {
+            self.services
+                .entry(service.clone())
+                .or_default()
+                .insert(group.clone());
+        }
+        for secret in &reads.secrets {
+            self.secrets
+                .entry(secret.clone())
+                .or_default()
+                .insert(group.clone());
+        }
+    }
+
+    fn remove(&mut self, group: &Arc<str>, reads: &Reads) {
+        fn forget<K: std::hash::Hash + Eq>(
+            map: &mut HashMap<K, HashSet<Arc<str>>>,
+            key: &K,
+            group: &Arc<str>,
+        ) {
+            if let Some(groups) = map.get_mut(key) {
+                groups.remove(group);
+                if groups.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        for service in &reads.services {
+            forget(&mut self.services, service, group);
+        }
+        for secret in &reads.secrets {
+            forget(&mut self.secrets, secret, group);
+        }
+    }
 }
 
 /// What one Gateway said about one Mapping.
@@ -65,9 +111,9 @@ pub(super) struct GatewayState {
     /// What the Gateway-wide parts wrote under shared names.
     after: Written,
     placed: HashMap<String, Placed>,
-    groups: BTreeMap<Arc<str>, Group>,
-    /// Which groups read each Service.
-    readers: HashMap<ServiceKey, BTreeSet<Arc<str>>>,
+    groups: HashMap<Arc<str>, Group>,
+    /// Which groups read each Service and Secret.
+    readers: Readers,
     shared: Sources,
 }
 
@@ -80,7 +126,7 @@ impl GatewayState {
         gateway: &Arc<Gateway>,
         index: &ServiceIndex,
         verdicts: &mut Verdicts,
-        frame_reads: &mut HashSet<ServiceKey>,
+        frame_reads: &mut FrameReads,
     ) -> (GatewayState, ir::Gateway) {
         let mut before = crate::start_config(world, gateway, verdicts);
         let mut after = ir::Gateway {
@@ -89,7 +135,8 @@ impl GatewayState {
         };
         let ((), reads) =
             index.recording(|| crate::finish_config(world, gateway, index, &mut after, verdicts));
-        frame_reads.extend(reads.services);
+        frame_reads.services.extend(reads.services);
+        frame_reads.secrets.extend(reads.secrets);
         let mut routes = before.routes.clone();
         routes.extend(after.routes.iter().map(|(id, r)| (id.clone(), r.clone())));
         let mut config = ir::Gateway {
@@ -109,8 +156,8 @@ impl GatewayState {
             before: Written::take(&mut before),
             after: Written::take(&mut after),
             placed: HashMap::new(),
-            groups: BTreeMap::new(),
-            readers: HashMap::new(),
+            groups: HashMap::new(),
+            readers: Readers::default(),
             shared: Sources::default(),
         };
         let mut stale = Stale::default();
@@ -133,7 +180,7 @@ impl GatewayState {
         quarantine: &Quarantine,
         key: &str,
         mapping: Option<&MappingState>,
-        dirty: &mut BTreeSet<Arc<str>>,
+        dirty: &mut HashSet<Arc<str>>,
     ) {
         if let Some(Placed::Routed(group)) = self.placed.remove(key) {
             if let Some(g) = self.groups.get_mut(&group) {
@@ -169,8 +216,15 @@ impl GatewayState {
     }
 
     /// Adds to `dirty` the groups that looked up `service`.
-    pub fn readers_of(&self, service: &ServiceKey, dirty: &mut BTreeSet<Arc<str>>) {
-        if let Some(groups) = self.readers.get(service) {
+    pub fn readers_of(&self, service: &ServiceKey, dirty: &mut HashSet<Arc<str>>) {
+        if let Some(groups) = self.readers.services.get(service) {
+            dirty.extend(groups.iter().cloned());
+        }
+    }
+
+    /// Adds to `dirty` the groups that read `secret`.
+    pub fn secret_readers_of(&self, secret: &SecretKey, dirty: &mut HashSet<Arc<str>>) {
+        if let Some(groups) = self.readers.secrets.get(secret) {
             dirty.extend(groups.iter().cloned());
         }
     }
@@ -181,7 +235,7 @@ impl GatewayState {
         &mut self,
         world: &World,
         index: &ServiceIndex,
-        dirty: BTreeSet<Arc<str>>,
+        dirty: HashSet<Arc<str>>,
         config: &mut ir::Gateway,
         mut touched: Option<&mut BTreeSet<String>>,
     ) {
@@ -199,14 +253,7 @@ impl GatewayState {
             self.shared
                 .remove(&group.written, &Source::Group(name.clone()), &mut stale);
             group.written = Written::default();
-            for service in std::mem::take(&mut group.reads).services {
-                if let Some(readers) = self.readers.get_mut(&service) {
-                    readers.remove(name);
-                    if readers.is_empty() {
-                        self.readers.remove(&service);
-                    }
-                }
-            }
+            self.readers.remove(name, &std::mem::take(&mut group.reads));
             if let Some(touched) = touched.as_deref_mut() {
                 touched.extend(group.verdicts.drain(..).map(|(key, _)| key));
             }
@@ -240,12 +287,7 @@ impl GatewayState {
             let written = Written::take(&mut output);
             self.shared
                 .add(&written, &Source::Group(name.clone()), &mut stale);
-            for service in &reads.services {
-                self.readers
-                    .entry(service.clone())
-                    .or_default()
-                    .insert(name.clone());
-            }
+            self.readers.add(&name, &reads);
             if let Some(touched) = touched.as_deref_mut() {
                 touched.extend(verdicts.keys().cloned());
                 touched.extend(group.members.keys().cloned());
@@ -266,10 +308,10 @@ impl GatewayState {
         &mut self,
         index: &ServiceIndex,
         services: &BTreeSet<ServiceKey>,
-        dirty: &mut BTreeSet<Arc<str>>,
+        dirty: &mut HashSet<Arc<str>>,
         config: &mut ir::Gateway,
     ) {
-        let mut readers = BTreeSet::new();
+        let mut readers = HashSet::new();
         for service in services {
             self.readers_of(service, &mut readers);
         }

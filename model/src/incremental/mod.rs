@@ -1,7 +1,7 @@
 //! The model kept between worlds: [`Incremental::build`] answers exactly
 //! what [`crate::build_with`] answers, and for a world that differs from the
-//! last by a few Mappings, Services or EndpointSlices it judges again only
-//! what those can change.
+//! last by a few Mappings, Services, EndpointSlices or Secrets it judges
+//! again only what those can change.
 //!
 //! What a change can reach:
 //! - a Mapping: the group of Mappings with its match, before and after the
@@ -11,13 +11,16 @@
 //! - an EndpointSlice: the endpoints the groups wrote for its Service's
 //!   ports (the groups themselves when a port gains its first ready
 //!   endpoint or loses its last);
+//! - a Secret: the groups whose `upstreamTls` read it (found or not);
+//! - a Namespace: nothing, unless a Gateway selects namespaces by label;
 //! - a quarantine entry: the Mapping it names.
 //!
-//! Anything else (a Gateway, TLSContext, AuthService, RateLimitService,
-//! TCPMapping, Namespace or Secret, the listen address; a Service that an
-//! AuthService, RateLimitService, tracing collector or TCPMapping looked up;
-//! many changes at once; two objects of one kind with one name) builds the
-//! model whole again: their reach is wide and their changes are rare.
+//! Anything else builds the model whole again: a Gateway, TLSContext,
+//! AuthService, RateLimitService or TCPMapping; a Namespace while a Gateway
+//! selects by label; the listen address; a Service, EndpointSlice or
+//! Secret that a TLSContext, AuthService, RateLimitService, tracing
+//! collector or TCPMapping reads; many changes at once; two objects of one
+//! kind with one name. Their reach is wide and their changes are rare.
 
 mod diff;
 mod gateway;
@@ -29,13 +32,15 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use legate_crds::Mapping;
 use legate_xds::ir::ObjectRef;
 
 use crate::mappings;
 use crate::names::object_ref;
+use crate::secrets::{self, SecretKey};
+use crate::server_tls;
 use crate::services::{self, ServiceIndex, ServiceKey};
 use crate::verdicts::{Problem, Verdict};
 use crate::world::{Quarantine, World};
@@ -77,9 +82,19 @@ struct State {
     by_key: HashMap<String, MappingState>,
     /// One per Gateway that is not being deleted, in the world's order.
     gateways: Vec<GatewayState>,
-    /// Services looked up outside the Mappings' routes: a change to one of
-    /// them builds the model whole.
-    frame_reads: HashSet<ServiceKey>,
+    /// The keys of the Secrets, to tell two with one name.
+    secret_keys: HashSet<SecretKey>,
+    secrets: Seen<Secret>,
+    /// Services and Secrets read outside the Mappings' routes: a change to
+    /// one of them builds the model whole.
+    frame_reads: FrameReads,
+}
+
+/// Services and Secrets read outside the Mappings' routes.
+#[derive(Debug, Default)]
+struct FrameReads {
+    services: HashSet<ServiceKey>,
+    secrets: HashSet<SecretKey>,
 }
 
 /// What the model keeps about one Mapping, worked out once per version.
@@ -147,12 +162,15 @@ impl Incremental {
             return;
         }
         let mut model = Model::default();
-        let mut frame_reads = HashSet::new();
+        let mut frame_reads = FrameReads::default();
+        for context in &world.tls_contexts {
+            frame_reads.secrets.extend(server_tls::secrets_read(context));
+        }
         let mut states = Vec::new();
         for gateway in live_gateways(world) {
             let (mut state, mut config) =
                 GatewayState::new(world, gateway, &index, &mut model.verdicts, &mut frame_reads);
-            let mut dirty = BTreeSet::new();
+            let mut dirty = HashSet::new();
             for (key, mapping) in &by_key {
                 state.place(world, quarantine, key, Some(mapping), &mut dirty);
             }
@@ -176,6 +194,8 @@ impl Incremental {
             index,
             by_key,
             gateways: states,
+            secret_keys: world.secrets.iter().map(|s| secrets::secret_key(s)).collect(),
+            secrets: Seen::new(&world.secrets),
             frame_reads,
         });
     }
@@ -193,9 +213,32 @@ impl Incremental {
         let mappings = state.mappings.update(&world.mappings);
         let services = state.services.update(&world.services);
         let slices = state.slices.update(&world.endpoint_slices);
+        let secrets = state.secrets.update(&world.secrets);
         let many = |changes: usize, of: usize| changes > MANY_CHANGES && changes > of / 8;
         if many(mappings.len(), world.mappings.len())
             || many(services.len() + slices.len(), world.services.len())
+            || many(secrets.len(), world.secrets.len())
+        {
+            return false;
+        }
+
+        // Secrets that may read differently now.
+        let mut changed_secrets: BTreeSet<SecretKey> = BTreeSet::new();
+        for secret in &secrets.removed {
+            let key = secrets::secret_key(secret);
+            state.secret_keys.remove(&key);
+            changed_secrets.insert(key);
+        }
+        for secret in &secrets.added {
+            let key = secrets::secret_key(secret);
+            if !state.secret_keys.insert(key.clone()) {
+                return false; // two Secrets with one name
+            }
+            changed_secrets.insert(key);
+        }
+        if changed_secrets
+            .iter()
+            .any(|s| state.frame_reads.secrets.contains(s))
         {
             return false;
         }
@@ -224,7 +267,7 @@ impl Incremental {
         if changed_services
             .iter()
             .chain(&changed_slices)
-            .any(|s| state.frame_reads.contains(s))
+            .any(|s| state.frame_reads.services.contains(s))
         {
             return false;
         }
@@ -255,12 +298,15 @@ impl Incremental {
 
         let mut touched = changed.clone();
         for gateway in &mut state.gateways {
-            let mut dirty = BTreeSet::new();
+            let mut dirty = HashSet::new();
             for key in &changed {
                 gateway.place(world, quarantine, key, state.by_key.get(key), &mut dirty);
             }
             for service in &changed_services {
                 gateway.readers_of(service, &mut dirty);
+            }
+            for secret in &changed_secrets {
+                gateway.secret_readers_of(secret, &mut dirty);
             }
             let Some(config) = model.gateways.get_mut(&gateway.key) else {
                 return false; // every Gateway state has its configuration
@@ -295,16 +341,21 @@ impl fmt::Debug for Incremental {
     }
 }
 
-/// Two Services or two EndpointSlices with one namespace and name.
+/// Two Services, EndpointSlices or Secrets with one namespace and name.
 fn has_twins(world: &World, index: &ServiceIndex) -> bool {
     if index.service_count() != world.services.len() {
         return true;
     }
     let mut slices = HashSet::with_capacity(world.endpoint_slices.len());
+    let mut secrets = HashSet::with_capacity(world.secrets.len());
     !world
         .endpoint_slices
         .iter()
         .all(|s| slices.insert((s.metadata.namespace.as_deref(), s.metadata.name.as_deref())))
+        || !world
+            .secrets
+            .iter()
+            .all(|s| secrets.insert((s.metadata.namespace.as_deref(), s.metadata.name.as_deref())))
 }
 
 /// The keys whose entry differs between two quarantines.

@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use legate_crds::{Gateway, Mapping};
 use serde::de::DeserializeOwned;
@@ -224,10 +225,12 @@ fn namespace(name: &str, team: &str) -> Arc<Namespace> {
     object(json!({ "metadata": { "name": name, "labels": { "team": team } } }))
 }
 
-/// Two Gateways (one admits every namespace on two listeners, one only
-/// namespaces labelled `team: platform`), Mappings and Services changing
-/// one or a few at a time, now and then a Namespace's labels (which builds
-/// whole): after each step the incremental model is the whole build.
+/// Two Gateways (one admits every namespace on two listeners, the other
+/// namespaces labelled `team: platform`, or all), Mappings, Services,
+/// EndpointSlices, Secrets and quarantines changing one or a few at a time;
+/// now and then a Namespace's labels, the second Gateway, or a Secret that
+/// a TLSContext or the AuthService reads (which build whole): after each
+/// step the incremental model is the whole build.
 #[test]
 fn a_random_walk_of_changes_always_builds_the_same_model() {
     for seed in [0x5eed_1e6a_7e00_0001, 0x0dd_ba11, 0xfee1_900d] {
@@ -235,8 +238,50 @@ fn a_random_walk_of_changes_always_builds_the_same_model() {
     }
 }
 
+/// A Secret with `data`, of `type_`.
+fn secret(namespace: &str, name: &str, type_: &str, data: &[(&str, &str)]) -> Arc<Secret> {
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(name.into());
+    secret.metadata.namespace = Some(namespace.into());
+    secret.type_ = Some(type_.into());
+    secret.data = Some(
+        data.iter()
+            .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+            .collect(),
+    );
+    Arc::new(secret)
+}
+
+fn side(select: bool) -> Arc<Gateway> {
+    let from = if select {
+        json!({ "from": "Selector", "selector": { "matchLabels": { "team": "platform" } } })
+    } else {
+        json!({ "from": "All" })
+    };
+    gateway(
+        "side",
+        from,
+        json!([{ "name": "http", "port": 8080, "protocol": "HTTP" }]),
+    )
+}
+
 fn walk(seed: u64) {
     let mut dice = Dice(seed);
+    let cert = rcgen::generate_simple_self_signed(vec!["a.example.com".into()]).expect("a certificate");
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let edge_cert = |dice: &mut Dice| {
+        let chain = if dice.one_in(2) {
+            cert_pem.as_str()
+        } else {
+            "not a certificate"
+        };
+        secret(
+            "infra",
+            "edge-cert",
+            "kubernetes.io/tls",
+            &[("tls.crt", chain), ("tls.key", &key_pem)],
+        )
+    };
     let mut world = World {
         gateways: vec![
             gateway(
@@ -245,12 +290,15 @@ fn walk(seed: u64) {
                 json!([{ "name": "http", "port": 8080, "protocol": "HTTP" },
                        { "name": "alt", "port": 8081, "protocol": "HTTP" }]),
             ),
-            gateway(
-                "side",
-                json!({ "from": "Selector", "selector": { "matchLabels": { "team": "platform" } } }),
-                json!([{ "name": "http", "port": 8080, "protocol": "HTTP" }]),
-            ),
+            side(true),
         ],
+        tls_contexts: vec![object(json!({
+            "apiVersion": "legate.dev/v1alpha1", "kind": "TLSContext",
+            "metadata": { "name": "edge-tls", "namespace": "infra", "generation": 1,
+                          "creationTimestamp": "2026-01-01T00:00:00Z" },
+            "spec": { "hosts": ["a.example.com"], "secret": "edge-cert" },
+        }))],
+        secrets: vec![edge_cert(&mut dice)],
         namespaces: NAMESPACES.iter().map(|n| namespace(n, "platform")).collect(),
         // Its Service is one the Mappings use too: changing it builds whole.
         auth_services: vec![object(json!({
@@ -271,7 +319,7 @@ fn walk(seed: u64) {
     let steps = 400;
     for step in 0..steps {
         for _ in 0..=dice.roll(2) {
-            match dice.roll(20) {
+            match dice.roll(25) {
                 // A Mapping added, changed or deleted.
                 0..=9 => {
                     let i = dice.roll(generations.len());
@@ -337,12 +385,69 @@ fn walk(seed: u64) {
                     let turn = dice.roll(world.mappings.len().max(1));
                     world.mappings.rotate_left(turn);
                 }
-                // A Namespace's labels change (the whole model is built again).
+                // A Namespace's labels change, or one comes or goes (the
+                // whole model is built again while a Gateway selects by label).
+                19 => {
+                    let i = dice.roll(4);
+                    let team = dice.pick(&["platform", "apps"]);
+                    match (i, world.namespaces.len()) {
+                        (3, 3) => world.namespaces.push(namespace("extra", team)),
+                        (3, _) => {
+                            world.namespaces.pop();
+                        }
+                        _ => world.namespaces[i] = namespace(NAMESPACES[i], team),
+                    }
+                }
+                // The second Gateway selects namespaces by label, or stops.
+                20 => {
+                    if dice.one_in(3) {
+                        let select = world.gateways[1].spec.allowed_routes.namespaces.from
+                            != legate_crds::gateway::FromNamespaces::Selector;
+                        world.gateways[1] = side(select);
+                    }
+                }
+                // The CA Secret that `upstreamTls` names comes, changes or goes.
+                21 | 22 => {
+                    let namespace = dice.pick(&NAMESPACES);
+                    let at = world.secrets.iter().position(|s| {
+                        s.metadata.namespace.as_deref() == Some(namespace)
+                            && s.metadata.name.as_deref() == Some("ca")
+                    });
+                    let ca = match dice.roll(3) {
+                        0 => secret(namespace, "ca", "Opaque", &[("ca.crt", &cert_pem)]),
+                        1 => secret(namespace, "ca", "Opaque", &[("ca.crt", "garbage")]),
+                        _ => secret(namespace, "ca", "Opaque", &[]),
+                    };
+                    match at {
+                        Some(at) if dice.one_in(3) => {
+                            world.secrets.remove(at);
+                        }
+                        Some(at) => world.secrets[at] = ca,
+                        None => world.secrets.push(ca),
+                    }
+                }
+                // A Secret nobody reads changes.
+                23 => {
+                    let noise = secret("red", "noise", "Opaque", &[("x", "1")]);
+                    match world
+                        .secrets
+                        .iter()
+                        .position(|s| s.metadata.name.as_deref() == Some("noise"))
+                    {
+                        Some(at) => world.secrets[at] = noise,
+                        None => world.secrets.push(noise),
+                    }
+                }
+                // The TLSContext's certificate changes (whole again).
                 _ => {
                     if dice.one_in(3) {
-                        let i = dice.roll(3);
-                        let team = dice.pick(&["platform", "apps"]);
-                        world.namespaces[i] = namespace(NAMESPACES[i], team);
+                        let at = world
+                            .secrets
+                            .iter()
+                            .position(|s| s.metadata.name.as_deref() == Some("edge-cert"));
+                        if let Some(at) = at {
+                            world.secrets[at] = edge_cert(&mut dice);
+                        }
                     }
                 }
             }

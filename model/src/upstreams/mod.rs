@@ -108,6 +108,7 @@ pub fn resolve(
 ) -> Result<Resolved, RefError> {
     let origin = reference.origin;
     let target = Target::find(parse(reference.service, origin.namespace())?, index)?;
+    index.note_secrets(upstream_tls::secrets_read(origin, reference.tls));
     let tls = upstream_tls::resolve(world, origin, target.url_tls, reference.tls).map_err(RefError::Tls)?;
     let upstream = upstream(
         &target.destination,
