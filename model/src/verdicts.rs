@@ -84,6 +84,16 @@ impl Verdicts {
         self.0.insert(key, verdict);
     }
 
+    /// Keeps only the verdicts whose key `keep` accepts.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.0.retain(|key, _| keep(key));
+    }
+
+    /// Adds every verdict of `other`, over what was said before.
+    pub(crate) fn append(&mut self, other: Verdicts) {
+        self.0.extend(other.0);
+    }
+
     /// (object key, verdict) pairs, in key order.
     pub(crate) fn into_entries(self) -> Vec<(String, Verdict)> {
         self.0.into_iter().collect()

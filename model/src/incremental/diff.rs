@@ -149,12 +149,14 @@ pub(super) fn same_version<K: Resource>(a: &Arc<K>, b: &Arc<K>) -> bool {
         && a.resource_version == b.resource_version
 }
 
-/// The objects whose changes reach too far to follow one by one (a
-/// Gateway's listeners, a TLSContext…), and where Envoys listen: when any
-/// of these changes, the model is built whole again. Their order counts too
-/// (the certificates of a listener come in the order of the TLSContexts).
-/// Namespaces count only while a Gateway selects namespaces by label
-/// (their labels are all the model reads of them).
+/// The objects whose changes reach too far to follow one by one, and
+/// where Envoys listen. When a Gateway or the address changes, the model
+/// is built whole again; when a TLSContext, AuthService, RateLimitService,
+/// TCPMapping or Namespace does, each Gateway's parts before and after its
+/// HTTP routes are. Their order counts too (the certificates of a listener
+/// come in the order of the TLSContexts). Namespaces count only while a
+/// Gateway selects namespaces by label (their labels are all the model
+/// reads of them).
 #[derive(Debug)]
 pub(super) struct Frame {
     listen_address: IpAddr,
@@ -180,11 +182,20 @@ impl Frame {
         }
     }
 
-    /// Whether `world` has the same frame.
-    pub fn holds(&self, world: &World) -> bool {
-        self.listen_address == world.listen_address
-            && same_list(&self.gateways, &world.gateways)
-            && same_list(&self.tls_contexts, &world.tls_contexts)
+    /// What of the frame `world` changed.
+    pub fn compare(&self, world: &World) -> FrameChange {
+        if self.listen_address != world.listen_address || !same_list(&self.gateways, &world.gateways) {
+            FrameChange::Gateways
+        } else if self.holds(world) {
+            FrameChange::Nothing
+        } else {
+            FrameChange::Parts
+        }
+    }
+
+    /// Whether `world` has the same frame, Gateways aside.
+    fn holds(&self, world: &World) -> bool {
+        same_list(&self.tls_contexts, &world.tls_contexts)
             && same_list(&self.auth_services, &world.auth_services)
             && same_list(&self.rate_limit_services, &world.rate_limit_services)
             && same_list(&self.tcp_mappings, &world.tcp_mappings)
@@ -201,6 +212,17 @@ fn selects_namespaces(world: &World) -> bool {
         .gateways
         .iter()
         .any(|g| g.spec.allowed_routes.namespaces.from == FromNamespaces::Selector)
+}
+
+/// What changed of the [`Frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FrameChange {
+    Nothing,
+    /// TLSContexts, AuthServices, RateLimitServices, TCPMappings or
+    /// Namespaces (while a Gateway selects by label).
+    Parts,
+    /// A Gateway or the listen address.
+    Gateways,
 }
 
 fn same_list<K: Resource>(before: &[Arc<K>], now: &[Arc<K>]) -> bool {

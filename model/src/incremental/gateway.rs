@@ -92,7 +92,7 @@ pub(super) enum Effect<'a> {
 }
 
 /// Where one Mapping stands on this Gateway; `Ignored` is not kept.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Placed {
     Invalid(Problem),
     Quarantined,
@@ -110,6 +110,8 @@ pub(super) struct GatewayState {
     before: Written,
     /// What the Gateway-wide parts wrote under shared names.
     after: Written,
+    /// The routes of the listeners, TLSContexts and Gateway-wide parts.
+    frame_routes: Vec<ir::RouteId>,
     placed: HashMap<String, Placed>,
     groups: HashMap<Arc<str>, Group>,
     /// Which groups read each Service and Secret.
@@ -118,9 +120,8 @@ pub(super) struct GatewayState {
 }
 
 impl GatewayState {
-    /// The parts of `gateway`'s configuration before and after its HTTP
-    /// routes, with their verdicts; no Mapping yet. Adds to `frame_reads`
-    /// the Services those parts looked up. Returns the configuration so far.
+    /// The state of `gateway` with no Mapping yet, and its configuration
+    /// so far (see [`GatewayState::refresh_frame`]).
     pub fn new(
         world: &World,
         gateway: &Arc<Gateway>,
@@ -128,91 +129,139 @@ impl GatewayState {
         verdicts: &mut Verdicts,
         frame_reads: &mut FrameReads,
     ) -> (GatewayState, ir::Gateway) {
-        let mut before = crate::start_config(world, gateway, verdicts);
-        let mut after = ir::Gateway {
-            listeners: before.listeners.clone(),
-            ..ir::Gateway::default()
-        };
-        let ((), reads) =
-            index.recording(|| crate::finish_config(world, gateway, index, &mut after, verdicts));
-        frame_reads.services.extend(reads.services);
-        frame_reads.secrets.extend(reads.secrets);
-        let mut routes = before.routes.clone();
-        routes.extend(after.routes.iter().map(|(id, r)| (id.clone(), r.clone())));
-        let mut config = ir::Gateway {
-            listeners: after.listeners.clone(),
-            routes,
-            tcp_routes: after.tcp_routes.clone(),
-            auth: after.auth.clone(),
-            rate_limit: after.rate_limit.clone(),
-            observability: after.observability.clone(),
-            ..ir::Gateway::default()
-        };
         let mut state = GatewayState {
             key: gateway_key(gateway),
             gateway: gateway.clone(),
-            listeners: mappings::http_listeners(&before),
+            listeners: Vec::new(),
             defaults: mappings::route_defaults(gateway),
-            before: Written::take(&mut before),
-            after: Written::take(&mut after),
+            before: Written::default(),
+            after: Written::default(),
+            frame_routes: Vec::new(),
             placed: HashMap::new(),
             groups: HashMap::new(),
             readers: Readers::default(),
             shared: Sources::default(),
         };
-        let mut stale = Stale::default();
-        for source in [Source::Before, Source::After] {
-            let output = match source {
-                Source::After => &state.after,
-                _ => &state.before,
-            };
-            state.shared.add(output, &source, &mut stale);
-        }
-        state.merge(&stale, &mut config);
+        let mut config = scratch();
+        state.refresh_frame(
+            world,
+            index,
+            verdicts,
+            frame_reads,
+            &mut config,
+            &mut HashSet::new(),
+        );
         (state, config)
     }
 
+    /// Builds again the parts of the configuration before the HTTP routes
+    /// (listeners, TLS) and after them (Gateway-wide services, TCP routes),
+    /// with their verdicts, and puts them in `config`. Adds to
+    /// `frame_reads` the Services and Secrets those parts read; to `dirty`
+    /// every group when the listeners Mappings route on changed.
+    pub fn refresh_frame(
+        &mut self,
+        world: &World,
+        index: &ServiceIndex,
+        verdicts: &mut Verdicts,
+        frame_reads: &mut FrameReads,
+        config: &mut ir::Gateway,
+        dirty: &mut HashSet<Arc<str>>,
+    ) {
+        let gateway = &self.gateway;
+        let mut before = crate::start_config(world, gateway, verdicts);
+        let mut after = ir::Gateway {
+            listeners: before.listeners.clone(),
+            ..scratch()
+        };
+        let ((), reads) =
+            index.recording(|| crate::finish_config(world, gateway, index, &mut after, verdicts));
+        frame_reads.services.extend(reads.services);
+        frame_reads.secrets.extend(reads.secrets);
+
+        for id in self.frame_routes.drain(..) {
+            config.routes.remove(&id);
+        }
+        let routes = std::mem::take(&mut before.routes)
+            .into_iter()
+            .chain(std::mem::take(&mut after.routes));
+        for (id, route) in routes {
+            self.frame_routes.push(id.clone());
+            config.routes.insert(id, route);
+        }
+        config.listeners = std::mem::take(&mut after.listeners);
+        config.tcp_routes = std::mem::take(&mut after.tcp_routes);
+        config.auth = after.auth.take();
+        config.rate_limit = after.rate_limit.take();
+        config.observability = std::mem::replace(&mut after.observability, scratch().observability);
+
+        let listeners = mappings::http_listeners(&before);
+        if listeners != self.listeners {
+            self.listeners = listeners;
+            dirty.extend(self.groups.keys().cloned());
+        }
+        let mut stale = Stale::default();
+        self.shared.remove(&self.before, &Source::Before, &mut stale);
+        self.shared.remove(&self.after, &Source::After, &mut stale);
+        self.before = Written::take(&mut before);
+        self.after = Written::take(&mut after);
+        self.shared.add(&self.before, &Source::Before, &mut stale);
+        self.shared.add(&self.after, &Source::After, &mut stale);
+        self.merge(&stale, config);
+    }
+
     /// Places the Mapping with object key `key` (`None`: deleted) again,
-    /// adding to `dirty` the groups it leaves and joins.
+    /// adding to `dirty` the groups it leaves and joins. Unless `changed`,
+    /// a Mapping that stays where it was leaves its group alone. Whether it
+    /// was placed again.
     pub fn place(
         &mut self,
         world: &World,
         quarantine: &Quarantine,
         key: &str,
         mapping: Option<&MappingState>,
+        changed: bool,
         dirty: &mut HashSet<Arc<str>>,
-    ) {
+    ) -> bool {
+        let placed = mapping.and_then(|mapping| {
+            let placement = mappings::place(world, &self.gateway, quarantine, &mapping.object, || {
+                mapping.validity.clone()
+            });
+            match placement {
+                Placement::Ignored => None,
+                Placement::Invalid(problem) => Some(Placed::Invalid(problem)),
+                Placement::Quarantined => Some(Placed::Quarantined),
+                Placement::Routed => Some(Placed::Routed(mapping.match_key.clone())),
+            }
+        });
+        if !changed && self.placed.get(key) == placed.as_ref() {
+            return false;
+        }
         if let Some(Placed::Routed(group)) = self.placed.remove(key) {
             if let Some(g) = self.groups.get_mut(&group) {
                 g.members.remove(key);
             }
             dirty.insert(group);
         }
-        let Some(mapping) = mapping else { return };
-        let placed = match mappings::place(world, &self.gateway, quarantine, &mapping.object, || {
-            mapping.validity.clone()
-        }) {
-            Placement::Ignored => return,
-            Placement::Invalid(problem) => Placed::Invalid(problem),
-            Placement::Quarantined => Placed::Quarantined,
-            Placement::Routed => {
-                let group = mapping.match_key.clone();
-                self.groups
-                    .entry(group.clone())
-                    .or_insert_with(|| Group {
-                        members: BTreeMap::new(),
-                        written: Written::default(),
-                        routes: Vec::new(),
-                        verdicts: Vec::new(),
-                        reads: Reads::default(),
-                    })
-                    .members
-                    .insert(key.to_string(), mapping.object.clone());
-                dirty.insert(group.clone());
-                Placed::Routed(group)
-            }
+        let (Some(mapping), Some(placed)) = (mapping, placed) else {
+            return true;
         };
+        if let Placed::Routed(group) = &placed {
+            self.groups
+                .entry(group.clone())
+                .or_insert_with(|| Group {
+                    members: BTreeMap::new(),
+                    written: Written::default(),
+                    routes: Vec::new(),
+                    verdicts: Vec::new(),
+                    reads: Reads::default(),
+                })
+                .members
+                .insert(key.to_string(), mapping.object.clone());
+            dirty.insert(group.clone());
+        }
         self.placed.insert(key.to_string(), placed);
+        true
     }
 
     /// Adds to `dirty` the groups that looked up `service`.

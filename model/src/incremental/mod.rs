@@ -12,21 +12,24 @@
 //!   ports (the groups themselves when a port gains its first ready
 //!   endpoint or loses its last);
 //! - a Secret: the groups whose `upstreamTls` read it (found or not);
-//! - a Namespace: nothing, unless a Gateway selects namespaces by label;
-//! - a quarantine entry: the Mapping it names.
+//! - a quarantine entry: the Mapping it names;
+//! - a TLSContext, AuthService, RateLimitService or TCPMapping, a Namespace
+//!   while a Gateway selects namespaces by label, or a Service, EndpointSlice
+//!   or Secret that one of those reads: each Gateway's parts before and
+//!   after its HTTP routes (listeners, TLS, Gateway-wide services, TCP
+//!   routes) and their verdicts, every Mapping's place (a Namespace's labels
+//!   attach it or not), and the groups whose place or listeners changed.
 //!
-//! Anything else builds the model whole again: a Gateway, TLSContext,
-//! AuthService, RateLimitService or TCPMapping; a Namespace while a Gateway
-//! selects by label; the listen address; a Service, EndpointSlice or
-//! Secret that a TLSContext, AuthService, RateLimitService, tracing
-//! collector or TCPMapping reads; many changes at once; two objects of one
-//! kind with one name. Their reach is wide and their changes are rare.
+//! A Gateway or the listen address, many changes at once, and two objects
+//! of one kind with one name build the model whole again.
 
 mod diff;
 mod gateway;
 mod sources;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_walk;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -42,11 +45,11 @@ use crate::names::object_ref;
 use crate::secrets::{self, SecretKey};
 use crate::server_tls;
 use crate::services::{self, ServiceIndex, ServiceKey};
-use crate::verdicts::{Problem, Verdict};
+use crate::verdicts::{Problem, Verdict, Verdicts};
 use crate::world::{Quarantine, World};
 use crate::{Model, attach, gateways, live_gateways};
 
-use diff::{Frame, Seen};
+use diff::{Frame, FrameChange, Seen};
 use gateway::{Effect, GatewayState};
 
 /// Past this many changed objects of a kind (and an eighth of them), a
@@ -172,7 +175,7 @@ impl Incremental {
                 GatewayState::new(world, gateway, &index, &mut model.verdicts, &mut frame_reads);
             let mut dirty = HashSet::new();
             for (key, mapping) in &by_key {
-                state.place(world, quarantine, key, Some(mapping), &mut dirty);
+                state.place(world, quarantine, key, Some(mapping), true, &mut dirty);
             }
             state.rejudge(world, &index, dirty, &mut config, None);
             model.gateways.insert(state.key.clone(), config);
@@ -207,9 +210,13 @@ impl Incremental {
         let Some(state) = state.as_mut() else {
             return false;
         };
-        if !state.frame.holds(world) {
-            return false;
-        }
+        // Whether the parts of each Gateway before and after its HTTP
+        // routes are to be built again.
+        let mut refresh = match state.frame.compare(world) {
+            FrameChange::Gateways => return false,
+            FrameChange::Parts => true,
+            FrameChange::Nothing => false,
+        };
         let mappings = state.mappings.update(&world.mappings);
         let services = state.services.update(&world.services);
         let slices = state.slices.update(&world.endpoint_slices);
@@ -264,13 +271,10 @@ impl Incremental {
         for slice in &slices.added {
             changed_slices.extend(state.index.insert_slice(slice.clone()));
         }
-        if changed_services
+        refresh |= changed_services
             .iter()
             .chain(&changed_slices)
-            .any(|s| state.frame_reads.services.contains(s))
-        {
-            return false;
-        }
+            .any(|s| state.frame_reads.services.contains(s));
         changed_slices.retain(|s| !changed_services.contains(s));
 
         // Mappings to place again: changed ones, and those whose quarantine changed.
@@ -297,10 +301,38 @@ impl Incremental {
         }
 
         let mut touched = changed.clone();
+        let mut frame_verdicts = Verdicts::default();
+        let mut frame_reads = FrameReads::default();
+        if refresh {
+            for context in &world.tls_contexts {
+                frame_reads.secrets.extend(server_tls::secrets_read(context));
+            }
+        }
         for gateway in &mut state.gateways {
+            let Some(config) = model.gateways.get_mut(&gateway.key) else {
+                return false; // every Gateway state has its configuration
+            };
             let mut dirty = HashSet::new();
+            if refresh {
+                gateway.refresh_frame(
+                    world,
+                    &state.index,
+                    &mut frame_verdicts,
+                    &mut frame_reads,
+                    config,
+                    &mut dirty,
+                );
+                // A Namespace's labels may attach Mappings or let them go.
+                for (key, mapping) in &state.by_key {
+                    if !changed.contains(key)
+                        && gateway.place(world, quarantine, key, Some(mapping), false, &mut dirty)
+                    {
+                        touched.insert(key.clone());
+                    }
+                }
+            }
             for key in &changed {
-                gateway.place(world, quarantine, key, state.by_key.get(key), &mut dirty);
+                gateway.place(world, quarantine, key, state.by_key.get(key), true, &mut dirty);
             }
             for service in &changed_services {
                 gateway.readers_of(service, &mut dirty);
@@ -308,13 +340,19 @@ impl Incremental {
             for secret in &changed_secrets {
                 gateway.secret_readers_of(secret, &mut dirty);
             }
-            let Some(config) = model.gateways.get_mut(&gateway.key) else {
-                return false; // every Gateway state has its configuration
-            };
             if !changed_slices.is_empty() {
                 gateway.rewrite_endpoints(&state.index, &changed_slices, &mut dirty, config);
             }
             gateway.rejudge(world, &state.index, dirty, config, Some(&mut touched));
+        }
+        if refresh {
+            // Every verdict but the Mappings' came from the parts built again.
+            gateways::judge_gateways(world, &mut frame_verdicts);
+            attach::judge_unattached_except_mappings(world, &mut frame_verdicts);
+            model.verdicts.retain(|key| key.starts_with("Mapping/"));
+            model.verdicts.append(frame_verdicts);
+            state.frame = Frame::of(world);
+            state.frame_reads = frame_reads;
         }
         for key in &touched {
             match state.by_key.get(key) {
