@@ -17,7 +17,7 @@ use crate::metrics::{GatewayLabels, Metrics, TypeLabels};
 use crate::program::{Affected, ProgramState};
 use crate::requeue::Requeues;
 use crate::world::Stores;
-use legate_model::Model;
+use legate_model::{Incremental, Verdicts};
 
 /// Changes that arrive within this window are translated together.
 const DEBOUNCE: Duration = Duration::from_millis(10);
@@ -27,7 +27,8 @@ const DEBOUNCE: Duration = Duration::from_millis(10);
 pub struct Shared {
     pub cache: Arc<SnapshotCache>,
     pub metrics: Arc<Metrics>,
-    model: RwLock<Arc<Model>>,
+    /// The verdicts of the latest model (the statuses' input).
+    verdicts: RwLock<Arc<Verdicts>>,
     program: Mutex<ProgramState>,
     /// The objects whose status may have changed, per kind.
     pub requeues: Requeues,
@@ -45,7 +46,7 @@ impl Shared {
         Arc::new(Shared {
             cache,
             metrics,
-            model: RwLock::new(Arc::new(Model::default())),
+            verdicts: RwLock::new(Arc::new(Verdicts::default())),
             program: Mutex::new(ProgramState::default()),
             requeues: Requeues::default(),
             trigger: watch::Sender::new(0),
@@ -54,9 +55,9 @@ impl Shared {
         })
     }
 
-    /// The latest model.
-    pub fn model(&self) -> Arc<Model> {
-        self.model
+    /// The verdicts of the latest model.
+    pub fn verdicts(&self) -> Arc<Verdicts> {
+        self.verdicts
             .read()
             .map(|m| m.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
@@ -113,6 +114,8 @@ pub async fn translate_forever(
     changed.mark_changed();
     let mut rejected = shared.rejected.subscribe();
     let mut translators: BTreeMap<String, Translator> = BTreeMap::new();
+    // Kept between runs: a change re-judges only what it can reach.
+    let mut incremental = Incremental::new();
     loop {
         tokio::select! {
             r = changed.changed() => if r.is_err() { return },
@@ -124,9 +127,14 @@ pub async fn translate_forever(
         let quarantine = shared.with_program(|p| p.quarantine());
         let started = Instant::now();
         let world = stores.world(listen_address);
-        let model = legate_model::build_with(&world, &quarantine);
+        let whole_before = incremental.whole_builds();
+        incremental.build(&world, &quarantine);
         shared.metrics.model_builds.inc();
-        let previous = shared.model();
+        if incremental.whole_builds() != whole_before {
+            shared.metrics.model_whole_builds.inc();
+        }
+        let model = incremental.model();
+        let previous = shared.verdicts();
         let mut pushed = 0usize;
         for (key, desired) in &model.gateways {
             let translator = translators
@@ -159,15 +167,16 @@ pub async fn translate_forever(
             .metrics
             .translation_duration
             .observe(started.elapsed().as_secs_f64());
-        requeue_changed_verdicts(&shared, &previous, &model);
+        requeue_changed_verdicts(&shared, &previous, &model.verdicts);
         tracing::debug!(
             gateways = model.gateways.len(),
             resources_pushed = pushed,
             took_us = started.elapsed().as_micros() as u64,
             "translated"
         );
-        if let Ok(mut m) = shared.model.write() {
-            *m = Arc::new(model);
+        let verdicts = Arc::new(model.verdicts.clone());
+        if let Ok(mut v) = shared.verdicts.write() {
+            *v = verdicts;
         }
         shared.translated.send_replace(true);
     }
@@ -216,9 +225,9 @@ fn push(shared: &Shared, gateway: &str, updates: &[legate_xds::resource::Resourc
 
 /// Requeues every object whose verdict is new, changed or gone; a change
 /// to one object leaves the others' verdicts equal, so only it moves.
-fn requeue_changed_verdicts(shared: &Shared, previous: &Model, next: &Model) {
-    for (key, verdict) in &next.verdicts {
-        if previous.verdicts.get(key) != Some(verdict) {
+fn requeue_changed_verdicts(shared: &Shared, previous: &Verdicts, next: &Verdicts) {
+    for (key, verdict) in next {
+        if previous.get(key) != Some(verdict) {
             shared.requeues.object(key);
             if verdict.accepted.is_ok() && !verdict.gateways.is_empty() {
                 shared
@@ -227,8 +236,8 @@ fn requeue_changed_verdicts(shared: &Shared, previous: &Model, next: &Model) {
             }
         }
     }
-    for key in previous.verdicts.keys() {
-        if next.verdicts.get(key).is_none() {
+    for key in previous.keys() {
+        if next.get(key).is_none() {
             shared.requeues.object(key);
         }
     }

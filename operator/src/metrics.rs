@@ -52,6 +52,7 @@ pub struct Metrics {
     pub translation_duration: Histogram,
     /// Model rebuilds: one per batch of changes that could alter configuration.
     pub model_builds: Counter,
+    pub model_whole_builds: Counter,
     pub snapshot_version: Family<GatewayLabels, Gauge>,
     pub connected_proxies: Family<GatewayLabels, Gauge>,
     pub resources_pushed: Family<TypeLabels, Counter>,
@@ -83,6 +84,7 @@ impl Metrics {
         let reconciles_in_flight = Family::<KindLabels, Gauge>::default();
         let translation_duration = Histogram::new(seconds_buckets());
         let model_builds = Counter::default();
+        let model_whole_builds = Counter::default();
         let snapshot_version = Family::<GatewayLabels, Gauge>::default();
         let connected_proxies = Family::<GatewayLabels, Gauge>::default();
         let resources_pushed = Family::<TypeLabels, Counter>::default();
@@ -116,6 +118,11 @@ impl Metrics {
             "model_builds",
             "Times the model was rebuilt (status-only updates never rebuild it)",
             model_builds.clone(),
+        );
+        registry.register(
+            "model_whole_builds",
+            "Model builds that judged the whole world: the first, and changes whose reach is too wide to follow (Gateways, TLSContexts, ...)",
+            model_whole_builds.clone(),
         );
         registry.register(
             "snapshot_version",
@@ -170,6 +177,7 @@ impl Metrics {
             reconciles_in_flight,
             translation_duration,
             model_builds,
+            model_whole_builds,
             snapshot_version,
             connected_proxies,
             resources_pushed,

@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How many entries the pacer keeps before it drops those that pace nothing.
+const PRUNE_ABOVE: usize = 50_000;
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Pace {
     last_write: Option<Instant>,
@@ -56,6 +59,16 @@ impl Pacer {
     /// `key`'s status was just written.
     pub fn wrote(&self, key: &str, now: Instant) {
         let mut objects = self.lock();
+        // Objects deleted without a finalizer are never forgotten one by one:
+        // entries that no longer pace anything go now and then.
+        if objects.len() > PRUNE_ABOVE {
+            let interval = self.interval;
+            objects.retain(|_, p| {
+                p.awaiting_since.is_some()
+                    || p.last_write
+                        .is_some_and(|t| now.saturating_duration_since(t) < interval)
+            });
+        }
         let pace = objects.entry(key.to_string()).or_default();
         pace.last_write = Some(now);
         pace.awaiting_since = None;

@@ -110,8 +110,8 @@ async fn reconcile_inner<K: Routed>(object: Arc<K>, ctx: &Arc<Context>) -> Resul
 
 async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Error> {
     let reference = object_ref(object);
-    let model = ctx.shared.model();
-    let Some(verdict) = model.verdicts.get(&reference.key()) else {
+    let verdicts = ctx.shared.verdicts();
+    let Some(verdict) = verdicts.get(&reference.key()) else {
         // The engine has not seen it yet; it requeues the object when it does.
         return Ok(Action::await_change());
     };
