@@ -6,7 +6,7 @@
 //! operator rebuilds the model on every change that can alter it, so this is
 //! the cost of a change when the model is built whole; the incremental
 //! model (`legate_model::Incremental`) is measured on the same worlds with
-//! one Mapping, or one EndpointSlice, changed between builds.
+//! one Mapping, one EndpointSlice or one TLSContext changed between builds.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -154,6 +154,38 @@ fn one_change(c: &mut Criterion) {
                 )
             })
         });
+        assert_eq!(incremental.whole_builds(), whole, "no whole build on the way");
+
+        // A TLSContext changes its hosts: each Gateway's frame is built again.
+        let tls = |host: &str| {
+            object(json!({
+                "apiVersion": "legate.dev/v1alpha1", "kind": "TLSContext",
+                "metadata": { "name": "edge-tls", "namespace": "infra", "generation": 1,
+                              "creationTimestamp": "2026-01-01T00:00:00Z" },
+                "spec": { "hosts": [host], "secret": "edge-cert" },
+            }))
+        };
+        let mut one = before.clone();
+        one.tls_contexts.push(tls("host-1.example.com"));
+        let mut other = before.clone();
+        other.tls_contexts.push(tls("host-2.example.com"));
+        let worlds = [&one, &other];
+        group.bench_function(format!("one TLSContext changed, {n} mappings"), |b| {
+            b.iter(|| {
+                turn += 1;
+                black_box(
+                    incremental
+                        .build(black_box(worlds[turn % 2]), &quarantine)
+                        .verdicts
+                        .len(),
+                )
+            })
+        });
+        assert_eq!(
+            incremental.build(&other, &quarantine),
+            &legate_model::build_with(&other, &quarantine),
+            "the incremental model is the whole build"
+        );
         assert_eq!(incremental.whole_builds(), whole, "no whole build on the way");
     }
     group.finish();

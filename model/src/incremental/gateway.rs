@@ -1,8 +1,8 @@
 //! One Gateway's configuration, kept between worlds. What comes before its
 //! HTTP routes (listeners, TLS) and after them (Gateway-wide services, TCP
-//! routes) is built only with the whole model; the routes of each group of
-//! Mappings with one match are judged again one group at a time, and what
-//! they share with other parts merged again ([`super::sources`]).
+//! routes), the frame, is built again whole when any of it may change; the
+//! routes of each group of Mappings with one match are judged again one
+//! group at a time; what they share is merged again ([`super::sources`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -16,8 +16,7 @@ use super::{FrameReads, MappingState};
 use crate::mappings::{self, Placement};
 use crate::names::gateway_key;
 use crate::secrets::SecretKey;
-use crate::services::{EndpointsWrite, Reads};
-use crate::services::{ResolvedPort, ServiceIndex, ServiceKey};
+use crate::services::{EndpointsWrite, Reads, ResolvedPort, ServiceIndex, ServiceKey};
 use crate::verdicts::{Problem, Verdict, Verdicts};
 use crate::world::{Quarantine, World};
 
@@ -99,6 +98,7 @@ enum Placed {
     Routed(Arc<str>),
 }
 
+/// One Gateway's part of the incremental model.
 #[derive(Debug)]
 pub(super) struct GatewayState {
     pub key: String,
