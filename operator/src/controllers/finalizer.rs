@@ -5,6 +5,9 @@
 //! resourceVersion as the precondition (never against the possibly stale
 //! cache).
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -18,6 +21,39 @@ pub const ROUTES_FINALIZER: &str = "legate.dev/routes";
 
 /// The field manager that owns the finalizer entry.
 const MANAGER: &str = "legate-finalizer";
+
+/// The objects (by uid) the finalizer was added to whose cached copy does
+/// not show it yet: a requeue that comes before the watch event must not
+/// apply it again.
+#[derive(Debug, Default)]
+pub struct Added(Mutex<HashSet<String>>);
+
+impl Added {
+    /// Whether the object needs the finalizer added now.
+    pub fn needed<K: Resource>(&self, object: &K) -> bool {
+        let uid = object.uid().unwrap_or_default();
+        let mut added = self.lock();
+        if has(object) {
+            added.remove(&uid);
+            return false;
+        }
+        !added.contains(&uid)
+    }
+
+    pub fn added<K: Resource>(&self, object: &K) {
+        self.lock().insert(object.uid().unwrap_or_default());
+    }
+
+    /// The object is gone.
+    pub fn forget<K: Resource>(&self, object: &K) {
+        self.lock().remove(&object.uid().unwrap_or_default());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // Inserts and removes only: a poisoned set is still consistent.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 pub fn has<K: Resource>(object: &K) -> bool {
     object.finalizers().iter().any(|f| f == ROUTES_FINALIZER)

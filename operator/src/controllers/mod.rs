@@ -94,6 +94,8 @@ pub struct Context {
     /// When Gateways' statuses may be written: their `configVersion` moves
     /// with every route change, so at most every few seconds.
     gateway_pacer: pacing::Pacer,
+    /// Finalizers added that the cache does not show yet.
+    finalizers_added: finalizer::Added,
 }
 
 impl std::fmt::Debug for Context {
@@ -120,6 +122,7 @@ impl Context {
             leading_since: std::sync::Mutex::new(std::time::Instant::now()),
             object_pacer: pacing::Pacer::new(OBJECT_WRITE_INTERVAL, PENDING_HOLD),
             gateway_pacer: pacing::Pacer::new(GATEWAY_WRITE_INTERVAL, PENDING_HOLD),
+            finalizers_added: finalizer::Added::default(),
         })
     }
 }

@@ -100,10 +100,12 @@ async fn reconcile_inner<K: Routed>(object: Arc<K>, ctx: &Arc<Context>) -> Resul
             finalizer::remove(&api, object.as_ref()).await?;
         }
         ctx.object_pacer.forget(&object_ref(object.as_ref()).key());
+        ctx.finalizers_added.forget(object.as_ref());
         return Ok(Action::await_change());
     }
-    if !finalizer::has(object.as_ref()) {
+    if ctx.finalizers_added.needed(object.as_ref()) {
         finalizer::add(&api, object.as_ref()).await?;
+        ctx.finalizers_added.added(object.as_ref());
     }
     write_status(object.as_ref(), ctx).await
 }

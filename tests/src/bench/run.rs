@@ -94,6 +94,9 @@ async fn change_phase(
         patience(routes.len()),
     )
     .await?;
+    // The Gateway's status (its configVersion) is written at most every 2 s:
+    // the last change's write belongs to the changes, not to the idle phase.
+    until_gateway_quiet(stack).await?;
 
     Ok(ChangeCosts {
         writes: Writes::read(&stack.client).await?.since(&writes_before),
@@ -127,5 +130,36 @@ async fn one_by_one(
         writes,
         whole_log: scan_log(&stack.operator_log, 0)?,
     });
+    Ok(())
+}
+
+/// How long the Gateway's resourceVersion must stay put to count as written out.
+const GATEWAY_QUIET: Duration = Duration::from_secs(3);
+
+/// Waits until the Gateway's status has not moved for [`GATEWAY_QUIET`]
+/// (at most a minute: then the idle phase will show what keeps writing).
+async fn until_gateway_quiet(stack: &Stack) -> Result<(), BenchError> {
+    let gateways: kube::Api<legate_crds::Gateway> =
+        kube::Api::namespaced(stack.client.clone(), "legate-system");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last: Option<(String, Instant)> = None;
+    while Instant::now() < deadline {
+        let version = gateways
+            .get_opt("default")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|g| g.metadata.resource_version)
+            .unwrap_or_default();
+        match &last {
+            Some((seen, since)) if *seen == version => {
+                if since.elapsed() >= GATEWAY_QUIET {
+                    return Ok(());
+                }
+            }
+            _ => last = Some((version, Instant::now())),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     Ok(())
 }
