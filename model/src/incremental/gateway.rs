@@ -11,12 +11,12 @@ use legate_crds::gateway::RouteDefaults;
 use legate_crds::{Gateway, Mapping};
 use legate_xds::ir;
 
-use super::sources::{Source, Sources, Stale, Written, scratch};
+use super::sources::{Names, Source, Sources, Stale, Written, scratch};
 use super::{FrameReads, MappingState};
 use crate::mappings::{self, Placement};
 use crate::names::gateway_key;
 use crate::secrets::SecretKey;
-use crate::services::{EndpointsWrite, Reads, ResolvedPort, ServiceIndex, ServiceKey};
+use crate::services::{Reads, ResolvedPort, ServiceIndex, ServiceKey};
 use crate::verdicts::{Problem, Verdict, Verdicts};
 use crate::world::{Quarantine, World};
 
@@ -25,9 +25,9 @@ use crate::world::{Quarantine, World};
 struct Group {
     /// By object key.
     members: BTreeMap<String, Arc<Mapping>>,
-    /// The upstreams, endpoints and Secrets the group wrote (its routes are
-    /// in the configuration; `routes` names them).
-    written: Written,
+    /// The names of the upstreams, endpoints and Secrets the group wrote
+    /// (in `Sources`) and of its routes (in the configuration).
+    names: Names,
     routes: Vec<ir::RouteId>,
     /// What the group said about its members, on this Gateway alone, by
     /// object key (sorted).
@@ -81,6 +81,71 @@ impl Readers {
     }
 }
 
+/// The groups that wrote the endpoints of each Service port, and under
+/// which names: while a port keeps having ready endpoints (or none), an
+/// EndpointSlice change merges those names again and judges nothing.
+#[derive(Debug, Default)]
+struct Ports {
+    by_service: HashMap<ServiceKey, HashMap<ResolvedPort, PortUse>>,
+}
+
+#[derive(Debug, Default)]
+struct PortUse {
+    /// Whether the port had no ready endpoint when the groups wrote it
+    /// (which a verdict may say, and so all writers agree on).
+    empty: bool,
+    groups: HashMap<Arc<str>, u32>,
+    names: HashMap<String, u32>,
+}
+
+impl Ports {
+    fn add(&mut self, group: &Arc<str>, reads: &Reads) {
+        for write in &reads.endpoints {
+            let Some((service, port)) = &write.source else {
+                continue;
+            };
+            let port_use = self
+                .by_service
+                .entry(service.clone())
+                .or_default()
+                .entry(port.clone())
+                .or_default();
+            port_use.empty = write.empty;
+            *port_use.groups.entry(group.clone()).or_default() += 1;
+            *port_use.names.entry(write.upstream.clone()).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, group: &Arc<str>, reads: &Reads) {
+        fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: &K) {
+            if let Some(count) = counts.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(key);
+                }
+            }
+        }
+        for write in &reads.endpoints {
+            let Some((service, port)) = &write.source else {
+                continue;
+            };
+            let Some(ports) = self.by_service.get_mut(service) else {
+                continue;
+            };
+            if let Some(port_use) = ports.get_mut(port) {
+                release(&mut port_use.groups, group);
+                release(&mut port_use.names, &write.upstream);
+                if port_use.groups.is_empty() {
+                    ports.remove(port);
+                }
+            }
+            if ports.is_empty() {
+                self.by_service.remove(service);
+            }
+        }
+    }
+}
+
 /// What one Gateway said about one Mapping.
 pub(super) enum Effect<'a> {
     Nothing,
@@ -106,16 +171,18 @@ pub(super) struct GatewayState {
     /// The listeners Mappings route on.
     listeners: Vec<String>,
     defaults: RouteDefaults,
-    /// What the listeners and TLSContexts wrote under shared names.
-    before: Written,
-    /// What the Gateway-wide parts wrote under shared names.
-    after: Written,
+    /// The shared names the listeners and TLSContexts wrote.
+    before: Names,
+    /// The shared names the Gateway-wide parts wrote.
+    after: Names,
     /// The routes of the listeners, TLSContexts and Gateway-wide parts.
     frame_routes: Vec<ir::RouteId>,
     placed: HashMap<String, Placed>,
     groups: HashMap<Arc<str>, Group>,
     /// Which groups read each Service and Secret.
     readers: Readers,
+    /// Which groups wrote the endpoints of each Service port.
+    ports: Ports,
     shared: Sources,
 }
 
@@ -134,12 +201,13 @@ impl GatewayState {
             gateway: gateway.clone(),
             listeners: Vec::new(),
             defaults: mappings::route_defaults(gateway),
-            before: Written::default(),
-            after: Written::default(),
+            before: Names::default(),
+            after: Names::default(),
             frame_routes: Vec::new(),
             placed: HashMap::new(),
             groups: HashMap::new(),
             readers: Readers::default(),
+            ports: Ports::default(),
             shared: Sources::default(),
         };
         let mut config = scratch();
@@ -203,11 +271,11 @@ impl GatewayState {
         let mut stale = Stale::default();
         self.shared.remove(&self.before, &Source::Before, &mut stale);
         self.shared.remove(&self.after, &Source::After, &mut stale);
-        self.before = Written::take(&mut before);
-        self.after = Written::take(&mut after);
-        self.shared.add(&self.before, &Source::Before, &mut stale);
-        self.shared.add(&self.after, &Source::After, &mut stale);
-        self.merge(&stale, config);
+        let before = Written::take(&mut before);
+        self.before = self.shared.add(before, &Source::Before, None, &mut stale);
+        let after = Written::take(&mut after);
+        self.after = self.shared.add(after, &Source::After, None, &mut stale);
+        self.shared.merge(&stale, config, index);
     }
 
     /// Places the Mapping with object key `key` (`None`: deleted) again,
@@ -251,7 +319,7 @@ impl GatewayState {
                 .entry(group.clone())
                 .or_insert_with(|| Group {
                     members: BTreeMap::new(),
-                    written: Written::default(),
+                    names: Names::default(),
                     routes: Vec::new(),
                     verdicts: Vec::new(),
                     reads: Reads::default(),
@@ -300,9 +368,11 @@ impl GatewayState {
                 config.routes.remove(&id);
             }
             self.shared
-                .remove(&group.written, &Source::Group(name.clone()), &mut stale);
-            group.written = Written::default();
-            self.readers.remove(name, &std::mem::take(&mut group.reads));
+                .remove(&group.names, &Source::Group(name.clone()), &mut stale);
+            group.names = Names::default();
+            let reads = std::mem::take(&mut group.reads);
+            self.readers.remove(name, &reads);
+            self.ports.remove(name, &reads);
             if let Some(touched) = touched.as_deref_mut() {
                 touched.extend(group.verdicts.drain(..).map(|(key, _)| key));
             }
@@ -334,25 +404,25 @@ impl GatewayState {
                 config.routes.insert(id, route);
             }
             let written = Written::take(&mut output);
-            self.shared
-                .add(&written, &Source::Group(name.clone()), &mut stale);
+            let source = Source::Group(name.clone());
+            group.names = self.shared.add(written, &source, Some(&reads), &mut stale);
             self.readers.add(&name, &reads);
+            self.ports.add(&name, &reads);
             if let Some(touched) = touched.as_deref_mut() {
                 touched.extend(verdicts.keys().cloned());
                 touched.extend(group.members.keys().cloned());
             }
-            group.written = written;
             group.verdicts = verdicts.into_entries();
             group.reads = reads;
         }
-        self.merge(&stale, config);
+        self.shared.merge(&stale, config, index);
     }
 
-    /// Follows a change of the EndpointSlices (and only them) of `services`
-    /// in the groups that are not `dirty`: their Mappings' routes and
-    /// verdicts stay, their endpoints are written again. A group where a
-    /// Service port gains its first ready endpoint or loses its last (which
-    /// a verdict may say) joins `dirty` instead.
+    /// Follows a change of the EndpointSlices (and only them) of `services`:
+    /// the endpoints written for their ports are merged again, routes and
+    /// verdicts stay. Where a port gains its first ready endpoint or loses
+    /// its last (which a verdict may say), the groups that wrote it join
+    /// `dirty` instead.
     pub fn rewrite_endpoints(
         &mut self,
         index: &ServiceIndex,
@@ -360,47 +430,21 @@ impl GatewayState {
         dirty: &mut HashSet<Arc<str>>,
         config: &mut ir::Gateway,
     ) {
-        let mut readers = HashSet::new();
-        for service in services {
-            self.readers_of(service, &mut readers);
-        }
-        let mut answers: HashMap<(ServiceKey, ResolvedPort), Vec<ir::Endpoint>> = HashMap::new();
-        let mut answer = |(service, port): &(ServiceKey, ResolvedPort)| {
-            answers
-                .entry((service.clone(), port.clone()))
-                .or_insert_with(|| index.endpoints(&service.0, &service.1, port))
-                .clone()
-        };
         let mut stale = Stale::default();
-        for name in readers {
-            let Some(group) = self.groups.get_mut(&name).filter(|_| !dirty.contains(&name)) else {
+        for service in services {
+            let Some(ports) = self.ports.by_service.get(service) else {
                 continue;
             };
-            let changed = |w: &&EndpointsWrite| w.source.as_ref().is_some_and(|(s, _)| services.contains(s));
-            let writes: Vec<&EndpointsWrite> = group.reads.endpoints.iter().filter(changed).collect();
-            let emptied = writes
-                .iter()
-                .any(|w| w.source.as_ref().is_some_and(|s| answer(s).is_empty() != w.empty));
-            if emptied {
-                dirty.insert(name);
-                continue;
-            }
-            // Each name holds what was written last under it.
-            let names: BTreeSet<&String> = writes.iter().map(|w| &w.upstream).collect();
-            for upstream in names {
-                let last = group
-                    .reads
-                    .endpoints
-                    .iter()
-                    .rev()
-                    .find(|w| w.upstream == *upstream);
-                if let Some(source) = last.and_then(|w| w.source.as_ref()) {
-                    group.written.set_endpoints(upstream, answer(source));
-                    stale.endpoints.insert(upstream.clone());
+            for (port, port_use) in ports {
+                let empty = index.endpoints(&service.0, &service.1, port).is_empty();
+                if empty == port_use.empty {
+                    port_use.names.keys().for_each(|name| stale.endpoints(name));
+                } else {
+                    dirty.extend(port_use.groups.keys().cloned());
                 }
             }
         }
-        self.merge(&stale, config);
+        self.shared.merge(&stale, config, index);
     }
 
     /// What this Gateway said about the Mapping with object key `key`.
@@ -418,14 +462,5 @@ impl GatewayState {
                 })
                 .map_or(Effect::Nothing, |(_, verdict)| Effect::Judged(verdict)),
         }
-    }
-
-    /// Merges the `stale` shared names of `config` again.
-    fn merge(&self, stale: &Stale, config: &mut ir::Gateway) {
-        self.shared.merge(stale, config, |source| match source {
-            Source::Before => Some(&self.before),
-            Source::After => Some(&self.after),
-            Source::Group(name) => self.groups.get(name).map(|g| &g.written),
-        });
     }
 }
