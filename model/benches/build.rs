@@ -191,5 +191,63 @@ fn one_change(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, whole_model, one_change);
+/// The same with every Mapping sending to one Service (a monolith behind
+/// 5,000 routes): the cost must not grow with the Mappings that share it.
+fn one_change_on_one_service(c: &mut Criterion) {
+    let mut group = c.benchmark_group("incremental build, one Service");
+    group.sample_size(20);
+    let quarantine = Quarantine::new();
+    let n = 5_000;
+    let mut before = world(n);
+    for (i, m) in before.mappings.iter_mut().enumerate() {
+        let mut spec = m.spec.clone();
+        spec.service = Some("svc-0.team-0".into());
+        *m = Arc::new(legate_crds::Mapping {
+            spec,
+            ..(**m).clone()
+        });
+        assert_eq!(m.metadata.name.as_deref(), Some(format!("m-{i}").as_str()));
+    }
+    let mut changed = before.clone();
+    changed.mappings[n / 2] = {
+        let mut spec = changed.mappings[n / 2].spec.clone();
+        spec.prefix = Some("/moved/".into());
+        Arc::new(legate_crds::Mapping {
+            spec,
+            ..(*changed.mappings[n / 2]).clone()
+        })
+    };
+    let mut scaled = before.clone();
+    scaled.endpoint_slices[0] = slice(0, 0, 2);
+    let mut incremental = Incremental::new();
+    incremental.build(&before, &quarantine);
+    let whole = incremental.whole_builds();
+    let mut turn = 0;
+    for (name, other) in [
+        ("one Mapping changed", &changed),
+        ("one EndpointSlice changed", &scaled),
+    ] {
+        let worlds = [&before, other];
+        group.bench_function(format!("{name}, {n} mappings"), |b| {
+            b.iter(|| {
+                turn += 1;
+                black_box(
+                    incremental
+                        .build(black_box(worlds[turn % 2]), &quarantine)
+                        .verdicts
+                        .len(),
+                )
+            })
+        });
+        assert_eq!(
+            incremental.build(other, &quarantine),
+            &legate_model::build_with(other, &quarantine),
+            "the incremental model is the whole build"
+        );
+    }
+    assert_eq!(incremental.whole_builds(), whole, "no whole build on the way");
+    group.finish();
+}
+
+criterion_group!(benches, whole_model, one_change, one_change_on_one_service);
 criterion_main!(benches);
