@@ -1,17 +1,20 @@
 //! What changed between two worlds, object by object. The operator hands
 //! the objects of its stores as `Arc`s, and an object that did not change is
 //! the same `Arc` from one world to the next: comparing addresses is the
-//! cheap test. An object listed again as a new `Arc` (a watch that
-//! restarted) with the same uid and a resourceVersion is unchanged too.
+//! cheap test. A new `Arc` may still hold what the model already judged
+//! ([`Version`]): an object listed again by a watch that restarted, or one
+//! of Legate's whose status alone was written (the operator writes status
+//! after every change it programs; the model never reads it).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Resource;
 use legate_crds::gateway::FromNamespaces;
-use legate_crds::{AuthService, Gateway, RateLimitService, TCPMapping, TLSContext};
+use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
 
 use crate::world::World;
 
@@ -41,7 +44,7 @@ pub(super) struct Seen<K> {
     objects: Vec<Arc<K>>,
 }
 
-impl<K: Resource> Seen<K> {
+impl<K: Version> Seen<K> {
     pub fn new(objects: &[Arc<K>]) -> Seen<K> {
         Seen {
             objects: objects.to_vec(),
@@ -114,7 +117,7 @@ fn set_difference<K>(before: &[Arc<K>], now: &[Arc<K>]) -> Changes<K> {
 }
 
 /// Drops the pairs that are one object at one version, listed again.
-fn without_relisted<K: Resource>(changes: Changes<K>) -> Changes<K> {
+fn without_relisted<K: Version>(changes: Changes<K>) -> Changes<K> {
     if changes.removed.is_empty() || changes.added.is_empty() {
         return changes;
     }
@@ -124,7 +127,7 @@ fn without_relisted<K: Resource>(changes: Changes<K>) -> Changes<K> {
     for new in changes.added {
         let key = identity(&new);
         match removed.get(&key) {
-            Some(old) if same_version(old, &new) => {
+            Some(old) if K::same_version(old, &new) => {
                 removed.remove(&key);
             }
             _ => added.push(new),
@@ -136,18 +139,60 @@ fn without_relisted<K: Resource>(changes: Changes<K>) -> Changes<K> {
     }
 }
 
-/// The same object at the same version: one `Arc`, or one uid at one
-/// resourceVersion (which the API server changes on every write).
-pub(super) fn same_version<K: Resource>(a: &Arc<K>, b: &Arc<K>) -> bool {
-    if Arc::ptr_eq(a, b) {
-        return true;
-    }
-    let (a, b) = (a.meta(), b.meta());
-    a.uid.is_some()
-        && a.uid == b.uid
-        && a.resource_version.is_some()
-        && a.resource_version == b.resource_version
+/// How to tell that two objects are the same to the model.
+pub(super) trait Version: Resource {
+    /// One `Arc`, or one object (uid) whose every field the model reads is
+    /// the same.
+    fn same_version(a: &Arc<Self>, b: &Arc<Self>) -> bool;
 }
+
+/// Kubernetes' kinds: the same resourceVersion (which every write changes).
+macro_rules! by_resource_version {
+    ($($kind:ty),*) => {$(
+        impl Version for $kind {
+            fn same_version(a: &Arc<Self>, b: &Arc<Self>) -> bool {
+                Arc::ptr_eq(a, b) || {
+                    let (a, b) = (a.meta(), b.meta());
+                    a.uid.is_some()
+                        && a.uid == b.uid
+                        && a.resource_version.is_some()
+                        && a.resource_version == b.resource_version
+                }
+            }
+        }
+    )*};
+}
+
+/// Legate's kinds: the same generation, which the API server moves on every
+/// change but to status and metadata (they have a status subresource), and
+/// the same deletion mark: the model reads their spec, name, generation,
+/// creation and deletion, never their status, labels or annotations.
+macro_rules! by_generation {
+    ($($kind:ty),*) => {$(
+        impl Version for $kind {
+            fn same_version(a: &Arc<Self>, b: &Arc<Self>) -> bool {
+                Arc::ptr_eq(a, b) || {
+                    let (a, b) = (a.meta(), b.meta());
+                    a.uid.is_some()
+                        && a.uid == b.uid
+                        && a.generation.is_some()
+                        && a.generation == b.generation
+                        && a.deletion_timestamp == b.deletion_timestamp
+                }
+            }
+        }
+    )*};
+}
+
+by_resource_version!(Service, EndpointSlice, Namespace, Secret);
+by_generation!(
+    Gateway,
+    Mapping,
+    TLSContext,
+    AuthService,
+    RateLimitService,
+    TCPMapping
+);
 
 /// The objects whose changes reach too far to follow one by one, and
 /// where Envoys listen. When a Gateway or the address changes, the model
@@ -225,6 +270,6 @@ pub(super) enum FrameChange {
     Gateways,
 }
 
-fn same_list<K: Resource>(before: &[Arc<K>], now: &[Arc<K>]) -> bool {
-    before.len() == now.len() && before.iter().zip(now).all(|(a, b)| same_version(a, b))
+fn same_list<K: Version>(before: &[Arc<K>], now: &[Arc<K>]) -> bool {
+    before.len() == now.len() && before.iter().zip(now).all(|(a, b)| K::same_version(a, b))
 }
