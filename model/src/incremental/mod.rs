@@ -127,8 +127,9 @@ impl Incremental {
 
     /// The model of `world` without the `quarantine`d objects: always equal
     /// to [`crate::build_with`]`(world, quarantine)`. Objects that did not
-    /// change since the last call are expected as the same `Arc`s (else as
-    /// the same uid at the same resourceVersion); anything else counts as
+    /// change since the last call are expected as the same `Arc`s, else as
+    /// the same uid at the same resourceVersion (for Legate's kinds, the
+    /// same generation: their status is not read); anything else counts as
     /// a change.
     pub fn build(&mut self, world: &World, quarantine: &Quarantine) -> &Model {
         if !self.follow(world, quarantine) {
@@ -243,12 +244,9 @@ impl Incremental {
             }
             changed_secrets.insert(key);
         }
-        if changed_secrets
+        refresh |= changed_secrets
             .iter()
-            .any(|s| state.frame_reads.secrets.contains(s))
-        {
-            return false;
-        }
+            .any(|s| state.frame_reads.secrets.contains(s));
 
         // Services whose lookups may answer differently now: those that
         // changed (every answer), those whose EndpointSlices alone changed
