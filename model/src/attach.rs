@@ -108,11 +108,17 @@ pub fn judge_unattached(world: &World, verdicts: &mut Verdicts) {
 
 /// NoGateway for a Mapping that no Gateway carries and nothing refused.
 pub fn judge_unattached_mapping(world: &World, mapping: &Mapping, verdict: &mut Verdict) {
+    let namespace = mapping.namespace().unwrap_or_default();
+    no_gateway(world, verdict, &namespace, &mapping.spec.gateways);
+}
+
+/// NoGateway on `verdict`, of an object in `namespace` that names `refs`,
+/// if no Gateway carries it and nothing refused it.
+fn no_gateway(world: &World, verdict: &mut Verdict, namespace: &str, refs: &[GatewayRef]) {
     if verdict.accepted.is_ok() && verdict.gateways.is_empty() {
-        let namespace = mapping.namespace().unwrap_or_default();
         verdict.accepted = Err(Problem::new(
             reasons::NO_GATEWAY,
-            no_gateway_message(world, &namespace, &mapping.spec.gateways),
+            no_gateway_message(world, namespace, refs),
         ));
     }
 }
@@ -121,13 +127,7 @@ pub fn judge_unattached_mapping(world: &World, mapping: &Mapping, verdict: &mut 
 /// model judges one by one.
 pub fn judge_unattached_except_mappings(world: &World, verdicts: &mut Verdicts) {
     let mut judge = |origin: ir::ObjectRef, namespace: String, refs: &[GatewayRef]| {
-        let verdict = verdicts.entry(&origin);
-        if verdict.accepted.is_ok() && verdict.gateways.is_empty() {
-            verdict.accepted = Err(Problem::new(
-                reasons::NO_GATEWAY,
-                no_gateway_message(world, &namespace, refs),
-            ));
-        }
+        no_gateway(world, verdicts.entry(&origin), &namespace, refs);
     };
     for t in &world.tls_contexts {
         judge(
