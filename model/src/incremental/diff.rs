@@ -195,10 +195,10 @@ by_generation!(
 );
 
 /// The objects whose changes reach too far to follow one by one, and
-/// where Envoys listen. When a Gateway or the address changes, the model
-/// is built whole again; when a TLSContext, AuthService, RateLimitService,
-/// TCPMapping or Namespace does, each Gateway's parts before and after its
-/// HTTP routes are. Their order counts too (the certificates of a listener
+/// where Envoys listen. When a Gateway comes or goes or the address
+/// changes, the model is built whole again; when a Gateway's spec, a
+/// TLSContext, AuthService, RateLimitService, TCPMapping or Namespace
+/// changes, each Gateway's parts before and after its HTTP routes are. Their order counts too (the certificates of a listener
 /// come in the order of the TLSContexts). Namespaces count only while a
 /// Gateway selects namespaces by label (their labels are all the model
 /// reads of them).
@@ -229,8 +229,14 @@ impl Frame {
 
     /// What of the frame `world` changed.
     pub fn compare(&self, world: &World) -> FrameChange {
-        if self.listen_address != world.listen_address || !same_list(&self.gateways, &world.gateways) {
+        if self.listen_address != world.listen_address {
             FrameChange::Gateways
+        } else if !same_list(&self.gateways, &world.gateways) {
+            if same_gateways(&self.gateways, &world.gateways) {
+                FrameChange::GatewaySpecs
+            } else {
+                FrameChange::Gateways
+            }
         } else if self.holds(world) {
             FrameChange::Nothing
         } else {
@@ -266,8 +272,20 @@ pub(super) enum FrameChange {
     /// TLSContexts, AuthServices, RateLimitServices, TCPMappings or
     /// Namespaces (while a Gateway selects by label).
     Parts,
-    /// A Gateway or the listen address.
+    /// The spec of a Gateway, the Gateways being the same ones (by
+    /// namespace and name, in order, live or being deleted alike).
+    GatewaySpecs,
+    /// Which Gateways there are, or the listen address.
     Gateways,
+}
+
+/// The same Gateways, whatever their specs.
+fn same_gateways(before: &[Arc<Gateway>], now: &[Arc<Gateway>]) -> bool {
+    fn identity(g: &Gateway) -> (&Option<String>, &Option<String>, bool) {
+        let meta = g.meta();
+        (&meta.namespace, &meta.name, meta.deletion_timestamp.is_some())
+    }
+    before.len() == now.len() && before.iter().zip(now).all(|(a, b)| identity(a) == identity(b))
 }
 
 fn same_list<K: Version>(before: &[Arc<K>], now: &[Arc<K>]) -> bool {

@@ -222,6 +222,19 @@ impl GatewayState {
         (state, config)
     }
 
+    /// Takes `gateway` as the new version of this one (the same namespace
+    /// and name); every group joins `dirty` if its route defaults changed.
+    /// Its listeners and attachment are the frame's to follow
+    /// ([`GatewayState::refresh_frame`], and placing every Mapping again).
+    pub fn respec(&mut self, gateway: &Arc<Gateway>, dirty: &mut HashSet<Arc<str>>) {
+        self.gateway = gateway.clone();
+        let defaults = mappings::route_defaults(gateway);
+        if defaults != self.defaults {
+            self.defaults = defaults;
+            dirty.extend(self.groups.keys().cloned());
+        }
+    }
+
     /// Builds again the parts of the configuration before the HTTP routes
     /// (listeners, TLS) and after them (Gateway-wide services, TCP routes),
     /// with their verdicts, and puts them in `config`. Adds to

@@ -20,8 +20,10 @@
 //!   routes) and their verdicts, every Mapping's place (a Namespace's labels
 //!   attach it or not), and the groups whose place or listeners changed.
 //!
-//! A Gateway or the listen address, many changes at once, and two objects
-//! of one kind with one name build the model whole again.
+//! A Gateway's spec (the same Gateways live) is followed the same way, its
+//! route defaults judging its groups again if they changed. A Gateway that
+//! comes or goes, the listen address, many changes at once, and two
+//! objects of one kind with one name build the model whole again.
 
 mod diff;
 mod gateway;
@@ -41,7 +43,7 @@ use legate_crds::Mapping;
 use legate_xds::ir::ObjectRef;
 
 use crate::mappings;
-use crate::names::object_ref;
+use crate::names::{gateway_key, object_ref};
 use crate::secrets::{self, SecretKey};
 use crate::server_tls;
 use crate::services::{self, ServiceIndex, ServiceKey};
@@ -213,9 +215,10 @@ impl Incremental {
         };
         // Whether the parts of each Gateway before and after its HTTP
         // routes are to be built again.
-        let mut refresh = match state.frame.compare(world) {
+        let change = state.frame.compare(world);
+        let mut refresh = match change {
             FrameChange::Gateways => return false,
-            FrameChange::Parts => true,
+            FrameChange::GatewaySpecs | FrameChange::Parts => true,
             FrameChange::Nothing => false,
         };
         let mappings = state.mappings.update(&world.mappings);
@@ -311,6 +314,13 @@ impl Incremental {
                 return false; // every Gateway state has its configuration
             };
             let mut dirty = HashSet::new();
+            if change == FrameChange::GatewaySpecs {
+                let now = live_gateways(world).find(|g| gateway_key(g) == gateway.key);
+                let Some(now) = now else {
+                    return false; // the same Gateways are live
+                };
+                gateway.respec(now, &mut dirty);
+            }
             if refresh {
                 gateway.refresh_frame(
                     world,
@@ -377,9 +387,14 @@ impl fmt::Debug for Incremental {
     }
 }
 
-/// Two Services, EndpointSlices or Secrets with one namespace and name.
+/// Two live Gateways, Services, EndpointSlices or Secrets with one
+/// namespace and name.
 fn has_twins(world: &World, index: &ServiceIndex) -> bool {
     if index.service_count() != world.services.len() {
+        return true;
+    }
+    let mut gateways = HashSet::new();
+    if !live_gateways(world).all(|g| gateways.insert(gateway_key(g))) {
         return true;
     }
     let mut slices = HashSet::with_capacity(world.endpoint_slices.len());
