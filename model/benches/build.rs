@@ -6,7 +6,7 @@
 //! operator rebuilds the model on every change that can alter it, so this is
 //! the cost of a change when the model is built whole; the incremental
 //! model (`legate_model::Incremental`) is measured on the same worlds with
-//! one Mapping, one EndpointSlice or one TLSContext changed between builds.
+//! one Mapping, EndpointSlice, TLSContext or Gateway changed between builds.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -186,6 +186,25 @@ fn one_change(c: &mut Criterion) {
             &legate_model::build_with(&other, &quarantine),
             "the incremental model is the whole build"
         );
+
+        // The Gateway scales its fleet: its frame is built again.
+        let mut scaled_fleet = before.clone();
+        let mut gateway = (*before.gateways[0]).clone();
+        gateway.spec.replicas = 3;
+        gateway.metadata.generation = Some(2);
+        scaled_fleet.gateways[0] = Arc::new(gateway);
+        let worlds = [&before, &scaled_fleet];
+        group.bench_function(format!("one Gateway's replicas changed, {n} mappings"), |b| {
+            b.iter(|| {
+                turn += 1;
+                black_box(
+                    incremental
+                        .build(black_box(worlds[turn % 2]), &quarantine)
+                        .verdicts
+                        .len(),
+                )
+            })
+        });
         assert_eq!(incremental.whole_builds(), whole, "no whole build on the way");
     }
     group.finish();
