@@ -137,9 +137,11 @@ pub async fn translate_forever(
         let previous = shared.verdicts();
         let mut pushed = 0usize;
         for (key, desired) in &model.gateways {
-            let translator = translators
-                .entry(key.clone())
-                .or_insert_with(Translator::with_vhds);
+            // Route configurations go whole (RDS), not over VHDS: with VHDS
+            // on, the operator's Legate watches were seen to stall for 15 s
+            // after a VHDS proxy connected (edge::tls tests, a listener
+            // added to a running Gateway); to be found before it is wired.
+            let translator = translators.entry(key.clone()).or_default();
             let (updates, refused) = translator.sync(desired);
             for e in &refused {
                 // The model validates routes first; this is a model bug, not user input.

@@ -103,8 +103,19 @@ async fn dynamic_api(
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let (resource, _caps) = pinned_kind(client, &GroupVersionKind::gvk(group, version, kind)).await?;
-    Ok(Api::namespaced_with(client.clone(), namespace, &resource))
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    // Discovery catches up with a CRD a moment after it is Established: a
+    // kind it does not list yet is asked for again, for a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match pinned_kind(client, &gvk).await {
+            Ok((resource, _caps)) => return Ok(Api::namespaced_with(client.clone(), namespace, &resource)),
+            Err(kube::Error::Discovery(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Reads one object of any kind (by apiVersion and kind) from `namespace`.

@@ -80,6 +80,27 @@ async fn acks_until(rig: &mut Rig, last: &str) -> Vec<String> {
     }
 }
 
+/// Like [`acks_until`], counting only ACKs of snapshots after `serial`
+/// (what a reconnected proxy announced is reported at that serial).
+async fn acks_after(rig: &mut Rig, serial: u64, last: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let event = tokio::time::timeout_at(deadline, rig.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no ACK of {last:?}; saw {seen:?}\n{}", rig.envoy.log_tail()))
+            .expect("the event stream is open");
+        match event {
+            XdsEvent::Acked(ack) if ack.serial > serial => seen.extend(ack_lines(&ack)),
+            XdsEvent::Rejected(r) => panic!("Envoy refused {:?}: {}", r.resources, r.message),
+            _ => {}
+        }
+        if seen.iter().any(|s| s == last) {
+            return seen;
+        }
+    }
+}
+
 fn ack_lines(ack: &Ack) -> Vec<String> {
     let upserts = ack.resources.iter().map(|(n, _)| format!("{} +{n}", ack.kind));
     let removals = ack.removed.iter().map(|n| format!("{} -{n}", ack.kind));
@@ -244,15 +265,21 @@ async fn over_vhds_a_reconnecting_or_new_envoy_gets_everything() {
     every_route_answers(&rig, routes, hosts).await;
 
     rig.restart_control_plane().await;
-    loop {
+    // The virtual hosts it announces count as applied: reported like an ACK,
+    // at the restarted control plane's first serial.
+    let host_0 = format!("http/{}", sample::host_name(0, hosts));
+    let resumed_serial = loop {
         let event = tokio::time::timeout(CONVERGE, rig.events.recv())
             .await
-            .unwrap_or_else(|_| panic!("Envoy did not reconnect\n{}", rig.envoy.log_tail()))
+            .unwrap_or_else(|_| panic!("Envoy did not announce {host_0}\n{}", rig.envoy.log_tail()))
             .expect("the event stream is open");
-        if matches!(event, XdsEvent::Connected(_)) {
-            break;
+        if let XdsEvent::Acked(ack) = &event
+            && ack.kind == ResourceType::VirtualHost
+            && ack.resources.iter().any(|(n, _)| **n == *host_0)
+        {
+            break ack.serial;
         }
-    }
+    };
     every_route_answers(&rig, routes, hosts).await;
 
     // After the restart, a changed route and a new host are all that is sent.
@@ -273,10 +300,10 @@ async fn over_vhds_a_reconnecting_or_new_envoy_gets_everything() {
             "default/svc-1:8080",
         )),
     ]);
-    let mut acks = acks_until(&mut rig, "VHDS +http/fresh.example.com").await;
+    let mut acks = acks_after(&mut rig, resumed_serial, "VHDS +http/fresh.example.com").await;
     let moved_vhost = format!("VHDS +http/{moved_host}");
     if !acks.contains(&moved_vhost) {
-        acks.extend(acks_until(&mut rig, &moved_vhost).await);
+        acks.extend(acks_after(&mut rig, resumed_serial, &moved_vhost).await);
     }
     acks.sort();
     assert_eq!(
