@@ -11,15 +11,8 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-/// The kinds that have a controller.
-const KINDS: [&str; 6] = [
-    "Gateway",
-    "Mapping",
-    "TLSContext",
-    "AuthService",
-    "RateLimitService",
-    "TCPMapping",
-];
+/// The kinds that have a controller: every Legate kind.
+const KINDS: [&str; 6] = legate_model::snapshot::LEGATE_KINDS;
 
 type Sender = mpsc::UnboundedSender<(String, String)>;
 type Receiver = mpsc::UnboundedReceiver<(String, String)>;

@@ -62,22 +62,7 @@ fn sample_gateway(
 /// The next ACK or NACK of the rig's Envoy, as `"VHDS +http/a"` (upsert) or
 /// `"CDS -default/b:80"` (removal) lines, until `last` is among them.
 async fn acks_until(rig: &mut Rig, last: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + CONVERGE;
-    loop {
-        let event = tokio::time::timeout_at(deadline, rig.events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no ACK of {last:?}; saw {seen:?}\n{}", rig.envoy.log_tail()))
-            .expect("the event stream is open");
-        match event {
-            XdsEvent::Acked(ack) => seen.extend(ack_lines(&ack)),
-            XdsEvent::Rejected(r) => panic!("Envoy refused {:?}: {}", r.resources, r.message),
-            _ => {}
-        }
-        if seen.iter().any(|s| s == last) {
-            return seen;
-        }
-    }
+    acks_after(rig, 0, last).await
 }
 
 /// Like [`acks_until`], counting only ACKs of snapshots after `serial`
