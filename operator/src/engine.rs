@@ -137,10 +137,10 @@ pub async fn translate_forever(
         let previous = shared.verdicts();
         let mut pushed = 0usize;
         for (key, desired) in &model.gateways {
-            // Route configurations go whole (RDS), not over VHDS: with VHDS
-            // on, the operator's Legate watches were seen to stall for 15 s
-            // after a VHDS proxy connected (edge::tls tests, a listener
-            // added to a running Gateway); to be found before it is wired.
+            // Route configurations go whole (RDS), not over VHDS: with VHDS,
+            // Envoy's first VirtualHost fetch timed out ("initial fetch timed
+            // out for ...VirtualHost", 15 s) and a listener added later (an
+            // HTTPS one) stayed warming; to be found before it is wired.
             let translator = translators.entry(key.clone()).or_default();
             let (updates, refused) = translator.sync(desired);
             for e in &refused {
