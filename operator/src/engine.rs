@@ -137,11 +137,11 @@ pub async fn translate_forever(
         let previous = shared.verdicts();
         let mut pushed = 0usize;
         for (key, desired) in &model.gateways {
-            // Route configurations go whole (RDS), not over VHDS: with VHDS,
-            // Envoy's first VirtualHost fetch timed out ("initial fetch timed
-            // out for ...VirtualHost", 15 s) and a listener added later (an
-            // HTTPS one) stayed warming; to be found before it is wired.
-            let translator = translators.entry(key.clone()).or_default();
+            // Virtual hosts over VHDS for the proxies that ask (a route
+            // change sends one host); the others get whole route configs.
+            let translator = translators
+                .entry(key.clone())
+                .or_insert_with(Translator::with_vhds);
             let (updates, refused) = translator.sync(desired);
             for e in &refused {
                 // The model validates routes first; this is a model bug, not user input.

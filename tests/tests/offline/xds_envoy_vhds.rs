@@ -139,8 +139,8 @@ async fn over_vhds_two_thousand_routes_on_a_thousand_hosts_all_answer() {
             .expect("the Gateway's snapshot")
             .resources(ResourceType::VirtualHost)
             .len(),
-        1_000,
-        "one VirtualHost resource per host"
+        1_001,
+        "one VirtualHost resource per host, and the placeholder"
     );
     assert_eq!(rig.rejections().await, 0, "{}", rig.envoy.log_tail());
 }

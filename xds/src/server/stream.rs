@@ -584,7 +584,11 @@ impl StreamState {
         if self.whole_route_configs && kind == ResourceType::Route && !same(ResourceType::VirtualHost) {
             return true;
         }
-        let held_on = [ResourceType::Cluster, ResourceType::Endpoints];
+        let held_on = [
+            ResourceType::Cluster,
+            ResourceType::Endpoints,
+            ResourceType::Route,
+        ];
         if s.held && !held_on.into_iter().all(same) {
             return true;
         }
@@ -754,6 +758,17 @@ impl StreamState {
             ResourceType::Listener | ResourceType::Route | ResourceType::VirtualHost
         ) {
             return Readiness::Ready;
+        }
+        // Envoy takes a route config's virtual hosts only once it runs the
+        // route config (its VHDS watch starts then): sent before, they are
+        // dropped, and the route config never finishes warming.
+        if kind == ResourceType::VirtualHost
+            && let Some((route_config, _)) = r.name.rsplit_once('/')
+            && !self.types[ResourceType::Route.index()]
+                .applied
+                .contains_key(route_config)
+        {
+            return Readiness::Held;
         }
         let clusters = &self.types[ResourceType::Cluster.index()];
         if !clusters.subscribed {

@@ -13,6 +13,13 @@ use super::{ListenerRoutes, TranslatedRoute, encode, route_config_name, upsert};
 use crate::ir::RouteId;
 use crate::resource::{Resource, ResourceType, ResourceUpdate};
 
+/// The one virtual host every route config over VHDS has, with no routes.
+/// Envoy finishes a VHDS route config's initial fetch only once one of its
+/// virtual hosts arrives: a listener with no routes yet stayed warming for
+/// the 15 s initial-fetch timeout. A `.invalid` name (RFC 2606) is never a
+/// host anyone serves.
+pub const PLACEHOLDER_HOST: &str = "legate-vhds.invalid";
+
 /// Field numbers used to splice pre-encoded parts into their parents.
 const ROUTE_CONFIGURATION_VIRTUAL_HOSTS: u32 = 2;
 const VIRTUAL_HOST_ROUTES: u32 = 3;
@@ -41,7 +48,9 @@ pub fn updates(
         upsert(if vhds { r.over_vhds() } else { r })
     };
     let Some(lr) = lr else {
-        return vec![shell_resource(shell)];
+        let mut out = vec![shell_resource(shell)];
+        out.extend(vhds.then(|| placeholder(&name)));
+        return out;
     };
     let vhosts = lr.vhosts.encode_all(|host, keys| {
         // Over VHDS, a virtual host's name is its resource name.
@@ -68,6 +77,11 @@ pub fn updates(
         let changed = lr.vhosts.take_changed();
         let changed = if first { lr.vhosts.all() } else { changed };
         let mut out = vec![shell_resource(shell)];
+        // Unchanged, it is no change to the snapshot; a user's virtual host
+        // of that name (which serves nothing) takes its place.
+        if lr.vhosts.routes_of(PLACEHOLDER_HOST).is_empty() {
+            out.push(placeholder(&name));
+        }
         for (host, encoded) in changed {
             let resource_name = format!("{name}/{host}");
             out.push(match encoded {
@@ -118,10 +132,34 @@ pub fn updates(
     ))]
 }
 
+/// Route config `name`'s placeholder virtual host (see [`PLACEHOLDER_HOST`]).
+fn placeholder(name: &str) -> ResourceUpdate {
+    let resource_name = format!("{name}/{PLACEHOLDER_HOST}");
+    let body = VirtualHost {
+        name: resource_name.clone(),
+        domains: vec![PLACEHOLDER_HOST.to_owned()],
+        ..VirtualHost::default()
+    }
+    .encode_to_vec();
+    upsert(Resource::new(
+        ResourceType::VirtualHost,
+        &resource_name,
+        body,
+        vec![],
+        vec![],
+    ))
+}
+
 /// The resources to remove with a listener's route config.
 pub fn removals(lr: Option<&mut ListenerRoutes>, listener: &str, vhds: bool) -> Vec<ResourceUpdate> {
     let name = route_config_name(listener);
     let mut out = vec![ResourceUpdate::Remove(ResourceType::Route, name.clone().into())];
+    if vhds {
+        out.push(ResourceUpdate::Remove(
+            ResourceType::VirtualHost,
+            format!("{name}/{PLACEHOLDER_HOST}").into(),
+        ));
+    }
     if vhds && let Some(lr) = lr {
         // Sent again in full if the listener comes back.
         lr.vhosts.take_changed();

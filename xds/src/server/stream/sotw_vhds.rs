@@ -133,7 +133,10 @@ fn a_vhds_route_config_goes_whole_to_a_state_of_the_world_proxy() {
     assert_eq!(rc.name, "http");
     assert!(rc.vhds.is_none());
     let hosts: Vec<&str> = rc.virtual_hosts.iter().map(|v| v.domains[0].as_str()).collect();
-    assert_eq!(hosts, ["host-0.example.com", "host-1.example.com"]);
+    assert_eq!(
+        hosts,
+        ["host-0.example.com", "host-1.example.com", "legate-vhds.invalid"]
+    );
     assert_eq!(rc.virtual_hosts[0].routes.len(), 2);
     // Its ACK reads as the ACK of the shell and of the virtual hosts.
     let acked = p.acked();
@@ -202,7 +205,7 @@ fn a_vhds_route_config_goes_whole_to_a_state_of_the_world_proxy() {
     p.answer(step, &clusters);
     assert_eq!(p.acked(), ["RDS +http", "VHDS -http/host-1.example.com"]);
     let rc = p.route_configs.pop().expect("a route config");
-    assert_eq!(rc.virtual_hosts.len(), 1);
+    assert_eq!(rc.virtual_hosts.len(), 2, "host-0 and the placeholder");
     let (_, status) = p.tracker.proxies().next().expect("a proxy");
-    assert_eq!(status.applied[&VHDS].len(), 1);
+    assert_eq!(status.applied[&VHDS].len(), 2);
 }

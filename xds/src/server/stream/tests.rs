@@ -604,7 +604,14 @@ fn a_vhds_namespace_subscription_gets_the_virtual_hosts_of_its_route_config() {
     let snap = Arc::new(Snapshot::empty("default/gw").with(&updates).expect("a change"));
     let (mut s, vhds) = connected_vhds(snap.clone());
     let names: Vec<&str> = vhds.resources.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["http/host-0.example.com", "http/host-1.example.com"]);
+    assert_eq!(
+        names,
+        [
+            "http/host-0.example.com",
+            "http/host-1.example.com",
+            "http/legate-vhds.invalid"
+        ]
+    );
 
     // A route to a new cluster: the cluster first, the virtual host after it.
     let next = apply(
@@ -653,5 +660,5 @@ fn a_vhds_namespace_subscription_gets_the_virtual_hosts_of_its_route_config() {
         ))),
         ResourceType::VirtualHost,
     );
-    assert_eq!(again.resources.len(), 2);
+    assert_eq!(again.resources.len(), 3, "two hosts and the placeholder");
 }
