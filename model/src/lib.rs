@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 
 use kube::Resource;
 
-pub use incremental::Incremental;
+pub use incremental::{Incremental, Reach};
 pub use names::{gateway_key, object_ref};
 pub use verdicts::{Problem, Verdict, Verdicts};
 pub use world::{CA_BUNDLE_KEY, Quarantine, World};

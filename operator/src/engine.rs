@@ -4,7 +4,7 @@
 //! cache, and requeue exactly the objects whose status may follow: those
 //! whose verdict changed or whose part of the configuration moved.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use crate::metrics::{GatewayLabels, Metrics, TypeLabels};
 use crate::program::{Affected, ProgramState};
 use crate::requeue::Requeues;
 use crate::world::Stores;
-use legate_model::{Incremental, Verdicts};
+use legate_model::{Incremental, Reach, Verdict, Verdicts};
 
 /// Changes that arrive within this window are translated together.
 const DEBOUNCE: Duration = Duration::from_millis(10);
@@ -27,8 +27,9 @@ const DEBOUNCE: Duration = Duration::from_millis(10);
 pub struct Shared {
     pub cache: Arc<SnapshotCache>,
     pub metrics: Arc<Metrics>,
-    /// The verdicts of the latest model (the statuses' input).
-    verdicts: RwLock<Arc<Verdicts>>,
+    /// The verdicts of the latest model (the statuses' input), updated in
+    /// place where a build reached.
+    verdicts: RwLock<HashMap<String, Verdict>>,
     program: Mutex<ProgramState>,
     /// The objects whose status may have changed, per kind.
     pub requeues: Requeues,
@@ -46,7 +47,7 @@ impl Shared {
         Arc::new(Shared {
             cache,
             metrics,
-            verdicts: RwLock::new(Arc::new(Verdicts::default())),
+            verdicts: RwLock::new(HashMap::new()),
             program: Mutex::new(ProgramState::default()),
             requeues: Requeues::default(),
             trigger: watch::Sender::new(0),
@@ -55,12 +56,20 @@ impl Shared {
         })
     }
 
-    /// The verdicts of the latest model.
-    pub fn verdicts(&self) -> Arc<Verdicts> {
-        self.verdicts
+    /// The latest model's verdict on the object with key `key`.
+    pub fn verdict(&self, key: &str) -> Option<Verdict> {
+        let verdicts = self
+            .verdicts
             .read()
-            .map(|m| m.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        verdicts.get(key).cloned()
+    }
+
+    fn verdicts_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Verdict>> {
+        // Every update of one verdict completes under the lock or not at all.
+        self.verdicts
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` with the ACK state.
@@ -134,15 +143,25 @@ pub async fn translate_forever(
             shared.metrics.model_whole_builds.inc();
         }
         let model = incremental.model();
-        let previous = shared.verdicts();
+        let reach = incremental.reach();
         let mut pushed = 0usize;
         for (key, desired) in &model.gateways {
+            let touched = match reach {
+                Reach::Entries { gateways, .. } if translators.contains_key(key) => match gateways.get(key) {
+                    Some(touched) if !touched.is_empty() => Some(touched),
+                    _ => continue,
+                },
+                _ => None,
+            };
             // Virtual hosts over VHDS for the proxies that ask (a route
             // change sends one host); the others get whole route configs.
             let translator = translators
                 .entry(key.clone())
                 .or_insert_with(Translator::with_vhds);
-            let (updates, refused) = translator.sync(desired);
+            let (updates, refused) = match touched {
+                Some(touched) => translator.sync_touched(desired, touched),
+                None => translator.sync(desired),
+            };
             for e in &refused {
                 // The model validates routes first; this is a model bug, not user input.
                 tracing::warn!(gateway = %key, error = %e, "the translator refused part of the model");
@@ -169,17 +188,13 @@ pub async fn translate_forever(
             .metrics
             .translation_duration
             .observe(started.elapsed().as_secs_f64());
-        requeue_changed_verdicts(&shared, &previous, &model.verdicts);
+        publish_verdicts(&shared, &model.verdicts, reach);
         tracing::debug!(
             gateways = model.gateways.len(),
             resources_pushed = pushed,
             took_us = started.elapsed().as_micros() as u64,
             "translated"
         );
-        let verdicts = Arc::new(model.verdicts.clone());
-        if let Ok(mut v) = shared.verdicts.write() {
-            *v = verdicts;
-        }
         shared.translated.send_replace(true);
     }
 }
@@ -225,22 +240,37 @@ fn push(shared: &Shared, gateway: &str, updates: &[legate_xds::resource::Resourc
         .set(snapshot.serial() as i64);
 }
 
-/// Requeues every object whose verdict is new, changed or gone; a change
-/// to one object leaves the others' verdicts equal, so only it moves.
-fn requeue_changed_verdicts(shared: &Shared, previous: &Verdicts, next: &Verdicts) {
-    for (key, verdict) in next {
-        if previous.get(key) != Some(verdict) {
-            shared.requeues.object(key);
-            if verdict.accepted.is_ok() && !verdict.gateways.is_empty() {
-                shared
-                    .metrics
-                    .change_seen(&verdict.object.key(), verdict.object.generation());
-            }
+/// Takes the verdicts a build reached into the shared ones, and requeues
+/// the objects whose verdict is new, changed or gone: a change to one object
+/// looks at (and moves) that object alone.
+fn publish_verdicts(shared: &Shared, next: &Verdicts, reach: &Reach) {
+    let mut held = shared.verdicts_mut();
+    let everything: BTreeSet<String>;
+    let keys = match reach {
+        Reach::Entries { verdicts, .. } => verdicts,
+        Reach::Everything => {
+            everything = held.keys().chain(next.keys()).cloned().collect();
+            &everything
         }
-    }
-    for key in previous.keys() {
-        if next.get(key).is_none() {
-            shared.requeues.object(key);
+    };
+    for key in keys {
+        let verdict = next.get(key);
+        if held.get(key) == verdict {
+            continue;
+        }
+        shared.requeues.object(key);
+        match verdict {
+            Some(verdict) => {
+                if verdict.accepted.is_ok() && !verdict.gateways.is_empty() {
+                    shared
+                        .metrics
+                        .change_seen(&verdict.object.key(), verdict.object.generation());
+                }
+                held.insert(key.clone(), verdict.clone());
+            }
+            None => {
+                held.remove(key);
+            }
         }
     }
 }

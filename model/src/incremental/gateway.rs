@@ -184,6 +184,9 @@ pub(super) struct GatewayState {
     /// Which groups wrote the endpoints of each Service port.
     ports: Ports,
     shared: Sources,
+    /// The entries of the configuration written since the last
+    /// [`GatewayState::take_touched`].
+    touched: ir::Touched,
 }
 
 impl GatewayState {
@@ -209,6 +212,7 @@ impl GatewayState {
             readers: Readers::default(),
             ports: Ports::default(),
             shared: Sources::default(),
+            touched: ir::Touched::default(),
         };
         let mut config = scratch();
         state.refresh_frame(
@@ -262,14 +266,17 @@ impl GatewayState {
 
         for id in self.frame_routes.drain(..) {
             config.routes.remove(&id);
+            self.touched.routes.insert(id);
         }
         let routes = std::mem::take(&mut before.routes)
             .into_iter()
             .chain(std::mem::take(&mut after.routes));
         for (id, route) in routes {
             self.frame_routes.push(id.clone());
+            self.touched.routes.insert(id.clone());
             config.routes.insert(id, route);
         }
+        self.touched.frame = true;
         config.listeners = std::mem::take(&mut after.listeners);
         config.tcp_routes = std::mem::take(&mut after.tcp_routes);
         config.auth = after.auth.take();
@@ -288,7 +295,7 @@ impl GatewayState {
         self.before = self.shared.add(before, &Source::Before, None, &mut stale);
         let after = Written::take(&mut after);
         self.after = self.shared.add(after, &Source::After, None, &mut stale);
-        self.shared.merge(&stale, config, index);
+        self.shared.merge(&stale, config, index, &mut self.touched);
     }
 
     /// Places the Mapping with object key `key` (`None`: deleted) again,
@@ -379,6 +386,7 @@ impl GatewayState {
             };
             for id in group.routes.drain(..) {
                 config.routes.remove(&id);
+                self.touched.routes.insert(id);
             }
             self.shared
                 .remove(&group.names, &Source::Group(name.clone()), &mut stale);
@@ -414,6 +422,7 @@ impl GatewayState {
             });
             for (id, route) in std::mem::take(&mut output.routes) {
                 group.routes.push(id.clone());
+                self.touched.routes.insert(id.clone());
                 config.routes.insert(id, route);
             }
             let written = Written::take(&mut output);
@@ -428,7 +437,7 @@ impl GatewayState {
             group.verdicts = verdicts.into_entries();
             group.reads = reads;
         }
-        self.shared.merge(&stale, config, index);
+        self.shared.merge(&stale, config, index, &mut self.touched);
     }
 
     /// Follows a change of the EndpointSlices (and only them) of `services`:
@@ -457,7 +466,13 @@ impl GatewayState {
                 }
             }
         }
-        self.shared.merge(&stale, config, index);
+        self.shared.merge(&stale, config, index, &mut self.touched);
+    }
+
+    /// The entries of the configuration written since the last call (an
+    /// entry written with what it held counts too).
+    pub fn take_touched(&mut self) -> ir::Touched {
+        std::mem::take(&mut self.touched)
     }
 
     /// What this Gateway said about the Mapping with object key `key`.

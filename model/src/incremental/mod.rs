@@ -33,14 +33,14 @@ mod tests;
 #[cfg(test)]
 mod tests_walk;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use legate_crds::Mapping;
-use legate_xds::ir::ObjectRef;
+use legate_xds::ir::{self, ObjectRef};
 
 use crate::mappings;
 use crate::names::{gateway_key, object_ref};
@@ -72,6 +72,25 @@ pub struct Incremental {
     model: Model,
     state: Option<State>,
     whole_builds: u64,
+    reach: Reach,
+}
+
+/// What the last [`Incremental::build`] may have changed in its model, so
+/// that whoever passes the model on looks at that alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Reach {
+    /// Built whole: anything may have changed (and Gateways come or gone).
+    #[default]
+    Everything,
+    /// Followed the changes: every entry that differs from the model
+    /// before is named here (some named ones may not differ).
+    Entries {
+        /// Object keys whose verdict may differ, or be gone.
+        verdicts: BTreeSet<String>,
+        /// Per Gateway key (the same Gateways as before), what may differ
+        /// in its configuration.
+        gateways: BTreeMap<String, ir::Touched>,
+    },
 }
 
 /// What the last build saw and made, to compare the next world with.
@@ -134,11 +153,20 @@ impl Incremental {
     /// same generation: their status is not read); anything else counts as
     /// a change.
     pub fn build(&mut self, world: &World, quarantine: &Quarantine) -> &Model {
-        if !self.follow(world, quarantine) {
-            self.whole_builds += 1;
-            self.build_whole(world, quarantine);
+        match self.follow(world, quarantine) {
+            Some(reach) => self.reach = reach,
+            None => {
+                self.whole_builds += 1;
+                self.build_whole(world, quarantine);
+                self.reach = Reach::Everything;
+            }
         }
         &self.model
+    }
+
+    /// What the last build may have changed.
+    pub fn reach(&self) -> &Reach {
+        &self.reach
     }
 
     /// The model of the last [`Incremental::build`].
@@ -181,6 +209,8 @@ impl Incremental {
                 state.place(world, quarantine, key, Some(mapping), true, &mut dirty);
             }
             state.rejudge(world, &index, dirty, &mut config, None);
+            // What the next build changes is measured from here.
+            state.take_touched();
             model.gateways.insert(state.key.clone(), config);
             states.push(state);
         }
@@ -206,18 +236,17 @@ impl Incremental {
         });
     }
 
-    /// Follows the changes since the last build; `false` when they reach
-    /// too far (or nothing was built yet), and the model must be built whole.
-    fn follow(&mut self, world: &World, quarantine: &Quarantine) -> bool {
+    /// Follows the changes since the last build, and says what they
+    /// reached; `None` when they reach too far (or nothing was built yet),
+    /// and the model must be built whole.
+    fn follow(&mut self, world: &World, quarantine: &Quarantine) -> Option<Reach> {
         let Incremental { model, state, .. } = self;
-        let Some(state) = state.as_mut() else {
-            return false;
-        };
+        let state = state.as_mut()?;
         // Whether the parts of each Gateway before and after its HTTP
         // routes are to be built again.
         let change = state.frame.compare(world);
         let mut refresh = match change {
-            FrameChange::Gateways => return false,
+            FrameChange::Gateways => return None,
             FrameChange::GatewaySpecs | FrameChange::Parts => true,
             FrameChange::Nothing => false,
         };
@@ -230,7 +259,7 @@ impl Incremental {
             || many(services.len() + slices.len(), world.services.len())
             || many(secrets.len(), world.secrets.len())
         {
-            return false;
+            return None;
         }
 
         // Secrets that may read differently now.
@@ -243,7 +272,7 @@ impl Incremental {
         for secret in &secrets.added {
             let key = secrets::secret_key(secret);
             if !state.secret_keys.insert(key.clone()) {
-                return false; // two Secrets with one name
+                return None; // two Secrets with one name
             }
             changed_secrets.insert(key);
         }
@@ -265,7 +294,7 @@ impl Incremental {
         }
         for service in &services.added {
             if state.index.insert_service(service.clone()).is_some() {
-                return false; // two Services with one name
+                return None; // two Services with one name
             }
             changed_services.insert(services::service_key(service));
         }
@@ -289,7 +318,7 @@ impl Incremental {
             let reference = object_ref(mapping.as_ref());
             let key = reference.key();
             if state.by_key.contains_key(&key) {
-                return false; // two Mappings with one name
+                return None; // two Mappings with one name
             }
             state
                 .by_key
@@ -311,13 +340,13 @@ impl Incremental {
         }
         for gateway in &mut state.gateways {
             let Some(config) = model.gateways.get_mut(&gateway.key) else {
-                return false; // every Gateway state has its configuration
+                return None; // every Gateway state has its configuration
             };
             let mut dirty = HashSet::new();
             if change == FrameChange::GatewaySpecs {
                 let now = live_gateways(world).find(|g| gateway_key(g) == gateway.key);
                 let Some(now) = now else {
-                    return false; // the same Gateways are live
+                    return None; // the same Gateways are live
                 };
                 gateway.respec(now, &mut dirty);
             }
@@ -353,10 +382,14 @@ impl Incremental {
             }
             gateway.rejudge(world, &state.index, dirty, config, Some(&mut touched));
         }
+        let mut reached_verdicts = touched.clone();
         if refresh {
             // Every verdict but the Mappings' came from the parts built again.
             gateways::judge_gateways(world, &mut frame_verdicts);
             attach::judge_unattached_except_mappings(world, &mut frame_verdicts);
+            let not_mapping = |key: &&String| !key.starts_with("Mapping/");
+            reached_verdicts.extend(model.verdicts.keys().filter(not_mapping).cloned());
+            reached_verdicts.extend(frame_verdicts.keys().filter(not_mapping).cloned());
             model.verdicts.retain(|key| key.starts_with("Mapping/"));
             model.verdicts.append(frame_verdicts);
             state.frame = Frame::of(world);
@@ -373,7 +406,15 @@ impl Incremental {
                 None => {}
             }
         }
-        true
+        let gateways = state
+            .gateways
+            .iter_mut()
+            .map(|g| (g.key.clone(), g.take_touched()))
+            .collect();
+        Some(Reach::Entries {
+            verdicts: reached_verdicts,
+            gateways,
+        })
     }
 }
 

@@ -229,7 +229,17 @@ impl Sources {
     /// Merges the `stale` names of `config` again, as the whole build would
     /// have: an upstream from the first source with the origins of all in
     /// order, endpoints and Secrets from the last.
-    pub fn merge(&self, stale: &Stale, config: &mut ir::Gateway, index: &ServiceIndex) {
+    /// Adds to `touched` what it writes.
+    pub fn merge(
+        &self,
+        stale: &Stale,
+        config: &mut ir::Gateway,
+        index: &ServiceIndex,
+        touched: &mut ir::Touched,
+    ) {
+        touched.upstreams.extend(stale.upstreams.iter().cloned());
+        touched.endpoints.extend(stale.endpoints.iter().cloned());
+        touched.secrets.extend(stale.secrets.iter().cloned());
         for name in &stale.upstreams {
             match self.upstreams.get(name).and_then(Upstreams::merged) {
                 Some(upstream) => config.upstreams.insert(name.clone(), upstream),

@@ -2,15 +2,17 @@
 //! same answer. Over every golden world with each object taken away and put
 //! back (and, in `tests_walk`, over random walks of changes).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use legate_crds::Mapping;
+use legate_xds::ir::Touched;
 use serde_json::json;
 
 use super::tests_walk::{Dice, gateway, random_mapping};
 use crate::snapshot::Reader;
-use crate::{Incremental, Model, Quarantine, World, build_with};
+use crate::{Incremental, Model, Quarantine, Reach, World, build_with};
 
 /// Panics with the first part where `got` differs from `want`.
 fn assert_same(got: &Model, want: &Model, step: &str) {
@@ -40,7 +42,76 @@ fn assert_same(got: &Model, want: &Model, step: &str) {
 
 pub(super) fn check(incremental: &mut Incremental, world: &World, quarantine: &Quarantine, step: &str) {
     let want = build_with(world, quarantine);
+    let before = incremental.model().clone();
     assert_same(incremental.build(world, quarantine), &want, step);
+    assert_reach_names_every_difference(&before, &want, incremental.reach(), step);
+}
+
+/// Panics when an entry differs between `before` and `after` and the
+/// build's [`Reach`] does not name it: whoever passes on only what it
+/// names would then keep a stale entry.
+fn assert_reach_names_every_difference(before: &Model, after: &Model, reach: &Reach, step: &str) {
+    let Reach::Entries { verdicts, gateways } = reach else {
+        return;
+    };
+    let keys = before.verdicts.keys().chain(after.verdicts.keys());
+    for key in keys {
+        if before.verdicts.get(key) != after.verdicts.get(key) {
+            assert!(
+                verdicts.contains(key),
+                "{step}: the verdict of {key} changed unnamed"
+            );
+        }
+    }
+    assert_eq!(
+        before.gateways.keys().collect::<Vec<_>>(),
+        after.gateways.keys().collect::<Vec<_>>(),
+        "{step}: Gateways came or went in a followed build"
+    );
+    for (key, now) in &after.gateways {
+        let was = &before.gateways[key];
+        let none = Touched::default();
+        let touched = gateways.get(key).unwrap_or(&none);
+        fn unnamed<'a, K: Ord + Clone, V: PartialEq>(
+            was: &'a BTreeMap<K, V>,
+            now: &'a BTreeMap<K, V>,
+            named: &'a BTreeSet<K>,
+        ) -> Vec<&'a K> {
+            was.keys()
+                .chain(now.keys())
+                .filter(|k| was.get(*k) != now.get(*k) && !named.contains(*k))
+                .collect()
+        }
+        let routes = unnamed(&was.routes, &now.routes, &touched.routes);
+        assert!(
+            routes.is_empty(),
+            "{step}: {key}: routes changed unnamed: {routes:?}"
+        );
+        let upstreams = unnamed(&was.upstreams, &now.upstreams, &touched.upstreams);
+        assert!(
+            upstreams.is_empty(),
+            "{step}: {key}: upstreams changed unnamed: {upstreams:?}"
+        );
+        let endpoints = unnamed(&was.endpoints, &now.endpoints, &touched.endpoints);
+        assert!(
+            endpoints.is_empty(),
+            "{step}: {key}: endpoints changed unnamed: {endpoints:?}"
+        );
+        let secrets = unnamed(&was.secrets, &now.secrets, &touched.secrets);
+        assert!(
+            secrets.is_empty(),
+            "{step}: {key}: secrets changed unnamed: {secrets:?}"
+        );
+        let frame_equal = was.listeners == now.listeners
+            && was.tcp_routes == now.tcp_routes
+            && was.auth == now.auth
+            && was.rate_limit == now.rate_limit
+            && was.observability == now.observability;
+        assert!(
+            frame_equal || touched.frame,
+            "{step}: {key}: the listeners or Gateway-wide parts changed unnamed"
+        );
+    }
 }
 
 /// Each golden world, then each Mapping quarantined and released, and each

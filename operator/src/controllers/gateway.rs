@@ -118,10 +118,10 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
     });
     // What the Gateway itself refers to (its tracing collector), once the
     // engine has judged this generation; until then the condition stays as it is.
-    let verdicts = ctx.shared.verdicts();
     let reference = legate_model::object_ref(gateway.as_ref());
-    let judged = verdicts
-        .get(&reference.key())
+    let judged = ctx
+        .shared
+        .verdict(&reference.key())
         .filter(|v| v.object.generation() == reference.generation());
     let current = gateway
         .status

@@ -112,8 +112,7 @@ async fn reconcile_inner<K: Routed>(object: Arc<K>, ctx: &Arc<Context>) -> Resul
 
 async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Error> {
     let reference = object_ref(object);
-    let verdicts = ctx.shared.verdicts();
-    let Some(verdict) = verdicts.get(&reference.key()) else {
+    let Some(verdict) = ctx.shared.verdict(&reference.key()) else {
         // The engine has not seen it yet; it requeues the object when it does.
         return Ok(Action::await_change());
     };
@@ -122,7 +121,7 @@ async fn write_status<K: Routed>(object: &K, ctx: &Context) -> Result<Action, Er
     }
     let (mut desired, awaiting) = ctx
         .shared
-        .with_program(|program| status::object_conditions(verdict, program));
+        .with_program(|program| status::object_conditions(&verdict, program));
     if desired
         .iter()
         .any(|c| c.type_ == legate_crds::conditions::types::PROGRAMMED && c.status == "True")

@@ -1,6 +1,6 @@
 //! One Gateway's whole configuration, as a value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     AuthService, Endpoint, Listener, Observability, RateLimitService, Route, RouteId, Secret, TcpRoute,
@@ -56,5 +56,32 @@ impl Gateway {
                 self.upstreams.insert(upstream.name.clone(), upstream);
             }
         }
+    }
+}
+
+/// Which entries of a [`Gateway`] may differ from the Gateway before it:
+/// what an incremental builder hands on, so that `Translator::sync_touched`
+/// (behind the `envoy` feature) looks at those alone. An entry that is not
+/// named here must be equal in both.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Touched {
+    pub routes: BTreeSet<RouteId>,
+    pub upstreams: BTreeSet<String>,
+    /// By upstream name.
+    pub endpoints: BTreeSet<String>,
+    pub secrets: BTreeSet<String>,
+    /// The listeners, the TCP routes and the Gateway-wide services (auth,
+    /// rate limit, observability): few, and built together.
+    pub frame: bool,
+}
+
+impl Touched {
+    /// Nothing may differ.
+    pub fn is_empty(&self) -> bool {
+        !self.frame
+            && self.routes.is_empty()
+            && self.upstreams.is_empty()
+            && self.endpoints.is_empty()
+            && self.secrets.is_empty()
     }
 }

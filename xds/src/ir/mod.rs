@@ -14,7 +14,7 @@ mod tcp;
 mod upstream;
 mod validate;
 
-pub use gateway::Gateway;
+pub use gateway::{Gateway, Touched};
 pub use identity::ObjectRef;
 pub use listener::{Listener, ListenerProtocol, Secret, SecretMaterial, ServerTls, TlsVersion};
 pub use observe::{AccessLog, Observability, Tracing};

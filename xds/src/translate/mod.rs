@@ -246,43 +246,96 @@ impl Translator {
     /// Brings the translator to exactly `desired`: upserts what differs,
     /// removes what `desired` lacks, and returns the resources that changed
     /// (nothing, when `desired` is what it already holds). Invalid routes are
-    /// refused as by [`Translator::apply`], and returned.
+    /// refused as by [`Translator::apply`], and returned. Looks at every
+    /// entry; [`Translator::sync_touched`] looks at the ones that may differ.
     pub fn sync(&mut self, desired: &ir::Gateway) -> (Vec<ResourceUpdate>, Vec<InvalidChange>) {
-        let mut changes = Vec::new();
-        let absent = |held: &mut dyn Iterator<Item = &String>, wanted: &dyn Fn(&str) -> bool| {
-            held.filter(|k| !wanted(k)).cloned().collect::<Vec<_>>()
+        let touched = ir::Touched {
+            routes: self.routes.keys().chain(desired.routes.keys()).cloned().collect(),
+            upstreams: self
+                .upstreams
+                .keys()
+                .chain(desired.upstreams.keys())
+                .cloned()
+                .collect(),
+            endpoints: desired.endpoints.keys().cloned().collect(),
+            secrets: self
+                .secrets
+                .keys()
+                .chain(desired.secrets.keys())
+                .cloned()
+                .collect(),
+            frame: true,
         };
-        let listeners = absent(&mut self.listeners.keys(), &|k| desired.listeners.contains_key(k));
-        let upstreams = absent(&mut self.upstreams.keys(), &|k| desired.upstreams.contains_key(k));
-        let secrets = absent(&mut self.secrets.keys(), &|k| desired.secrets.contains_key(k));
-        changes.extend(listeners.into_iter().map(Change::RemoveListener));
-        changes.extend(upstreams.into_iter().map(Change::RemoveUpstream));
-        changes.extend(secrets.into_iter().map(Change::RemoveSecret));
-        let routes = self.routes.keys().filter(|id| !desired.routes.contains_key(*id));
-        changes.extend(routes.cloned().map(Change::RemoveRoute));
-        let tcp_routes = self
-            .tcp_routes
-            .keys()
-            .filter(|id| !desired.tcp_routes.contains_key(*id));
-        changes.extend(tcp_routes.cloned().map(Change::RemoveTcpRoute));
-        changes.extend(desired.listeners.values().cloned().map(Change::UpsertListener));
-        changes.extend(desired.upstreams.values().cloned().map(Change::UpsertUpstream));
-        changes.extend(
-            desired
-                .endpoints
-                .iter()
-                .map(|(upstream, endpoints)| Change::SetEndpoints {
-                    upstream: upstream.clone(),
+        self.sync_touched(desired, &touched)
+    }
+
+    /// As [`Translator::sync`], when only the entries `touched` names may
+    /// differ from the `desired` of the last sync: the work is in proportion
+    /// to the change, not to the Gateway.
+    pub fn sync_touched(
+        &mut self,
+        desired: &ir::Gateway,
+        touched: &ir::Touched,
+    ) -> (Vec<ResourceUpdate>, Vec<InvalidChange>) {
+        let mut removals = Vec::new();
+        let mut upserts = Vec::new();
+        if touched.frame {
+            let gone = self
+                .listeners
+                .keys()
+                .filter(|k| !desired.listeners.contains_key(*k));
+            removals.extend(gone.cloned().map(Change::RemoveListener));
+            upserts.extend(desired.listeners.values().cloned().map(Change::UpsertListener));
+        }
+        for name in &touched.upstreams {
+            match desired.upstreams.get(name) {
+                Some(upstream) => upserts.push(Change::UpsertUpstream(upstream.clone())),
+                None if self.upstreams.contains_key(name) => {
+                    removals.push(Change::RemoveUpstream(name.clone()))
+                }
+                None => {}
+            }
+        }
+        for name in &touched.endpoints {
+            if let Some(endpoints) = desired.endpoints.get(name) {
+                upserts.push(Change::SetEndpoints {
+                    upstream: name.clone(),
                     endpoints: endpoints.clone(),
-                }),
-        );
-        changes.extend(desired.secrets.values().cloned().map(Change::UpsertSecret));
-        changes.extend(desired.routes.values().cloned().map(Change::UpsertRoute));
-        changes.extend(desired.tcp_routes.values().cloned().map(Change::UpsertTcpRoute));
-        changes.push(Change::SetAuth(desired.auth.clone()));
-        changes.push(Change::SetRateLimit(desired.rate_limit.clone()));
-        changes.push(Change::SetObservability(desired.observability.clone()));
-        let errors = changes.into_iter().filter_map(|c| self.apply(c).err()).collect();
+                });
+            }
+        }
+        for name in &touched.secrets {
+            match desired.secrets.get(name) {
+                Some(secret) => upserts.push(Change::UpsertSecret(secret.clone())),
+                None if self.secrets.contains_key(name) => removals.push(Change::RemoveSecret(name.clone())),
+                None => {}
+            }
+        }
+        for id in &touched.routes {
+            match desired.routes.get(id) {
+                Some(route) => upserts.push(Change::UpsertRoute(route.clone())),
+                None if self.routes.contains_key(id) => removals.push(Change::RemoveRoute(id.clone())),
+                None => {}
+            }
+        }
+        if touched.frame {
+            let gone = self
+                .tcp_routes
+                .keys()
+                .filter(|id| !desired.tcp_routes.contains_key(*id));
+            removals.extend(gone.cloned().map(Change::RemoveTcpRoute));
+            upserts.extend(desired.tcp_routes.values().cloned().map(Change::UpsertTcpRoute));
+            upserts.push(Change::SetAuth(desired.auth.clone()));
+            upserts.push(Change::SetRateLimit(desired.rate_limit.clone()));
+            upserts.push(Change::SetObservability(desired.observability.clone()));
+        }
+        // Removals first, as a whole sync always did: an id that moves
+        // between listeners is taken back before it is placed again.
+        let errors = removals
+            .into_iter()
+            .chain(upserts)
+            .filter_map(|c| self.apply(c).err())
+            .collect();
         (self.flush(), errors)
     }
 

@@ -703,6 +703,69 @@ fn sync_upserts_what_differs_and_removes_what_is_gone() {
 }
 
 #[test]
+fn sync_touched_sends_what_sync_sends_and_looks_only_at_what_it_names() {
+    let endpoint = |port| ir::Endpoint {
+        address: std::net::Ipv4Addr::LOCALHOST.into(),
+        port,
+        ready: true,
+        zone: None,
+    };
+    let a = ir::RouteId::of(&ObjectRef::new("Mapping", "default", "a", 1));
+    let b = ir::RouteId::of(&ObjectRef::new("Mapping", "default", "b", 1));
+    let first = ir::Gateway::default()
+        .with_listener(sample::listener("http", 8080))
+        .with_upstream(sample::upstream("default/a:80"), vec![endpoint(1)])
+        .with_route(sample::route("a", "*", "/a", "default/a:80"))
+        .with_route(sample::route("b", "*", "/b", "default/a:80"));
+    let mut next = first.clone();
+    next.routes.remove(&b);
+    next.endpoints.insert("default/a:80".into(), vec![endpoint(2)]);
+    let touched = ir::Touched {
+        routes: [b.clone()].into(),
+        endpoints: ["default/a:80".to_string()].into(),
+        ..ir::Touched::default()
+    };
+
+    // What was sent, comparable: kind, name, and the body of an upsert.
+    type Sent = Vec<(ResourceType, String, Option<Vec<u8>>)>;
+    let sent = |(updates, errors): (Vec<ResourceUpdate>, Vec<super::InvalidChange>)| -> Sent {
+        assert!(errors.is_empty(), "{errors:?}");
+        let sent: Sent = updates
+            .iter()
+            .map(|u| match u {
+                ResourceUpdate::Upsert(r) => (r.kind, r.name.to_string(), Some(r.body.to_vec())),
+                ResourceUpdate::Remove(kind, name) => (*kind, name.to_string(), None),
+            })
+            .collect();
+        assert!(!sent.is_empty(), "a change that sends nothing proves nothing");
+        sent
+    };
+    let (mut whole, mut followed) = (Translator::with_vhds(), Translator::with_vhds());
+    assert_eq!(sent(whole.sync(&first)), sent(followed.sync(&first)));
+    assert_eq!(
+        sent(whole.sync(&next)),
+        sent(followed.sync_touched(&next, &touched))
+    );
+
+    // What it does not name it does not look at: route a changed unnamed
+    // stays as it was.
+    let mut unnamed = next.clone();
+    unnamed
+        .routes
+        .insert(a.clone(), sample::route("a", "*", "/other", "default/a:80"));
+    let (updates, errors) = followed.sync_touched(&unnamed, &ir::Touched::default());
+    assert!(updates.is_empty() && errors.is_empty(), "{updates:?} {errors:?}");
+    let named = ir::Touched {
+        routes: [a].into(),
+        ..ir::Touched::default()
+    };
+    assert_eq!(
+        sent(followed.sync_touched(&unnamed, &named)),
+        sent(whole.sync(&unnamed))
+    );
+}
+
+#[test]
 fn over_vhds_a_route_change_sends_only_its_virtual_host() {
     let mut t = Translator::with_vhds();
     let first = t.translate(sample::gateway(
