@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use legate_xds::cache::SnapshotCache;
 use legate_xds::server::XdsEvent;
@@ -18,9 +18,6 @@ use crate::program::{Affected, ProgramState};
 use crate::requeue::Requeues;
 use crate::world::Stores;
 use legate_model::{Incremental, Reach, Verdict, Verdicts};
-
-/// Changes that arrive within this window are translated together.
-const DEBOUNCE: Duration = Duration::from_millis(10);
 
 /// State shared by the engine, the ACK tracker and the controllers.
 #[derive(Debug)]
@@ -130,7 +127,11 @@ pub async fn translate_forever(
             r = changed.changed() => if r.is_err() { return },
             r = rejected.changed() => if r.is_err() { return },
         }
-        tokio::time::sleep(DEBOUNCE).await;
+        // No debounce: what arrives while a build runs is taken together by
+        // the next one, and a build costs in proportion to its change, so
+        // waiting would only delay a lone change. Yielding lets the watch
+        // events already queued land first.
+        tokio::task::yield_now().await;
         changed.borrow_and_update();
         rejected.borrow_and_update();
         let quarantine = shared.with_program(|p| p.quarantine());

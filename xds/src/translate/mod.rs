@@ -552,12 +552,21 @@ fn whole(
     contributors: Vec<(&ir::ObjectRef, &str)>,
 ) -> Resource {
     let hash = hash_bytes(&body);
+    // Most contributors share one part name (every Mapping on a cluster
+    // names the cluster): one allocation for a run of them, not one each.
+    let mut last: Option<Arc<str>> = None;
     let origins = contributors
         .into_iter()
-        .map(|(object, part)| Origin {
-            object: object.clone(),
-            part: Arc::from(part),
-            hash,
+        .map(|(object, part)| {
+            let shared = match &last {
+                Some(p) if &**p == part => p.clone(),
+                _ => last.insert(Arc::from(part)).clone(),
+            };
+            Origin {
+                object: object.clone(),
+                part: shared,
+                hash,
+            }
         })
         .collect();
     Resource::new(kind, name, body, references, origins)
