@@ -16,6 +16,7 @@ mod load;
 mod probe;
 mod programmed;
 mod report;
+mod route_updates;
 mod run;
 mod stack;
 mod world;

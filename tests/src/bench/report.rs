@@ -7,7 +7,8 @@ use super::changes::{ChangeKind, Changed};
 use super::gauges::{LogScan, ProcessSample, Writes};
 use super::load::Loaded;
 use super::probe::Waited;
-use super::{Apply, Config};
+use super::route_updates::{Buckets, RouteUpdates};
+use super::{Apply, BenchError, Config};
 
 /// The size the load, latency and memory targets are stated for.
 const TARGET_SIZE: usize = 5_000;
@@ -42,6 +43,8 @@ pub struct ChangeCosts {
     pub process_before: ProcessSample,
     pub process_after: ProcessSample,
     pub log: LogScan,
+    /// Envoy's own route updates over the same span (an error is reported as n/a).
+    pub envoy_updates: Result<RouteUpdates, BenchError>,
 }
 
 /// What the one-by-one run measured.
@@ -176,6 +179,7 @@ fn change_rows(table: &mut Table, config: &Config, costs: &ChangeCosts) {
         "p50 <= 20, p99 <= 100 ms at 5,000",
         at_size(n, TARGET_SIZE, fast),
     );
+    envoy_rows(table, &costs.envoy_updates);
     let lost = changed.timings.len() - all.len();
     table.row(
         "change: not seen within 30 s",
@@ -203,6 +207,46 @@ fn change_rows(table: &mut Table, config: &Config, costs: &ChangeCosts) {
         ));
     }
     cost_rows(table, config, costs);
+}
+
+/// Envoy's own time per route update during the changes, next to the
+/// change latency it is part of.
+fn envoy_rows(table: &mut Table, updates: &Result<RouteUpdates, BenchError>) {
+    const VHDS: &str = "Envoy: route table rebuilt per update (VHDS update_duration) p50/p90/max";
+    const RDS: &str = "Envoy: route configuration applied (RDS update_duration) p50/p90/max";
+    match updates {
+        Ok(updates) => {
+            table.row(VHDS, bucket_spread(&updates.vhds), "", None);
+            table.row(RDS, bucket_spread(&updates.rds), "", None);
+            table.note(
+                "Envoy rows: its update_duration histograms summed over route configurations, counted \
+                 from the first change until settled; p50 <= 100 means the median update fell in the \
+                 bucket ending at 100 ms (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000 ms, ...); a change \
+                 may cause several updates"
+                    .into(),
+            );
+        }
+        Err(e) => {
+            table.row(VHDS, "n/a".into(), "", None);
+            table.row(RDS, "n/a".into(), "", None);
+            table.note(format!("Envoy's update_duration could not be read: {e}"));
+        }
+    }
+}
+
+/// `p50 <= 50 / p90 <= 100 / max <= 250 ms (12 updates)`, or n/a without updates.
+fn bucket_spread(buckets: &Buckets) -> String {
+    match (
+        buckets.bound_at(50.0),
+        buckets.bound_at(90.0),
+        buckets.bound_at(100.0),
+    ) {
+        (Some(p50), Some(p90), Some(max)) => format!(
+            "p50 <= {p50} / p90 <= {p90} / max <= {max} ms ({} updates)",
+            buckets.count()
+        ),
+        _ => "n/a".into(),
+    }
 }
 
 fn cost_rows(table: &mut Table, config: &Config, costs: &ChangeCosts) {

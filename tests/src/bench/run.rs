@@ -10,6 +10,7 @@ use super::load::{self, patience};
 use super::probe::{Prober, Waited};
 use super::programmed::until_settled;
 use super::report::{BulkReport, ChangeCosts, OneByOneReport};
+use super::route_updates::RouteUpdates;
 use super::stack::Stack;
 use super::world::{self, Route};
 use super::{BenchError, Config, Load, changes, report};
@@ -80,6 +81,9 @@ async fn change_phase(
     routes: &[Route],
     prober: &Prober,
 ) -> Result<ChangeCosts, BenchError> {
+    // Before the other gauges: its wait for an Envoy stats flush (up to 5 s)
+    // stays out of their window.
+    let updates_before = RouteUpdates::read_after_flush(stack.envoy_admin).await;
     let writes_before = Writes::read(&stack.client).await?;
     let bytes_before = xds_rx_bytes(stack.envoy_admin, &stack.xds_cluster).await?;
     let mark = log_mark(&stack.operator_log);
@@ -98,14 +102,27 @@ async fn change_phase(
     // the last change's write belongs to the changes, not to the idle phase.
     until_gateway_quiet(stack).await?;
 
+    let writes = Writes::read(&stack.client).await?.since(&writes_before);
+    let xds_bytes = xds_rx_bytes(stack.envoy_admin, &stack.xds_cluster)
+        .await?
+        .saturating_sub(bytes_before);
+    let process_after = sample_process(stack.operator_pid)?;
+    let log = scan_log(&stack.operator_log, mark)?;
+    // After them, for the same reason; a failure is an n/a in the report,
+    // not the end of the run.
+    let envoy_updates = match updates_before {
+        Ok(before) => RouteUpdates::read_after_flush(stack.envoy_admin)
+            .await
+            .and_then(|after| after.since(&before)),
+        Err(e) => Err(e),
+    };
     Ok(ChangeCosts {
-        writes: Writes::read(&stack.client).await?.since(&writes_before),
-        xds_bytes: xds_rx_bytes(stack.envoy_admin, &stack.xds_cluster)
-            .await?
-            .saturating_sub(bytes_before),
+        writes,
+        xds_bytes,
         process_before,
-        process_after: sample_process(stack.operator_pid)?,
-        log: scan_log(&stack.operator_log, mark)?,
+        process_after,
+        log,
+        envoy_updates,
         settled,
         changed,
     })
