@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use legate_crds::Gateway;
 use legate_crds::gateway::ServiceType;
 use legate_xds::bootstrap::{BootstrapConfig, XdsTls};
+use legate_xds::hash::hash_bytes;
 
 use super::{
     ADMIN_PORT, BOOTSTRAP_KEY, FleetSettings, HEALTH_PORT, Owner, XDS_TLS_DIR, fleet_name, xds_secret_name,
@@ -30,6 +31,10 @@ const ENVOY_UID: i64 = 101;
 /// The pod template annotation whose change rolls the pods when the xDS
 /// client certificate is renewed.
 pub const CERTIFICATE_NOT_AFTER_ANNOTATION: &str = "legate.dev/xds-certificate-not-after";
+/// The pod template annotation whose change rolls the pods when their
+/// bootstrap changes (an upgrade of the operator, a new xDS address): Envoy
+/// reads it only at start.
+pub const BOOTSTRAP_HASH_ANNOTATION: &str = "legate.dev/bootstrap-hash";
 
 /// A Gateway's fleet, in the order it is applied: the ServiceAccount and the
 /// ConfigMap exist before the Deployment's pods need them.
@@ -45,8 +50,9 @@ pub struct Fleet {
 impl Fleet {
     /// The fleet a Gateway should have. `certificate_not_after` is set when
     /// Envoys authenticate with a client certificate (valid until then); its
-    /// renewal rolls the pods. Route changes never reach here, so the pod
-    /// template changes only with replicas, image, listeners or resources.
+    /// renewal rolls the pods, as does a changed bootstrap. Route changes
+    /// never reach here, so the pod template changes only with replicas,
+    /// image, listeners, resources or the bootstrap.
     pub fn desired(
         owner: &Owner,
         gateway: &Gateway,
@@ -58,10 +64,13 @@ impl Fleet {
             gateway,
             name: fleet_name(gateway),
         };
+        let config_map = parts.config_map(settings, certificate_not_after.is_some());
+        let bootstrap = config_map.data.as_ref().and_then(|d| d.get(BOOTSTRAP_KEY));
+        let bootstrap_hash = format!("{:016x}", hash_bytes(bootstrap.map_or(&[][..], |b| b.as_bytes())));
         Fleet {
             service_account: parts.service_account(),
-            config_map: parts.config_map(settings, certificate_not_after.is_some()),
-            deployment: parts.deployment(settings, certificate_not_after),
+            config_map,
+            deployment: parts.deployment(settings, certificate_not_after, &bootstrap_hash),
             pod_disruption_budget: parts.pod_disruption_budget(),
             service: parts.service(),
         }
@@ -129,9 +138,15 @@ impl Parts<'_> {
         }
     }
 
-    fn deployment(&self, settings: &FleetSettings, certificate_not_after: Option<&str>) -> Deployment {
+    fn deployment(
+        &self,
+        settings: &FleetSettings,
+        certificate_not_after: Option<&str>,
+        bootstrap_hash: &str,
+    ) -> Deployment {
         let spec = &self.gateway.spec;
         let mut annotations = BTreeMap::new();
+        annotations.insert(BOOTSTRAP_HASH_ANNOTATION.to_string(), bootstrap_hash.to_string());
         if let Some(not_after) = certificate_not_after {
             // Envoy reads its xDS certificate at start: a renewed one rolls the pods.
             annotations.insert(

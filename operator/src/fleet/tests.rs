@@ -3,7 +3,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
-use super::objects::CERTIFICATE_NOT_AFTER_ANNOTATION;
+use super::objects::{BOOTSTRAP_HASH_ANNOTATION, CERTIFICATE_NOT_AFTER_ANNOTATION};
 use super::*;
 
 fn settings(host: &str) -> FleetSettings {
@@ -177,6 +177,21 @@ fn the_bootstrap_names_the_gateway_and_the_xds_server() {
         args.windows(2).any(|w| w == ["--service-cluster", "infra/edge"]),
         "{args:?}"
     );
+}
+
+#[test]
+fn a_changed_bootstrap_rolls_the_pods_and_an_unchanged_one_does_not() {
+    let hash = |host: &str| {
+        let (_, fleet) = fleet(json!({}), &settings(host), None);
+        let template = fleet.deployment.spec.as_ref().map(|s| &s.template);
+        template
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(BOOTSTRAP_HASH_ANNOTATION).cloned())
+            .expect("the pod template carries the bootstrap's hash")
+    };
+    assert_eq!(hash("xds-a.example"), hash("xds-a.example"));
+    assert_ne!(hash("xds-a.example"), hash("xds-b.example"));
 }
 
 #[test]
