@@ -77,7 +77,7 @@ up() {
   setsid "$legate" run --kubeconfig "$dir/controlplane/kubeconfig" \
     --xds-listen "127.0.0.1:$xds" --xds-advertise "127.0.0.1:$xds" \
     --health-listen "127.0.0.1:$health" --metrics-listen "127.0.0.1:$metrics" \
-    --envoy-listen-address 127.0.0.1 --envoy-probes=false \
+    --envoy-listen-address 127.0.0.1 --envoy-probes=false --allow-loopback-upstreams \
     >"$dir/run/legate.log" 2>&1 </dev/null &
   echo $! >"$dir/run/legate.pid"
   wait_for "the operator's /readyz" 60 "$dir/run/legate.pid" http_ok "http://127.0.0.1:$health/readyz"

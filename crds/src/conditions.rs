@@ -23,6 +23,9 @@ pub mod reasons {
     pub const CONFLICTED: &str = "Conflicted";
     pub const RESOLVED_REFS: &str = "ResolvedRefs";
     pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+    /// A `service` names a host no upstream may be: loopback (unless the
+    /// operator allows it), link-local, unspecified or multicast.
+    pub const FORBIDDEN_UPSTREAM: &str = "ForbiddenUpstream";
     /// The Service exists but no endpoint of it is ready: calls to it fail.
     pub const NO_READY_ENDPOINTS: &str = "NoReadyEndpoints";
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";

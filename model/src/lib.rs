@@ -35,6 +35,8 @@ mod tests;
 mod tests_edge;
 #[cfg(test)]
 mod tests_tcp;
+#[cfg(test)]
+mod tests_tenancy;
 
 use std::collections::BTreeMap;
 

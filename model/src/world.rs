@@ -29,6 +29,9 @@ pub struct World {
     pub endpoint_slices: Vec<Arc<EndpointSlice>>,
     pub namespaces: Vec<Arc<Namespace>>,
     pub secrets: Vec<Arc<Secret>>,
+    /// Whether a `service` may name a loopback host: only for a local stack
+    /// whose upstreams run beside Envoy (`--allow-loopback-upstreams`).
+    pub allow_loopback_upstreams: bool,
 }
 
 impl Default for World {
@@ -45,6 +48,7 @@ impl Default for World {
             endpoint_slices: Vec::new(),
             namespaces: Vec::new(),
             secrets: Vec::new(),
+            allow_loopback_upstreams: false,
         }
     }
 }

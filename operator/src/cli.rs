@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// The address Envoy listeners bind (0.0.0.0 in pods; 127.0.0.1 when Envoy runs on this machine).
     #[arg(long, env = "LEGATE_ENVOY_LISTEN_ADDRESS", default_value = "0.0.0.0")]
     pub envoy_listen_address: std::net::IpAddr,
+    /// Let a `service` name a loopback host (127.0.0.0/8, ::1, localhost):
+    /// only for a local stack whose upstreams run beside Envoy. Off, such a
+    /// Mapping is refused, as Envoy's admin API listens there.
+    #[arg(long, env = "LEGATE_ALLOW_LOOPBACK_UPSTREAMS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_loopback_upstreams: bool,
     /// Elect a leader among replicas with a Lease; only the leader writes status and manages fleets.
     #[arg(long, env = "LEGATE_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub leader_elect: bool,

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 use crate::metrics::{GatewayLabels, Metrics, TypeLabels};
 use crate::program::{Affected, ProgramState};
 use crate::requeue::Requeues;
-use crate::world::Stores;
+use crate::world::{Stores, WorldSettings};
 use legate_model::{Incremental, Reach, Verdict, Verdicts};
 
 /// State shared by the engine, the ACK tracker and the controllers.
@@ -105,7 +105,7 @@ impl Shared {
 pub async fn translate_forever(
     stores: Stores,
     shared: Arc<Shared>,
-    listen_address: std::net::IpAddr,
+    settings: WorldSettings,
     mut listed: watch::Receiver<bool>,
 ) {
     // Never translate a half-listed world: a Mapping seen before its Service
@@ -136,7 +136,7 @@ pub async fn translate_forever(
         rejected.borrow_and_update();
         let quarantine = shared.with_program(|p| p.quarantine());
         let started = Instant::now();
-        let world = stores.world(listen_address);
+        let world = stores.world(&settings);
         let whole_before = incremental.whole_builds();
         incremental.build(&world, &quarantine);
         shared.metrics.model_builds.inc();

@@ -207,7 +207,10 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     tokio::spawn(engine::translate_forever(
         stores.clone(),
         shared.clone(),
-        args.envoy_listen_address,
+        world::WorldSettings {
+            listen_address: args.envoy_listen_address,
+            allow_loopback_upstreams: args.allow_loopback_upstreams,
+        },
         listed,
     ));
     {

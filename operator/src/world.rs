@@ -65,9 +65,10 @@ impl Debug for Stores {
 impl Stores {
     /// A consistent-enough snapshot of everything (each store is read once),
     /// with the address the Envoys' listeners bind.
-    pub fn world(&self, listen_address: std::net::IpAddr) -> World {
+    pub fn world(&self, settings: &WorldSettings) -> World {
         World {
-            listen_address,
+            listen_address: settings.listen_address,
+            allow_loopback_upstreams: settings.allow_loopback_upstreams,
             gateways: self.gateways.state(),
             mappings: self.mappings.state(),
             tls_contexts: self.tls_contexts.state(),
@@ -93,6 +94,15 @@ impl Stores {
         let mut listed = self.listed.clone();
         listed.wait_for(|n| *n >= WATCHES).await.map(|_| ())
     }
+}
+
+/// What the operator's flags add to every world.
+#[derive(Debug, Clone, Copy)]
+pub struct WorldSettings {
+    /// The address Envoy listeners bind.
+    pub listen_address: std::net::IpAddr,
+    /// Whether a `service` may name a loopback host (a local stack).
+    pub allow_loopback_upstreams: bool,
 }
 
 /// How many updates of one kind a controller may lag behind its store before

@@ -130,17 +130,25 @@ impl Stage {
 
     /// Waits until condition `type_` has `reason`.
     pub async fn condition_reason(&self, kind: &str, name: &str, type_: &str, reason: &str) -> Value {
-        let what = format!("{kind} {name} to have {type_} with reason {reason}");
-        eventually(&what, PATIENCE, || async {
-            let object = get(
-                &self.env.client,
-                &self.env.namespace,
-                "legate.dev/v1alpha1",
-                kind,
-                name,
-            )
+        self.condition_reason_in(&self.env.namespace, kind, name, type_, reason)
             .await
-            .ok()??;
+    }
+
+    /// Waits until condition `type_` of an object in `namespace` (another
+    /// tenant's, say) has `reason`.
+    pub async fn condition_reason_in(
+        &self,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+        type_: &str,
+        reason: &str,
+    ) -> Value {
+        let what = format!("{kind} {namespace}/{name} to have {type_} with reason {reason}");
+        eventually(&what, PATIENCE, || async {
+            let object = get(&self.env.client, namespace, "legate.dev/v1alpha1", kind, name)
+                .await
+                .ok()??;
             let conditions = object.data["status"]["conditions"].as_array()?.clone();
             conditions
                 .into_iter()

@@ -205,6 +205,7 @@ by_generation!(
 #[derive(Debug)]
 pub(super) struct Frame {
     listen_address: IpAddr,
+    allow_loopback_upstreams: bool,
     gateways: Vec<Arc<Gateway>>,
     tls_contexts: Vec<Arc<TLSContext>>,
     auth_services: Vec<Arc<AuthService>>,
@@ -218,6 +219,7 @@ impl Frame {
     pub fn of(world: &World) -> Frame {
         Frame {
             listen_address: world.listen_address,
+            allow_loopback_upstreams: world.allow_loopback_upstreams,
             gateways: world.gateways.clone(),
             tls_contexts: world.tls_contexts.clone(),
             auth_services: world.auth_services.clone(),
@@ -229,7 +231,10 @@ impl Frame {
 
     /// What of the frame `world` changed.
     pub fn compare(&self, world: &World) -> FrameChange {
-        if self.listen_address != world.listen_address {
+        if self.listen_address != world.listen_address
+            || self.allow_loopback_upstreams != world.allow_loopback_upstreams
+        {
+            // Settings of the whole world: build it whole.
             FrameChange::Gateways
         } else if !same_list(&self.gateways, &world.gateways) {
             if same_gateways(&self.gateways, &world.gateways) {

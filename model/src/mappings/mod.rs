@@ -166,11 +166,16 @@ pub(crate) fn route_group(
             }
             Err(e) => {
                 for mapping in route_members.all() {
+                    let object = object_ref(mapping.as_ref());
+                    // A member whose upstream is forbidden (which may leave the
+                    // route with none) keeps the reason that says why. (That
+                    // depends on its own spec alone, so every Gateway agrees.)
+                    let refused = verdicts.entry(&object).accepted.as_ref().err();
+                    if refused.is_some_and(|p| p.reason == reasons::FORBIDDEN_UPSTREAM) {
+                        continue;
+                    }
                     let message = format!("the route cannot be sent to Envoy: {e}");
-                    verdicts.reject(
-                        &object_ref(mapping.as_ref()),
-                        Problem::new(reasons::INVALID, message),
-                    );
+                    verdicts.reject(&object, Problem::new(reasons::INVALID, message));
                 }
             }
         }

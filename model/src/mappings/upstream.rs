@@ -49,7 +49,7 @@ pub(super) fn upstream_for(
         Err(e) => {
             let problem = Problem::new(e.reason(), e.to_string());
             match e {
-                RefError::Invalid(_) => verdicts.reject(&origin, problem),
+                RefError::Invalid(_) | RefError::Forbidden { .. } => verdicts.reject(&origin, problem),
                 _ => verdicts.unresolved(&origin, problem),
             }
             None

@@ -18,6 +18,7 @@
 //! So two references share a cluster exactly when they name the same
 //! destination with the same settings.
 
+mod address;
 mod reference;
 mod settings;
 
@@ -62,6 +63,11 @@ pub struct Resolved {
 pub enum RefError {
     #[error(transparent)]
     Invalid(#[from] ParseError),
+    /// Envoy's admin API, a metadata service and the like.
+    #[error(
+        "upstream host {host} is {why}: Legate sends no traffic there (name a Service, or a host outside the cluster's own addresses)"
+    )]
+    Forbidden { host: String, why: &'static str },
     #[error("Service {namespace}/{name} does not exist")]
     ServiceNotFound { namespace: String, name: String },
     #[error(transparent)]
@@ -78,19 +84,21 @@ impl RefError {
     pub fn reason(&self) -> &'static str {
         match self {
             RefError::Invalid(_) => reasons::INVALID,
+            RefError::Forbidden { .. } => reasons::FORBIDDEN_UPSTREAM,
             RefError::ServiceNotFound { .. } | RefError::Port(_) => reasons::BACKEND_NOT_FOUND,
             RefError::NoReadyEndpoints { .. } => reasons::NO_READY_ENDPOINTS,
             RefError::Tls(problem) => problem.reason,
         }
     }
 
-    /// Records it on `verdict`: a reference that cannot be parsed makes the
-    /// object Invalid, anything else is a reference that does not resolve.
+    /// Records it on `verdict`: a reference that cannot be parsed or names a
+    /// forbidden host makes the object not Accepted, anything else is a
+    /// reference that does not resolve.
     /// `effect` says what traffic gets meanwhile.
     pub fn record(&self, verdict: &mut Verdict, effect: &str) {
         let problem = Problem::new(self.reason(), format!("{self}; {effect}"));
         match self {
-            RefError::Invalid(_) => verdict.accepted = Err(problem),
+            RefError::Invalid(_) | RefError::Forbidden { .. } => verdict.accepted = Err(problem),
             _ => verdict.resolved_refs = Err(problem),
         }
     }
@@ -107,7 +115,8 @@ pub fn resolve(
     config: &mut ir::Gateway,
 ) -> Result<Resolved, RefError> {
     let origin = reference.origin;
-    let target = Target::find(parse(reference.service, origin.namespace())?, index)?;
+    let service = parse(reference.service, origin.namespace())?;
+    let target = Target::find(service, index, world.allow_loopback_upstreams)?;
     index.note_secrets(upstream_tls::secrets_read(origin, reference.tls));
     let tls = upstream_tls::resolve(world, origin, target.url_tls, reference.tls).map_err(RefError::Tls)?;
     let upstream = upstream(
@@ -214,7 +223,14 @@ struct Target {
 }
 
 impl Target {
-    fn find(service: ServiceRef, index: &ServiceIndex) -> Result<Target, RefError> {
+    fn find(service: ServiceRef, index: &ServiceIndex, allow_loopback: bool) -> Result<Target, RefError> {
+        let allowed = |host: &str| match address::forbidden(host, allow_loopback) {
+            Some(why) => Err(RefError::Forbidden {
+                host: host.to_string(),
+                why,
+            }),
+            None => Ok(()),
+        };
         let dns = |host: String, port: u16| Target {
             destination: ir::Upstream::dns_name(&host, port),
             discovery: ir::Discovery::Dns { hostname: host, port },
@@ -225,6 +241,7 @@ impl Target {
         };
         let (name, namespace, port) = match service {
             ServiceRef::External { host, port, tls } => {
+                allowed(&host)?;
                 let url_tls = tls.then(|| ir::UpstreamTls {
                     sni: Some(host.clone()),
                     ca_secret: None,
@@ -263,6 +280,7 @@ impl Target {
             .and_then(|s| s.external_name.clone());
         if let Some(host) = external_name {
             // Envoy resolves an ExternalName Service's host itself.
+            allowed(&host)?;
             return Ok(dns(host, resolved.port));
         }
         let endpoints = index.endpoints(&namespace, &name, &resolved);

@@ -10,4 +10,5 @@ mod kubernetes;
 mod operator;
 mod programmed;
 mod routing;
+mod tenancy;
 mod testhost;

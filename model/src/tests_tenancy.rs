@@ -1,0 +1,110 @@
+//! What one namespace may not do to others through the model: here, reach
+//! Envoy's admin API or a metadata service through a `service` field.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Service;
+use legate_crds::conditions::reasons;
+use serde_json::json;
+
+use super::tests::{gateway, mapping, service, slice, verdict};
+use super::*;
+
+fn external_name(namespace: &str, name: &str, host: &str) -> Arc<Service> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "namespace": namespace },
+            "spec": { "type": "ExternalName", "externalName": host,
+                      "ports": [{ "name": "http", "port": 80 }] }
+        }))
+        .expect("a valid Service"),
+    )
+}
+
+fn world(allow_loopback_upstreams: bool) -> World {
+    World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![
+            mapping(
+                "shop",
+                "quote",
+                "01",
+                json!({ "prefix": "/", "service": "quote" }),
+            ),
+            mapping(
+                "rogue",
+                "admin",
+                "02",
+                json!({ "prefix": "/admin/", "service": "http://127.0.0.1:19000" }),
+            ),
+            mapping(
+                "rogue",
+                "metadata",
+                "03",
+                json!({ "prefix": "/meta/", "service": "http://169.254.169.254" }),
+            ),
+            mapping(
+                "rogue",
+                "alias",
+                "04",
+                json!({ "prefix": "/alias/", "service": "cloud" }),
+            ),
+        ],
+        services: vec![
+            service("shop", "quote"),
+            external_name("rogue", "cloud", "169.254.169.254"),
+        ],
+        endpoint_slices: vec![slice("shop", "quote", &[("198.18.0.2", true)])],
+        allow_loopback_upstreams,
+        ..World::default()
+    }
+}
+
+/// The upstream names a Gateway's configuration holds.
+fn upstreams(model: &Model) -> Vec<String> {
+    model.gateways["infra/edge"].upstreams.keys().cloned().collect()
+}
+
+#[test]
+fn a_service_cannot_name_loopback_link_local_or_an_external_name_that_points_there() {
+    let model = build(&world(false));
+    for (key, host) in [
+        ("Mapping/rogue/admin", "127.0.0.1"),
+        ("Mapping/rogue/metadata", "169.254.169.254"),
+        ("Mapping/rogue/alias", "169.254.169.254"),
+    ] {
+        let v = verdict(&model, key);
+        let problem = v.accepted.as_ref().expect_err(key);
+        assert_eq!(
+            problem.reason,
+            reasons::FORBIDDEN_UPSTREAM,
+            "{key}: {}",
+            problem.message
+        );
+        assert!(problem.message.contains(host), "{key}: {}", problem.message);
+        assert!(v.gateways.is_empty(), "{key} is carried by no Gateway");
+    }
+    assert_eq!(verdict(&model, "Mapping/shop/quote").accepted, Ok(()));
+    assert_eq!(upstreams(&model), ["shop/quote:80"], "nothing else reaches Envoy");
+    let routes = &model.gateways["infra/edge"].routes;
+    assert!(
+        routes.keys().all(|id| id.as_str().starts_with("Mapping/shop/")),
+        "{routes:?}"
+    );
+}
+
+#[test]
+fn a_local_stack_may_allow_loopback_but_never_link_local() {
+    let model = build(&world(true));
+    assert_eq!(verdict(&model, "Mapping/rogue/admin").accepted, Ok(()));
+    for key in ["Mapping/rogue/metadata", "Mapping/rogue/alias"] {
+        let problem = verdict(&model, key).accepted.as_ref().expect_err(key);
+        assert_eq!(
+            problem.reason,
+            reasons::FORBIDDEN_UPSTREAM,
+            "{key}: {}",
+            problem.message
+        );
+    }
+    assert_eq!(upstreams(&model), ["dns/127.0.0.1:19000", "shop/quote:80"]);
+}
