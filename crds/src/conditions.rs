@@ -26,6 +26,9 @@ pub mod reasons {
     /// A `service` names a host no upstream may be: loopback (unless the
     /// operator allows it), link-local, unspecified or multicast.
     pub const FORBIDDEN_UPSTREAM: &str = "ForbiddenUpstream";
+    /// A `service` names a Service of another namespace that has not allowed
+    /// the referring namespace (its `legate.dev/allow-from` annotation).
+    pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
     /// The Service exists but no endpoint of it is ready: calls to it fail.
     pub const NO_READY_ENDPOINTS: &str = "NoReadyEndpoints";
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";

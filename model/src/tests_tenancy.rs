@@ -108,3 +108,75 @@ fn a_local_stack_may_allow_loopback_but_never_link_local() {
     }
     assert_eq!(upstreams(&model), ["dns/127.0.0.1:19000", "shop/quote:80"]);
 }
+
+fn orders(allow_from: Option<&str>) -> Arc<Service> {
+    let mut metadata = json!({ "name": "orders", "namespace": "backend" });
+    if let Some(allowed) = allow_from {
+        metadata["annotations"] = json!({ "legate.dev/allow-from": allowed });
+    }
+    Arc::new(
+        serde_json::from_value(json!({
+            "metadata": metadata,
+            "spec": { "ports": [{ "name": "http", "port": 80, "targetPort": 8080 }] }
+        }))
+        .expect("a valid Service"),
+    )
+}
+
+fn cross_namespace(allow_from: Option<&str>) -> Model {
+    build(&World {
+        gateways: vec![gateway(
+            "infra",
+            "edge",
+            json!({ "allowedRoutes": { "namespaces": { "from": "All" } } }),
+        )],
+        mappings: vec![
+            mapping(
+                "backend",
+                "own",
+                "01",
+                json!({ "prefix": "/own/", "service": "orders" }),
+            ),
+            mapping(
+                "shop",
+                "borrow",
+                "02",
+                json!({ "prefix": "/borrow/", "service": "orders.backend" }),
+            ),
+        ],
+        services: vec![orders(allow_from)],
+        endpoint_slices: vec![slice("backend", "orders", &[("198.18.0.2", true)])],
+        ..World::default()
+    })
+}
+
+#[test]
+fn a_service_of_another_namespace_is_used_only_with_its_consent() {
+    let refused = cross_namespace(None);
+    let v = verdict(&refused, "Mapping/shop/borrow");
+    assert_eq!(v.accepted, Ok(()), "the route stays (and answers 503)");
+    let problem = v.resolved_refs.as_ref().expect_err("no consent");
+    assert_eq!(problem.reason, reasons::REF_NOT_PERMITTED);
+    assert!(
+        problem.message.contains("legate.dev/allow-from") && problem.message.contains("shop"),
+        "{}",
+        problem.message
+    );
+    let config = &refused.gateways["infra/edge"];
+    assert_eq!(
+        config.endpoints["backend/orders:80"].len(),
+        1,
+        "the owner's own route keeps the Service's endpoints"
+    );
+    assert_eq!(config.endpoints["unresolved/Mapping/shop/borrow"], []);
+    assert_eq!(verdict(&refused, "Mapping/backend/own").resolved_refs, Ok(()));
+
+    for allowed in ["shop", "web, shop", "*"] {
+        let granted = cross_namespace(Some(allowed));
+        let v = verdict(&granted, "Mapping/shop/borrow");
+        assert_eq!(v.resolved_refs, Ok(()), "allow-from: {allowed}");
+    }
+    let other = cross_namespace(Some("web"));
+    let v = verdict(&other, "Mapping/shop/borrow");
+    assert!(v.resolved_refs.is_err(), "allow-from names another namespace");
+}

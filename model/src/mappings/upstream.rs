@@ -39,8 +39,11 @@ pub(super) fn upstream_for(
     match upstreams::resolve(world, index, &reference, config) {
         Ok(resolved) => {
             // No ready endpoint is not a broken reference for a route (a
-            // Service may be scaled to zero); only a missing Service is.
-            if let Some(e @ RefError::ServiceNotFound { .. }) = &resolved.trouble {
+            // Service may be scaled to zero); a missing Service, or one that
+            // did not allow this namespace, is.
+            if let Some(e @ (RefError::ServiceNotFound { .. } | RefError::NotPermitted { .. })) =
+                &resolved.trouble
+            {
                 let message = format!("{e}; requests to this route get 503");
                 verdicts.unresolved(&origin, Problem::new(e.reason(), message));
             }

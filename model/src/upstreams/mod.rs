@@ -19,6 +19,7 @@
 //! destination with the same settings.
 
 mod address;
+mod consent;
 mod reference;
 mod settings;
 
@@ -32,6 +33,7 @@ use crate::upstream_tls;
 use crate::verdicts::{Problem, Verdict};
 use crate::world::World;
 
+pub use consent::ALLOW_FROM_ANNOTATION;
 pub use reference::{ParseError, ServiceRef, parse};
 pub use settings::ClusterSettings;
 
@@ -74,6 +76,15 @@ pub enum RefError {
     Port(#[from] PortError),
     #[error("Service {namespace}/{name} has no ready endpoint")]
     NoReadyEndpoints { namespace: String, name: String },
+    /// A Service of another namespace that did not consent.
+    #[error(
+        "Service {namespace}/{name} does not accept traffic routed from namespace {from}: its owners can allow it with the annotation {ALLOW_FROM_ANNOTATION}: \"{from}\" (a comma-separated list of namespaces, or *)"
+    )]
+    NotPermitted {
+        namespace: String,
+        name: String,
+        from: String,
+    },
     /// A Secret `upstreamTls` names is missing or broken.
     #[error("{}", .0.message)]
     Tls(Problem),
@@ -87,6 +98,7 @@ impl RefError {
             RefError::Forbidden { .. } => reasons::FORBIDDEN_UPSTREAM,
             RefError::ServiceNotFound { .. } | RefError::Port(_) => reasons::BACKEND_NOT_FOUND,
             RefError::NoReadyEndpoints { .. } => reasons::NO_READY_ENDPOINTS,
+            RefError::NotPermitted { .. } => reasons::REF_NOT_PERMITTED,
             RefError::Tls(problem) => problem.reason,
         }
     }
@@ -116,7 +128,7 @@ pub fn resolve(
 ) -> Result<Resolved, RefError> {
     let origin = reference.origin;
     let service = parse(reference.service, origin.namespace())?;
-    let target = Target::find(service, index, world.allow_loopback_upstreams)?;
+    let target = Target::find(service, index, world.allow_loopback_upstreams, origin)?;
     index.note_secrets(upstream_tls::secrets_read(origin, reference.tls));
     let tls = upstream_tls::resolve(world, origin, target.url_tls, reference.tls).map_err(RefError::Tls)?;
     let upstream = upstream(
@@ -223,7 +235,12 @@ struct Target {
 }
 
 impl Target {
-    fn find(service: ServiceRef, index: &ServiceIndex, allow_loopback: bool) -> Result<Target, RefError> {
+    fn find(
+        service: ServiceRef,
+        index: &ServiceIndex,
+        allow_loopback: bool,
+        origin: &ObjectRef,
+    ) -> Result<Target, RefError> {
         let allowed = |host: &str| match address::forbidden(host, allow_loopback) {
             Some(why) => Err(RefError::Forbidden {
                 host: host.to_string(),
@@ -272,6 +289,23 @@ impl Target {
                 trouble: Some(RefError::ServiceNotFound { namespace, name }),
             });
         };
+        if !consent::allows(svc, origin.namespace()) {
+            // Traffic gets what a missing Service gives (503), from an
+            // empty upstream of its own: the Service's real cluster, which
+            // permitted namespaces share, is never touched.
+            return Ok(Target {
+                destination: format!("unresolved/{}", origin.key()),
+                discovery: ir::Discovery::Endpoints,
+                endpoints: Some(Vec::new()),
+                endpoints_of: None,
+                url_tls: None,
+                trouble: Some(RefError::NotPermitted {
+                    namespace,
+                    name,
+                    from: origin.namespace().to_string(),
+                }),
+            });
+        }
         let resolved = resolve_port(svc, port.as_ref())?;
         let external_name = svc
             .spec

@@ -6,36 +6,13 @@ use legate_tests::api::apply;
 use legate_tests::stage::Stage;
 use serde_json::json;
 
-/// Requests the first namespace sends once the attempt reached the operator.
-const REQUESTS: usize = 30;
+use super::{REQUESTS, shared_gateway};
 
 #[tokio::test]
 async fn a_second_namespace_cannot_route_to_envoys_admin_api_or_a_metadata_service() {
     let stage = Stage::new().await;
     let rogue = TestEnv::new().await;
-    // The Gateway admits the two namespaces of this test (and no other
-    // test's), by a label only they carry.
-    let label = "legate-test-tenancy-upstreams";
-    for namespace in [&stage.env.namespace, &rogue.namespace] {
-        stage.env.control_plane.kubectl(&[
-            "label",
-            "namespace",
-            namespace,
-            &format!("{label}={}", stage.env.namespace),
-        ]);
-    }
-    let gateway = json!({
-        "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway", "metadata": { "name": "edge" },
-        "spec": {
-            "serviceType": "ClusterIP", "replicas": 1,
-            "listeners": [{ "name": "http", "port": stage.port, "protocol": "HTTP" }],
-            "allowedRoutes": { "namespaces": { "from": "Selector",
-                "selector": { "matchLabels": { label: stage.env.namespace } } } },
-        }
-    });
-    apply(&stage.env.client, &stage.env.namespace, &gateway)
-        .await
-        .expect("the Gateway applies");
+    shared_gateway(&stage, &rogue, "legate-test-tenancy-upstreams").await;
     stage
         .mapping(
             "shop",
