@@ -72,7 +72,8 @@ pub struct TLSContextSpec {
     /// What cleartext requests for these hosts get (default: a redirect to https).
     #[serde(default)]
     pub insecure: Insecure,
-    /// The Gateways to attach to. Empty: every Gateway that admits this namespace.
+    /// The Gateways to attach to (each receives the Secret's private key).
+    /// Empty: the Gateways of this namespace that admit it, and no other.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<GatewayRef>,
 }

@@ -46,6 +46,36 @@ pub fn attaches(world: &World, gateway: &Gateway, namespace: &str, refs: &[Gatew
     named && admits(world, gateway, namespace)
 }
 
+/// Whether a TLSContext in `namespace` that names `refs` attaches to
+/// `gateway`. Its certificate's private key goes to every Envoy of the
+/// Gateways it attaches to, so naming none means the Gateways of its own
+/// namespace only, not every Gateway that admits it: whoever may create a
+/// Gateway must not receive another team's keys by admitting its namespace.
+pub fn tls_attaches(world: &World, gateway: &Gateway, namespace: &str, refs: &[GatewayRef]) -> bool {
+    if refs.is_empty() && gateway.namespace().as_deref() != Some(namespace) {
+        return false;
+    }
+    attaches(world, gateway, namespace, refs)
+}
+
+/// Why a TLSContext attaches to no Gateway: as [`no_gateway_message`], and,
+/// when it names none while Gateways of other namespaces admit it, how to
+/// send its key there.
+pub fn tls_no_gateway_message(world: &World, namespace: &str, refs: &[GatewayRef]) -> String {
+    let elsewhere = world
+        .gateways
+        .iter()
+        .find(|g| g.namespace().as_deref() != Some(namespace) && admits(world, g, namespace));
+    match elsewhere {
+        Some(g) if refs.is_empty() => format!(
+            "a TLSContext that names no Gateway is served only by the Gateways of its own namespace {namespace:?}, \
+             so that its private key goes nowhere else; to serve it on Gateway {}, name it in spec.gateways",
+            gateway_key(g)
+        ),
+        _ => no_gateway_message(world, namespace, refs),
+    }
+}
+
 /// Why an object attaches to no Gateway, in a sentence for `kubectl describe`.
 pub fn no_gateway_message(world: &World, namespace: &str, refs: &[GatewayRef]) -> String {
     if refs.is_empty() {
@@ -126,16 +156,17 @@ fn no_gateway(world: &World, verdict: &mut Verdict, namespace: &str, refs: &[Gat
 /// [`judge_unattached`] for every kind but Mappings, which the incremental
 /// model judges one by one.
 pub fn judge_unattached_except_mappings(world: &World, verdicts: &mut Verdicts) {
+    for t in &world.tls_contexts {
+        let namespace = t.namespace().unwrap_or_default();
+        let verdict = verdicts.entry(&object_ref(t.as_ref()));
+        if verdict.accepted.is_ok() && verdict.gateways.is_empty() {
+            let message = tls_no_gateway_message(world, &namespace, &t.spec.gateways);
+            verdict.accepted = Err(Problem::new(reasons::NO_GATEWAY, message));
+        }
+    }
     let mut judge = |origin: ir::ObjectRef, namespace: String, refs: &[GatewayRef]| {
         no_gateway(world, verdicts.entry(&origin), &namespace, refs);
     };
-    for t in &world.tls_contexts {
-        judge(
-            object_ref(t.as_ref()),
-            t.namespace().unwrap_or_default(),
-            &t.spec.gateways,
-        );
-    }
     for a in &world.auth_services {
         judge(
             object_ref(a.as_ref()),

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::tests::{gateway, mapping, object, service, slice, verdict};
 use super::*;
 
-fn tls_secret(namespace: &str, name: &str) -> Arc<Secret> {
+pub(super) fn tls_secret(namespace: &str, name: &str) -> Arc<Secret> {
     let cert = rcgen::generate_simple_self_signed(vec!["shop.example.com".into()]).expect("a certificate");
     let mut secret = Secret::default();
     secret.metadata.name = Some(name.into());

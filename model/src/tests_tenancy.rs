@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use legate_crds::conditions::reasons;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::tests::{gateway, mapping, service, slice, verdict};
 use super::*;
@@ -179,4 +179,79 @@ fn a_service_of_another_namespace_is_used_only_with_its_consent() {
     let other = cross_namespace(Some("web"));
     let v = verdict(&other, "Mapping/shop/borrow");
     assert!(v.resolved_refs.is_err(), "allow-from names another namespace");
+}
+
+fn https_gateway(namespace: &str, from: &str) -> Arc<legate_crds::Gateway> {
+    gateway(
+        namespace,
+        "edge",
+        json!({ "listeners": [{ "name": "https", "port": 8443, "protocol": "HTTPS" }],
+                "allowedRoutes": { "namespaces": { "from": from } } }),
+    )
+}
+
+fn keys_world(gateways: Value) -> Model {
+    build(&World {
+        gateways: vec![https_gateway("shop", "Same"), https_gateway("rogue", "All")],
+        tls_contexts: vec![super::tests::object(
+            "TLSContext",
+            "shop",
+            "shop",
+            "01",
+            json!({ "hosts": ["shop.example.com"], "secret": "shop-tls", "gateways": gateways }),
+        )],
+        secrets: vec![super::tests_edge::tls_secret("shop", "shop-tls")],
+        ..World::default()
+    })
+}
+
+#[test]
+fn a_private_key_goes_only_to_the_gateways_its_owner_sent_it_to() {
+    let unnamed = keys_world(json!([]));
+    assert!(
+        unnamed.gateways["rogue/edge"].secrets.is_empty(),
+        "a Gateway of another namespace that admits every namespace gets no key: {:?}",
+        unnamed.gateways["rogue/edge"].secrets.keys()
+    );
+    assert_eq!(
+        unnamed.gateways["shop/edge"].secrets.len(),
+        1,
+        "its own namespace's Gateway serves it"
+    );
+    assert_eq!(verdict(&unnamed, "TLSContext/shop/shop").gateways, ["shop/edge"]);
+
+    let named = keys_world(json!([{ "name": "edge", "namespace": "rogue" }]));
+    assert_eq!(
+        named.gateways["rogue/edge"].secrets.len(),
+        1,
+        "named, it goes there"
+    );
+    assert_eq!(verdict(&named, "TLSContext/shop/shop").gateways, ["rogue/edge"]);
+}
+
+#[test]
+fn a_tls_context_with_no_gateway_of_its_namespace_says_how_to_name_one() {
+    let model = build(&World {
+        gateways: vec![https_gateway("infra", "All")],
+        tls_contexts: vec![super::tests::object(
+            "TLSContext",
+            "shop",
+            "shop",
+            "01",
+            json!({ "hosts": ["shop.example.com"], "secret": "shop-tls" }),
+        )],
+        secrets: vec![super::tests_edge::tls_secret("shop", "shop-tls")],
+        ..World::default()
+    });
+    let problem = verdict(&model, "TLSContext/shop/shop")
+        .accepted
+        .as_ref()
+        .expect_err("not attached");
+    assert_eq!(problem.reason, reasons::NO_GATEWAY);
+    assert!(
+        problem.message.contains("spec.gateways") && problem.message.contains("infra/edge"),
+        "{}",
+        problem.message
+    );
+    assert!(model.gateways["infra/edge"].secrets.is_empty());
 }

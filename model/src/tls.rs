@@ -21,7 +21,7 @@ pub fn add_tls(world: &World, gateway: &Gateway, config: &mut ir::Gateway, verdi
             continue;
         }
         let namespace = context.namespace().unwrap_or_default();
-        if !attach::attaches(world, gateway, &namespace, &context.spec.gateways) {
+        if !attach::tls_attaches(world, gateway, &namespace, &context.spec.gateways) {
             continue;
         }
         let origin = object_ref(context.as_ref());
