@@ -7,7 +7,8 @@ use k8s_openapi::api::core::v1::Service;
 use legate_crds::conditions::reasons;
 use serde_json::{Value, json};
 
-use super::tests::{gateway, mapping, service, slice, verdict};
+use super::tests::{gateway, mapping, object, service, slice, verdict};
+use super::tests_edge::tls_secret;
 use super::*;
 
 fn external_name(namespace: &str, name: &str, host: &str) -> Arc<Service> {
@@ -193,14 +194,14 @@ fn https_gateway(namespace: &str, from: &str) -> Arc<legate_crds::Gateway> {
 fn keys_world(gateways: Value) -> Model {
     build(&World {
         gateways: vec![https_gateway("shop", "Same"), https_gateway("rogue", "All")],
-        tls_contexts: vec![super::tests::object(
+        tls_contexts: vec![object(
             "TLSContext",
             "shop",
             "shop",
             "01",
             json!({ "hosts": ["shop.example.com"], "secret": "shop-tls", "gateways": gateways }),
         )],
-        secrets: vec![super::tests_edge::tls_secret("shop", "shop-tls")],
+        secrets: vec![tls_secret("shop", "shop-tls")],
         ..World::default()
     })
 }
@@ -233,14 +234,14 @@ fn a_private_key_goes_only_to_the_gateways_its_owner_sent_it_to() {
 fn a_tls_context_with_no_gateway_of_its_namespace_says_how_to_name_one() {
     let model = build(&World {
         gateways: vec![https_gateway("infra", "All")],
-        tls_contexts: vec![super::tests::object(
+        tls_contexts: vec![object(
             "TLSContext",
             "shop",
             "shop",
             "01",
             json!({ "hosts": ["shop.example.com"], "secret": "shop-tls" }),
         )],
-        secrets: vec![super::tests_edge::tls_secret("shop", "shop-tls")],
+        secrets: vec![tls_secret("shop", "shop-tls")],
         ..World::default()
     });
     let problem = verdict(&model, "TLSContext/shop/shop")
