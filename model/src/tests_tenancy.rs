@@ -256,3 +256,42 @@ fn a_tls_context_with_no_gateway_of_its_namespace_says_how_to_name_one() {
     );
     assert!(model.gateways["infra/edge"].secrets.is_empty());
 }
+
+#[test]
+fn a_refusal_by_one_gateways_proxies_takes_the_mapping_off_that_gateway_only() {
+    let world = World {
+        gateways: vec![
+            gateway(
+                "infra",
+                "edge",
+                json!({ "allowedRoutes": { "namespaces": { "from": "All" } } }),
+            ),
+            gateway(
+                "rogue",
+                "edge",
+                json!({ "allowedRoutes": { "namespaces": { "from": "All" } } }),
+            ),
+        ],
+        mappings: vec![mapping(
+            "shop",
+            "quote",
+            "01",
+            json!({ "prefix": "/", "service": "quote" }),
+        )],
+        services: vec![service("shop", "quote")],
+        endpoint_slices: vec![slice("shop", "quote", &[("198.18.0.2", true)])],
+        ..World::default()
+    };
+    let mut quarantine = Quarantine::new();
+    quarantine.insert("rogue/edge", "Mapping/shop/quote", 1);
+    let model = build_with(&world, &quarantine);
+    assert!(
+        model.gateways["rogue/edge"].routes.is_empty(),
+        "off the Gateway whose proxy refused it"
+    );
+    assert_eq!(
+        model.gateways["infra/edge"].routes.len(),
+        1,
+        "still on the other Gateway: a proxy's blame reaches no further than its Gateway"
+    );
+}

@@ -1,7 +1,7 @@
 //! What the model reads: one consistent snapshot of the objects the operator
 //! has seen, where its Envoys listen, and what Envoy refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -53,7 +53,59 @@ impl Default for World {
     }
 }
 
-/// Objects left out of every configuration: Envoy refused them at this
-/// generation (object key → generation). Leaving them out lets every other
-/// change through; they come back when their generation changes.
-pub type Quarantine = BTreeMap<String, i64>;
+/// Objects left out of a Gateway's configuration because that Gateway's
+/// Envoys refused them at this generation. Leaving them out lets every other
+/// change through; they come back when their generation changes. Kept per
+/// Gateway: what one Gateway's proxies say never takes an object off
+/// another Gateway (a proxy could otherwise blame any object it carries and
+/// have it dropped everywhere).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quarantine(BTreeMap<String, BTreeMap<String, i64>>);
+
+impl Quarantine {
+    pub fn new() -> Quarantine {
+        Quarantine::default()
+    }
+
+    /// The proxies of Gateway `gateway` (its key) refused `object` (its
+    /// key) at `generation`; the newest refused generation is kept.
+    pub fn insert(&mut self, gateway: &str, object: &str, generation: i64) {
+        let refused = self.0.entry(gateway.to_string()).or_default();
+        let kept = refused.entry(object.to_string()).or_insert(generation);
+        *kept = (*kept).max(generation);
+    }
+
+    /// Takes the refusal of `object` on `gateway` back; whether there was one.
+    pub fn remove(&mut self, gateway: &str, object: &str) -> bool {
+        let Some(refused) = self.0.get_mut(gateway) else {
+            return false;
+        };
+        let removed = refused.remove(object).is_some();
+        if refused.is_empty() {
+            self.0.remove(gateway);
+        }
+        removed
+    }
+
+    /// Whether `object` at `generation` is left out of `gateway`.
+    pub fn holds(&self, gateway: &str, object: &str, generation: i64) -> bool {
+        self.0.get(gateway).and_then(|r| r.get(object)) == Some(&generation)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The object keys whose entry differs from `other`'s on some Gateway.
+    pub fn changes(&self, other: &Quarantine) -> BTreeSet<String> {
+        let entries = |q: &Quarantine| -> BTreeSet<(String, String, i64)> {
+            q.0.iter()
+                .flat_map(|(g, r)| r.iter().map(move |(o, n)| (g.clone(), o.clone(), *n)))
+                .collect()
+        };
+        let (mine, theirs) = (entries(self), entries(other));
+        mine.symmetric_difference(&theirs)
+            .map(|(_, object, _)| object.clone())
+            .collect()
+    }
+}

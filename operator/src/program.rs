@@ -143,13 +143,13 @@ impl ProgramState {
         affected
     }
 
-    /// Every object some proxy refused, with the refused generation.
+    /// Every object some proxy refused, with the refused generation, on
+    /// the Gateway of the proxy that refused it (and no other).
     pub fn quarantine(&self) -> legate_model::Quarantine {
         let mut out = legate_model::Quarantine::new();
-        for rejections in self.rejections.values() {
+        for (gateway, rejections) in &self.rejections {
             for (key, r) in rejections {
-                let g = out.entry(key.clone()).or_insert(r.generation);
-                *g = (*g).max(r.generation);
+                out.insert(gateway, key, r.generation);
             }
         }
         out
@@ -249,7 +249,12 @@ mod tests {
             resources: vec![Arc::from("http")],
             objects: vec![object.clone()],
         }));
-        assert_eq!(state.quarantine().get("Mapping/shop/quote"), Some(&2));
+        let quarantine = state.quarantine();
+        assert!(quarantine.holds("shop/edge", "Mapping/shop/quote", 2));
+        assert!(
+            !quarantine.holds("infra/other", "Mapping/shop/quote", 2),
+            "a refusal by one Gateway's proxy takes the object off that Gateway only"
+        );
         assert!(matches!(
             state.programmed("shop/edge", &object),
             Programmed::Rejected(Rejected { generation: 2, .. })

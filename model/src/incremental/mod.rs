@@ -326,7 +326,7 @@ impl Incremental {
             changed.insert(key);
         }
         if state.quarantine != *quarantine {
-            changed.extend(quarantine_changes(&state.quarantine, quarantine));
+            changed.extend(state.quarantine.changes(quarantine));
             state.quarantine = quarantine.clone();
         }
 
@@ -448,13 +448,6 @@ fn has_twins(world: &World, index: &ServiceIndex) -> bool {
             .secrets
             .iter()
             .all(|s| secrets.insert((s.metadata.namespace.as_deref(), s.metadata.name.as_deref())))
-}
-
-/// The keys whose entry differs between two quarantines.
-fn quarantine_changes(before: &Quarantine, now: &Quarantine) -> Vec<String> {
-    let gone = before.iter().filter(|(k, v)| now.get(*k) != Some(*v));
-    let came = now.iter().filter(|(k, v)| before.get(*k) != Some(*v));
-    gone.chain(came).map(|(k, _)| k.clone()).collect()
 }
 
 /// A Mapping's verdict: what each Gateway said in turn, as the whole build

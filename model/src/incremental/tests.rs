@@ -143,7 +143,11 @@ fn every_golden_world_with_each_object_taken_away_and_back() {
             check(&mut incremental, &without, &none, &format!("{name} without {i}"));
             check(&mut incremental, &world, &none, &format!("{name} back {i}"));
             let reference = crate::object_ref(gone.as_ref());
-            let quarantine = Quarantine::from([(reference.key(), reference.generation())]);
+            let mut quarantine = Quarantine::new();
+            for gateway in &world.gateways {
+                let gateway = crate::gateway_key(gateway);
+                quarantine.insert(&gateway, &reference.key(), reference.generation());
+            }
             check(
                 &mut incremental,
                 &world,

@@ -287,8 +287,14 @@ fn walk(seed: u64) {
                 16..=17 => {
                     let i = dice.roll(generations.len());
                     let key = format!("Mapping/{}/m-{i}", NAMESPACES[i % 3]);
-                    if quarantine.remove(&key).is_none() {
-                        quarantine.insert(key, generations[i] - i64::from(dice.one_in(4)));
+                    // On one Gateway or the other: a refusal stays on its own.
+                    let gateway = if dice.one_in(2) {
+                        "infra/edge"
+                    } else {
+                        "infra/side"
+                    };
+                    if !quarantine.remove(gateway, &key) {
+                        quarantine.insert(gateway, &key, generations[i] - i64::from(dice.one_in(4)));
                     }
                 }
                 // The lists come in another order.

@@ -101,7 +101,7 @@ pub(crate) fn place(
     }
     if !quarantine.is_empty() {
         let reference = object_ref(mapping);
-        if quarantine.get(&reference.key()) == Some(&reference.generation()) {
+        if quarantine.holds(&gateway_key(gateway), &reference.key(), reference.generation()) {
             return Placement::Quarantined;
         }
     }

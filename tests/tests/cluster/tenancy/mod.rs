@@ -2,6 +2,7 @@
 //! second namespace try to reach what it must not, checks that its object
 //! says so, and that the first namespace's traffic is untouched.
 
+mod blame;
 mod keys;
 mod services;
 mod upstreams;
