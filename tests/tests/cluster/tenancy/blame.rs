@@ -15,12 +15,12 @@ use legate_tests::TestEnv;
 use legate_tests::api::{apply, wait_condition};
 use legate_tests::net::{eventually, free_port};
 use legate_tests::operator::SharedOperator;
-use legate_tests::stage::{PATIENCE, Stage};
+use legate_tests::stage::PATIENCE;
 use legate_xds::resource::ResourceType;
 use serde_json::json;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use super::{REQUESTS, shared_gateway};
+use super::{admits_labelled, assert_shop_answers, shop_and_rogue};
 
 /// A delta ADS client with a Gateway's certificate that ACKs everything but
 /// the route configuration carrying `target`, which it refuses naming it.
@@ -147,27 +147,16 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[tokio::test]
 async fn a_refusal_forged_by_another_namespaces_gateway_leaves_the_mapping_on_its_own() {
-    let stage = Stage::new().await;
-    let rogue = TestEnv::new().await;
-    shared_gateway(&stage, &rogue, "legate-test-tenancy-blame").await;
-    stage
-        .mapping(
-            "shop",
-            json!({ "hostname": "shop.example.com", "prefix": "/", "service": "quote" }),
-        )
-        .await;
-    stage.until_status("/", 200).await;
+    let (stage, rogue) = shop_and_rogue("legate-test-tenancy-blame").await;
 
     // The rogue namespace runs a Gateway that admits the shop's namespace
     // (the label the stage's Gateway selects), and a "proxy" of its own.
-    let label = "legate-test-tenancy-blame";
     let rogue_gateway = json!({
         "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway", "metadata": { "name": "trap" },
         "spec": {
             "serviceType": "ClusterIP", "replicas": 1,
             "listeners": [{ "name": "http", "port": free_port(), "protocol": "HTTP" }],
-            "allowedRoutes": { "namespaces": { "from": "Selector",
-                "selector": { "matchLabels": { label: stage.env.namespace } } } },
+            "allowedRoutes": { "namespaces": admits_labelled(&stage, "legate-test-tenancy-blame") },
         }
     });
     apply(&rogue.client, &rogue.namespace, &rogue_gateway)
@@ -196,11 +185,7 @@ async fn a_refusal_forged_by_another_namespaces_gateway_leaves_the_mapping_on_it
 
     // Checked after the refusal reached the operator: the shop's own
     // Gateway still routes it, and its Envoy still has the route.
-    for i in 0..REQUESTS {
-        let answer = stage.get(&format!("/orders?i={i}")).await;
-        assert_eq!(answer.status, 200, "request {i}");
-        assert_eq!(answer.echo().backend, "quote-1", "request {i}");
-    }
+    assert_shop_answers(&stage, "/orders").await;
     let routes = stage
         .envoy
         .admin_get("/config_dump?resource=dynamic_route_configs")

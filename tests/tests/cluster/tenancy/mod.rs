@@ -10,32 +10,63 @@ mod upstreams;
 use legate_tests::TestEnv;
 use legate_tests::api::apply;
 use legate_tests::stage::Stage;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Requests the first namespace sends once the attempt reached the operator.
 const REQUESTS: usize = 30;
 
-/// Makes the stage's Gateway admit the stage's namespace and `second`, and
-/// no other test's: both namespaces get `label`, which the Gateway selects.
-async fn shared_gateway(stage: &Stage, second: &TestEnv, label: &str) {
-    for namespace in [&stage.env.namespace, &second.namespace] {
-        stage.env.control_plane.kubectl(&[
-            "label",
-            "namespace",
-            namespace,
-            &format!("{label}={}", stage.env.namespace),
-        ]);
+/// Labels `namespace` with `label`, valued after the stage's namespace (so
+/// that no other test's namespace carries it).
+fn label_namespace(stage: &Stage, namespace: &str, label: &str) {
+    stage.env.control_plane.kubectl(&[
+        "label",
+        "namespace",
+        namespace,
+        &format!("{label}={}", stage.env.namespace),
+    ]);
+}
+
+/// `allowedRoutes.namespaces` admitting the namespaces [`label_namespace`] labelled.
+fn admits_labelled(stage: &Stage, label: &str) -> Value {
+    json!({ "from": "Selector", "selector": { "matchLabels": { label: stage.env.namespace } } })
+}
+
+/// A stage whose Gateway admits its own namespace and a second one (the
+/// tenant returned, and no other test's), with the shop's route
+/// (`shop.example.com/` → quote) answering.
+async fn shop_and_rogue(label: &str) -> (Stage, TestEnv) {
+    let stage = Stage::new().await;
+    let rogue = TestEnv::new().await;
+    for namespace in [&stage.env.namespace, &rogue.namespace] {
+        label_namespace(&stage, namespace, label);
     }
     let gateway = json!({
         "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway", "metadata": { "name": "edge" },
         "spec": {
             "serviceType": "ClusterIP", "replicas": 1,
             "listeners": [{ "name": "http", "port": stage.port, "protocol": "HTTP" }],
-            "allowedRoutes": { "namespaces": { "from": "Selector",
-                "selector": { "matchLabels": { label: stage.env.namespace } } } },
+            "allowedRoutes": { "namespaces": admits_labelled(&stage, label) },
         }
     });
     apply(&stage.env.client, &stage.env.namespace, &gateway)
         .await
         .expect("the Gateway applies");
+    stage
+        .mapping(
+            "shop",
+            json!({ "hostname": "shop.example.com", "prefix": "/", "service": "quote" }),
+        )
+        .await;
+    stage.until_status("/", 200).await;
+    (stage, rogue)
+}
+
+/// The shop's traffic is untouched: [`REQUESTS`] requests under `path`,
+/// each answered by its backend.
+async fn assert_shop_answers(stage: &Stage, path: &str) {
+    for i in 0..REQUESTS {
+        let answer = stage.get(&format!("{path}?i={i}")).await;
+        assert_eq!(answer.status, 200, "request {i} to {path}");
+        assert_eq!(answer.echo().backend, "quote-1", "request {i} to {path}");
+    }
 }

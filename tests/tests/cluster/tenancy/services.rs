@@ -1,14 +1,13 @@
 //! A Service of another namespace is used only with its consent (the
 //! `legate.dev/allow-from` annotation on it).
 
-use legate_tests::TestEnv;
 use legate_tests::api::apply;
 use legate_tests::http::HttpClient;
 use legate_tests::net::eventually;
 use legate_tests::stage::{PATIENCE, Stage};
 use serde_json::json;
 
-use super::{REQUESTS, shared_gateway};
+use super::{assert_shop_answers, shop_and_rogue};
 
 const ROGUE_HOST: &str = "rogue.example.com";
 
@@ -29,16 +28,7 @@ async fn rogue_answers(stage: &Stage, status: u16) -> Option<String> {
 
 #[tokio::test]
 async fn a_second_namespace_cannot_use_a_service_of_the_first_without_its_consent() {
-    let stage = Stage::new().await;
-    let rogue = TestEnv::new().await;
-    shared_gateway(&stage, &rogue, "legate-test-tenancy-services").await;
-    stage
-        .mapping(
-            "shop",
-            json!({ "hostname": "shop.example.com", "prefix": "/", "service": "quote" }),
-        )
-        .await;
-    stage.until_status("/", 200).await;
+    let (stage, rogue) = shop_and_rogue("legate-test-tenancy-services").await;
 
     let borrow = json!({
         "apiVersion": "legate.dev/v1alpha1", "kind": "Mapping", "metadata": { "name": "borrow" },
@@ -71,11 +61,7 @@ async fn a_second_namespace_cannot_use_a_service_of_the_first_without_its_consen
 
     // Checked after the attempt reached the operator: the first namespace's
     // traffic is answered by its backend.
-    for i in 0..REQUESTS {
-        let answer = stage.get(&format!("/orders?i={i}")).await;
-        assert_eq!(answer.status, 200, "request {i}");
-        assert_eq!(answer.echo().backend, "quote-1", "request {i}");
-    }
+    assert_shop_answers(&stage, "/orders").await;
 
     // The Service's owners consent: the route now reaches it.
     stage.env.control_plane.kubectl(&[
