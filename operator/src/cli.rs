@@ -86,8 +86,8 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (in a cluster, the pod name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Give Envoy pods the probe listener (port 19001) and fixed admin port (19000, loopback).
-    /// Turn off when running Envoys on this machine, where fixed ports would collide.
+    /// Give Envoy pods the probe listener (port 19001) and their admin API on a Unix socket (no TCP port).
+    /// Turn off when running Envoys on this machine, where fixed ports would collide (admin: a free loopback port).
     #[arg(long, env = "LEGATE_ENVOY_PROBES", default_value_t = true, action = clap::ArgAction::Set)]
     pub envoy_probes: bool,
     /// Manage the Envoy fleets (Deployments, Services...). Tests that run Envoy locally may turn this off.

@@ -41,9 +41,13 @@ pub fn fleet_name(gateway: &Gateway) -> String {
     format!("{}-envoy", gateway.name_any())
 }
 
-/// Envoy's admin API (loopback only) and the probe listener in pods.
-pub const ADMIN_PORT: u16 = 19000;
+/// The probe listener in pods.
 pub const HEALTH_PORT: u16 = 19001;
+/// Where pods put Envoy's admin API: a Unix socket in an emptyDir of its own
+/// (the root filesystem is read-only), never a TCP port, which a tenant's
+/// route to a name resolving to 127.0.0.1 could reach.
+pub const ADMIN_SOCKET_DIR: &str = "/run/envoy-admin";
+pub const ADMIN_SOCKET: &str = "/run/envoy-admin/admin.sock";
 
 /// How fleets are built, from the operator's flags.
 #[derive(Debug, Clone)]

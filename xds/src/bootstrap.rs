@@ -31,13 +31,21 @@ pub struct BootstrapConfig {
     /// (when the Gateway's translator uses VHDS). Ignored over state of the
     /// world, which Envoy's VHDS does not support.
     pub vhds: bool,
-    /// The admin API listens on 127.0.0.1 only; 0 picks a free port.
+    /// The admin API listens on 127.0.0.1 only; 0 picks a free port. Unused
+    /// when `admin_socket` is set.
     pub admin_port: u16,
+    /// Put the admin API on this Unix socket (mode 0600) instead of TCP:
+    /// what a Gateway's pods do, because any tenant's route can send traffic
+    /// to 127.0.0.1 (a DNS name resolving to loopback), and the admin API
+    /// must not be one request away from it. `None` (tests, local runs):
+    /// TCP on `127.0.0.1:admin_port`.
+    pub admin_socket: Option<String>,
     /// mTLS towards the control plane (files mounted into the pod).
     pub xds_tls: Option<XdsTls>,
     /// A listener on all addresses for the kubelet's probes: `/healthz` (the
     /// process answers) and `/ready` (the admin API's readiness: listeners
-    /// received). Needs a fixed `admin_port`.
+    /// received, asked of the admin API through [`ADMIN_CLUSTER`]). Needs
+    /// `admin_socket` or a fixed `admin_port`.
     pub health_port: Option<u16>,
     pub limits: OverloadLimits,
 }
@@ -80,6 +88,7 @@ impl BootstrapConfig {
             protocol: Protocol::Delta,
             vhds: true,
             admin_port: 0,
+            admin_socket: None,
             xds_tls: None,
             health_port: None,
             limits: OverloadLimits::default(),
@@ -110,8 +119,7 @@ impl BootstrapConfig {
   id: {node}
   cluster: {gateway}
 {metadata}admin:
-  address:
-    socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}
+  address: {admin_listener}
 dynamic_resources:
   ads_config:
     api_type: {api_type}
@@ -143,7 +151,7 @@ static_resources:
             health_listener = self.health_listener(),
             node = quote(&self.node_id),
             gateway = quote(&self.gateway),
-            admin_port = self.admin_port,
+            admin_listener = self.admin_address(AdminSide::Listener),
             xds_cluster = XDS_CLUSTER,
             host = quote(&self.xds_host),
             port = self.xds_port,
@@ -178,10 +186,9 @@ static_resources:
       endpoints:
       - lb_endpoints:
         - endpoint:
-            address:
-              socket_address: {{ address: 127.0.0.1, port_value: {admin} }}
+            address: {admin}
 "#,
-                admin = self.admin_port,
+                admin = self.admin_address(AdminSide::Endpoint),
             );
         }
         let _ = write!(
@@ -214,7 +221,39 @@ static_resources:
     }
 }
 
+/// Which end of the admin API an address is written for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum AdminSide {
+    /// `admin.address`: where Envoy listens (the socket's mode applies).
+    Listener,
+    /// The endpoint of [`ADMIN_CLUSTER`]: where the probe listener connects.
+    Endpoint,
+}
+
+/// The admin socket's mode, 0600: only Envoy's own user may connect (a
+/// socket needs write permission to connect); without a mode Envoy leaves
+/// it to the umask (0755 under the usual 022). Written in decimal (384),
+/// because YAML 1.2 reads `0600` as the decimal 600.
+const ADMIN_SOCKET_MODE: u32 = 0o600;
+
 impl BootstrapConfig {
+    /// The admin API's address (a YAML flow mapping). One function writes
+    /// both ends, so the probe listener always reaches the admin API where
+    /// it listens.
+    fn admin_address(&self, side: AdminSide) -> String {
+        match (&self.admin_socket, side) {
+            (Some(path), AdminSide::Listener) => format!(
+                "{{ pipe: {{ path: {}, mode: {ADMIN_SOCKET_MODE} }} }}",
+                quote(path)
+            ),
+            (Some(path), AdminSide::Endpoint) => format!("{{ pipe: {{ path: {} }} }}", quote(path)),
+            (None, _) => format!(
+                "{{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }}",
+                self.admin_port
+            ),
+        }
+    }
+
     /// The probe listener, when asked for (YAML under `static_resources`).
     fn health_listener(&self) -> String {
         let Some(port) = self.health_port else {
@@ -249,7 +288,8 @@ impl BootstrapConfig {
     }
 }
 
-/// The static cluster of the probe listener: the admin API on loopback.
+/// The static cluster of the probe listener: the admin API, on its socket
+/// or on loopback.
 pub const ADMIN_CLUSTER: &str = "legate-admin";
 
 /// A YAML double-quoted scalar (JSON string syntax, which YAML accepts).
@@ -305,6 +345,42 @@ mod tests {
         assert!(!y.contains("vhds"), "VHDS needs delta");
         assert!(y.contains("type: STATIC"));
         assert!(y.contains("trusted_ca: { filename: \"/etc/legate/ca.crt\" }"));
+    }
+
+    #[test]
+    fn the_probe_listener_asks_the_admin_api_on_loopback_by_default() {
+        let mut c = BootstrapConfig::new("n", "g", "xds.example", 1);
+        c.admin_port = 19000;
+        c.health_port = Some(19001);
+        let y = c.to_yaml();
+        let admin = "{ socket_address: { address: 127.0.0.1, port_value: 19000 } }";
+        assert!(y.contains(&format!("admin:\n  address: {admin}\n")), "{y}");
+        assert!(y.contains(&format!("- name: {ADMIN_CLUSTER}")), "{y}");
+        assert_eq!(y.matches(admin).count(), 2, "the admin API and its cluster: {y}");
+    }
+
+    #[test]
+    fn on_a_socket_the_admin_api_has_no_tcp_address_and_its_cluster_follows() {
+        let mut c = BootstrapConfig::new("n", "g", "xds.example", 1);
+        c.admin_port = 19000;
+        c.admin_socket = Some("/run/envoy-admin/admin.sock".into());
+        c.health_port = Some(19001);
+        let y = c.to_yaml();
+        assert!(
+            y.contains("admin:\n  address: { pipe: { path: \"/run/envoy-admin/admin.sock\", mode: 384 } }\n"),
+            "{y}"
+        );
+        assert!(
+            y.contains("address: { pipe: { path: \"/run/envoy-admin/admin.sock\" } }\n"),
+            "the probe listener's cluster connects to the socket: {y}"
+        );
+        assert!(
+            !y.contains("127.0.0.1"),
+            "nothing of the admin API on loopback: {y}"
+        );
+        assert!(!y.contains("19000"), "admin_port is unused: {y}");
+        // The probe listener and the xDS cluster are the only TCP addresses.
+        assert_eq!(y.matches("socket_address").count(), 2, "{y}");
     }
 
     #[test]

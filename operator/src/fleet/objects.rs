@@ -22,12 +22,15 @@ use legate_xds::bootstrap::{BootstrapConfig, XdsTls};
 use legate_xds::hash::hash_bytes;
 
 use super::{
-    ADMIN_PORT, BOOTSTRAP_KEY, FleetSettings, HEALTH_PORT, Owner, XDS_TLS_DIR, fleet_name, xds_secret_name,
+    ADMIN_SOCKET, ADMIN_SOCKET_DIR, BOOTSTRAP_KEY, FleetSettings, HEALTH_PORT, Owner, XDS_TLS_DIR,
+    fleet_name, xds_secret_name,
 };
 use crate::pki::{CA_CERT_KEY, CERT_KEY, KEY_KEY};
 
 /// The UID Envoy runs as (the official image's `envoy` user).
 const ENVOY_UID: i64 = 101;
+/// The emptyDir volume that holds Envoy's admin socket ([`ADMIN_SOCKET`]).
+const ADMIN_VOLUME: &str = "envoy-admin";
 /// The pod template annotation whose change rolls the pods when the xDS
 /// client certificate is renewed.
 pub const CERTIFICATE_NOT_AFTER_ANNOTATION: &str = "legate.dev/xds-certificate-not-after";
@@ -121,7 +124,10 @@ impl Parts<'_> {
         let mut bootstrap =
             BootstrapConfig::new("envoy", self.owner.key(), &settings.xds_host, settings.xds_port);
         if settings.probes {
-            bootstrap.admin_port = ADMIN_PORT;
+            // In a pod, the admin API listens on no TCP port at all: tenants'
+            // routes can reach 127.0.0.1. Envoys run on this machine (no
+            // probes) keep a free loopback port, which tests read.
+            bootstrap.admin_socket = Some(ADMIN_SOCKET.into());
             bootstrap.health_port = Some(HEALTH_PORT);
         }
         if client_certificate {
@@ -198,6 +204,13 @@ impl Parts<'_> {
                 ..Volume::default()
             },
         ];
+        if settings.probes {
+            volumes.push(Volume {
+                name: ADMIN_VOLUME.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            });
+        }
         if client_certificate {
             volumes.push(Volume {
                 name: "xds-tls".into(),
@@ -253,13 +266,21 @@ impl Parts<'_> {
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
-            // Envoy writes nothing else; its root filesystem is read-only.
+            // Envoy's scratch space: its root filesystem is read-only.
             VolumeMount {
                 name: "tmp".into(),
                 mount_path: "/tmp".into(),
                 ..VolumeMount::default()
             },
         ];
+        if settings.probes {
+            // The admin socket; the only thing Envoy writes besides /tmp.
+            mounts.push(VolumeMount {
+                name: ADMIN_VOLUME.into(),
+                mount_path: ADMIN_SOCKET_DIR.into(),
+                ..VolumeMount::default()
+            });
+        }
         if client_certificate {
             mounts.push(VolumeMount {
                 name: "xds-tls".into(),

@@ -140,9 +140,58 @@ fn envoy_is_probed_through_its_health_listener() {
     );
     let bootstrap = bootstrap(&fleet);
     assert!(bootstrap.contains("port_value: 19001"), "{bootstrap}");
+}
+
+#[test]
+fn in_pods_the_admin_api_listens_on_a_socket_and_on_no_tcp_port() {
+    let (_, fleet) = fleet(json!({}), &settings("x"), None);
+    let bootstrap = bootstrap(&fleet);
+    let admin = bootstrap
+        .split_once("\nadmin:\n")
+        .and_then(|(_, rest)| rest.lines().next())
+        .unwrap_or_default();
+    assert_eq!(
+        admin, "  address: { pipe: { path: \"/run/envoy-admin/admin.sock\", mode: 384 } }",
+        "{bootstrap}"
+    );
     assert!(
-        bootstrap.contains("address: 127.0.0.1, port_value: 19000"),
-        "admin stays on loopback: {bootstrap}"
+        !bootstrap.contains("127.0.0.1"),
+        "no admin socket_address on loopback, for the admin API or its probe cluster: {bootstrap}"
+    );
+    // The probe listener and the xDS server: the only TCP addresses.
+    assert_eq!(bootstrap.matches("socket_address").count(), 2, "{bootstrap}");
+    assert!(
+        bootstrap.contains("address: { pipe: { path: \"/run/envoy-admin/admin.sock\" } }"),
+        "the probe listener asks the admin API on its socket: {bootstrap}"
+    );
+    assert!(
+        ADMIN_SOCKET.starts_with(&format!("{ADMIN_SOCKET_DIR}/")),
+        "the socket is in its volume"
+    );
+}
+
+#[test]
+fn the_admin_socket_is_on_a_writable_volume_of_its_own() {
+    let (_, fleet) = fleet(json!({}), &settings("x"), None);
+    let mounts = envoy(&fleet.deployment).volume_mounts.clone().unwrap_or_default();
+    let mount = mounts
+        .iter()
+        .find(|m| m.mount_path == ADMIN_SOCKET_DIR)
+        .expect("the admin socket's directory is mounted");
+    assert_ne!(mount.read_only, Some(true), "Envoy creates the socket there");
+    let volumes = pod(&fleet.deployment).volumes.clone().unwrap_or_default();
+    let volume = volumes
+        .iter()
+        .find(|v| v.name == mount.name)
+        .expect("the mount names a volume");
+    assert!(volume.empty_dir.is_some(), "{volume:?}");
+    assert!(
+        !envoy(&fleet.deployment)
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.container_port == 19000),
+        "no admin port"
     );
 }
 
@@ -164,6 +213,14 @@ fn envoys_run_locally_get_no_probes() {
             .flatten()
             .any(|p| p.name.as_deref() == Some("health"))
     );
+    // Many Envoys on one machine: each on a free loopback port, which the
+    // tests' harness reads; no socket path that would collide.
+    let bootstrap = bootstrap(&fleet);
+    assert!(
+        bootstrap.contains("admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }"),
+        "{bootstrap}"
+    );
+    assert!(!bootstrap.contains("pipe"), "{bootstrap}");
 }
 
 #[test]

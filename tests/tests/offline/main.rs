@@ -6,6 +6,7 @@
 
 mod echo;
 mod envoy;
+mod envoy_admin_socket;
 mod install;
 #[macro_use]
 mod xds_rig;
