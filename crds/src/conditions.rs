@@ -29,6 +29,10 @@ pub mod reasons {
     /// A `service` names a Service of another namespace that has not allowed
     /// the referring namespace (its `legate.dev/allow-from` annotation).
     pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+    /// The object names a host that belongs to another namespace on a Gateway
+    /// (claimed first, or assigned by the Gateway's `spec.hostOwners`), or
+    /// `*` where only the Gateway's own namespace may.
+    pub const HOST_NOT_OWNED: &str = "HostNotOwned";
     /// The Service exists but no endpoint of it is ready: calls to it fail.
     pub const NO_READY_ENDPOINTS: &str = "NoReadyEndpoints";
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";

@@ -96,7 +96,31 @@ pub struct GatewaySpec {
     /// Send a trace span of every sampled request to an OpenTelemetry collector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
+    /// Hosts this Gateway assigns to a namespace, whoever claimed them first. Without an
+    /// entry, a host belongs to the namespace whose oldest Mapping, TLSContext or TCPMapping
+    /// names it. A glob (`*.shop.example.com`) assigns every name under it; the most
+    /// specific entry wins. Each hostname may be listed once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["hostname".into()]))]
+    pub host_owners: Vec<HostOwner>,
 }
+
+/// A host (or glob) and the namespace it belongs to on this Gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostOwner {
+    /// A hostname, or a glob with a leading `*.` label (`*` is not a host anyone can own).
+    #[schemars(length(min = 1, max = 253), regex(pattern = HOST_OWNER_PATTERN))]
+    pub hostname: String,
+    /// The namespace whose objects alone may route this host.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: String,
+}
+
+/// A hostname or a `*.` glob: [`crate::mapping::HOSTNAME_PATTERN`] without the lone `*`.
+pub const HOST_OWNER_PATTERN: &str =
+    r"^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$";
 
 fn default_replicas() -> i32 {
     2

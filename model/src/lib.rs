@@ -12,6 +12,7 @@
 mod age;
 mod attach;
 mod gateways;
+mod hosts;
 mod incremental;
 mod listeners;
 mod mappings;
@@ -33,6 +34,8 @@ mod world;
 mod tests;
 #[cfg(test)]
 mod tests_edge;
+#[cfg(test)]
+mod tests_hosts;
 #[cfg(test)]
 mod tests_tcp;
 #[cfg(test)]
@@ -68,16 +71,18 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
     let mut model = Model::default();
     let index = services::ServiceIndex::new(world);
     for gateway in live_gateways(world) {
-        let mut config = start_config(world, gateway, &mut model.verdicts);
+        let hosts = hosts::HostOwners::of(world, gateway);
+        let mut config = start_config(world, gateway, &hosts, &mut model.verdicts);
         mappings::add_routes(
             world,
             gateway,
+            &hosts,
             &index,
             quarantine,
             &mut config,
             &mut model.verdicts,
         );
-        finish_config(world, gateway, &index, &mut config, &mut model.verdicts);
+        finish_config(world, gateway, &hosts, &index, &mut config, &mut model.verdicts);
         model.gateways.insert(gateway_key(gateway), config);
     }
     gateways::judge_gateways(world, &mut model.verdicts);
@@ -98,10 +103,11 @@ fn live_gateways(world: &World) -> impl Iterator<Item = &std::sync::Arc<legate_c
 fn start_config(
     world: &World,
     gateway: &legate_crds::Gateway,
+    hosts: &hosts::HostOwners,
     verdicts: &mut Verdicts,
 ) -> legate_xds::ir::Gateway {
     let mut config = listeners::listeners(gateway, world.listen_address);
-    tls::add_tls(world, gateway, &mut config, verdicts);
+    tls::add_tls(world, gateway, hosts, &mut config, verdicts);
     // An HTTPS listener with no certificate cannot be served; it waits for a TLSContext.
     config
         .listeners
@@ -114,13 +120,14 @@ fn start_config(
 fn finish_config(
     world: &World,
     gateway: &legate_crds::Gateway,
+    hosts: &hosts::HostOwners,
     index: &services::ServiceIndex,
     config: &mut legate_xds::ir::Gateway,
     verdicts: &mut Verdicts,
 ) {
     gateways::add_services(world, gateway, index, config, verdicts);
     gateways::add_observability(world, gateway, index, config, verdicts);
-    tcp::add_tcp_routes(world, gateway, index, config, verdicts);
+    tcp::add_tcp_routes(world, gateway, hosts, index, config, verdicts);
     // A TCP or TLS listener with nothing to proxy has no filter chain, which
     // Envoy refuses: it waits for its first TCPMapping.
     let used: std::collections::BTreeSet<String> =

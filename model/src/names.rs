@@ -38,3 +38,9 @@ pub fn route_id(origin: &ObjectRef, listener: &str) -> ir::RouteId {
 pub(crate) fn short_hash(text: &str) -> u32 {
     (hash_bytes(text.as_bytes()) & 0xffff_ffff) as u32
 }
+
+/// The tenant a route of an object of `namespace` serves for on `gateway`
+/// (`ir::Route::tenant`): `None` for the Gateway's own namespace.
+pub fn tenant_of(gateway: &Gateway, namespace: &str) -> Option<String> {
+    (gateway.meta().namespace.as_deref() != Some(namespace)).then(|| namespace.to_string())
+}

@@ -14,6 +14,7 @@ use legate_xds::ir;
 
 use crate::age::age_order;
 use crate::attach;
+use crate::hosts::HostOwners;
 use crate::names::{gateway_key, object_ref};
 use crate::server_tls::{self, ResolvedTls};
 use crate::services::ServiceIndex;
@@ -37,6 +38,7 @@ struct Candidate {
 pub fn add_tcp_routes(
     world: &World,
     gateway: &Gateway,
+    hosts: &HostOwners,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
     verdicts: &mut Verdicts,
@@ -75,6 +77,12 @@ pub fn add_tcp_routes(
         };
         if let Some(message) = problem {
             verdict.accepted = Err(Problem::new(reasons::INVALID, message));
+            continue;
+        }
+        if let Some(sni) = &tcp.spec.sni
+            && let Err(problem) = hosts.judge_server_name(sni, &namespace, "TCPMapping")
+        {
+            verdict.accepted = Err(problem);
             continue;
         }
         let tls = match terminating_tls(world, tcp, &namespace) {

@@ -203,6 +203,8 @@ fn a_regex_that_does_not_compile_is_invalid_with_the_error() {
     assert!(model.gateways["infra/edge"].routes.is_empty());
 }
 
+/// On a catch-all, which nobody owns: on a host, the owner alone routes
+/// (`tests_hosts`).
 #[test]
 fn the_older_namespace_keeps_a_contested_match() {
     let world = World {
@@ -212,13 +214,13 @@ fn the_older_namespace_keeps_a_contested_match() {
                 "team-b",
                 "shop",
                 "05",
-                json!({ "hostname": "shop.example.com", "prefix": "/", "service": "b" }),
+                json!({ "hostname": "*", "prefix": "/", "service": "b" }),
             ),
             mapping(
                 "team-a",
                 "shop",
                 "01",
-                json!({ "hostname": "shop.example.com", "prefix": "/", "service": "a" }),
+                json!({ "hostname": "*", "prefix": "/", "service": "a" }),
             ),
         ],
         ..World::default()

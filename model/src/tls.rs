@@ -6,15 +6,23 @@ use legate_crds::tls_context::InsecureAction;
 use legate_crds::{Gateway, TLSContext};
 use legate_xds::ir;
 
-use crate::names::{gateway_key, object_ref};
-use crate::own_routes::add_own_route;
+use crate::hosts::HostOwners;
+use crate::names::{gateway_key, object_ref, tenant_of};
+use crate::own_routes::add_tenant_route;
 use crate::verdicts::Verdicts;
 use crate::world::World;
 use crate::{attach, server_tls};
 
 /// Certificates of the TLSContexts attached to the Gateway, on its HTTPS
-/// listeners; and, on its HTTP listeners, the `insecure.action` for their hosts.
-pub fn add_tls(world: &World, gateway: &Gateway, config: &mut ir::Gateway, verdicts: &mut Verdicts) {
+/// listeners; and, on its HTTP listeners, the `insecure.action` for their
+/// hosts. A TLSContext naming a host another namespace owns is refused whole.
+pub fn add_tls(
+    world: &World,
+    gateway: &Gateway,
+    hosts: &HostOwners,
+    config: &mut ir::Gateway,
+    verdicts: &mut Verdicts,
+) {
     let key = gateway_key(gateway);
     for context in &world.tls_contexts {
         if context.meta().deletion_timestamp.is_some() {
@@ -26,6 +34,16 @@ pub fn add_tls(world: &World, gateway: &Gateway, config: &mut ir::Gateway, verdi
         }
         let origin = object_ref(context.as_ref());
         let verdict = verdicts.entry(&origin);
+        let owned = context
+            .spec
+            .hosts
+            .iter()
+            .try_for_each(|h| hosts.judge_server_name(h, &namespace, "TLSContext"));
+        if let Err(problem) = owned {
+            verdict.accepted = Err(problem);
+            continue;
+        }
+        let tenant = tenant_of(gateway, &namespace);
         let hostnames: Vec<String> = context
             .spec
             .hosts
@@ -34,7 +52,7 @@ pub fn add_tls(world: &World, gateway: &Gateway, config: &mut ir::Gateway, verdi
             .collect();
         // Cleartext stays redirected or refused while the certificate is
         // missing (cert-manager's first issue, a typo): never served in clear.
-        add_insecure_routes(context, &origin, &hostnames, config);
+        add_insecure_routes(context, &origin, tenant, &hostnames, config);
         let resolved = match server_tls::resolve(world, context) {
             Ok(resolved) => resolved,
             Err(mut problem) => {
@@ -63,6 +81,7 @@ pub fn add_tls(world: &World, gateway: &Gateway, config: &mut ir::Gateway, verdi
 fn add_insecure_routes(
     context: &TLSContext,
     origin: &ir::ObjectRef,
+    tenant: Option<String>,
     hostnames: &[String],
     config: &mut ir::Gateway,
 ) {
@@ -94,9 +113,10 @@ fn add_insecure_routes(
         bypass_auth: true,
         ..ir::RoutePolicy::default()
     };
-    add_own_route(
+    add_tenant_route(
         config,
         origin,
+        tenant,
         |l| l.protocol == ir::ListenerProtocol::Http,
         hostnames,
         i32::MAX,

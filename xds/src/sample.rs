@@ -56,6 +56,7 @@ pub fn route(name: &str, host: &str, prefix: &str, upstream: &str) -> ir::Route 
         } else {
             vec![host.to_owned()]
         },
+        tenant: None,
         precedence: 0,
         matcher: ir::RouteMatch {
             path: ir::PathMatch::Prefix(prefix.to_owned()),

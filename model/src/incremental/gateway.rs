@@ -13,6 +13,7 @@ use legate_xds::ir;
 
 use super::sources::{Names, Source, Sources, Stale, Written, scratch};
 use super::{FrameReads, MappingState};
+use crate::hosts::{self, Claim, HostOwners};
 use crate::mappings::{self, Placement};
 use crate::names::gateway_key;
 use crate::secrets::SecretKey;
@@ -158,6 +159,7 @@ pub(super) enum Effect<'a> {
 /// Where one Mapping stands on this Gateway; `Ignored` is not kept.
 #[derive(Debug, PartialEq)]
 enum Placed {
+    /// Invalid, or its host is another namespace's.
     Invalid(Problem),
     Quarantined,
     Routed(Arc<str>),
@@ -178,6 +180,11 @@ pub(super) struct GatewayState {
     /// The routes of the listeners, TLSContexts and Gateway-wide parts.
     frame_routes: Vec<ir::RouteId>,
     placed: HashMap<String, Placed>,
+    /// Who owns each host here, and the claims of the Mappings (by object
+    /// key) and of the frame's TLSContexts and TCPMappings (patterns).
+    hosts: HostOwners,
+    claimed: HashMap<String, (String, Claim)>,
+    frame_claims: Vec<String>,
     groups: HashMap<Arc<str>, Group>,
     /// Which groups read each Service and Secret.
     readers: Readers,
@@ -208,6 +215,9 @@ impl GatewayState {
             after: Names::default(),
             frame_routes: Vec::new(),
             placed: HashMap::new(),
+            hosts: HostOwners::new(gateway),
+            claimed: HashMap::new(),
+            frame_claims: Vec::new(),
             groups: HashMap::new(),
             readers: Readers::default(),
             ports: Ports::default(),
@@ -253,14 +263,16 @@ impl GatewayState {
         config: &mut ir::Gateway,
         dirty: &mut HashSet<Arc<str>>,
     ) {
+        self.reclaim_all(world);
         let gateway = &self.gateway;
-        let mut before = crate::start_config(world, gateway, verdicts);
+        let hosts = &self.hosts;
+        let mut before = crate::start_config(world, gateway, hosts, verdicts);
         let mut after = ir::Gateway {
             listeners: before.listeners.clone(),
             ..scratch()
         };
         let ((), reads) =
-            index.recording(|| crate::finish_config(world, gateway, index, &mut after, verdicts));
+            index.recording(|| crate::finish_config(world, gateway, hosts, index, &mut after, verdicts));
         frame_reads.services.extend(reads.services);
         frame_reads.secrets.extend(reads.secrets);
 
@@ -312,12 +324,13 @@ impl GatewayState {
         dirty: &mut HashSet<Arc<str>>,
     ) -> bool {
         let placed = mapping.and_then(|mapping| {
-            let placement = mappings::place(world, &self.gateway, quarantine, &mapping.object, || {
-                mapping.validity.clone()
-            });
+            let placement =
+                mappings::place(world, &self.gateway, &self.hosts, quarantine, &mapping.object, || {
+                    mapping.validity.clone()
+                });
             match placement {
                 Placement::Ignored => None,
-                Placement::Invalid(problem) => Some(Placed::Invalid(problem)),
+                Placement::Invalid(problem) | Placement::Refused(problem) => Some(Placed::Invalid(problem)),
                 Placement::Quarantined => Some(Placed::Quarantined),
                 Placement::Routed => Some(Placed::Routed(mapping.match_key.clone())),
             }
@@ -350,6 +363,66 @@ impl GatewayState {
         }
         self.placed.insert(key.to_string(), placed);
         true
+    }
+
+    /// Counts every claim on a host again, from `world` (the Mappings'
+    /// and the frame's).
+    fn reclaim_all(&mut self, world: &World) {
+        self.hosts = HostOwners::new(&self.gateway);
+        self.claimed.clear();
+        for mapping in &world.mappings {
+            if let Some(pattern) = self.hosts.mapping_claim(world, &self.gateway, mapping) {
+                let claim = Claim::of(mapping.as_ref());
+                self.hosts.add(&pattern, claim.clone());
+                self.claimed.insert(claim.key(), (pattern, claim));
+            }
+        }
+        self.frame_claims = self.hosts.add_frame_claims(world, &self.gateway);
+    }
+
+    /// Takes back the claim of the Mapping with object key `key` and makes
+    /// its new one (`None`: deleted); the patterns whose claims changed.
+    pub fn reclaim(&mut self, world: &World, key: &str, mapping: Option<&MappingState>) -> Vec<String> {
+        let now = mapping.and_then(|m| {
+            let pattern = self.hosts.mapping_claim(world, &self.gateway, &m.object)?;
+            Some((pattern, Claim::of(m.object.as_ref())))
+        });
+        let before = self.claimed.get(key);
+        if before == now.as_ref() {
+            return Vec::new();
+        }
+        let mut patterns = Vec::new();
+        if let Some((pattern, claim)) = self.claimed.remove(key) {
+            self.hosts.remove(&pattern, &claim);
+            patterns.push(pattern);
+        }
+        if let Some((pattern, claim)) = now {
+            self.hosts.add(&pattern, claim.clone());
+            patterns.push(pattern.clone());
+            self.claimed.insert(key.to_string(), (pattern, claim));
+        }
+        patterns
+    }
+
+    /// Whether a TLSContext or TCPMapping claims a host that claims on
+    /// `patterns` may hand to another namespace (its verdict may change).
+    pub fn frame_claims_overlap(&self, patterns: &[String]) -> bool {
+        patterns
+            .iter()
+            .any(|p| self.frame_claims.iter().any(|f| hosts::overlap(p, f)))
+    }
+
+    /// The object keys of the Mappings whose host's owner may change when
+    /// claims on `patterns` change.
+    pub fn claimants_under(&self, patterns: &[String], keys: &mut BTreeSet<String>) {
+        for pattern in patterns {
+            keys.extend(
+                self.hosts
+                    .claims_under(pattern)
+                    .map(Claim::key)
+                    .filter(|key| key.starts_with("Mapping/")),
+            );
+        }
     }
 
     /// Adds to `dirty` the groups that looked up `service`.

@@ -330,6 +330,23 @@ impl Incremental {
             state.quarantine = quarantine.clone();
         }
 
+        // Claims on hosts: a Mapping that comes, goes or moves may hand a
+        // host to another namespace, which judges again the Mappings on it
+        // and, when a TLSContext or TCPMapping claims there too, the frame.
+        let mut rechecks: Vec<BTreeSet<String>> = Vec::new();
+        if !refresh {
+            for gateway in &mut state.gateways {
+                let patterns: Vec<String> = changed
+                    .iter()
+                    .flat_map(|key| gateway.reclaim(world, key, state.by_key.get(key)))
+                    .collect();
+                refresh |= gateway.frame_claims_overlap(&patterns);
+                let mut keys = BTreeSet::new();
+                gateway.claimants_under(&patterns, &mut keys);
+                rechecks.push(keys);
+            }
+        }
+
         let mut touched = changed.clone();
         let mut frame_verdicts = Verdicts::default();
         let mut frame_reads = FrameReads::default();
@@ -338,7 +355,7 @@ impl Incremental {
                 frame_reads.secrets.extend(server_tls::secrets_read(context));
             }
         }
-        for gateway in &mut state.gateways {
+        for (at, gateway) in state.gateways.iter_mut().enumerate() {
             let Some(config) = model.gateways.get_mut(&gateway.key) else {
                 return None; // every Gateway state has its configuration
             };
@@ -363,6 +380,16 @@ impl Incremental {
                 for (key, mapping) in &state.by_key {
                     if !changed.contains(key)
                         && gateway.place(world, quarantine, key, Some(mapping), false, &mut dirty)
+                    {
+                        touched.insert(key.clone());
+                    }
+                }
+            }
+            if !refresh {
+                // Mappings on a host whose owner may have changed.
+                for key in rechecks.get(at).into_iter().flatten() {
+                    if !changed.contains(key)
+                        && gateway.place(world, quarantine, key, state.by_key.get(key), false, &mut dirty)
                     {
                         touched.insert(key.clone());
                     }

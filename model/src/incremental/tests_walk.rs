@@ -46,7 +46,10 @@ const SERVICES: [&str; 3] = ["a", "b", "c"];
 pub(super) fn random_mapping(dice: &mut Dice, index: usize, generation: i64) -> Arc<Mapping> {
     let namespace = NAMESPACES[index % 3];
     let mut spec = json!({
-        "hostname": dice.pick(&["a.example.com", "b.example.com", "*", "A.example.com"]),
+        "hostname": dice.pick(&[
+            "a.example.com", "b.example.com", "*", "A.example.com", "*.example.com", "x.b.example.com",
+            "*.b.example.com",
+        ]),
         "prefix": dice.pick(&["/", "/x/", "/y/"]),
         "service": dice.pick(&[
             "a", "b", "c", "a:http", "a:80", "b.blue", "c:9999", "https://ext.example.com", "bad:",
@@ -153,8 +156,9 @@ fn secret(namespace: &str, name: &str, type_: &str, data: &[(&str, &str)]) -> Ar
 }
 
 /// The second Gateway: selecting namespaces by label or not, with route
-/// defaults or not, with a second HTTP listener or not.
-fn side(select: bool, defaults: bool, second_listener: bool) -> Arc<Gateway> {
+/// defaults or not, with a second HTTP listener or not, assigning hosts to
+/// namespaces or not.
+fn side(select: bool, defaults: bool, second_listener: bool, owners: bool) -> Arc<Gateway> {
     let from = if select {
         json!({ "from": "Selector", "selector": { "matchLabels": { "team": "platform" } } })
     } else {
@@ -167,6 +171,12 @@ fn side(select: bool, defaults: bool, second_listener: bool) -> Arc<Gateway> {
     let mut spec = json!({ "listeners": listeners, "allowedRoutes": { "namespaces": from } });
     if defaults {
         spec["defaults"] = json!({ "timeout": "7s" });
+    }
+    if owners {
+        spec["hostOwners"] = json!([
+            { "hostname": "b.example.com", "namespace": "blue" },
+            { "hostname": "*.example.com", "namespace": "green" },
+        ]);
     }
     object(json!({
         "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway",
@@ -201,14 +211,24 @@ fn walk(seed: u64) {
                 json!([{ "name": "http", "port": 8080, "protocol": "HTTP" },
                        { "name": "alt", "port": 8081, "protocol": "HTTP" }]),
             ),
-            side(true, false, false),
+            side(true, false, false, false),
         ],
-        tls_contexts: vec![object(json!({
-            "apiVersion": "legate.dev/v1alpha1", "kind": "TLSContext",
-            "metadata": { "name": "edge-tls", "namespace": "infra", "generation": 1,
-                          "creationTimestamp": "2026-01-01T00:00:00Z" },
-            "spec": { "hosts": ["a.example.com"], "secret": "edge-cert" },
-        }))],
+        tls_contexts: vec![
+            object(json!({
+                "apiVersion": "legate.dev/v1alpha1", "kind": "TLSContext",
+                "metadata": { "name": "edge-tls", "namespace": "infra", "generation": 1,
+                              "creationTimestamp": "2026-01-01T00:00:00Z" },
+                "spec": { "hosts": ["a.example.com"], "secret": "edge-cert" },
+            })),
+            // A tenant's claim on a host the Mappings contest: the frame is
+            // judged again when their claims hand it over.
+            object(json!({
+                "apiVersion": "legate.dev/v1alpha1", "kind": "TLSContext",
+                "metadata": { "name": "b-tls", "namespace": "red", "generation": 1,
+                              "creationTimestamp": "2026-01-01T00:01:00Z" },
+                "spec": { "hosts": ["b.example.com"], "secret": "b-cert" },
+            })),
+        ],
         secrets: vec![edge_cert(&mut dice)],
         namespaces: NAMESPACES.iter().map(|n| namespace(n, "platform")).collect(),
         // Its Service is one the Mappings use too: changing it builds whole.
@@ -323,12 +343,14 @@ fn walk(seed: u64) {
                         spec.allowed_routes.namespaces.from == legate_crds::gateway::FromNamespaces::Selector;
                     let mut defaults = spec.defaults.is_some();
                     let mut second = spec.listeners.len() > 1;
-                    match dice.roll(3) {
+                    let mut owners = !spec.host_owners.is_empty();
+                    match dice.roll(4) {
                         0 => select = !select,
                         1 => defaults = !defaults,
+                        2 => owners = !owners,
                         _ => second = !second,
                     }
-                    world.gateways[1] = side(select, defaults, second);
+                    world.gateways[1] = side(select, defaults, second, owners);
                 }
                 // The CA Secret that `upstreamTls` names comes, changes or goes.
                 21 | 22 => {

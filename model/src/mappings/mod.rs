@@ -21,6 +21,7 @@ use legate_crds::mapping::Mapping;
 use legate_xds::ir;
 
 use crate::attach;
+use crate::hosts::HostOwners;
 use crate::names::{gateway_key, object_ref};
 use crate::services::ServiceIndex;
 use crate::verdicts::{Problem, Verdicts};
@@ -36,6 +37,7 @@ pub(crate) use validate::validate;
 pub fn add_routes(
     world: &World,
     gateway: &Gateway,
+    hosts: &HostOwners,
     index: &ServiceIndex,
     quarantine: &Quarantine,
     config: &mut ir::Gateway,
@@ -48,9 +50,11 @@ pub fn add_routes(
     // Valid Mappings attached to this Gateway, grouped by what they match.
     let mut groups: BTreeMap<String, Vec<Arc<Mapping>>> = BTreeMap::new();
     for mapping in &world.mappings {
-        match place(world, gateway, quarantine, mapping, || validate(mapping)) {
+        match place(world, gateway, hosts, quarantine, mapping, || validate(mapping)) {
             Placement::Ignored => {}
-            Placement::Invalid(problem) => verdicts.reject(&object_ref(mapping.as_ref()), problem),
+            Placement::Invalid(problem) | Placement::Refused(problem) => {
+                verdicts.reject(&object_ref(mapping.as_ref()), problem)
+            }
             Placement::Quarantined => verdicts.entry(&object_ref(mapping.as_ref())).carried_by(&key),
             Placement::Routed => groups
                 .entry(match_key(mapping))
@@ -73,6 +77,8 @@ pub(crate) enum Placement {
     Ignored,
     /// Not valid on its own (the same on every Gateway).
     Invalid(Problem),
+    /// Its host belongs to another namespace on this Gateway.
+    Refused(Problem),
     /// Envoy refused this generation: its status says so, and it stays out
     /// so that everyone else's changes still reach Envoy.
     Quarantined,
@@ -85,6 +91,7 @@ pub(crate) enum Placement {
 pub(crate) fn place(
     world: &World,
     gateway: &Gateway,
+    hosts: &HostOwners,
     quarantine: &Quarantine,
     mapping: &Mapping,
     validity: impl FnOnce() -> Result<(), Problem>,
@@ -98,6 +105,9 @@ pub(crate) fn place(
     let namespace = mapping.namespace().unwrap_or_default();
     if !attach::attaches(world, gateway, &namespace, &mapping.spec.gateways) {
         return Placement::Ignored;
+    }
+    if let Err(problem) = hosts.judge(&mapping.spec.hostname, &namespace, "Mapping") {
+        return Placement::Refused(problem);
     }
     if !quarantine.is_empty() {
         let reference = object_ref(mapping);
@@ -153,9 +163,16 @@ pub(crate) fn route_group(
     let Some(route_members) = split_weights(members, verdicts) else {
         return;
     };
+    // Every member is of one namespace (conflicts keep the first's).
+    let gateway_namespace = gateway_key.split_once('/').map_or("", |(namespace, _)| namespace);
+    let tenant = route_members
+        .primaries
+        .first()
+        .map(|(m, _)| m.namespace().unwrap_or_default())
+        .filter(|namespace| namespace != gateway_namespace);
     for listener in listeners {
-        let Some(route) = build_route(world, &route_members, listener, defaults, index, config, verdicts)
-        else {
+        let built = build_route(world, &route_members, listener, tenant.clone(), defaults, index, config, verdicts);
+        let Some(route) = built else {
             continue;
         };
         // The translator refuses what Envoy could not run; say so on the

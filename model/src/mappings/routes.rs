@@ -16,12 +16,15 @@ use crate::upstreams::{self, ServiceRef};
 use crate::verdicts::{Problem, Verdicts};
 use crate::world::World;
 
-/// The route of one match on `listener`. The oldest primary names it and
-/// gives its match, rewrites and policy; the others add their upstreams.
+/// The route of one match on `listener`, serving for `tenant`. The oldest
+/// primary names it and gives its match, rewrites and policy; the others
+/// add their upstreams.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn build_route(
     world: &World,
     members: &RouteMembers,
     listener: &str,
+    tenant: Option<String>,
     defaults: &RouteDefaults,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
@@ -91,6 +94,7 @@ pub(super) fn build_route(
         co_origins: members.all().skip(1).map(|m| object_ref(m.as_ref())).collect(),
         listener: listener.to_string(),
         hostnames: vec![spec.hostname.to_ascii_lowercase()],
+        tenant,
         precedence: spec.precedence,
         matcher: route_match(primary),
         action,

@@ -54,6 +54,11 @@ pub struct Route {
     /// Host globs (`shop.example.com`, `*.example.com`, `*`). Empty means every
     /// host: a route without a hostname matches all of them.
     pub hostnames: Vec<String>,
+    /// The namespace the route serves for, when it is not the Gateway's own.
+    /// A glob route (`*.example.com`, `*`) goes into the virtual hosts of
+    /// the names it covers only where they are this tenant's too; `None`
+    /// (the Gateway's namespace) goes everywhere it covers.
+    pub tenant: Option<String>,
     /// Higher wins, before any other ordering rule.
     pub precedence: i32,
     pub matcher: RouteMatch,

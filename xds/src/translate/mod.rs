@@ -374,7 +374,8 @@ impl Translator {
             .entry(translated.ir.listener.clone())
             .or_default();
         for p in &translated.patterns {
-            lr.vhosts.insert(p, translated.key.clone());
+            let tenant = translated.ir.tenant.as_deref().map(Arc::from);
+            lr.vhosts.insert(p, translated.key.clone(), tenant);
         }
         lr.routes.insert(translated.ir.id.clone());
         for c in &translated.clusters {

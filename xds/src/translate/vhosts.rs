@@ -4,7 +4,10 @@
 //! route with a glob (`*.example.com`, or `*` for a route without hostname)
 //! also goes into every virtual host whose hostname the glob covers: Envoy
 //! picks exactly one virtual host per request, and a route that matches every
-//! host must not vanish for the hosts that have routes of their own.
+//! host must not vanish for the hosts that have routes of their own. A glob
+//! route of a tenant (`ir::Route::tenant`) goes only into the virtual hosts
+//! that routes of the same tenant declare: another namespace's host is not
+//! its to serve, whatever its precedence.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,8 +20,8 @@ pub type EncodedVhost = (Arc<[u8]>, Arc<[Origin]>);
 
 #[derive(Debug, Default)]
 pub struct VirtualHosts {
-    /// Routes by the host pattern they declare.
-    by_pattern: BTreeMap<String, BTreeSet<SortKey>>,
+    /// Routes by the host pattern they declare, with their tenant.
+    by_pattern: BTreeMap<String, BTreeMap<SortKey, Tenant>>,
     /// The patterns that are globs (few, in practice).
     globs: BTreeSet<String>,
     /// The encoding of each virtual host, `None` while it must be rebuilt.
@@ -27,6 +30,9 @@ pub struct VirtualHosts {
     /// (what VHDS sends).
     changed: BTreeSet<String>,
 }
+
+/// The namespace a route serves for; `None`: the Gateway's own.
+pub type Tenant = Option<Arc<str>>;
 
 /// Does host pattern `pattern` cover hostname (or narrower pattern) `host`?
 pub fn covers(pattern: &str, host: &str) -> bool {
@@ -40,13 +46,13 @@ pub fn covers(pattern: &str, host: &str) -> bool {
 }
 
 impl VirtualHosts {
-    pub fn insert(&mut self, pattern: &str, key: SortKey) {
+    pub fn insert(&mut self, pattern: &str, key: SortKey, tenant: Tenant) {
         match self.by_pattern.get_mut(pattern) {
             Some(set) => {
-                set.insert(key);
+                set.insert(key, tenant);
             }
             None => {
-                self.by_pattern.insert(pattern.to_owned(), BTreeSet::from([key]));
+                self.by_pattern.insert(pattern.to_owned(), BTreeMap::from([(key, tenant)]));
                 if pattern.starts_with('*') {
                     self.globs.insert(pattern.to_owned());
                 }
@@ -88,12 +94,26 @@ impl VirtualHosts {
         }
     }
 
-    /// The routes of the virtual host for `host`, in Envoy order.
+    /// The routes of the virtual host for `host`, in Envoy order: its own,
+    /// and those of the globs covering it that serve for the Gateway or for
+    /// a tenant of its own routes.
     pub fn routes_of(&self, host: &str) -> Vec<&SortKey> {
-        let mut keys: Vec<&SortKey> = self.by_pattern.get(host).into_iter().flatten().collect();
+        let own = self.by_pattern.get(host);
+        let mut keys: Vec<&SortKey> = own.into_iter().flat_map(|routes| routes.keys()).collect();
+        let tenants: BTreeSet<&str> = own
+            .into_iter()
+            .flat_map(|routes| routes.values())
+            .filter_map(|tenant| tenant.as_deref())
+            .collect();
         for glob in &self.globs {
             if glob != host && covers(glob, host) {
-                keys.extend(self.by_pattern.get(glob).into_iter().flatten());
+                let routes = self.by_pattern.get(glob).into_iter().flatten();
+                keys.extend(routes.filter_map(|(key, tenant)| {
+                    tenant
+                        .as_deref()
+                        .is_none_or(|t| tenants.contains(t))
+                        .then_some(key)
+                }));
             }
         }
         keys.sort();
@@ -159,6 +179,7 @@ mod tests {
             co_origins: vec![],
             listener: "http".into(),
             hostnames: vec![],
+            tenant: None,
             precedence: 0,
             matcher: RouteMatch {
                 path: PathMatch::Prefix(prefix.into()),
@@ -185,9 +206,9 @@ mod tests {
     #[test]
     fn routes_for_every_host_join_each_virtual_host() {
         let mut v = VirtualHosts::default();
-        v.insert("shop.example.com", key("shop", "/cart"));
-        v.insert("*", key("all", "/"));
-        v.insert("*.example.com", key("example", "/health"));
+        v.insert("shop.example.com", key("shop", "/cart"), None);
+        v.insert("*", key("all", "/"), None);
+        v.insert("*.example.com", key("example", "/health"), None);
         let names = |host: &str, v: &VirtualHosts| -> Vec<String> {
             v.routes_of(host).iter().map(|k| k.id.to_string()).collect()
         };
@@ -207,10 +228,35 @@ mod tests {
     }
 
     #[test]
+    fn a_tenants_globs_join_only_its_own_hosts() {
+        let tenant = |t: &str| -> Tenant { Some(Arc::from(t)) };
+        let mut v = VirtualHosts::default();
+        v.insert("shop.example.com", key("shop", "/"), tenant("shop"));
+        v.insert("rogue.example.com", key("rogue", "/"), tenant("rogue"));
+        v.insert("status.example.com", key("status", "/"), None);
+        // A rogue catch-all and glob, and the platform's catch-all.
+        v.insert("*", key("rogue-all", "/"), tenant("rogue"));
+        v.insert("*.example.com", key("rogue-glob", "/"), tenant("rogue"));
+        v.insert("*", key("platform", "/"), None);
+        // Order is the sort key's (equal here but for the id): compare sets.
+        let names = |host: &str, v: &VirtualHosts| -> BTreeSet<String> {
+            v.routes_of(host).iter().map(|k| k.id.to_string()).collect()
+        };
+        let set = |ids: &[&str]| -> BTreeSet<String> { ids.iter().map(|n| format!("Mapping/ns/{n}")).collect() };
+        assert_eq!(names("shop.example.com", &v), set(&["shop", "platform"]));
+        assert_eq!(names("status.example.com", &v), set(&["status", "platform"]));
+        assert_eq!(
+            names("rogue.example.com", &v),
+            set(&["rogue", "rogue-glob", "platform", "rogue-all"])
+        );
+        // Hosts nobody routes: the rogue's catch-all may serve them.
+        assert_eq!(names("*", &v), set(&["platform", "rogue-all"]));
+    }
+    #[test]
     fn only_touched_virtual_hosts_are_encoded_again() {
         let mut v = VirtualHosts::default();
-        v.insert("a", key("a", "/"));
-        v.insert("b", key("b", "/"));
+        v.insert("a", key("a", "/"), None);
+        v.insert("b", key("b", "/"), None);
         let mut encoded = Vec::new();
         v.encode_all(|host, _| {
             encoded.push(host.to_owned());
@@ -218,7 +264,7 @@ mod tests {
         });
         assert_eq!(encoded, ["a", "b"]);
         encoded.clear();
-        v.insert("b", key("b2", "/x"));
+        v.insert("b", key("b2", "/x"), None);
         let all = v.encode_all(|host, _| {
             encoded.push(host.to_owned());
             (host.as_bytes().to_vec(), vec![])
