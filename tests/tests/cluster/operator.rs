@@ -194,12 +194,14 @@ async fn a_second_namespace_claiming_the_same_route_is_conflicted_and_gets_no_tr
     apply(&stage.env.client, &stage.env.namespace, &gateway)
         .await
         .expect("the Gateway applies");
-    stage.mapping("shop", json!({ "hostname": "shop.example.com", "prefix": "/", "service": "quote", "gateways": [{ "name": "edge" }] })).await;
+    // On the catch-all, which no namespace owns (on a host, the owner alone
+    // routes: see the tenancy tests).
+    stage.mapping("shop", json!({ "hostname": "*", "prefix": "/", "service": "quote", "gateways": [{ "name": "edge" }] })).await;
     stage.until_status("/", 200).await;
 
     let intruder = json!({
         "apiVersion": "legate.dev/v1alpha1", "kind": "Mapping", "metadata": { "name": "shop" },
-        "spec": { "hostname": "shop.example.com", "prefix": "/", "service": "elsewhere",
+        "spec": { "hostname": "*", "prefix": "/", "service": "elsewhere",
                   "gateways": [{ "name": "edge", "namespace": stage.env.namespace }] }
     });
     apply(&other.client, &other.namespace, &intruder)

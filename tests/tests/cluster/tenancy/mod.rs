@@ -3,6 +3,7 @@
 //! says so, and that the first namespace's traffic is untouched.
 
 mod blame;
+mod hosts;
 mod keys;
 mod services;
 mod upstreams;
