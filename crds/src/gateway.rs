@@ -114,7 +114,10 @@ pub struct HostOwner {
     #[schemars(length(min = 1, max = 253), regex(pattern = HOST_OWNER_PATTERN))]
     pub hostname: String,
     /// The namespace whose objects alone may route this host.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: String,
 }
 

@@ -156,7 +156,9 @@ impl HostOwners {
         let namespace = tcp.namespace().unwrap_or_default();
         let claims = tcp.meta().deletion_timestamp.is_none()
             && attach::attaches(world, gateway, &namespace, &tcp.spec.gateways);
-        claims.then(|| tcp.spec.sni.as_deref().and_then(pattern_of)).flatten()
+        claims
+            .then(|| tcp.spec.sni.as_deref().and_then(pattern_of))
+            .flatten()
     }
 
     pub fn add(&mut self, pattern: &str, claim: Claim) {
@@ -201,9 +203,10 @@ impl HostOwners {
             return Ok(());
         };
         match self.owner(&pattern) {
-            Some(owner) if owner.namespace() != namespace => {
-                Err(Problem::new(reasons::HOST_NOT_OWNED, self.describe(&pattern, &owner, namespace, kind)))
-            }
+            Some(owner) if owner.namespace() != namespace => Err(Problem::new(
+                reasons::HOST_NOT_OWNED,
+                self.describe(&pattern, &owner, namespace, kind),
+            )),
             _ => Ok(()),
         }
     }
@@ -227,7 +230,9 @@ impl HostOwners {
 
     fn describe(&self, pattern: &str, owner: &Owner<'_>, namespace: &str, kind: &str) -> String {
         let why = match owner {
-            Owner::Assigned { pattern: assigned, .. } => {
+            Owner::Assigned {
+                pattern: assigned, ..
+            } => {
                 format!("the Gateway assigns {assigned} to it in spec.hostOwners")
             }
             Owner::Claimed { claim, key } => {
@@ -237,7 +242,10 @@ impl HostOwners {
                 } else {
                     format!(" through {claimed}")
                 };
-                format!("{} {}/{} claimed it first{under}", claim.kind, claim.namespace, claim.name)
+                format!(
+                    "{} {}/{} claimed it first{under}",
+                    claim.kind, claim.namespace, claim.name
+                )
             }
         };
         format!(
@@ -319,9 +327,17 @@ mod tests {
     fn globs_cover_the_names_under_them() {
         assert_eq!(
             covering_patterns("a.shop.example.com"),
-            ["a.shop.example.com", "*.shop.example.com", "*.example.com", "*.com"]
+            [
+                "a.shop.example.com",
+                "*.shop.example.com",
+                "*.example.com",
+                "*.com"
+            ]
         );
-        assert_eq!(covering_patterns("*.shop.example.com"), ["*.shop.example.com", "*.example.com", "*.com"]);
+        assert_eq!(
+            covering_patterns("*.shop.example.com"),
+            ["*.shop.example.com", "*.example.com", "*.com"]
+        );
         assert!(overlap("*.example.com", "shop.example.com"));
         assert!(overlap("shop.example.com", "*.example.com"));
         assert!(!overlap("*.example.com", "example.com"));

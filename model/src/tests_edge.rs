@@ -242,7 +242,9 @@ fn the_order_objects_arrive_in_never_changes_the_configuration() {
             0 => json!({ "prefix": "/same/", "service": "quote", "weight": 10 }),
             1 => json!({ "prefix": "/same/", "service": "quote" }),
             // A host of each namespace's own (a shared one would be the oldest's).
-            2 => json!({ "hostname": format!("{ns}.example.com"), "prefix": format!("/p{i}/"), "service": "quote" }),
+            2 => {
+                json!({ "hostname": format!("{ns}.example.com"), "prefix": format!("/p{i}/"), "service": "quote" })
+            }
             3 => json!({ "prefix": "/shadow/", "service": "quote", "shadow": true }),
             _ => json!({ "path": format!("/exact/{i}"), "service": "quote", "precedence": i }),
         };

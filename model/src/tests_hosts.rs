@@ -43,7 +43,10 @@ fn build_after(before: &World, world: &World) -> Model {
     incremental.build(before, &Quarantine::new());
     let followed = incremental.build(world, &Quarantine::new()).clone();
     let whole = build(world);
-    assert_eq!(followed, whole, "the incremental model agrees with the whole build");
+    assert_eq!(
+        followed, whole,
+        "the incremental model agrees with the whole build"
+    );
     whole
 }
 
@@ -65,7 +68,12 @@ fn a_higher_precedence_on_another_namespaces_host_is_refused_and_reaches_no_envo
     let model = build(&world);
     let (reason, message) = refusal(&model, "Mapping/rogue/steal");
     assert_eq!(reason, reasons::HOST_NOT_OWNED);
-    for part in ["shop.example.com", "namespace shop", "Mapping shop/web", "spec.hostOwners"] {
+    for part in [
+        "shop.example.com",
+        "namespace shop",
+        "Mapping shop/web",
+        "spec.hostOwners",
+    ] {
         assert!(message.contains(part), "{part:?} in {message}");
     }
     assert_eq!(verdict(&model, "Mapping/shop/web").accepted, Ok(()));
@@ -147,7 +155,10 @@ fn a_younger_glob_is_its_owners_but_never_enters_an_older_hosts_virtual_host() {
         .values()
         .map(|r| (r.origin.name().to_string(), r.tenant.clone()))
         .collect();
-    assert!(tenants.contains(&("glob".into(), Some("rogue".into()))), "{tenants:?}");
+    assert!(
+        tenants.contains(&("glob".into(), Some("rogue".into()))),
+        "{tenants:?}"
+    );
 }
 
 #[test]
@@ -155,8 +166,18 @@ fn catch_alls_of_the_gateways_namespace_serve_for_the_gateway_and_others_for_the
     let world = World {
         gateways: vec![gateway("infra", "edge", json!({}))],
         mappings: vec![
-            mapping("infra", "fallback", "01", json!({ "prefix": "/", "service": "web" })),
-            mapping("rogue", "all", "02", json!({ "prefix": "/x/", "precedence": 1000000, "service": "trap" })),
+            mapping(
+                "infra",
+                "fallback",
+                "01",
+                json!({ "prefix": "/", "service": "web" }),
+            ),
+            mapping(
+                "rogue",
+                "all",
+                "02",
+                json!({ "prefix": "/x/", "precedence": 1000000, "service": "trap" }),
+            ),
         ],
         ..World::default()
     };
@@ -201,7 +222,10 @@ fn the_gateway_pins_a_host_to_a_namespace_whoever_came_first() {
     let model = build(&world);
     let (reason, message) = refusal(&model, "Mapping/rogue/early");
     assert_eq!(reason, reasons::HOST_NOT_OWNED);
-    assert!(message.contains("the Gateway assigns shop.example.com"), "{message}");
+    assert!(
+        message.contains("the Gateway assigns shop.example.com"),
+        "{message}"
+    );
     assert_eq!(verdict(&model, "Mapping/shop/web").accepted, Ok(()));
     // The most specific entry wins: www.example.com is web's by the glob.
     let (_, message) = refusal(&model, "Mapping/shop/other");
@@ -292,7 +316,10 @@ fn a_tenants_tls_context_claims_its_hosts() {
     };
     let model = build(&world);
     let (_, message) = refusal(&model, "Mapping/rogue/late");
-    assert!(message.contains("TLSContext shop/tls claimed it first"), "{message}");
+    assert!(
+        message.contains("TLSContext shop/tls claimed it first"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -347,7 +374,10 @@ fn a_claim_by_a_tls_context_follows_the_mappings_that_hand_its_host_over() {
         secrets: vec![tls_secret("shop", "shop-cert")],
         ..World::default()
     };
-    assert_eq!(refusal(&build(&before), "TLSContext/shop/tls").0, reasons::HOST_NOT_OWNED);
+    assert_eq!(
+        refusal(&build(&before), "TLSContext/shop/tls").0,
+        reasons::HOST_NOT_OWNED
+    );
     let after = World {
         mappings: vec![shop_mapping()],
         ..before.clone()

@@ -324,10 +324,14 @@ impl GatewayState {
         dirty: &mut HashSet<Arc<str>>,
     ) -> bool {
         let placed = mapping.and_then(|mapping| {
-            let placement =
-                mappings::place(world, &self.gateway, &self.hosts, quarantine, &mapping.object, || {
-                    mapping.validity.clone()
-                });
+            let placement = mappings::place(
+                world,
+                &self.gateway,
+                &self.hosts,
+                quarantine,
+                &mapping.object,
+                || mapping.validity.clone(),
+            );
             match placement {
                 Placement::Ignored => None,
                 Placement::Invalid(problem) | Placement::Refused(problem) => Some(Placed::Invalid(problem)),

@@ -171,7 +171,16 @@ pub(crate) fn route_group(
         .map(|(m, _)| m.namespace().unwrap_or_default())
         .filter(|namespace| namespace != gateway_namespace);
     for listener in listeners {
-        let built = build_route(world, &route_members, listener, tenant.clone(), defaults, index, config, verdicts);
+        let built = build_route(
+            world,
+            &route_members,
+            listener,
+            tenant.clone(),
+            defaults,
+            index,
+            config,
+            verdicts,
+        );
         let Some(route) = built else {
             continue;
         };

@@ -52,7 +52,8 @@ impl VirtualHosts {
                 set.insert(key, tenant);
             }
             None => {
-                self.by_pattern.insert(pattern.to_owned(), BTreeMap::from([(key, tenant)]));
+                self.by_pattern
+                    .insert(pattern.to_owned(), BTreeMap::from([(key, tenant)]));
                 if pattern.starts_with('*') {
                     self.globs.insert(pattern.to_owned());
                 }
@@ -242,7 +243,8 @@ mod tests {
         let names = |host: &str, v: &VirtualHosts| -> BTreeSet<String> {
             v.routes_of(host).iter().map(|k| k.id.to_string()).collect()
         };
-        let set = |ids: &[&str]| -> BTreeSet<String> { ids.iter().map(|n| format!("Mapping/ns/{n}")).collect() };
+        let set =
+            |ids: &[&str]| -> BTreeSet<String> { ids.iter().map(|n| format!("Mapping/ns/{n}")).collect() };
         assert_eq!(names("shop.example.com", &v), set(&["shop", "platform"]));
         assert_eq!(names("status.example.com", &v), set(&["status", "platform"]));
         assert_eq!(

@@ -74,7 +74,11 @@ async fn a_higher_precedence_on_anothers_host_is_refused_until_the_owner_lets_it
         .await
         .expect("the Mapping applies");
     let message = refused_for_host(&stage, &rogue, "Mapping", "steal").await;
-    for part in [SHOP_HOST, &format!("namespace {}", stage.env.namespace), "spec.hostOwners"] {
+    for part in [
+        SHOP_HOST,
+        &format!("namespace {}", stage.env.namespace),
+        "spec.hostOwners",
+    ] {
         assert!(message.contains(part), "{part:?} in {message}");
     }
     assert_shop_answers(&stage, "/").await;
@@ -132,7 +136,10 @@ async fn a_tls_context_of_another_namespace_cannot_blackhole_every_host_or_take_
     let everything = refused_for_host(&stage, &rogue, "TLSContext", "everything").await;
     assert!(everything.contains("every host (*)"), "{everything}");
     let shop = refused_for_host(&stage, &rogue, "TLSContext", "shop").await;
-    assert!(shop.contains(&format!("namespace {}", stage.env.namespace)), "{shop}");
+    assert!(
+        shop.contains(&format!("namespace {}", stage.env.namespace)),
+        "{shop}"
+    );
     assert_shop_answers(&stage, "/").await;
 }
 
