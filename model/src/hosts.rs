@@ -20,9 +20,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt};
 use legate_crds::conditions::reasons;
 use legate_crds::{Gateway, Mapping, TCPMapping, TLSContext};
+use legate_xds::ir;
 
 use crate::attach;
-use crate::names::gateway_key;
+use crate::names::{gateway_key, object_ref, short_hash, tenant_of};
 use crate::verdicts::Problem;
 use crate::world::World;
 
@@ -275,6 +276,45 @@ impl Claim {
     /// The object key (`Kind/namespace/name`) of the claiming object.
     pub fn key(&self) -> String {
         format!("{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// A last route (404) for each host the Gateway assigns, on its HTTP
+/// listeners: it gives the host a virtual host of its own even before its
+/// owner routes anything there, so that requests for it never fall to the
+/// catch-all virtual host, where other namespaces' catch-alls answer.
+pub fn add_assigned_host_routes(gateway: &Gateway, config: &mut ir::Gateway) {
+    let origin = object_ref(gateway);
+    let listeners: Vec<String> = config
+        .listeners
+        .values()
+        .filter(|l| l.protocol.is_http())
+        .map(|l| l.name.clone())
+        .collect();
+    for owner in &gateway.spec.host_owners {
+        let Some(pattern) = pattern_of(&owner.hostname) else {
+            continue;
+        };
+        for listener in &listeners {
+            // One per host and listener, named after both.
+            let id = ir::RouteId::rule(&origin, short_hash(&format!("{listener} {pattern}")));
+            let route = ir::Route {
+                id: id.clone(),
+                origin: origin.clone(),
+                co_origins: Vec::new(),
+                listener: listener.clone(),
+                hostnames: vec![pattern.clone()],
+                tenant: tenant_of(gateway, &owner.namespace),
+                precedence: i32::MIN,
+                matcher: ir::RouteMatch::default(),
+                action: ir::RouteAction::DirectResponse {
+                    status: 404,
+                    body: None,
+                },
+                policy: ir::RoutePolicy::default(),
+            };
+            config.routes.insert(id, route);
+        }
     }
 }
 

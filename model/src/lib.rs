@@ -108,6 +108,7 @@ fn start_config(
 ) -> legate_xds::ir::Gateway {
     let mut config = listeners::listeners(gateway, world.listen_address);
     tls::add_tls(world, gateway, hosts, &mut config, verdicts);
+    hosts::add_assigned_host_routes(gateway, &mut config);
     // An HTTPS listener with no certificate cannot be served; it waits for a TLSContext.
     config
         .listeners

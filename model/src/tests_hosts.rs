@@ -227,6 +227,23 @@ fn the_gateway_pins_a_host_to_a_namespace_whoever_came_first() {
         "{message}"
     );
     assert_eq!(verdict(&model, "Mapping/shop/web").accepted, Ok(()));
+    // Each assigned host has a last 404 route of its owner's, so that it
+    // never falls to the catch-all virtual host.
+    let assigned: Vec<(Vec<String>, Option<String>, String)> = model.gateways["infra/edge"]
+        .routes
+        .values()
+        .filter(|r| r.origin.kind() == "Gateway")
+        .map(|r| (r.hostnames.clone(), r.tenant.clone(), format!("{:?}", r.action)))
+        .collect();
+    assert_eq!(assigned.len(), 2, "{assigned:?}");
+    assert!(
+        assigned
+            .iter()
+            .any(|(hosts, tenant, action)| hosts == &["shop.example.com"]
+                && tenant.as_deref() == Some("shop")
+                && action.contains("404")),
+        "{assigned:?}"
+    );
     // The most specific entry wins: www.example.com is web's by the glob.
     let (_, message) = refusal(&model, "Mapping/shop/other");
     assert!(message.contains("namespace web"), "{message}");

@@ -149,16 +149,22 @@ async fn the_gateway_assigns_a_host_to_a_namespace_whoever_claimed_it_first() {
     let (stage, rogue) = shop_and_rogue(label).await;
     const PINNED: &str = "pinned.example.com";
 
-    // The rogue claims the host first; then the platform team assigns it.
-    apply(&rogue.client, &rogue.namespace, &phishing("early", PINNED))
-        .await
-        .expect("the Mapping applies");
+    // The rogue claims the host first, and has a catch-all; then the
+    // platform team assigns the host.
+    for (name, host) in [("early", PINNED), ("everything", "*")] {
+        apply(&rogue.client, &rogue.namespace, &phishing(name, host))
+            .await
+            .expect("the Mapping applies");
+    }
     until_host_answers(&stage, PINNED, 302).await;
     let listeners = json!([{ "name": "http", "port": stage.port, "protocol": "HTTP" }]);
     let owners = json!({ "hostOwners": [{ "hostname": PINNED, "namespace": stage.env.namespace }] });
     gateway(&stage, label, listeners, owners).await;
     let message = refused_for_host(&stage, &rogue, "Mapping", "early").await;
     assert!(message.contains("the Gateway assigns"), "{message}");
+    // Its owner routes nothing there yet: not found, and never the rogue's
+    // catch-all.
+    until_host_answers(&stage, PINNED, 404).await;
     stage
         .mapping(
             "pinned",
