@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use crate::common::{Duration, GatewayRef, HEADER_NAME_PATTERN, ObjectStatus};
 use crate::mapping::SERVICE_PATTERN;
 
-/// External authorization: every request to the Gateway is first checked by this service,
-/// unless its Mapping sets `bypassAuth`.
+/// External authorization: requests are first checked by this service, unless their Mapping
+/// sets `bypassAuth`. In the Gateway's own namespace it is Gateway-wide: it checks every
+/// request to the Gateway. In any other namespace the Gateway admits, it checks only the
+/// requests to that namespace's Mappings, after which the Gateway-wide one (if any) checks
+/// them too. The oldest wins where several would govern the same requests.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "legate.dev",

@@ -8,7 +8,10 @@ use crate::common::{Duration, GatewayRef, ObjectStatus};
 use crate::mapping::SERVICE_PATTERN;
 
 /// A gRPC rate limit service (envoy.service.ratelimit.v3) that decides on the descriptors
-/// that Mappings attach with `rateLimits`.
+/// that Mappings attach with `rateLimits`. In the Gateway's own namespace it is Gateway-wide:
+/// it is asked about every Mapping's descriptors. In any other namespace the Gateway admits,
+/// it is asked only about that namespace's Mappings, before the Gateway-wide one (if any) is
+/// asked too. The oldest wins where several would decide on the same requests.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "legate.dev",

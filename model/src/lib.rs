@@ -37,6 +37,8 @@ mod tests_edge;
 #[cfg(test)]
 mod tests_hosts;
 #[cfg(test)]
+mod tests_service_scope;
+#[cfg(test)]
 mod tests_tcp;
 #[cfg(test)]
 mod tests_tenancy;

@@ -16,7 +16,7 @@ pub fn object_conditions(verdict: &Verdict, program: &ProgramState) -> (Vec<Cond
             types::ACCEPTED,
             true,
             reasons::ACCEPTED,
-            format!("Attached to Gateway {}", verdict.gateways.join(", ")),
+            attached(verdict),
             generation,
         ),
         Err(p) => condition(types::ACCEPTED, false, p.reason, p.message.clone(), generation),
@@ -39,6 +39,34 @@ pub fn object_conditions(verdict: &Verdict, program: &ProgramState) -> (Vec<Cond
     };
     let (programmed, awaiting) = programmed_condition(verdict, program);
     (vec![accepted, resolved, programmed], awaiting)
+}
+
+/// Where an Accepted object is attached. An AuthService or RateLimitService
+/// also says which routes it governs on each Gateway: every route when it is
+/// in the Gateway's namespace, else only the routes of its own namespace's
+/// Mappings (the model's rule, `legate_model` `gateways`).
+fn attached(verdict: &Verdict) -> String {
+    let kind = verdict.object.kind();
+    if kind != "AuthService" && kind != "RateLimitService" {
+        return format!("Attached to Gateway {}", verdict.gateways.join(", "));
+    }
+    let namespace = verdict.object.namespace();
+    let scopes: Vec<String> = verdict
+        .gateways
+        .iter()
+        .map(|gateway| {
+            let (gateway_namespace, _) = gateway.split_once('/').unwrap_or_default();
+            if gateway_namespace == namespace {
+                format!("Gateway {gateway}, Gateway-wide: it governs every route")
+            } else {
+                format!(
+                    "Gateway {gateway} for the Mappings of namespace {namespace} only: \
+                     a {kind} governs every route only from the Gateway's namespace, {gateway_namespace}"
+                )
+            }
+        })
+        .collect();
+    format!("Attached to {}", scopes.join("; "))
 }
 
 /// The `Programmed` condition, and whether it is a wait for the proxies
@@ -199,6 +227,36 @@ pub fn hold_programmed_after_restart(current: &[Condition], desired: &mut [Condi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn accepted_message(kind: &str, namespace: &str, gateways: &[&str]) -> String {
+        let mut verdict = Verdict {
+            object: legate_xds::ir::ObjectRef::new(kind, namespace, "it", 1),
+            accepted: Ok(()),
+            resolved_refs: Ok(()),
+            gateways: gateways.iter().map(|g| g.to_string()).collect(),
+        };
+        verdict.gateways.sort();
+        let (conditions, _) = object_conditions(&verdict, &ProgramState::default());
+        conditions[0].message.clone()
+    }
+
+    #[test]
+    fn auth_and_rate_limit_services_say_which_routes_they_govern() {
+        assert_eq!(
+            accepted_message("AuthService", "shop", &["shop/edge"]),
+            "Attached to Gateway shop/edge, Gateway-wide: it governs every route"
+        );
+        assert_eq!(
+            accepted_message("RateLimitService", "rogue", &["shop/edge", "rogue/own"]),
+            "Attached to Gateway rogue/own, Gateway-wide: it governs every route; \
+             Gateway shop/edge for the Mappings of namespace rogue only: \
+             a RateLimitService governs every route only from the Gateway's namespace, shop"
+        );
+        assert_eq!(
+            accepted_message("Mapping", "rogue", &["shop/edge"]),
+            "Attached to Gateway shop/edge"
+        );
+    }
 
     #[test]
     fn event_notes_are_cut_to_what_the_api_takes() {

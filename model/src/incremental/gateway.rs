@@ -293,6 +293,8 @@ impl GatewayState {
         config.tcp_routes = std::mem::take(&mut after.tcp_routes);
         config.auth = after.auth.take();
         config.rate_limit = after.rate_limit.take();
+        config.namespace_auth = std::mem::take(&mut after.namespace_auth);
+        config.namespace_rate_limit = std::mem::take(&mut after.namespace_rate_limit);
         config.observability = std::mem::replace(&mut after.observability, scratch().observability);
 
         let listeners = mappings::http_listeners(&before);

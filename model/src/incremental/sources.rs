@@ -282,6 +282,8 @@ pub(super) fn scratch() -> ir::Gateway {
         secrets: BTreeMap::new(),
         auth: None,
         rate_limit: None,
+        namespace_auth: BTreeMap::new(),
+        namespace_rate_limit: BTreeMap::new(),
         observability: ir::Observability {
             access_log: ir::AccessLog::Off,
             tracing: None,

@@ -19,8 +19,20 @@ pub struct Gateway {
     /// Endpoints by upstream name.
     pub endpoints: BTreeMap<String, Vec<Endpoint>>,
     pub secrets: BTreeMap<String, Secret>,
+    /// The Gateway-wide AuthService: the oldest of the Gateway's own
+    /// namespace. It checks every route (but those that bypass it).
     pub auth: Option<AuthService>,
+    /// The Gateway-wide RateLimitService: the oldest of the Gateway's own
+    /// namespace. It limits every route that has rate limits.
     pub rate_limit: Option<RateLimitService>,
+    /// The AuthServices of the other namespaces, by namespace (the oldest
+    /// of each): each checks the routes of its namespace's Mappings only,
+    /// besides the Gateway-wide one, never instead of it.
+    pub namespace_auth: BTreeMap<String, AuthService>,
+    /// The RateLimitServices of the other namespaces, by namespace (the
+    /// oldest of each): each limits the routes of its namespace's Mappings
+    /// only, besides the Gateway-wide one.
+    pub namespace_rate_limit: BTreeMap<String, RateLimitService>,
     pub observability: Observability,
 }
 
@@ -70,8 +82,9 @@ pub struct Touched {
     /// By upstream name.
     pub endpoints: BTreeSet<String>,
     pub secrets: BTreeSet<String>,
-    /// The listeners, the TCP routes and the Gateway-wide services (auth,
-    /// rate limit, observability): few, and built together.
+    /// The listeners, the TCP routes and the services the filters call
+    /// (auth and rate limit, Gateway-wide and per namespace; observability):
+    /// few, and built together.
     pub frame: bool,
 }
 

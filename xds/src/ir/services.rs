@@ -1,11 +1,14 @@
-//! Gateway-wide services that filters call: external authorization and rate limiting.
+//! Services that filters call: external authorization and rate limiting.
+//! One of each may be Gateway-wide (from the Gateway's own namespace) and one
+//! of each per other namespace, for that namespace's Mappings only (see
+//! [`super::Gateway::namespace_auth`]).
 
 use std::time::Duration;
 
 use super::ObjectRef;
 
-/// External authorization (ext_authz) for every route of a Gateway, unless a
-/// route bypasses it.
+/// External authorization (ext_authz) for every route of a Gateway, or of
+/// one namespace's Mappings, unless a route bypasses it.
 #[derive(Clone, PartialEq, Debug)]
 pub struct AuthService {
     pub origin: ObjectRef,

@@ -40,6 +40,19 @@ pub const RATELIMIT: &str = "envoy.filters.http.ratelimit";
 pub const ROUTER: &str = "envoy.filters.http.router";
 pub const HCM: &str = "envoy.filters.network.http_connection_manager";
 
+/// The ext_authz filter of the AuthService of `namespace` (not the
+/// Gateway's): disabled in the chain, enabled by the routes of that
+/// namespace's Mappings (`route::route_proto`), and by no other route.
+pub fn namespace_ext_authz(namespace: &str) -> String {
+    format!("ext_authz/{namespace}")
+}
+
+/// The rate limit filter of the RateLimitService of `namespace`, enabled as
+/// [`namespace_ext_authz`] is.
+pub fn namespace_ratelimit(namespace: &str) -> String {
+    format!("ratelimit/{namespace}")
+}
+
 /// Resources referenced by name come over the same ADS stream.
 pub fn ads() -> ConfigSource {
     ConfigSource {
@@ -74,28 +87,24 @@ pub fn connection_manager(
         }))),
         ..HttpFilter::default()
     });
+    // A namespace's own services come just before the Gateway-wide one of
+    // their kind, and only on its routes: Envoy creates a disabled filter
+    // only for a request whose route enables it, and decides that once, on
+    // the route first matched. Headers a namespace's auth service adds may
+    // pick another route (`clear_route_cache`), but the Gateway-wide check
+    // runs after it, on that route: a tenant can do no more than its
+    // clients could.
+    for (namespace, auth) in services.namespace_auth {
+        http_filters.push(ext_authz_filter(namespace_ext_authz(namespace), auth, true));
+    }
     if let Some(auth) = services.auth {
-        http_filters.push(HttpFilter {
-            name: EXT_AUTHZ.into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(ext_authz(auth)))),
-            ..HttpFilter::default()
-        });
+        http_filters.push(ext_authz_filter(EXT_AUTHZ.into(), auth, false));
+    }
+    for (namespace, rl) in services.namespace_rate_limit {
+        http_filters.push(ratelimit_filter(namespace_ratelimit(namespace), rl, true));
     }
     if let Some(rl) = services.rate_limit {
-        http_filters.push(HttpFilter {
-            name: RATELIMIT.into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(RateLimit {
-                domain: rl.domain.clone(),
-                timeout: Some(duration(rl.timeout)),
-                failure_mode_deny: rl.failure_mode_deny,
-                rate_limit_service: Some(RateLimitServiceConfig {
-                    grpc_service: Some(grpc(&rl.upstream, rl.timeout)),
-                    transport_api_version: ApiVersion::V3 as i32,
-                }),
-                ..RateLimit::default()
-            }))),
-            ..HttpFilter::default()
-        });
+        http_filters.push(ratelimit_filter(RATELIMIT.into(), rl, false));
     }
     http_filters.push(HttpFilter {
         name: ROUTER.into(),
@@ -127,6 +136,34 @@ pub fn connection_manager(
             .collect(),
         tracing: services.observability.tracing.as_ref().map(tracer),
         ..HttpConnectionManager::default()
+    }
+}
+
+fn ext_authz_filter(name: String, auth: &ir::AuthService, disabled: bool) -> HttpFilter {
+    HttpFilter {
+        name,
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(ext_authz(auth)))),
+        disabled,
+        ..HttpFilter::default()
+    }
+}
+
+fn ratelimit_filter(name: String, rl: &ir::RateLimitService, disabled: bool) -> HttpFilter {
+    let config = RateLimit {
+        domain: rl.domain.clone(),
+        timeout: Some(duration(rl.timeout)),
+        failure_mode_deny: rl.failure_mode_deny,
+        rate_limit_service: Some(RateLimitServiceConfig {
+            grpc_service: Some(grpc(&rl.upstream, rl.timeout)),
+            transport_api_version: ApiVersion::V3 as i32,
+        }),
+        ..RateLimit::default()
+    };
+    HttpFilter {
+        name,
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(config))),
+        disabled,
+        ..HttpFilter::default()
     }
 }
 

@@ -1,5 +1,7 @@
 //! IR listener → Envoy `Listener`, with routes over RDS and certificates over SDS.
 
+use std::collections::BTreeMap;
+
 use envoy_types::pb::envoy::config::core::v3::{
     Address, SocketAddress, TransportSocket, address, socket_address, transport_socket,
 };
@@ -25,11 +27,14 @@ pub fn route_config_name(listener: &str) -> String {
     listener.to_owned()
 }
 
-/// The Gateway-wide settings every HTTP listener's filters use.
+/// The services every HTTP listener's filters call, and its observability.
 #[derive(Clone, Copy, Debug)]
 pub struct HttpServices<'a> {
     pub auth: Option<&'a ir::AuthService>,
     pub rate_limit: Option<&'a ir::RateLimitService>,
+    /// By namespace: filters disabled but on that namespace's Mappings' routes.
+    pub namespace_auth: &'a BTreeMap<String, ir::AuthService>,
+    pub namespace_rate_limit: &'a BTreeMap<String, ir::RateLimitService>,
     pub observability: &'a ir::Observability,
 }
 

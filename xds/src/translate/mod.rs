@@ -53,6 +53,10 @@ pub enum Change {
     RemoveSecret(String),
     SetAuth(Option<ir::AuthService>),
     SetRateLimit(Option<ir::RateLimitService>),
+    /// The AuthServices of namespaces other than the Gateway's, by namespace.
+    SetNamespaceAuth(BTreeMap<String, ir::AuthService>),
+    /// The RateLimitServices of namespaces other than the Gateway's, by namespace.
+    SetNamespaceRateLimit(BTreeMap<String, ir::RateLimitService>),
     SetObservability(ir::Observability),
 }
 
@@ -112,6 +116,8 @@ pub struct Translator {
     secrets: BTreeMap<String, ir::Secret>,
     auth: Option<ir::AuthService>,
     rate_limit: Option<ir::RateLimitService>,
+    namespace_auth: BTreeMap<String, ir::AuthService>,
+    namespace_rate_limit: BTreeMap<String, ir::RateLimitService>,
     observability: ir::Observability,
     /// Virtual hosts go over VHDS, one resource each, instead of inside the
     /// route config: a route change then sends one virtual host. Proxies that
@@ -233,6 +239,20 @@ impl Translator {
                     self.dirty.listeners.extend(self.listeners.keys().cloned());
                 }
             }
+            // Only the listeners: a route names its namespace's filters
+            // whether or not they exist, so no route changes with them.
+            Change::SetNamespaceAuth(auth) => {
+                if self.namespace_auth != auth {
+                    self.namespace_auth = auth;
+                    self.dirty.listeners.extend(self.listeners.keys().cloned());
+                }
+            }
+            Change::SetNamespaceRateLimit(rl) => {
+                if self.namespace_rate_limit != rl {
+                    self.namespace_rate_limit = rl;
+                    self.dirty.listeners.extend(self.listeners.keys().cloned());
+                }
+            }
             Change::SetObservability(o) => {
                 if self.observability != o {
                     self.observability = o;
@@ -327,6 +347,10 @@ impl Translator {
             upserts.extend(desired.tcp_routes.values().cloned().map(Change::UpsertTcpRoute));
             upserts.push(Change::SetAuth(desired.auth.clone()));
             upserts.push(Change::SetRateLimit(desired.rate_limit.clone()));
+            upserts.push(Change::SetNamespaceAuth(desired.namespace_auth.clone()));
+            upserts.push(Change::SetNamespaceRateLimit(
+                desired.namespace_rate_limit.clone(),
+            ));
             upserts.push(Change::SetObservability(desired.observability.clone()));
         }
         // Removals first, as a whole sync always did: an id that moves
@@ -488,6 +512,8 @@ impl Translator {
         let services = listener::HttpServices {
             auth: self.auth.as_ref(),
             rate_limit: self.rate_limit.as_ref(),
+            namespace_auth: &self.namespace_auth,
+            namespace_rate_limit: &self.namespace_rate_limit,
             observability: &self.observability,
         };
         let (proto, secrets) = listener::listener_proto(l, &services, &tcp_routes);
@@ -509,14 +535,16 @@ impl Translator {
             origins.extend(r.tls.iter().map(|t| (&t.origin, t.certificate.as_str())));
         }
         // Filters call these services on every HTTP listener.
-        let services = self.auth.iter().map(|a| (&a.upstream, &a.origin));
+        let auth = self.auth.iter().chain(self.namespace_auth.values());
+        let rate_limit = self.rate_limit.iter().chain(self.namespace_rate_limit.values());
         let tracer = self
             .observability
             .tracing
             .iter()
             .map(|t| (&t.upstream, &l.origin));
-        let services = services
-            .chain(self.rate_limit.iter().map(|r| (&r.upstream, &r.origin)))
+        let services = auth
+            .map(|a| (&a.upstream, &a.origin))
+            .chain(rate_limit.map(|r| (&r.upstream, &r.origin)))
             .chain(tracer)
             .filter(|_| http);
         origins.extend(l.tls.iter().map(|t| (&t.origin, t.certificate.as_str())));

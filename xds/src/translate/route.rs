@@ -9,10 +9,11 @@ use envoy_types::pb::envoy::config::core::v3::{
     header_value_option::HeaderAppendAction,
 };
 use envoy_types::pb::envoy::config::route::v3::{
-    self as route, DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RateLimit, RedirectAction,
-    RetryPolicy, RouteAction, RouteMatch, WeightedCluster, header_matcher::HeaderMatchSpecifier,
-    query_parameter_matcher::QueryParameterMatchSpecifier, rate_limit, redirect_action, route::Action,
-    route_action, route_match::PathSpecifier, weighted_cluster::ClusterWeight,
+    self as route, DirectResponseAction, FilterConfig, HeaderMatcher, QueryParameterMatcher, RateLimit,
+    RedirectAction, RetryPolicy, RouteAction, RouteMatch, WeightedCluster,
+    header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier, rate_limit,
+    redirect_action, route::Action, route_action, route_match::PathSpecifier,
+    weighted_cluster::ClusterWeight,
 };
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
@@ -26,7 +27,7 @@ use envoy_types::pb::envoy::r#type::v3::TokenBucket;
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::DenominatorType};
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Struct, UInt32Value, Value, value};
 use envoy_types::util::pack_any;
-use prost::Name;
+use prost::{Message, Name};
 
 use super::encode::{append_message_field, encode_with_sorted_map};
 use super::filters;
@@ -78,6 +79,7 @@ pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
     } else if !p.auth_context.is_empty() {
         per_filter.insert(filters::EXT_AUTHZ.to_owned(), auth_context(&p.auth_context));
     }
+    add_namespace_filters(r, &mut per_filter);
     if let Some(limit) = &p.local_rate_limit {
         per_filter.insert(
             filters::LOCAL_RATELIMIT.to_owned(),
@@ -111,6 +113,53 @@ pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
         ..route::Route::default()
     };
     (proto, per_filter)
+}
+
+/// The route of a Mapping of another namespace than the Gateway's (a
+/// `tenant` one) enables that namespace's own auth and rate limit filters
+/// (disabled in the chain, see `filters::connection_manager`), whether or
+/// not the namespace has such a service: the route stays the same when one
+/// comes or goes, and Envoy accepts an entry for a filter the chain does
+/// not have (it finds a per-filter config's factory by its type, and an
+/// empty `FilterConfig` needs none). The auth filter unless the route
+/// bypasses auth (with the route's context, if any); the rate limit filter
+/// only when the route has rate limits, as a route without any makes no
+/// call. The Gateway's own namespace has no such filters (its services are
+/// Gateway-wide), so its routes carry nothing; nor do the routes of other
+/// objects (a TLSContext's redirect, an AuthService's last route), which
+/// the Gateway-wide filters alone govern.
+fn add_namespace_filters(r: &ir::Route, per_filter: &mut BTreeMap<String, Any>) {
+    if r.tenant.is_none() || r.origin.kind() != "Mapping" {
+        return;
+    }
+    let namespace = r.origin.namespace();
+    let p = &r.policy;
+    if !p.bypass_auth {
+        let config = if p.auth_context.is_empty() {
+            enabled()
+        } else {
+            auth_context(&p.auth_context)
+        };
+        per_filter.insert(filters::namespace_ext_authz(namespace), config);
+    }
+    if !p.rate_limits.is_empty() {
+        per_filter.insert(filters::namespace_ratelimit(namespace), enabled());
+    }
+}
+
+/// Enables a filter that is disabled in the chain, and configures nothing
+/// else: a `FilterConfig` whose `config` is an empty `Any` (Envoy's
+/// `PerFilterConfigs`: "configured but empty" means enabled): with its
+/// key, about 80 bytes on a route.
+fn enabled() -> Any {
+    Any {
+        type_url: FilterConfig::type_url(),
+        value: FilterConfig {
+            config: Some(Any::default()),
+            ..FilterConfig::default()
+        }
+        .encode_to_vec(),
+    }
 }
 
 /// `legate.mapping` of the route, for access logs: `namespace/name` of its

@@ -4,6 +4,7 @@
 //! Golden files live in `xds/src/translate/golden/`. Regenerate them with
 //! `LEGATE_UPDATE_GOLDEN=1 cargo test -p legate-xds translate` and review the diff.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -1079,4 +1080,237 @@ fn the_access_log_names_a_mapping_by_namespace_and_name_and_other_owners_by_kind
         owner(redirect),
         "Some(StringValue(\"TLSContext/default/shop-tls\"))"
     );
+}
+
+fn auth_service(namespace: &str, name: &str) -> ir::AuthService {
+    ir::AuthService {
+        origin: ObjectRef::new("AuthService", namespace, name, 1),
+        upstream: format!("{namespace}/auth:3000"),
+        protocol: ir::AuthProtocol::Grpc,
+        timeout: Duration::from_secs(1),
+        failure_mode_allow: false,
+        status_on_error: 403,
+        include_body: None,
+    }
+}
+
+fn rate_limit_service(namespace: &str, name: &str) -> ir::RateLimitService {
+    ir::RateLimitService {
+        origin: ObjectRef::new("RateLimitService", namespace, name, 1),
+        upstream: format!("{namespace}/ratelimit:8081"),
+        domain: namespace.to_owned(),
+        timeout: Duration::from_millis(20),
+        failure_mode_deny: false,
+    }
+}
+
+/// A route of the `kind` object `namespace/name` on `shop.example.com`, on
+/// the Gateway of namespace `default`.
+fn route_of(kind: &str, namespace: &str, name: &str, prefix: &str) -> ir::Route {
+    let mut r = sample::route(name, "shop.example.com", prefix, "default/echo:80");
+    r.origin = ObjectRef::new(kind, namespace, name, 1);
+    r.id = ir::RouteId::of(&r.origin);
+    r.tenant = (namespace != "default").then(|| namespace.to_owned());
+    r
+}
+
+/// The Gateway of namespace `default` with its own AuthService and
+/// RateLimitService, and namespace `rogue`'s, over routes of both.
+fn tenants() -> Vec<Change> {
+    let mut limited = route_of("Mapping", "rogue", "limited", "/limited/");
+    limited.policy.rate_limits = vec![vec![ir::RateLimitEntry::RemoteAddress]];
+    limited.policy.auth_context = [("scope".to_string(), "rogue".to_string())].into();
+    let mut open = route_of("Mapping", "rogue", "open", "/open/");
+    open.policy.bypass_auth = true;
+    base()
+        .into_iter()
+        .chain([
+            Change::SetAuth(Some(auth_service("default", "auth"))),
+            Change::SetRateLimit(Some(rate_limit_service("default", "limits"))),
+            Change::SetNamespaceAuth([("rogue".to_string(), auth_service("rogue", "deny-all"))].into()),
+            Change::SetNamespaceRateLimit(
+                [("rogue".to_string(), rate_limit_service("rogue", "limits"))].into(),
+            ),
+            Change::UpsertRoute(route_of("Mapping", "default", "shop", "/shop/")),
+            Change::UpsertRoute(route_of("Mapping", "rogue", "plain", "/plain/")),
+            Change::UpsertRoute(open),
+            Change::UpsertRoute(limited),
+            Change::UpsertRoute(route_of("TLSContext", "rogue", "redirect", "/redirect/")),
+        ])
+        .collect()
+}
+
+fn http_filters(updates: &[ResourceUpdate]) -> Vec<(String, bool)> {
+    let listener = Listener::decode(&*one(updates, ResourceType::Listener).body).expect("Listener");
+    let Some(filter::ConfigType::TypedConfig(any)) = &listener.filter_chains[0].filters[0].config_type else {
+        panic!("an HCM");
+    };
+    let hcm = HttpConnectionManager::decode(any.value.as_slice()).expect("HCM");
+    hcm.http_filters
+        .iter()
+        .map(|f| (f.name.clone(), f.disabled))
+        .collect()
+}
+
+#[test]
+fn a_namespaces_services_are_filters_disabled_in_the_chain_before_the_gateway_wide_ones() {
+    let mut t = Translator::new();
+    let updates = t.translate(tenants());
+    let filters = http_filters(&updates);
+    let named = |name: &str, disabled| (name.to_string(), disabled);
+    assert_eq!(
+        filters,
+        [
+            named("envoy.filters.http.cors", false),
+            named("envoy.filters.http.local_ratelimit", false),
+            named("ext_authz/rogue", true),
+            named("envoy.filters.http.ext_authz", false),
+            named("ratelimit/rogue", true),
+            named("envoy.filters.http.ratelimit", false),
+            named("envoy.filters.http.router", false),
+        ]
+    );
+    // The listener calls their clusters and answers for them, as for the
+    // Gateway-wide ones.
+    let listener = one(&updates, ResourceType::Listener);
+    for cluster in ["rogue/auth:3000", "rogue/ratelimit:8081", "default/auth:3000"] {
+        assert!(
+            listener
+                .references
+                .contains(&(ResourceType::Cluster, Arc::from(cluster))),
+            "{cluster}: {:?}",
+            listener.references
+        );
+    }
+    let owners: Vec<String> = listener
+        .origins
+        .iter()
+        .flat_map(|part| part.iter().map(|o| o.object.key()))
+        .collect();
+    for owner in ["AuthService/rogue/deny-all", "RateLimitService/rogue/limits"] {
+        assert!(owners.contains(&owner.to_string()), "{owner}: {owners:?}");
+    }
+}
+
+#[test]
+fn a_mappings_route_enables_its_own_namespaces_filters_and_no_other() {
+    use envoy_types::pb::envoy::config::route::v3::FilterConfig;
+    use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+        ExtAuthzPerRoute, ext_authz_per_route,
+    };
+    use envoy_types::pb::google::protobuf::Any;
+
+    let mut t = Translator::new();
+    let rc = route_config(&t.translate(tenants()));
+    let per_filter = |name: &str| -> BTreeMap<String, Any> {
+        let route = rc.virtual_hosts[0]
+            .routes
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no route {name}"));
+        route.typed_per_filter_config.clone().into_iter().collect()
+    };
+    let keys = |name: &str| per_filter(name).into_keys().collect::<Vec<_>>();
+    let enabled = |any: &Any| {
+        assert!(
+            any.type_url.ends_with("/envoy.config.route.v3.FilterConfig"),
+            "{any:?}"
+        );
+        let config = FilterConfig::decode(any.value.as_slice()).expect("a FilterConfig");
+        // An empty `config` enables a disabled filter; a missing one Envoy refuses.
+        assert_eq!(config.config, Some(Any::default()));
+        assert!(!config.disabled && !config.is_optional);
+    };
+
+    enabled(&per_filter("Mapping/rogue/plain")["ext_authz/rogue"]);
+    assert_eq!(keys("Mapping/rogue/plain"), ["ext_authz/rogue"]);
+    // The Gateway's namespace has no filters of its own (its services are
+    // Gateway-wide): its routes carry nothing.
+    assert!(keys("Mapping/default/shop").is_empty());
+    // bypassAuth skips every auth filter for this route alone.
+    let open = per_filter("Mapping/rogue/open");
+    assert_eq!(open.keys().collect::<Vec<_>>(), ["envoy.filters.http.ext_authz"]);
+    let bypass = ExtAuthzPerRoute::decode(open["envoy.filters.http.ext_authz"].value.as_slice())
+        .expect("ExtAuthzPerRoute");
+    assert_eq!(
+        bypass.r#override,
+        Some(ext_authz_per_route::Override::Disabled(true))
+    );
+    // The context goes to both auth services; the rate limit filter only
+    // where the route has rate limits.
+    let limited = per_filter("Mapping/rogue/limited");
+    assert_eq!(
+        limited.keys().collect::<Vec<_>>(),
+        [
+            "envoy.filters.http.ext_authz",
+            "ext_authz/rogue",
+            "ratelimit/rogue"
+        ]
+    );
+    assert_eq!(
+        limited["ext_authz/rogue"],
+        limited["envoy.filters.http.ext_authz"]
+    );
+    enabled(&limited["ratelimit/rogue"]);
+    // Only Mappings: another object's route is the Gateway-wide filters' alone.
+    assert!(keys("TLSContext/rogue/redirect").is_empty());
+}
+
+#[test]
+fn a_namespace_service_coming_or_going_sends_the_listeners_and_no_route() {
+    let mut t = Translator::new();
+    let before = route_config(&t.translate(tenants()));
+    for change in [
+        Change::SetNamespaceAuth([("shop".to_string(), auth_service("shop", "auth"))].into()),
+        Change::SetNamespaceRateLimit(BTreeMap::new()),
+        Change::SetNamespaceAuth(BTreeMap::new()),
+    ] {
+        let updates = t.translate([change]);
+        let kinds: Vec<ResourceType> = upserts(&updates).iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [ResourceType::Listener]);
+    }
+    let after =
+        route_config(&t.translate([Change::UpsertRoute(route_of("Mapping", "rogue", "new", "/new/"))]));
+    let plain = |rc: &RouteConfiguration| {
+        rc.virtual_hosts[0]
+            .routes
+            .iter()
+            .find(|r| r.name == "Mapping/rogue/plain")
+            .cloned()
+    };
+    assert_eq!(plain(&before), plain(&after), "the route did not change");
+    assert_eq!(
+        http_filters(&t.translate([Change::UpsertListener(sample::listener("http", 8081))])).len(),
+        5,
+        "only the Gateway-wide filters are left"
+    );
+}
+
+#[test]
+fn enabling_its_namespaces_filter_costs_a_tenants_route_few_bytes() {
+    let tenant = route_of("Mapping", "rogue", "plain", "/plain/");
+    let mut own = tenant.clone();
+    own.tenant = None;
+    let with = super::route::encode_route(&tenant).body.len();
+    let without = super::route::encode_route(&own).body.len();
+    // The entry's key (`ext_authz/rogue`), the FilterConfig's type URL and
+    // its empty `config`: nothing for the routes of the Gateway's namespace.
+    let added = with - without;
+    assert!(added <= 85, "{with} - {without} = {added} bytes");
+}
+
+#[test]
+fn listener_with_a_namespaces_services() {
+    let mut t = Translator::new();
+    let updates = t.translate(tenants());
+    let listener = Listener::decode(&*one(&updates, ResourceType::Listener).body).expect("Listener");
+    golden("listener_namespace_services", &render_listener(listener));
+    let rc = route_config(&updates);
+    let route = rc.virtual_hosts[0]
+        .routes
+        .iter()
+        .find(|r| r.name == "Mapping/rogue/limited")
+        .cloned()
+        .expect("the route");
+    golden("route_namespace_filters", &render_route(route));
 }
