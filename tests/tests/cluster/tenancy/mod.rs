@@ -6,6 +6,7 @@ mod blame;
 mod hosts;
 mod keys;
 mod services;
+mod services_scope;
 mod upstreams;
 
 use legate_tests::TestEnv;
