@@ -192,6 +192,15 @@ fn catch_alls_of_the_gateways_namespace_serve_for_the_gateway_and_others_for_the
     };
     assert_eq!(tenant("fallback"), None);
     assert_eq!(tenant("all"), Some("rogue".into()));
+    // Its status says so; the Gateway's own catch-all has nothing to add.
+    let notes = &verdict(&model, "Mapping/rogue/all").notes;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("serves the hosts no other namespace owns")),
+        "{notes:?}"
+    );
+    assert!(verdict(&model, "Mapping/infra/fallback").notes.is_empty());
 }
 
 #[test]

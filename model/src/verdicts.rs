@@ -34,6 +34,10 @@ pub struct Verdict {
     pub resolved_refs: Result<(), Problem>,
     /// The Gateways (`namespace/name`) whose configuration carries this object.
     pub gateways: Vec<String>,
+    /// What an Accepted object does not do that its spec might suggest (a
+    /// tenant's catch-all serving only hosts nobody else owns), for its
+    /// `Accepted` message.
+    pub notes: Vec<String>,
 }
 
 impl Verdict {
@@ -43,6 +47,14 @@ impl Verdict {
             accepted: Ok(()),
             resolved_refs: Ok(()),
             gateways: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Adds `note` to what the `Accepted` message says (once).
+    pub(crate) fn note(&mut self, note: String) {
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
         }
     }
 

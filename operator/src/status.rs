@@ -46,6 +46,17 @@ pub fn object_conditions(verdict: &Verdict, program: &ProgramState) -> (Vec<Cond
 /// in the Gateway's namespace, else only the routes of its own namespace's
 /// Mappings (the model's rule, `legate_model` `gateways`).
 fn attached(verdict: &Verdict) -> String {
+    let mut message = scopes(verdict);
+    for note in &verdict.notes {
+        message.push_str("; ");
+        message.push_str(note);
+    }
+    message
+}
+
+/// The Gateways an Accepted object is attached to, and for an
+/// AuthService or RateLimitService what it governs on each.
+fn scopes(verdict: &Verdict) -> String {
     let kind = verdict.object.kind();
     if kind != "AuthService" && kind != "RateLimitService" {
         return format!("Attached to Gateway {}", verdict.gateways.join(", "));
@@ -60,8 +71,8 @@ fn attached(verdict: &Verdict) -> String {
                 format!("Gateway {gateway}, Gateway-wide: it governs every route")
             } else {
                 format!(
-                    "Gateway {gateway} for the Mappings of namespace {namespace} only: \
-                     a {kind} governs every route only from the Gateway's namespace, {gateway_namespace}"
+                    "Gateway {gateway} for the Mappings of namespace {namespace} only \
+                     (a Gateway-wide {kind} is one in the Gateway's namespace, {gateway_namespace})"
                 )
             }
         })
@@ -234,6 +245,7 @@ mod tests {
             accepted: Ok(()),
             resolved_refs: Ok(()),
             gateways: gateways.iter().map(|g| g.to_string()).collect(),
+            notes: Vec::new(),
         };
         verdict.gateways.sort();
         let (conditions, _) = object_conditions(&verdict, &ProgramState::default());
@@ -249,8 +261,8 @@ mod tests {
         assert_eq!(
             accepted_message("RateLimitService", "rogue", &["shop/edge", "rogue/own"]),
             "Attached to Gateway rogue/own, Gateway-wide: it governs every route; \
-             Gateway shop/edge for the Mappings of namespace rogue only: \
-             a RateLimitService governs every route only from the Gateway's namespace, shop"
+             Gateway shop/edge for the Mappings of namespace rogue only \
+             (a Gateway-wide RateLimitService is one in the Gateway's namespace, shop)"
         );
         assert_eq!(
             accepted_message("Mapping", "rogue", &["shop/edge"]),

@@ -496,6 +496,9 @@ fn mapping_verdict(world: &World, key: &str, mapping: &MappingState, gateways: &
                 }
                 if !here.gateways.is_empty() && verdict.accepted.is_ok() {
                     verdict.carried_by(&gateway.key);
+                    for note in &here.notes {
+                        verdict.note(note.clone());
+                    }
                 }
             }
         }

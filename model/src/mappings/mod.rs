@@ -210,6 +210,12 @@ pub(crate) fn route_group(
         let verdict = verdicts.entry(&object_ref(mapping.as_ref()));
         if verdict.accepted.is_ok() {
             verdict.carried_by(gateway_key);
+            let hostname = mapping.spec.hostname.as_str();
+            if tenant.is_some() && (hostname == "*" || hostname.starts_with("*.")) {
+                verdict.note(format!(
+                    "on Gateway {gateway_key}, hostname {hostname} serves the hosts no other namespace owns, never another namespace's"
+                ));
+            }
         }
     }
 }

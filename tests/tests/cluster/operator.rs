@@ -196,7 +196,12 @@ async fn a_second_namespace_claiming_the_same_route_is_conflicted_and_gets_no_tr
         .expect("the Gateway applies");
     // On the catch-all, which no namespace owns (on a host, the owner alone
     // routes: see the tenancy tests).
-    stage.mapping("shop", json!({ "hostname": "*", "prefix": "/", "service": "quote", "gateways": [{ "name": "edge" }] })).await;
+    stage
+        .mapping(
+            "shop",
+            json!({ "hostname": "*", "prefix": "/", "service": "quote", "gateways": [{ "name": "edge" }] }),
+        )
+        .await;
     stage.until_status("/", 200).await;
 
     let intruder = json!({

@@ -107,6 +107,11 @@ async fn a_catch_all_of_another_namespace_serves_only_hosts_nobody_owns() {
         .condition_reason_in(&rogue.namespace, "Mapping", "everything", "Accepted", "Accepted")
         .await;
     assert_eq!(accepted["status"], "True", "{accepted}");
+    let message = accepted["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("hostname * serves the hosts no other namespace owns"),
+        "its status says what it serves: {accepted}"
+    );
     // It serves a host nobody owns: the attempt reached Envoy.
     until_host_answers(&stage, "nobody.example.com", 302).await;
     assert_shop_answers(&stage, "/").await;
