@@ -19,6 +19,9 @@ use legate_model::gateway_key;
 
 /// Even an idle Gateway is looked at hourly: its certificate may be due for renewal.
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
+/// A fallback while the engine has not judged a Gateway's generation yet
+/// (its verdict requeues the Gateway sooner).
+const UNJUDGED_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the fleet looked like after Legate last applied it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,40 +119,35 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
             generation,
         ),
     });
-    // What the Gateway itself refers to (its tracing collector), once the
-    // engine has judged this generation; until then the condition stays as it is.
+    // What the Gateway itself refers to (its tracing collector).
     let reference = legate_model::object_ref(gateway.as_ref());
     let judged = ctx
         .shared
         .verdict(&reference.key())
         .filter(|v| v.object.generation() == reference.generation());
-    let current = gateway
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or(&[]);
-    match judged.map(|v| v.resolved_refs.clone()) {
-        Some(Ok(())) => desired.push(condition(
+    // Its conditions are judged and written together: until the engine has
+    // judged this generation, write nothing (the engine requeues the
+    // Gateway when it publishes the verdict), rather than a Programmed now
+    // and a ResolvedRefs a moment later.
+    let Some(judged) = judged else {
+        return Ok(Action::requeue(UNJUDGED_RECHECK));
+    };
+    desired.push(match judged.resolved_refs.clone() {
+        Ok(()) => condition(
             types::RESOLVED_REFS,
             true,
             reasons::RESOLVED_REFS,
             "Every Service it refers to exists",
             generation,
-        )),
-        Some(Err(problem)) => desired.push(condition(
+        ),
+        Err(problem) => condition(
             types::RESOLVED_REFS,
             false,
             problem.reason,
             problem.message,
             generation,
-        )),
-        None => desired.extend(
-            current
-                .iter()
-                .filter(|c| c.type_ == types::RESOLVED_REFS)
-                .cloned(),
         ),
-    }
+    });
     let deploy_status = deployment.as_ref().and_then(|d| d.status.clone());
     if ctx.fleet.is_some() {
         let available = deploy_status

@@ -76,7 +76,9 @@ fn case(i: usize) -> Case {
     }
     Case {
         i,
-        namespace: i % NAMESPACES,
+        // Each host is one namespace's: a host belongs to the namespace that
+        // claimed it first, and the others' Mappings on it would be refused.
+        namespace: (i % HOSTS) % NAMESPACES,
         request: request.host(&host),
         host,
         spec,
