@@ -37,15 +37,13 @@ pub fn certificate(
     };
     check_certificates(&full, "tls.crt", &chain_pem)?;
     let mut reader = key_pem.as_bytes();
-    match rustls_pemfile::private_key(&mut reader) {
-        Ok(Some(_)) => {}
-        _ => {
-            return Err(Problem::new(
-                reasons::INVALID_SECRET,
-                format!("Secret {full}: tls.key holds no PEM private key"),
-            ));
-        }
-    }
+    let Ok(Some(key)) = rustls_pemfile::private_key(&mut reader) else {
+        return Err(Problem::new(
+            reasons::INVALID_SECRET,
+            format!("Secret {full}: tls.key holds no PEM private key"),
+        ));
+    };
+    check_key_matches(&full, &chain_pem, &key)?;
     Ok(ir::Secret {
         name: full,
         origin: origin.clone(),
@@ -97,6 +95,39 @@ fn text(secret: &Secret, key: &str) -> Option<String> {
     String::from_utf8(bytes.0.clone())
         .ok()
         .filter(|t| !t.trim().is_empty())
+}
+
+/// The key belongs to the first certificate of the chain (the one Envoy
+/// serves): Envoy refuses the whole listener otherwise. A key type the
+/// check cannot read is left to Envoy.
+fn check_key_matches(
+    full: &str,
+    chain_pem: &str,
+    key: &rustls::pki_types::PrivateKeyDer<'_>,
+) -> Result<(), Problem> {
+    let Ok(signing) = rustls::crypto::ring::sign::any_supported_type(key) else {
+        return Ok(());
+    };
+    let Some(public) = signing.public_key() else {
+        return Ok(());
+    };
+    let mut reader = chain_pem.as_bytes();
+    let Some(Ok(leaf)) = rustls_pemfile::certs(&mut reader).next() else {
+        return Ok(()); // check_certificates has said why
+    };
+    let Ok((_, certificate)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+        return Ok(());
+    };
+    if certificate.tbs_certificate.subject_pki.raw != public.as_ref() {
+        return Err(Problem::new(
+            reasons::INVALID_SECRET,
+            format!(
+                "Secret {full}: tls.key does not belong to the certificate in tls.crt (their public keys differ); \
+                 put the key that was issued with the certificate"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// At least one PEM certificate, each of which parses as X.509.
@@ -161,6 +192,27 @@ mod tests {
         assert_eq!(material.name, "shop/shop-tls");
         let ca = authority(&world, "shop", "shop-tls", &origin()).expect("valid CA");
         assert_eq!(ca.name, "shop/shop-tls#ca");
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused_before_envoy() {
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["shop.example.com".into()]).expect("a certificate");
+        let other = rcgen::KeyPair::generate().expect("a key");
+        let world = World {
+            secrets: vec![secret(
+                "mixed",
+                &[("tls.crt", &cert.cert.pem()), ("tls.key", &other.serialize_pem())],
+            )],
+            ..World::default()
+        };
+        let e = certificate(&world, "shop", "mixed", &origin()).expect_err("mismatch");
+        assert_eq!(e.reason, reasons::INVALID_SECRET);
+        assert!(
+            e.message.contains("does not belong to the certificate"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ use legate_crds::TLSContext;
 use legate_crds::tls_context::TlsVersion;
 use legate_xds::ir;
 
+use legate_crds::conditions::reasons;
+
 use crate::names::object_ref;
 use crate::secrets::{self, SecretKey};
 use crate::verdicts::Problem;
@@ -65,4 +67,70 @@ pub fn resolve(world: &World, context: &TLSContext) -> Result<ResolvedTls, Probl
         server,
         secrets: std::iter::once(certificate).chain(client_ca).collect(),
     })
+}
+
+/// The TLS 1.2 cipher suites Envoy (BoringSSL) knows by name. Envoy refuses
+/// a whole listener for one name it does not know; so does Legate, earlier.
+const CIPHER_SUITES: &[&str] = &[
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-PSK-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-RSA-AES128-SHA",
+    "ECDHE-PSK-AES128-CBC-SHA",
+    "ECDHE-ECDSA-AES256-SHA",
+    "ECDHE-RSA-AES256-SHA",
+    "ECDHE-PSK-AES256-CBC-SHA",
+    "AES128-GCM-SHA256",
+    "AES256-GCM-SHA384",
+    "AES128-SHA",
+    "PSK-AES128-CBC-SHA",
+    "AES256-SHA",
+    "PSK-AES256-CBC-SHA",
+    "DES-CBC3-SHA",
+];
+
+/// Every entry of `cipherSuites` is a suite name, or a group of equally
+/// preferred ones (`[A|B]`), that Envoy knows.
+pub fn check_cipher_suites(suites: &[String]) -> Result<(), Problem> {
+    for entry in suites {
+        let names = match entry.strip_prefix('[').and_then(|e| e.strip_suffix(']')) {
+            Some(group) => group.split('|').collect::<Vec<_>>(),
+            None => vec![entry.as_str()],
+        };
+        if let Some(unknown) = names.iter().find(|n| !CIPHER_SUITES.contains(n)) {
+            let message = format!(
+                "cipherSuites: {unknown:?} is not a cipher suite Envoy knows; use names such as {} \
+                 (or a group of equally preferred ones, [A|B])",
+                CIPHER_SUITES[..4].join(", ")
+            );
+            return Err(Problem::new(reasons::INVALID, message));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_suites_are_names_envoy_knows_or_groups_of_them() {
+        let ok = |list: &[&str]| check_cipher_suites(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(
+            ok(&[
+                "ECDHE-RSA-AES128-GCM-SHA256",
+                "[ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-ECDSA-CHACHA20-POLY1305]"
+            ])
+            .is_ok()
+        );
+        let e = ok(&["AES128-SHA", "TLS_RSA_WITH_RC4"]).expect_err("unknown");
+        assert_eq!(e.reason, reasons::INVALID);
+        assert!(e.message.contains("\"TLS_RSA_WITH_RC4\""), "{}", e.message);
+        assert!(ok(&["[AES128-SHA|BOGUS]"]).is_err());
+    }
 }

@@ -412,3 +412,30 @@ fn a_claim_by_a_tls_context_follows_the_mappings_that_hand_its_host_over() {
     let v = verdict(&model, "TLSContext/shop/tls");
     assert_eq!(v.accepted, Ok(()));
 }
+
+#[test]
+fn two_tls_contexts_on_one_host_the_older_serves_and_the_newer_is_conflicted() {
+    let context = |name: &str, created: &str, host: &str| {
+        tls_context("shop", name, created, json!({ "hosts": [host], "secret": "shop-cert" }))
+    };
+    let world = World {
+        gateways: vec![http_and_https()],
+        tls_contexts: vec![
+            context("newer", "05", "shop.example.com"),
+            context("older", "01", "shop.example.com"),
+            context("other", "07", "pay.example.com"),
+        ],
+        secrets: vec![tls_secret("shop", "shop-cert")],
+        ..World::default()
+    };
+    let model = build(&world);
+    let (reason, message) = refusal(&model, "TLSContext/shop/newer");
+    assert_eq!(reason, reasons::CONFLICTED);
+    assert!(message.contains("TLSContext shop/older already serves host shop.example.com"), "{message}");
+    assert_eq!(verdict(&model, "TLSContext/shop/older").accepted, Ok(()));
+    assert_eq!(verdict(&model, "TLSContext/shop/other").accepted, Ok(()));
+    // One certificate per server name reaches the HTTPS listener.
+    let https = &model.gateways["infra/edge"].listeners["https"];
+    let names: Vec<&str> = https.tls.iter().map(|t| t.origin.name()).collect();
+    assert_eq!(names, ["older", "other"]);
+}

@@ -1,15 +1,20 @@
 //! TLSContexts on a Gateway: certificates on its HTTPS listeners (chosen by
 //! SNI), and what cleartext requests for their hosts get.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use kube::{Resource, ResourceExt};
+use legate_crds::conditions::reasons;
 use legate_crds::tls_context::InsecureAction;
 use legate_crds::{Gateway, TLSContext};
 use legate_xds::ir;
 
+use crate::age::age_order;
 use crate::hosts::HostOwners;
 use crate::names::{gateway_key, object_ref, tenant_of};
 use crate::own_routes::add_tenant_route;
-use crate::verdicts::Verdicts;
+use crate::verdicts::{Problem, Verdicts};
 use crate::world::World;
 use crate::{attach, server_tls};
 
@@ -24,32 +29,44 @@ pub fn add_tls(
     verdicts: &mut Verdicts,
 ) {
     let key = gateway_key(gateway);
-    for context in &world.tls_contexts {
-        if context.meta().deletion_timestamp.is_some() {
-            continue;
-        }
+    let mut contexts: Vec<&Arc<TLSContext>> = world
+        .tls_contexts
+        .iter()
+        .filter(|c| c.meta().deletion_timestamp.is_none())
+        .filter(|c| {
+            let namespace = c.namespace().unwrap_or_default();
+            attach::tls_attaches(world, gateway, &namespace, &c.spec.gateways)
+        })
+        .collect();
+    // The older keeps a host that two name: it was serving first.
+    contexts.sort_by(|a, b| age_order(a.as_ref(), b.as_ref()));
+    let mut served: BTreeMap<String, String> = BTreeMap::new();
+    for context in contexts {
         let namespace = context.namespace().unwrap_or_default();
-        if !attach::tls_attaches(world, gateway, &namespace, &context.spec.gateways) {
-            continue;
-        }
         let origin = object_ref(context.as_ref());
         let verdict = verdicts.entry(&origin);
-        let owned = context
-            .spec
-            .hosts
-            .iter()
-            .try_for_each(|h| hosts.judge_server_name(h, &namespace, "TLSContext"));
-        if let Err(problem) = owned {
-            verdict.accepted = Err(problem);
-            continue;
-        }
-        let tenant = tenant_of(gateway, &namespace);
         let hostnames: Vec<String> = context
             .spec
             .hosts
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect();
+        let judged = context
+            .spec
+            .hosts
+            .iter()
+            .try_for_each(|h| hosts.judge_server_name(h, &namespace, "TLSContext"))
+            .and_then(|()| server_tls::check_cipher_suites(&context.spec.cipher_suites))
+            .and_then(|()| not_served_already(&hostnames, &served, &key));
+        if let Err(problem) = judged {
+            verdict.accepted = Err(problem);
+            continue;
+        }
+        let holder = format!("TLSContext {namespace}/{}", context.name_any());
+        for host in &hostnames {
+            served.insert(host.clone(), holder.clone());
+        }
+        let tenant = tenant_of(gateway, &namespace);
         // Cleartext stays redirected or refused while the certificate is
         // missing (cert-manager's first issue, a typo): never served in clear.
         add_insecure_routes(context, &origin, tenant, &hostnames, config);
@@ -72,6 +89,28 @@ pub fn add_tls(
             }
         }
         verdict.carried_by(&key);
+    }
+}
+
+/// Envoy cannot choose between two certificates for one server name (it
+/// refuses the listener): a host an older TLSContext serves here is its.
+fn not_served_already(
+    hostnames: &[String],
+    served: &BTreeMap<String, String>,
+    gateway: &str,
+) -> Result<(), Problem> {
+    match hostnames
+        .iter()
+        .find_map(|h| served.get(h).map(|holder| (h, holder)))
+    {
+        Some((host, holder)) => Err(Problem::new(
+            reasons::CONFLICTED,
+            format!(
+                "{holder} already serves host {host} on Gateway {gateway}, and is older; \
+                 a server name has one certificate. Remove {host} from one of the two"
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
