@@ -74,7 +74,7 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
     let index = services::ServiceIndex::new(world);
     for gateway in live_gateways(world) {
         let hosts = hosts::HostOwners::of(world, gateway);
-        let mut config = start_config(world, gateway, &hosts, &mut model.verdicts);
+        let mut config = start_config(world, gateway, &hosts, quarantine, &mut model.verdicts);
         mappings::add_routes(
             world,
             gateway,
@@ -84,7 +84,15 @@ pub fn build_with(world: &World, quarantine: &Quarantine) -> Model {
             &mut config,
             &mut model.verdicts,
         );
-        finish_config(world, gateway, &hosts, &index, &mut config, &mut model.verdicts);
+        finish_config(
+            world,
+            gateway,
+            &hosts,
+            quarantine,
+            &index,
+            &mut config,
+            &mut model.verdicts,
+        );
         model.gateways.insert(gateway_key(gateway), config);
     }
     gateways::judge_gateways(world, &mut model.verdicts);
@@ -106,10 +114,11 @@ fn start_config(
     world: &World,
     gateway: &legate_crds::Gateway,
     hosts: &hosts::HostOwners,
+    quarantine: &Quarantine,
     verdicts: &mut Verdicts,
 ) -> legate_xds::ir::Gateway {
     let mut config = listeners::listeners(gateway, world.listen_address);
-    tls::add_tls(world, gateway, hosts, &mut config, verdicts);
+    tls::add_tls(world, gateway, hosts, quarantine, &mut config, verdicts);
     hosts::add_assigned_host_routes(gateway, &mut config);
     // An HTTPS listener with no certificate cannot be served; it waits for a TLSContext.
     config
@@ -124,13 +133,14 @@ fn finish_config(
     world: &World,
     gateway: &legate_crds::Gateway,
     hosts: &hosts::HostOwners,
+    quarantine: &Quarantine,
     index: &services::ServiceIndex,
     config: &mut legate_xds::ir::Gateway,
     verdicts: &mut Verdicts,
 ) {
     gateways::add_services(world, gateway, index, config, verdicts);
     gateways::add_observability(world, gateway, index, config, verdicts);
-    tcp::add_tcp_routes(world, gateway, hosts, index, config, verdicts);
+    tcp::add_tcp_routes(world, gateway, hosts, quarantine, index, config, verdicts);
     // A TCP or TLS listener with nothing to proxy has no filter chain, which
     // Envoy refuses: it waits for its first TCPMapping.
     let used: std::collections::BTreeSet<String> =

@@ -21,7 +21,7 @@ use crate::services::ServiceIndex;
 use crate::upstreams::{self, ClusterSettings, Reference};
 use crate::verdicts::{Problem, Verdicts};
 use crate::weights::{self, Share};
-use crate::world::World;
+use crate::world::{Quarantine, World};
 
 /// One TCPMapping that may take connections of a listener.
 struct Candidate {
@@ -39,6 +39,7 @@ pub fn add_tcp_routes(
     world: &World,
     gateway: &Gateway,
     hosts: &HostOwners,
+    quarantine: &Quarantine,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
     verdicts: &mut Verdicts,
@@ -83,6 +84,11 @@ pub fn add_tcp_routes(
             && let Err(problem) = hosts.judge_server_name(sni, &namespace, "TCPMapping")
         {
             verdict.accepted = Err(problem);
+            continue;
+        }
+        // Envoy refused this generation here: out of this Gateway until the next.
+        if quarantine.holds(&key, &origin.key(), origin.generation()) {
+            verdict.carried_by(&key);
             continue;
         }
         let tls = match terminating_tls(world, tcp, &namespace) {

@@ -416,7 +416,12 @@ fn a_claim_by_a_tls_context_follows_the_mappings_that_hand_its_host_over() {
 #[test]
 fn two_tls_contexts_on_one_host_the_older_serves_and_the_newer_is_conflicted() {
     let context = |name: &str, created: &str, host: &str| {
-        tls_context("shop", name, created, json!({ "hosts": [host], "secret": "shop-cert" }))
+        tls_context(
+            "shop",
+            name,
+            created,
+            json!({ "hosts": [host], "secret": "shop-cert" }),
+        )
     };
     let world = World {
         gateways: vec![http_and_https()],
@@ -431,11 +436,52 @@ fn two_tls_contexts_on_one_host_the_older_serves_and_the_newer_is_conflicted() {
     let model = build(&world);
     let (reason, message) = refusal(&model, "TLSContext/shop/newer");
     assert_eq!(reason, reasons::CONFLICTED);
-    assert!(message.contains("TLSContext shop/older already serves host shop.example.com"), "{message}");
+    assert!(
+        message.contains("TLSContext shop/older already serves host shop.example.com"),
+        "{message}"
+    );
     assert_eq!(verdict(&model, "TLSContext/shop/older").accepted, Ok(()));
     assert_eq!(verdict(&model, "TLSContext/shop/other").accepted, Ok(()));
     // One certificate per server name reaches the HTTPS listener.
     let https = &model.gateways["infra/edge"].listeners["https"];
     let names: Vec<&str> = https.tls.iter().map(|t| t.origin.name()).collect();
     assert_eq!(names, ["older", "other"]);
+}
+
+#[test]
+fn a_tls_context_envoy_refused_is_left_out_of_that_gateway_only() {
+    let other = gateway(
+        "infra",
+        "other",
+        json!({ "listeners": [
+            { "name": "http", "port": 8080, "protocol": "HTTP" },
+            { "name": "https", "port": 8443, "protocol": "HTTPS" },
+        ]}),
+    );
+    let mut spec = json!({ "hosts": ["shop.example.com"], "secret": "shop-cert" });
+    spec["gateways"] =
+        json!([{ "name": "edge", "namespace": "infra" }, { "name": "other", "namespace": "infra" }]);
+    let world = World {
+        gateways: vec![http_and_https(), other],
+        tls_contexts: vec![object("TLSContext", "shop", "tls", "01", spec)],
+        secrets: vec![tls_secret("shop", "shop-cert")],
+        ..World::default()
+    };
+    let mut quarantine = Quarantine::new();
+    quarantine.insert("infra/edge", "TLSContext/shop/tls", 1);
+    let model = build_with(&world, &quarantine);
+    let served = |gateway: &str| {
+        model.gateways[gateway]
+            .listeners
+            .get("https")
+            .is_some_and(|l| !l.tls.is_empty())
+    };
+    assert!(!served("infra/edge"), "the refusing Gateway leaves it out");
+    assert!(served("infra/other"), "the other Gateway keeps it");
+    let v = verdict(&model, "TLSContext/shop/tls");
+    assert_eq!(v.accepted, Ok(()));
+    // Following the quarantine's arrival gives the same model.
+    let mut incremental = Incremental::new();
+    incremental.build(&world, &Quarantine::new());
+    assert_eq!(incremental.build(&world, &quarantine), &model);
 }

@@ -15,6 +15,7 @@ use crate::hosts::HostOwners;
 use crate::names::{gateway_key, object_ref, tenant_of};
 use crate::own_routes::add_tenant_route;
 use crate::verdicts::{Problem, Verdicts};
+use crate::world::Quarantine;
 use crate::world::World;
 use crate::{attach, server_tls};
 
@@ -25,6 +26,7 @@ pub fn add_tls(
     world: &World,
     gateway: &Gateway,
     hosts: &HostOwners,
+    quarantine: &Quarantine,
     config: &mut ir::Gateway,
     verdicts: &mut Verdicts,
 ) {
@@ -60,6 +62,12 @@ pub fn add_tls(
             .and_then(|()| not_served_already(&hostnames, &served, &key));
         if let Err(problem) = judged {
             verdict.accepted = Err(problem);
+            continue;
+        }
+        // Envoy refused this generation here: it stays out of this Gateway
+        // (its status says so) until its next generation.
+        if quarantine.holds(&key, &origin.key(), origin.generation()) {
+            verdict.carried_by(&key);
             continue;
         }
         let holder = format!("TLSContext {namespace}/{}", context.name_any());

@@ -201,6 +201,7 @@ impl GatewayState {
     /// so far (see [`GatewayState::refresh_frame`]).
     pub fn new(
         world: &World,
+        quarantine: &Quarantine,
         gateway: &Arc<Gateway>,
         index: &ServiceIndex,
         verdicts: &mut Verdicts,
@@ -227,6 +228,7 @@ impl GatewayState {
         let mut config = scratch();
         state.refresh_frame(
             world,
+            quarantine,
             index,
             verdicts,
             frame_reads,
@@ -254,9 +256,11 @@ impl GatewayState {
     /// with their verdicts, and puts them in `config`. Adds to
     /// `frame_reads` the Services and Secrets those parts read; to `dirty`
     /// every group when the listeners Mappings route on changed.
+    #[allow(clippy::too_many_arguments)]
     pub fn refresh_frame(
         &mut self,
         world: &World,
+        quarantine: &Quarantine,
         index: &ServiceIndex,
         verdicts: &mut Verdicts,
         frame_reads: &mut FrameReads,
@@ -266,13 +270,14 @@ impl GatewayState {
         self.reclaim_all(world);
         let gateway = &self.gateway;
         let hosts = &self.hosts;
-        let mut before = crate::start_config(world, gateway, hosts, verdicts);
+        let mut before = crate::start_config(world, gateway, hosts, quarantine, verdicts);
         let mut after = ir::Gateway {
             listeners: before.listeners.clone(),
             ..scratch()
         };
-        let ((), reads) =
-            index.recording(|| crate::finish_config(world, gateway, hosts, index, &mut after, verdicts));
+        let ((), reads) = index.recording(|| {
+            crate::finish_config(world, gateway, hosts, quarantine, index, &mut after, verdicts)
+        });
         frame_reads.services.extend(reads.services);
         frame_reads.secrets.extend(reads.secrets);
 

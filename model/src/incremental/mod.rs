@@ -202,8 +202,14 @@ impl Incremental {
         }
         let mut states = Vec::new();
         for gateway in live_gateways(world) {
-            let (mut state, mut config) =
-                GatewayState::new(world, gateway, &index, &mut model.verdicts, &mut frame_reads);
+            let (mut state, mut config) = GatewayState::new(
+                world,
+                quarantine,
+                gateway,
+                &index,
+                &mut model.verdicts,
+                &mut frame_reads,
+            );
             let mut dirty = HashSet::new();
             for (key, mapping) in &by_key {
                 state.place(world, quarantine, key, Some(mapping), true, &mut dirty);
@@ -326,7 +332,10 @@ impl Incremental {
             changed.insert(key);
         }
         if state.quarantine != *quarantine {
-            changed.extend(state.quarantine.changes(quarantine));
+            let keys = state.quarantine.changes(quarantine);
+            // TLSContexts and TCPMappings are the frame's.
+            refresh |= keys.iter().any(|key| !key.starts_with("Mapping/"));
+            changed.extend(keys);
             state.quarantine = quarantine.clone();
         }
 
@@ -370,6 +379,7 @@ impl Incremental {
             if refresh {
                 gateway.refresh_frame(
                     world,
+                    quarantine,
                     &state.index,
                     &mut frame_verdicts,
                     &mut frame_reads,

@@ -226,7 +226,8 @@ fn walk(seed: u64) {
                 "apiVersion": "legate.dev/v1alpha1", "kind": "TLSContext",
                 "metadata": { "name": "b-tls", "namespace": "red", "generation": 1,
                               "creationTimestamp": "2026-01-01T00:01:00Z" },
-                "spec": { "hosts": ["b.example.com"], "secret": "b-cert" },
+                "spec": { "hosts": ["b.example.com"], "secret": "b-cert",
+                          "gateways": [{ "name": "edge", "namespace": "infra" }] },
             })),
         ],
         secrets: vec![edge_cert(&mut dice)],
@@ -306,7 +307,12 @@ fn walk(seed: u64) {
                 // Envoy refuses a Mapping, or takes one back.
                 16..=17 => {
                     let i = dice.roll(generations.len());
-                    let key = format!("Mapping/{}/m-{i}", NAMESPACES[i % 3]);
+                    // Now and then a TLSContext (part of the frame), else a Mapping.
+                    let key = if dice.one_in(4) {
+                        "TLSContext/red/b-tls".to_string()
+                    } else {
+                        format!("Mapping/{}/m-{i}", NAMESPACES[i % 3])
+                    };
                     // On one Gateway or the other: a refusal stays on its own.
                     let gateway = if dice.one_in(2) {
                         "infra/edge"

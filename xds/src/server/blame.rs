@@ -59,8 +59,9 @@ pub fn changed_objects<'b>(
 }
 
 /// The objects a rejection is about: the ones whose part Envoy names in its
-/// message (route and cluster names are derived from object identity), else
-/// the ones whose part changed in the refused response.
+/// message (route and cluster names are derived from object identity) and
+/// that changed in the refused response, else those named, else the ones
+/// whose part changed.
 pub fn blame<'b>(
     message: &str,
     refused: &[&Arc<Resource>],
@@ -74,14 +75,20 @@ pub fn blame<'b>(
         .filter(|o| o.part.contains('/') && message.contains(&*o.part))
         .map(|o| o.object.clone());
     let named = dedup_objects(named);
-    if !named.is_empty() {
-        return named;
-    }
     let changed = dedup_objects(
         changed_parts(refused, applied)
             .into_iter()
             .map(|o| o.object.clone()),
     );
+    // Envoy may name both sides of a clash (two filter chains with the same
+    // match): the one that changed is the newcomer; the other was serving.
+    let newly_named: Vec<ObjectRef> = named.iter().filter(|o| changed.contains(o)).cloned().collect();
+    if !newly_named.is_empty() {
+        return newly_named;
+    }
+    if !named.is_empty() {
+        return named;
+    }
     if !changed.is_empty() {
         return changed;
     }
@@ -94,4 +101,41 @@ fn dedup_objects(objects: impl Iterator<Item = ObjectRef>) -> Vec<ObjectRef> {
     v.sort();
     v.dedup();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::ResourceType;
+
+    fn origin(name: &str, hash: u64) -> Origin {
+        Origin {
+            object: ObjectRef::new("TLSContext", name, name, 1),
+            part: Arc::from(format!("TLSContext/{name}/{name}")),
+            hash,
+        }
+    }
+
+    fn listener(origins: Vec<Origin>) -> Arc<Resource> {
+        Arc::new(Resource::new(
+            ResourceType::Listener,
+            "https",
+            vec![1],
+            vec![],
+            origins,
+        ))
+    }
+
+    #[test]
+    fn a_clash_envoy_names_on_both_sides_is_blamed_on_the_newcomer() {
+        let applied = listener(vec![origin("t2", 7)]);
+        let refused = listener(vec![origin("t2", 7), origin("t3", 9)]);
+        let message = "filter chain 'TLSContext/t3/t3' has the same matching rules as 'TLSContext/t2/t2'";
+        let blamed = blame(message, &[&refused], |_| Some(&applied));
+        assert_eq!(blamed, [ObjectRef::new("TLSContext", "t3", "t3", 1)]);
+        // Named but unchanged alone: still named.
+        let only_old = "bad 'TLSContext/t2/t2'";
+        let blamed = blame(only_old, &[&refused], |_| Some(&applied));
+        assert_eq!(blamed, [ObjectRef::new("TLSContext", "t2", "t2", 1)]);
+    }
 }
