@@ -53,7 +53,8 @@ pub const DEFAULT_ENVOY_IMAGE: &str = "docker.io/envoyproxy/envoy:v1.40.0";
     .message("listeners may set nodePort only when serviceType is NodePort or LoadBalancer")
     .field_path(".listeners"))]
 pub struct GatewaySpec {
-    /// How many Envoy pods to run.
+    /// How many Envoy pods to run. Ignored when `autoscaling` is set: the
+    /// HorizontalPodAutoscaler (or whoever scales the Envoy Deployment) decides then.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: i32,
@@ -104,6 +105,51 @@ pub struct GatewaySpec {
     #[schemars(length(max = 256))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["hostname".into()]))]
     pub host_owners: Vec<HostOwner>,
+    /// Size the Envoy fleet by CPU use with a HorizontalPodAutoscaler (autoscaling/v2)
+    /// that Legate creates and owns. `replicas` is then ignored: the Envoy Deployment's
+    /// count is the autoscaler's, and Legate does not set it (nor undo a `kubectl
+    /// scale`). Removing this field deletes the autoscaler, and `replicas` applies again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+}
+
+/// How a HorizontalPodAutoscaler sizes a Gateway's Envoy fleet.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.minReplicas >= 1")
+        .message("minReplicas must be at least 1")
+        .field_path(".minReplicas"),
+    validation = Rule::new("self.maxReplicas >= self.minReplicas")
+        .message("maxReplicas must be at least minReplicas (2 when not set)")
+        .field_path(".maxReplicas"),
+    validation = Rule::new("self.targetCPUUtilizationPercentage >= 1 && self.targetCPUUtilizationPercentage <= 100")
+        .message("targetCPUUtilizationPercentage must be between 1 and 100")
+        .field_path(".targetCPUUtilizationPercentage"),
+)]
+pub struct Autoscaling {
+    /// The fewest Envoy pods to run, at least 1. Default 2, so that one pod can go away
+    /// (a node drain, a rollout) while another serves.
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(max = 1000))]
+    pub min_replicas: i32,
+    /// The most Envoy pods to run, at least minReplicas (at most 1000).
+    #[schemars(range(max = 1000))]
+    pub max_replicas: i32,
+    /// The average CPU use the autoscaler aims for, in percent (1-100) of each Envoy
+    /// container's CPU request (the default resources request 100m; with your own
+    /// `resources`, request CPU). Default 80. Needs the cluster's metrics API
+    /// (metrics-server).
+    #[serde(default = "default_target_cpu", rename = "targetCPUUtilizationPercentage")]
+    pub target_cpu_utilization_percentage: i32,
+}
+
+fn default_min_replicas() -> i32 {
+    2
+}
+
+fn default_target_cpu() -> i32 {
+    80
 }
 
 /// A host (or glob) and the namespace it belongs to on this Gateway.

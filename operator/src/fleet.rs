@@ -1,9 +1,15 @@
 //! A Gateway's Envoy fleet: ServiceAccount, ConfigMap (the bootstrap),
-//! Deployment, PodDisruptionBudget and Service, and the Secret with the
-//! Envoys' xDS client certificate. Every one of them is a typed k8s-openapi
-//! object applied through one helper, [`Owner::apply`]: server-side apply
-//! with field manager `legate`, the Gateway's labels, and the Gateway as
-//! controller owner, so that deleting the Gateway garbage-collects them.
+//! Deployment, PodDisruptionBudget and Service, the Secret with the Envoys'
+//! xDS client certificate, and with `spec.autoscaling` a
+//! HorizontalPodAutoscaler. Every one of them is a typed k8s-openapi object
+//! applied through one helper, [`Owner::apply`]: server-side apply with field
+//! manager `legate`, the Gateway's labels, and the Gateway as controller
+//! owner, so that deleting the Gateway garbage-collects them.
+//!
+//! With `spec.autoscaling`, the Deployment is applied without `replicas`, so
+//! that neither the autoscaler's count nor a `kubectl scale` is undone; see
+//! [`apply_autoscaled_deployment`] for how the count passes from Legate to
+//! the autoscaler without a dip.
 
 mod objects;
 
@@ -12,11 +18,14 @@ use std::fmt::Debug;
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client, Resource, ResourceExt};
 use legate_crds::Gateway;
+use legate_crds::gateway::Autoscaling;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -29,6 +38,11 @@ pub use objects::Fleet;
 
 /// The field manager of everything Legate applies.
 pub const FIELD_MANAGER: &str = "legate";
+/// The field manager that keeps an autoscaled Deployment's `replicas` when
+/// Legate lets go of them (see [`apply_autoscaled_deployment`]). It sets them
+/// once, at the hand-over; the autoscaler's or anyone's scaling takes them
+/// from it.
+pub const REPLICAS_HANDOVER_MANAGER: &str = "legate-replicas-handover";
 /// The bootstrap's file name in the ConfigMap and in the pod.
 pub const BOOTSTRAP_KEY: &str = "envoy.yaml";
 /// Label on every fleet object, naming the Gateway.
@@ -85,6 +99,28 @@ pub enum FleetError {
          the operator's ClusterRole lacks patch on {kind}s"
     )]
     Apply {
+        kind: &'static str,
+        /// `namespace/name`
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "reading {kind} {object}: {source}; if the API server answered 403, \
+         the operator's ClusterRole lacks get on {kind}s"
+    )]
+    Read {
+        kind: &'static str,
+        /// `namespace/name`
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "deleting {kind} {object}: {source}; if the API server answered 403, \
+         the operator's ClusterRole lacks delete on {kind}s"
+    )]
+    Delete {
         kind: &'static str,
         /// `namespace/name`
         object: String,
@@ -202,6 +238,98 @@ impl Owner {
     }
 }
 
+impl Owner {
+    /// A child as it is now, if it exists.
+    async fn get<K>(&self, client: &Client, name: &str) -> Result<Option<K>, FleetError>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + k8s_openapi::Resource
+            + DeserializeOwned
+            + Clone
+            + Debug,
+    {
+        Api::<K>::namespaced(client.clone(), &self.namespace)
+            .get_opt(name)
+            .await
+            .map_err(|source| FleetError::Read {
+                kind: <K as k8s_openapi::Resource>::KIND,
+                object: format!("{}/{name}", self.namespace),
+                source,
+            })
+    }
+
+    /// Deletes the object `name` of kind `K` if the Gateway owns it (a
+    /// user's own object of that name is left alone).
+    async fn delete_owned<K>(&self, client: &Client, name: &str) -> Result<(), FleetError>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + k8s_openapi::Resource
+            + DeserializeOwned
+            + Clone
+            + Debug,
+    {
+        let Some(live) = self.get::<K>(client, name).await? else {
+            return Ok(());
+        };
+        let ours = live
+            .owner_references()
+            .iter()
+            .any(|r| r.uid == self.reference.uid);
+        if !ours {
+            return Ok(());
+        }
+        let kind = <K as k8s_openapi::Resource>::KIND;
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: live.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match Api::<K>::namespaced(client.clone(), &self.namespace)
+            .delete(name, &params)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(gateway = %self.key, kind, name, "deleted");
+                Ok(())
+            }
+            // Already gone, or replaced by another object of that name.
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+            Err(source) => Err(FleetError::Delete {
+                kind,
+                object: format!("{}/{name}", self.namespace),
+                source,
+            }),
+        }
+    }
+
+    /// Applies `replicas` to the Deployment `name` as
+    /// [`REPLICAS_HANDOVER_MANAGER`], taking them from Legate's own apply.
+    async fn hand_over_replicas(&self, client: &Client, name: &str, replicas: i32) -> Result<(), FleetError> {
+        let patch = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": { "name": name },
+            "spec": { "replicas": replicas },
+        });
+        Api::<Deployment>::namespaced(client.clone(), &self.namespace)
+            .patch(
+                name,
+                &PatchParams::apply(REPLICAS_HANDOVER_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|source| FleetError::Apply {
+                kind: "Deployment",
+                object: format!("{}/{name}", self.namespace),
+                source,
+            })?;
+        tracing::info!(gateway = %self.key, replicas, "the Envoy Deployment's replicas are the autoscaler's now");
+        Ok(())
+    }
+}
+
 /// Applies every object of the fleet; returns when the Envoys' xDS client
 /// certificate expires (when Envoys authenticate with one).
 pub async fn apply(
@@ -217,10 +345,73 @@ pub async fn apply(
     let fleet = Fleet::desired(&owner, gateway, settings, not_after.as_deref());
     owner.apply(client, fleet.service_account).await?;
     owner.apply(client, fleet.config_map).await?;
-    owner.apply(client, fleet.deployment).await?;
+    match (fleet.autoscaler, &gateway.spec.autoscaling) {
+        (Some(autoscaler), Some(autoscaling)) => {
+            apply_autoscaled_deployment(client, &owner, fleet.deployment, autoscaling).await?;
+            owner.apply(client, autoscaler).await?;
+        }
+        _ => {
+            // The autoscaler goes first: once `replicas` are Legate's again,
+            // nothing else may scale the Deployment.
+            owner
+                .delete_owned::<HorizontalPodAutoscaler>(client, &fleet_name(gateway))
+                .await?;
+            owner.apply(client, fleet.deployment).await?;
+        }
+    }
     owner.apply(client, fleet.pod_disruption_budget).await?;
     owner.apply(client, fleet.service).await?;
     Ok(not_after)
+}
+
+/// Applies the Deployment of an autoscaled Gateway without `replicas`.
+///
+/// Server-side apply removes a field its manager stops applying when no other
+/// manager owns it, and a Deployment without `replicas` has one pod. So where
+/// Legate owns the count (autoscaling was just turned on), another field
+/// manager first applies the current count, kept within the autoscaler's
+/// bounds, and Legate then lets go of a count that stays. A new Deployment
+/// gets the autoscaler's minimum the same way. From then on the count is the
+/// autoscaler's (its scale writes take the field over) or whoever's scales it.
+async fn apply_autoscaled_deployment(
+    client: &Client,
+    owner: &Owner,
+    deployment: Deployment,
+    autoscaling: &Autoscaling,
+) -> Result<(), FleetError> {
+    let Some(name) = deployment.metadata.name.clone() else {
+        return Err(FleetError::Unnamed { kind: "Deployment" });
+    };
+    let (min, max) = (
+        autoscaling.min_replicas,
+        autoscaling.max_replicas.max(autoscaling.min_replicas),
+    );
+    match owner.get::<Deployment>(client, &name).await? {
+        None => {
+            owner.apply(client, deployment).await?;
+            owner.hand_over_replicas(client, &name, min).await
+        }
+        Some(live) if owns_replicas(&live) => {
+            let current = live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(min);
+            owner
+                .hand_over_replicas(client, &name, current.clamp(min, max))
+                .await?;
+            owner.apply(client, deployment).await.map(drop)
+        }
+        Some(_) => owner.apply(client, deployment).await.map(drop),
+    }
+}
+
+/// Whether Legate's own apply sets the Deployment's `replicas`.
+fn owns_replicas(deployment: &Deployment) -> bool {
+    deployment.metadata.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
+            && entry.operation.as_deref() == Some("Apply")
+            && entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|fields| fields.0.pointer("/f:spec/f:replicas").is_some())
+    })
 }
 
 /// Makes sure the Gateway has a client certificate from the current CA that

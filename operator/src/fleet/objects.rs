@@ -5,6 +5,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSecurityContext,
@@ -45,7 +49,12 @@ pub const BOOTSTRAP_HASH_ANNOTATION: &str = "legate.dev/bootstrap-hash";
 pub struct Fleet {
     pub service_account: ServiceAccount,
     pub config_map: ConfigMap,
+    /// Without `replicas` when the Gateway has `autoscaling`: they are the
+    /// autoscaler's then.
     pub deployment: Deployment,
+    /// The HorizontalPodAutoscaler of the Deployment, when the Gateway has
+    /// `autoscaling`; without, any the Gateway had is deleted.
+    pub autoscaler: Option<HorizontalPodAutoscaler>,
     pub pod_disruption_budget: PodDisruptionBudget,
     pub service: Service,
 }
@@ -74,6 +83,7 @@ impl Fleet {
             service_account: parts.service_account(),
             config_map,
             deployment: parts.deployment(settings, certificate_not_after, &bootstrap_hash),
+            autoscaler: parts.autoscaler(),
             pod_disruption_budget: parts.pod_disruption_budget(),
             service: parts.service(),
         }
@@ -163,7 +173,9 @@ impl Parts<'_> {
         Deployment {
             metadata: self.meta(),
             spec: Some(DeploymentSpec {
-                replicas: Some(spec.replicas),
+                // With autoscaling, replicas are not Legate's: leaving them out of
+                // the apply is what keeps it from undoing the autoscaler's count.
+                replicas: spec.autoscaling.is_none().then_some(spec.replicas),
                 selector: self.selector(),
                 // Never below the current count during a rollout.
                 strategy: Some(DeploymentStrategy {
@@ -362,6 +374,38 @@ impl Parts<'_> {
         }
         container.ports = Some(ports);
         container
+    }
+
+    /// Scales the Deployment between the Gateway's bounds on the Envoys'
+    /// average CPU use, relative to their request.
+    fn autoscaler(&self) -> Option<HorizontalPodAutoscaler> {
+        let autoscaling = self.gateway.spec.autoscaling.as_ref()?;
+        Some(HorizontalPodAutoscaler {
+            metadata: self.meta(),
+            spec: Some(HorizontalPodAutoscalerSpec {
+                scale_target_ref: CrossVersionObjectReference {
+                    api_version: Some("apps/v1".into()),
+                    kind: "Deployment".into(),
+                    name: self.name.clone(),
+                },
+                min_replicas: Some(autoscaling.min_replicas),
+                max_replicas: autoscaling.max_replicas,
+                metrics: Some(vec![MetricSpec {
+                    type_: "Resource".into(),
+                    resource: Some(ResourceMetricSource {
+                        name: "cpu".into(),
+                        target: MetricTarget {
+                            type_: "Utilization".into(),
+                            average_utilization: Some(autoscaling.target_cpu_utilization_percentage),
+                            ..MetricTarget::default()
+                        },
+                    }),
+                    ..MetricSpec::default()
+                }]),
+                behavior: None,
+            }),
+            ..HorizontalPodAutoscaler::default()
+        })
     }
 
     fn pod_disruption_budget(&self) -> PodDisruptionBudget {

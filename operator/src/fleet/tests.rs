@@ -356,3 +356,93 @@ fn route_changes_cannot_touch_the_pod_template() {
     let (_, b) = fleet(json!({}), &settings("x"), None);
     assert_eq!(a.deployment, b.deployment);
 }
+
+#[test]
+fn without_autoscaling_legate_sets_replicas_and_has_no_autoscaler() {
+    let (_, fleet) = fleet(json!({ "replicas": 3 }), &settings("x"), None);
+    assert_eq!(fleet.deployment.spec.as_ref().and_then(|s| s.replicas), Some(3));
+    assert_eq!(fleet.autoscaler, None);
+}
+
+#[test]
+fn with_autoscaling_the_autoscaler_scales_the_deployment_and_legate_leaves_replicas_alone() {
+    let spec = json!({
+        "replicas": 3,
+        "autoscaling": { "minReplicas": 2, "maxReplicas": 7, "targetCPUUtilizationPercentage": 65 },
+    });
+    let (owner, fleet) = fleet(spec, &settings("x"), None);
+    assert_eq!(
+        fleet.deployment.spec.as_ref().and_then(|s| s.replicas),
+        None,
+        "replicas are the autoscaler's"
+    );
+    let autoscaler = owner.adopt(fleet.autoscaler.expect("an autoscaler"));
+    assert_eq!(autoscaler.metadata.name.as_deref(), Some("edge-envoy"));
+    assert_eq!(
+        autoscaler.metadata.owner_references.unwrap_or_default()[0].name,
+        "edge"
+    );
+    let hpa = serde_json::to_value(autoscaler.spec).expect("serializes");
+    assert_eq!(
+        hpa,
+        json!({
+            "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "edge-envoy" },
+            "minReplicas": 2,
+            "maxReplicas": 7,
+            "metrics": [{
+                "type": "Resource",
+                "resource": { "name": "cpu", "target": { "type": "Utilization", "averageUtilization": 65 } },
+            }],
+        })
+    );
+}
+
+#[test]
+fn autoscaling_defaults_to_two_pods_at_least_and_eighty_percent_cpu() {
+    let (_, fleet) = fleet(
+        json!({ "autoscaling": { "maxReplicas": 4 } }),
+        &settings("x"),
+        None,
+    );
+    let spec = fleet.autoscaler.and_then(|a| a.spec).expect("an autoscaler");
+    assert_eq!(spec.min_replicas, Some(2));
+    let target = spec.metrics.unwrap_or_default()[0]
+        .resource
+        .as_ref()
+        .and_then(|r| r.target.average_utilization);
+    assert_eq!(target, Some(80));
+}
+
+#[test]
+fn only_legates_own_apply_of_replicas_counts_as_owning_them() {
+    let deployment = |entries: Value| -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": { "name": "edge-envoy", "managedFields": entries },
+        }))
+        .expect("a Deployment")
+    };
+    let entry = |manager: &str, operation: &str, spec: Value| {
+        json!({
+            "manager": manager, "operation": operation, "apiVersion": "apps/v1",
+            "fieldsType": "FieldsV1", "fieldsV1": { "f:spec": spec },
+        })
+    };
+    let with_replicas = json!({ "f:replicas": {}, "f:selector": {} });
+    let without = json!({ "f:selector": {} });
+    assert!(owns_replicas(&deployment(json!([entry(
+        FIELD_MANAGER,
+        "Apply",
+        with_replicas.clone()
+    )]))));
+    assert!(!owns_replicas(&deployment(json!([entry(
+        FIELD_MANAGER,
+        "Apply",
+        without.clone()
+    )]))));
+    assert!(!owns_replicas(&deployment(json!([
+        entry(FIELD_MANAGER, "Apply", without),
+        entry("kubectl", "Update", with_replicas.clone()),
+        entry(REPLICAS_HANDOVER_MANAGER, "Apply", with_replicas),
+    ]))));
+    assert!(!owns_replicas(&deployment(json!([]))));
+}

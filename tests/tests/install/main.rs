@@ -80,6 +80,8 @@ async fn the_service_account_may_do_what_the_operator_needs_and_nothing_more() {
         ],
         &["list", "secrets", "-A"],
         &["patch", "deployments.apps", "-n", "team-a"],
+        &["patch", "horizontalpodautoscalers.autoscaling", "-n", "team-a"],
+        &["delete", "horizontalpodautoscalers.autoscaling", "-n", "team-a"],
         &["create", "events.events.k8s.io", "-n", "team-a"],
         &["update", "leases.coordination.k8s.io", "-n", "legate-system"],
         &["update", "secrets", "-n", "legate-system"],
@@ -89,6 +91,8 @@ async fn the_service_account_may_do_what_the_operator_needs_and_nothing_more() {
     }
     for refused in [
         &["delete", "deployments.apps", "-n", "team-a"][..],
+        &["update", "horizontalpodautoscalers.autoscaling", "-n", "team-a"],
+        &["list", "horizontalpodautoscalers.autoscaling", "-A"],
         &["delete", "mappings.legate.dev", "-n", "team-a"],
         &["update", "mappings.legate.dev", "-n", "team-a"],
         &["create", "pods", "-n", "team-a"],
@@ -356,6 +360,34 @@ async fn from_the_manifests_the_operator_runs_a_gateway_as_its_service_account()
     })
     .await;
     assert_eq!(missing["status"], "False", "{missing}");
+
+    // Autoscaling, under this identity: the Gateway's HorizontalPodAutoscaler
+    // is created, and deleted once the Gateway drops `autoscaling`.
+    let autoscaler = || {
+        get(
+            &stage.env.client,
+            &ns,
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            "edge-envoy",
+        )
+    };
+    let mut autoscaled = gateway.clone();
+    autoscaled["spec"]["autoscaling"] = json!({ "minReplicas": 1, "maxReplicas": 3 });
+    apply(&stage.env.client, &ns, &autoscaled)
+        .await
+        .expect("the Gateway takes autoscaling");
+    eventually("the Gateway's HorizontalPodAutoscaler", PATIENCE, || async {
+        autoscaler().await.ok()?.map(drop)
+    })
+    .await;
+    apply(&stage.env.client, &ns, &gateway)
+        .await
+        .expect("the Gateway drops autoscaling");
+    eventually("the HorizontalPodAutoscaler to be deleted", PATIENCE, || async {
+        autoscaler().await.ok()?.is_none().then_some(())
+    })
+    .await;
 
     let log = operator.log_text();
     let forbidden: Vec<&str> = log

@@ -83,6 +83,23 @@ async fn the_api_server_applies_the_defaults() {
         ])
     );
     assert_eq!(spec["allowedRoutes"], json!({ "namespaces": { "from": "All" } }));
+    assert_eq!(spec.get("autoscaling"), None, "no autoscaling unless asked for");
+
+    let scaled = apply(
+        &env.client,
+        &env.namespace,
+        &legate(
+            "Gateway",
+            "scaled",
+            json!({ "autoscaling": { "maxReplicas": 4 } }),
+        ),
+    )
+    .await
+    .expect("a Gateway with only maxReplicas is accepted");
+    assert_eq!(
+        scaled.data["spec"]["autoscaling"],
+        json!({ "minReplicas": 2, "maxReplicas": 4, "targetCPUUtilizationPercentage": 80 })
+    );
 
     let redirect = apply(
         &env.client,
@@ -404,6 +421,48 @@ fn invalid_objects() -> Vec<Invalid> {
             json!({ "replicas": -1 }),
             "spec.replicas",
             "greater than or equal to 0",
+        ),
+        invalid(
+            "autoscaling below one pod",
+            "Gateway",
+            json!({ "autoscaling": { "minReplicas": 0, "maxReplicas": 3 } }),
+            "spec.autoscaling.minReplicas",
+            "minReplicas must be at least 1",
+        ),
+        invalid(
+            "autoscaling maximum below its minimum",
+            "Gateway",
+            json!({ "autoscaling": { "minReplicas": 4, "maxReplicas": 3 } }),
+            "spec.autoscaling.maxReplicas",
+            "maxReplicas must be at least minReplicas",
+        ),
+        invalid(
+            "autoscaling maximum below the default minimum",
+            "Gateway",
+            json!({ "autoscaling": { "maxReplicas": 1 } }),
+            "spec.autoscaling.maxReplicas",
+            "maxReplicas must be at least minReplicas",
+        ),
+        invalid(
+            "autoscaling without a maximum",
+            "Gateway",
+            json!({ "autoscaling": { "minReplicas": 2 } }),
+            "spec.autoscaling.maxReplicas",
+            "Required value",
+        ),
+        invalid(
+            "autoscaling CPU target zero",
+            "Gateway",
+            json!({ "autoscaling": { "maxReplicas": 3, "targetCPUUtilizationPercentage": 0 } }),
+            "spec.autoscaling.targetCPUUtilizationPercentage",
+            "between 1 and 100",
+        ),
+        invalid(
+            "autoscaling CPU target above 100",
+            "Gateway",
+            json!({ "autoscaling": { "maxReplicas": 3, "targetCPUUtilizationPercentage": 101 } }),
+            "spec.autoscaling.targetCPUUtilizationPercentage",
+            "between 1 and 100",
         ),
         invalid(
             "port above 65535",
@@ -776,6 +835,14 @@ async fn kubectl_explain_describes_fields() {
         ("mapping.spec.prefix", "plain string prefix"),
         ("mapping.spec.rewrite", "/backend/probe"),
         ("gateway.spec.listeners", "8080"),
+        ("gateway.spec.autoscaling", "HorizontalPodAutoscaler"),
+        ("gateway.spec.autoscaling.minReplicas", "fewest Envoy pods"),
+        ("gateway.spec.autoscaling.maxReplicas", "most Envoy pods"),
+        (
+            "gateway.spec.autoscaling.targetCPUUtilizationPercentage",
+            "CPU request",
+        ),
+        ("gateway.spec.replicas", "Ignored when `autoscaling` is set"),
         ("tlscontext.spec.insecure.action", "Redirect"),
         ("authservice.spec.statusOnError", "403"),
         ("ratelimitservice.spec.domain", "legate"),
@@ -797,8 +864,10 @@ async fn kubectl_explain_describes_fields() {
             },
         )
         .await;
+        // kubectl wraps descriptions at its own width.
+        let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
-            text.contains(phrase),
+            words.contains(phrase),
             "`kubectl explain {field}` should mention {phrase:?}:\n{text}"
         );
     }

@@ -156,3 +156,228 @@ async fn the_probe_listener_says_ready_only_once_envoy_has_its_listeners() {
     .await;
     assert_eq!(probe("/healthz").await, Ok(200), "and live");
 }
+
+/// The fields of the Deployment that field manager `manager` applied.
+fn applied_by<'a>(deployment: &'a Value, manager: &str) -> Option<&'a Value> {
+    deployment["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|e| e["manager"] == manager && e["operation"] == "Apply")
+        .map(|e| &e["fieldsV1"])
+}
+
+/// Whether the operator's own apply (field manager `legate`) sets the Deployment's replicas.
+fn legate_sets_replicas(deployment: &Value) -> bool {
+    applied_by(deployment, "legate").is_some_and(|f| f["f:spec"].get("f:replicas").is_some())
+}
+
+async fn autoscaled_env() -> (TestEnv, Operator) {
+    let env = TestEnv::new().await;
+    install_crds(&env.client).await;
+    let operator = Operator::start_with(
+        env.control_plane,
+        free_port(),
+        None,
+        &["--namespace", &env.namespace],
+    )
+    .await;
+    (env, operator)
+}
+
+/// A ClusterIP Gateway `edge` with `replicas` and, when given, `autoscaling`
+/// and a node selector (a change of the fleet that shows the operator applied it).
+fn scalable_gateway(replicas: i32, autoscaling: Option<Value>, zone: &str) -> Value {
+    let mut gateway = json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway", "metadata": { "name": "edge" },
+        "spec": {
+            "replicas": replicas, "serviceType": "ClusterIP",
+            "nodeSelector": { "topology.kubernetes.io/zone": zone },
+            "listeners": [{ "name": "http", "port": 8080, "protocol": "HTTP" }],
+        }
+    });
+    if let Some(autoscaling) = autoscaling {
+        gateway["spec"]["autoscaling"] = autoscaling;
+    }
+    gateway
+}
+
+/// Waits until the Deployment's pods select `zone`: the operator applied the
+/// Gateway's latest change.
+async fn deployment_in_zone(env: &TestEnv, zone: &str) -> Value {
+    eventually(
+        &format!("the Deployment's pods to select zone {zone}"),
+        Duration::from_secs(20),
+        || async {
+            let d = read(env, "apps/v1", "Deployment", "edge-envoy").await;
+            (d["spec"]["template"]["spec"]["nodeSelector"]["topology.kubernetes.io/zone"] == zone)
+                .then_some(d)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn with_autoscaling_an_hpa_owns_the_count_and_the_operator_never_undoes_a_scale() {
+    let (env, _operator) = autoscaled_env().await;
+    let autoscaling = json!({ "minReplicas": 2, "maxReplicas": 5, "targetCPUUtilizationPercentage": 70 });
+    apply(
+        &env.client,
+        &env.namespace,
+        &scalable_gateway(1, Some(autoscaling.clone()), "a"),
+    )
+    .await
+    .expect("the Gateway applies");
+
+    let hpa = read(&env, "autoscaling/v2", "HorizontalPodAutoscaler", "edge-envoy").await;
+    let spec = &hpa["spec"];
+    assert_eq!(
+        spec["scaleTargetRef"],
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "name": "edge-envoy" }),
+        "{hpa:#}"
+    );
+    assert_eq!(
+        (spec["minReplicas"].as_i64(), spec["maxReplicas"].as_i64()),
+        (Some(2), Some(5))
+    );
+    assert_eq!(
+        spec["metrics"],
+        json!([{ "type": "Resource",
+                 "resource": { "name": "cpu", "target": { "type": "Utilization", "averageUtilization": 70 } } }]),
+        "{hpa:#}"
+    );
+    let owner = &hpa["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["name"].as_str()),
+        (Some("Gateway"), Some("edge"))
+    );
+    assert_eq!(owner["controller"], true);
+    assert_eq!(hpa["metadata"]["labels"]["legate.dev/gateway"], "edge");
+
+    // The new Deployment starts at the autoscaler's minimum (not at
+    // `replicas: 1`, which autoscaling overrides), and the operator's field
+    // manager does not set its replicas.
+    let deployment = eventually(
+        "the Deployment to start with minReplicas",
+        Duration::from_secs(20),
+        || async {
+            let d = read(&env, "apps/v1", "Deployment", "edge-envoy").await;
+            (d["spec"]["replicas"] == 2).then_some(d)
+        },
+    )
+    .await;
+    assert!(
+        applied_by(&deployment, "legate").is_some(),
+        "the operator applied the Deployment: {:#}",
+        deployment["metadata"]["managedFields"]
+    );
+    assert!(
+        !legate_sets_replicas(&deployment),
+        "the operator's apply sets no replicas: {:#}",
+        deployment["metadata"]["managedFields"]
+    );
+
+    // `kubectl scale` stands in for the HPA controller (there is no metrics server).
+    env.control_plane.kubectl(&[
+        "scale",
+        "deployment/edge-envoy",
+        "--replicas=3",
+        "-n",
+        &env.namespace,
+    ]);
+    // A change to the Gateway makes the operator apply the fleet again.
+    apply(
+        &env.client,
+        &env.namespace,
+        &scalable_gateway(1, Some(autoscaling.clone()), "b"),
+    )
+    .await
+    .expect("the Gateway changes");
+    let deployment = deployment_in_zone(&env, "b").await;
+    assert_eq!(
+        deployment["spec"]["replicas"], 3,
+        "the operator did not undo the scale"
+    );
+    assert!(!legate_sets_replicas(&deployment));
+
+    // Without autoscaling, the autoscaler goes and `replicas` is the operator's again.
+    apply(&env.client, &env.namespace, &scalable_gateway(1, None, "c"))
+        .await
+        .expect("the Gateway drops autoscaling");
+    eventually(
+        "the HorizontalPodAutoscaler to be deleted",
+        Duration::from_secs(20),
+        || async {
+            get(
+                &env.client,
+                &env.namespace,
+                "autoscaling/v2",
+                "HorizontalPodAutoscaler",
+                "edge-envoy",
+            )
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+        },
+    )
+    .await;
+    let deployment = deployment_in_zone(&env, "c").await;
+    assert_eq!(deployment["spec"]["replicas"], 1, "replicas applies again");
+    assert!(legate_sets_replicas(&deployment));
+}
+
+#[tokio::test]
+async fn turning_autoscaling_on_keeps_the_pods_the_gateway_had() {
+    let (env, _operator) = autoscaled_env().await;
+    apply(&env.client, &env.namespace, &scalable_gateway(4, None, "a"))
+        .await
+        .expect("the Gateway applies");
+    let deployment = eventually("4 replicas", Duration::from_secs(20), || async {
+        let d = read(&env, "apps/v1", "Deployment", "edge-envoy").await;
+        (d["spec"]["replicas"] == 4).then_some(d)
+    })
+    .await;
+    assert!(legate_sets_replicas(&deployment));
+    assert!(
+        get(
+            &env.client,
+            &env.namespace,
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            "edge-envoy"
+        )
+        .await
+        .expect("the API server answers")
+        .is_none(),
+        "a Gateway without autoscaling has no autoscaler"
+    );
+
+    // Letting go of replicas must not reset the Deployment to its default of
+    // one pod: the 4 it had stay (they are within the bounds).
+    apply(
+        &env.client,
+        &env.namespace,
+        &scalable_gateway(4, Some(json!({ "minReplicas": 2, "maxReplicas": 6 })), "b"),
+    )
+    .await
+    .expect("the Gateway turns autoscaling on");
+    read(&env, "autoscaling/v2", "HorizontalPodAutoscaler", "edge-envoy").await;
+    let deployment = deployment_in_zone(&env, "b").await;
+    assert!(!legate_sets_replicas(&deployment));
+    assert_eq!(deployment["spec"]["replicas"], 4, "the pods it had stay");
+
+    // A count above the new maximum comes down to it at once.
+    apply(&env.client, &env.namespace, &scalable_gateway(4, None, "c"))
+        .await
+        .expect("autoscaling off");
+    deployment_in_zone(&env, "c").await;
+    apply(
+        &env.client,
+        &env.namespace,
+        &scalable_gateway(4, Some(json!({ "minReplicas": 1, "maxReplicas": 3 })), "d"),
+    )
+    .await
+    .expect("autoscaling on, at most 3");
+    let deployment = deployment_in_zone(&env, "d").await;
+    assert_eq!(deployment["spec"]["replicas"], 3, "clamped to maxReplicas");
+}
