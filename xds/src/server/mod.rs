@@ -1,5 +1,6 @@
 //! The ADS server: state of the world and delta over one tonic service.
 
+mod accept;
 mod blame;
 mod events;
 mod service;

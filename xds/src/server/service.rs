@@ -14,10 +14,11 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 use tracing::Instrument;
 
+use super::accept::{Limits, accept_forever};
 use super::events::{ProxyId, XdsEvent};
 use super::stream::{Protocol, Request, Response, Step, StreamState};
 use crate::cache::SnapshotCache;
@@ -92,47 +93,16 @@ impl AdsServer {
 
     /// Serves ADS over TLS on `listener`: each connection is accepted with the
     /// latest `config` (certificates rotate), and failed handshakes (no client
-    /// certificate, an untrusted one) are counted as refused.
+    /// certificate, an untrusted one, none within 10 seconds) are counted as
+    /// refused. At most 64 handshakes run at once.
     pub async fn serve_tls(
         self,
         listener: tokio::net::TcpListener,
         config: tokio::sync::watch::Receiver<Arc<tokio_rustls::rustls::ServerConfig>>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
-        let (tx, rx) = mpsc::channel::<
-            Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
-        >(64);
-        let refused = self.refused.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((tcp, peer)) = listener.accept().await {
-                let acceptor = tokio_rustls::TlsAcceptor::from(config.borrow().clone());
-                let (tx, refused) = (tx.clone(), refused.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send(Ok(tls)).await;
-                        }
-                        Ok(Err(e)) => {
-                            refused.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(%peer, error = %e, "refused an xDS connection: TLS handshake failed");
-                        }
-                        Err(_) => {
-                            refused.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(%peer, "refused an xDS connection: TLS handshake timed out");
-                        }
-                    }
-                });
-            }
-        });
-        let result = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(self.into_service())
-            .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
-            .await
-            .map_err(ServeError);
-        accept.abort();
-        result
+        let handshake = move |tcp| tokio_rustls::TlsAcceptor::from(config.borrow().clone()).accept(tcp);
+        self.serve_accepted(listener, handshake, shutdown).await
     }
 
     /// Every proxy's connections, ACKs and NACKs from now on. A subscriber
@@ -156,15 +126,46 @@ impl AdsServer {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
-        tonic::transport::Server::builder()
+        let handshake = |tcp| std::future::ready(Ok::<_, std::convert::Infallible>(tcp));
+        self.serve_accepted(listener, handshake, shutdown).await
+    }
+
+    /// Serves the connections our own accept loop lets in: tonic's retries
+    /// an accept error at once (a spin while descriptors are short) and logs
+    /// it only at trace level.
+    async fn serve_accepted<H, F, Io, E>(
+        self,
+        listener: tokio::net::TcpListener,
+        handshake: H,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError>
+    where
+        H: Fn(tokio::net::TcpStream) -> F + Send + 'static,
+        F: Future<Output = Result<Io, E>> + Send + 'static,
+        Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + tonic::transport::server::Connected,
+        Io: Unpin + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<Io>(64);
+        let accept = tokio::spawn(accept_forever(
+            listener,
+            Limits::default(),
+            handshake,
+            tx,
+            self.refused.clone(),
+        ));
+        let incoming = ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
+        let result = tonic::transport::Server::builder()
             // Envoy keeps one ADS stream open for hours; keepalives notice a
             // peer that vanished without closing it.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(self.into_service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await
-            .map_err(ServeError)
+            .map_err(ServeError);
+        accept.abort();
+        result
     }
 
     fn spawn_stream<Req, Resp>(
