@@ -7,6 +7,7 @@ mod engine;
 mod fleet;
 mod health;
 mod leader;
+mod liveness;
 mod metrics;
 mod pki;
 mod program;

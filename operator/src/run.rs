@@ -17,6 +17,7 @@ use crate::controllers::{self, Context, FleetConfig};
 use crate::engine::{self, Shared};
 use crate::health::{self, Readiness};
 use crate::leader::{self, LeaseConfig};
+use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::world;
 use crate::xds_tls;
@@ -178,13 +179,24 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     tracing::info!(metrics = %args.metrics_listen, xds = %args.xds_listen, health = %args.health_listen, advertise = %args.xds_advertise, "legate starting");
 
     let readiness = Arc::new(Readiness::default());
-    let health = tokio::spawn(health::serve(health_listener, readiness.clone(), stopped()));
+    // The tasks that must run as long as the process; `/healthz` fails
+    // when one stops.
+    let liveness = Liveness::new();
+    let health = tokio::spawn(health::serve(
+        health_listener,
+        readiness.clone(),
+        liveness.clone(),
+        stopped(),
+    ));
     let metrics_server = tokio::spawn(health::serve_metrics(
         metrics_listener,
         metrics.clone(),
         stopped(),
     ));
-    tokio::spawn(engine::track_proxies_forever(ads.events(), shared.clone()));
+    liveness.spawn(
+        "ACK tracker",
+        engine::track_proxies_forever(ads.events(), shared.clone()),
+    );
     metrics.count_refused_from(ads.refused());
     // The port is bound already, so proxies that reconnect wait in its
     // backlog; they are answered once the first translation is in the cache
@@ -193,26 +205,32 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         let shared = shared.clone();
         let tls = tls.as_ref().map(|(_, config)| config.clone());
         let stop = stopped();
-        tokio::spawn(async move {
+        liveness.spawn("xDS server", async move {
             shared.first_translation().await;
-            match tls {
+            let served = match tls {
                 Some(config) => ads.serve_tls(xds_listener, config, stop).await,
                 None => ads.serve(xds_listener, stop).await,
+            };
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the xDS server stopped");
             }
         })
     };
 
     let (stores, updates) = world::start(&client, args.namespace.as_deref());
     let (listed_tx, listed) = watch::channel(false);
-    tokio::spawn(engine::translate_forever(
-        stores.clone(),
-        shared.clone(),
-        world::WorldSettings {
-            listen_address: args.envoy_listen_address,
-            allow_loopback_upstreams: args.allow_loopback_upstreams,
-        },
-        listed,
-    ));
+    liveness.spawn(
+        "engine",
+        engine::translate_forever(
+            stores.clone(),
+            shared.clone(),
+            world::WorldSettings {
+                listen_address: args.envoy_listen_address,
+                allow_loopback_upstreams: args.allow_loopback_upstreams,
+            },
+            listed,
+        ),
+    );
     {
         let stores = stores.clone();
         let readiness = readiness.clone();
@@ -234,24 +252,23 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         let identity = args.identity.clone().unwrap_or_else(default_identity);
         let config = LeaseConfig::new(&args.operator_namespace, &args.leader_election_id, &identity);
         tracing::info!(%identity, lease = %format!("{}/{}", config.namespace, config.name), "leader election on");
-        leader::run(
+        let (leading, election) = leader::election(
             client.clone(),
             config,
             metrics_for_leader.clone(),
             stop_rx_leader.clone(),
-        )
+        );
+        liveness.spawn("leader election", election);
+        leading
     } else {
         metrics_for_leader.leader.set(1);
         watch::channel(true).1
     };
     let ctx = Context::new(client, shared, fleet, leading);
-    let controllers = tokio::spawn(controllers::run_all(
-        ctx,
-        stores,
-        updates,
-        args.namespace.clone(),
-        stopped(),
-    ));
+    let controllers = liveness.spawn(
+        "controllers",
+        controllers::run_all(ctx, stores, updates, args.namespace.clone(), stopped()),
+    );
 
     shutdown_signal().await;
     tracing::info!("shutting down");
