@@ -10,6 +10,7 @@
 
 mod api;
 mod fleet;
+mod lease_clock;
 mod operator_ha;
 mod operator_restart;
 mod setup;
