@@ -128,6 +128,13 @@ impl Envoy {
         envoy
     }
 
+    /// Stops this Envoy now (a crash, or a pod's restart), before another
+    /// takes its ports.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Keeps `dir` (files this Envoy reads) until the Envoy is dropped.
     pub fn keep(&mut self, dir: TempDir) {
         self.kept.push(dir);

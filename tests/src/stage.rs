@@ -128,6 +128,27 @@ impl Stage {
         .await
     }
 
+    /// Waits until the clock is past the second in which `kind` `name` (of
+    /// this namespace) was created: creation times count whole seconds, and
+    /// where the older object wins, one created next must be younger.
+    pub async fn past_creation_second(&self, kind: &str, name: &str) {
+        let what = format!("the clock to pass the creation second of {kind} {name}");
+        eventually(&what, PATIENCE, || async {
+            let object = get(
+                &self.env.client,
+                &self.env.namespace,
+                "legate.dev/v1alpha1",
+                kind,
+                name,
+            )
+            .await
+            .ok()??;
+            let created = object.metadata.creation_timestamp?.0;
+            (k8s_openapi::jiff::Timestamp::now().as_second() > created.as_second()).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until condition `type_` has `reason`.
     pub async fn condition_reason(&self, kind: &str, name: &str, type_: &str, reason: &str) -> Value {
         self.condition_reason_in(&self.env.namespace, kind, name, type_, reason)

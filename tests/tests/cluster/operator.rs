@@ -203,6 +203,8 @@ async fn a_second_namespace_claiming_the_same_route_is_conflicted_and_gets_no_tr
         )
         .await;
     stage.until_status("/", 200).await;
+    // The intruder's Mapping must be the younger one.
+    stage.past_creation_second("Mapping", "shop").await;
 
     let intruder = json!({
         "apiVersion": "legate.dev/v1alpha1", "kind": "Mapping", "metadata": { "name": "shop" },

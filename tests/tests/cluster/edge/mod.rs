@@ -9,6 +9,7 @@ mod logs;
 mod ratelimit;
 mod tcp;
 mod tls;
+mod tls_clash;
 mod tracing;
 mod upstream_tls;
 

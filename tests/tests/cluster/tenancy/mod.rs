@@ -60,6 +60,8 @@ async fn shop_and_rogue(label: &str) -> (Stage, TestEnv) {
         )
         .await;
     stage.until_status("/", 200).await;
+    // What the second namespace creates next is younger than the shop's route.
+    stage.past_creation_second("Mapping", "shop").await;
     (stage, rogue)
 }
 
