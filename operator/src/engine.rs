@@ -171,6 +171,8 @@ pub async fn translate_forever(
                 pushed += updates.len();
                 push(&shared, key, &updates);
             }
+            // Streams of its proxies answer from here on, whatever changed.
+            shared.cache.publish(key);
         }
         let gone: Vec<String> = translators
             .keys()

@@ -44,6 +44,20 @@ impl SnapshotCache {
         }
     }
 
+    /// Marks `gateway`'s snapshot as its translation (a Gateway whose
+    /// translation changed nothing in an empty snapshot), so that streams
+    /// waiting on it answer.
+    pub fn publish(&self, gateway: &str) {
+        let mut gateways = self.lock();
+        let sender = gateways
+            .entry(gateway.to_owned())
+            .or_insert_with(|| watch::Sender::new(Arc::new(Snapshot::empty(gateway))));
+        let current = sender.borrow().clone();
+        if let Some(next) = current.publish() {
+            sender.send_replace(Arc::new(next));
+        }
+    }
+
     /// Follows `gateway`'s snapshot (empty until the Gateway gets resources).
     pub fn watch(&self, gateway: &str) -> watch::Receiver<Arc<Snapshot>> {
         self.lock()

@@ -22,6 +22,10 @@ pub struct Snapshot {
     type_serials: [u64; ResourceType::COUNT],
     /// [`Snapshot::whole_route_configs`], made when a stream first asks.
     whole_route_configs: OnceLock<Arc<Resources>>,
+    /// Whether the Gateway has been translated: until then the snapshot is a
+    /// placeholder for streams that came early, and nothing is sent from it
+    /// (an empty answer would tell a proxy to drop what it runs).
+    published: bool,
 }
 
 impl Snapshot {
@@ -32,7 +36,24 @@ impl Snapshot {
             types: Default::default(),
             type_serials: [0; ResourceType::COUNT],
             whole_route_configs: OnceLock::new(),
+            published: false,
         }
+    }
+
+    /// Whether the Gateway's translation is in (see the field).
+    pub fn published(&self) -> bool {
+        self.published
+    }
+
+    /// This snapshot, marked as the Gateway's translation; `None` if it is already.
+    pub fn publish(&self) -> Option<Snapshot> {
+        if self.published {
+            return None;
+        }
+        let mut next = self.clone();
+        next.serial += 1;
+        next.published = true;
+        Some(next)
     }
 
     /// The Gateway (`namespace/name`, Envoy's `node.cluster`).
@@ -112,7 +133,8 @@ impl Snapshot {
     pub fn with(&self, updates: &[ResourceUpdate]) -> Option<Snapshot> {
         let mut next = self.clone();
         next.serial += 1;
-        let mut changed = false;
+        next.published = true;
+        let mut changed = !self.published;
         for update in updates {
             let kind = update.kind();
             let current = &self.types[kind.index()];

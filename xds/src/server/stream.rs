@@ -600,6 +600,10 @@ impl StreamState {
 
     /// The response due for `kind`, if any.
     fn evaluate(&mut self, kind: ResourceType) -> Option<Response> {
+        // Not translated yet: the proxy keeps what it runs until it is.
+        if !self.snapshot.published() {
+            return None;
+        }
         {
             let ts = &self.types[kind.index()];
             if !ts.subscribed || ts.in_flight.is_some() || !self.unsettled(kind) {

@@ -662,3 +662,40 @@ fn a_vhds_namespace_subscription_gets_the_virtual_hosts_of_its_route_config() {
     );
     assert_eq!(again.resources.len(), 3, "two hosts and the placeholder");
 }
+
+/// A proxy that reconnects before its Gateway is translated (the operator
+/// just started) holds configuration: it hears nothing until the
+/// translation is in, and then only what differs, never "remove it all".
+#[test]
+fn nothing_is_sent_from_a_gateway_not_translated_yet() {
+    let (_, translated) = world(2);
+    let placeholder = Arc::new(Snapshot::empty("default/gw"));
+    let mut s = StreamState::new(Protocol::Delta, proxy(), placeholder);
+    let mut first = delta(CDS, &[], &[], "");
+    first.initial_resource_versions = translated
+        .served(CDS, false)
+        .iter()
+        .map(|(name, r)| (name.to_string(), r.version.to_string()))
+        .collect();
+    assert!(
+        s.on_request(Request::Delta(first)).responses.is_empty(),
+        "no answer from the placeholder"
+    );
+    // The translation arrives, the same as what the proxy holds: nothing to
+    // send, and nothing removed.
+    let step = s.on_snapshot(translated.clone());
+    for response in &step.responses {
+        if let Response::Delta(d) = response {
+            assert!(d.removed_resources.is_empty(), "{d:?}");
+        }
+    }
+    // An empty translation is published too, and answers.
+    let published = Arc::new(
+        Snapshot::empty("default/gw")
+            .publish()
+            .expect("not published yet"),
+    );
+    let mut s = StreamState::new(Protocol::Delta, proxy(), published);
+    let step = s.on_request(Request::Delta(delta(CDS, &[], &[], "")));
+    assert_eq!(step.responses.len(), 1, "an empty CDS, once translated");
+}
