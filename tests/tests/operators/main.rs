@@ -6,12 +6,14 @@
 //!   that admits routes from every namespace, the examples' NodePorts);
 //! - `operator_ha` and `operator_restart` run operators that watch every
 //!   namespace, so each has a control plane of its own;
-//! - `setup` starts its own control planes and stack with the scripts.
+//! - `setup` starts its own control planes and stack with the scripts, and
+//!   `run_local` runs `make run` and stops it as a user does.
 
 mod api;
 mod fleet;
 mod lease_clock;
 mod operator_ha;
 mod operator_restart;
+mod run_local;
 mod setup;
 mod xds_auth;
