@@ -74,6 +74,11 @@ impl Shared {
         f(&self.program_mut())
     }
 
+    /// Forgets what Gateways released of an object that is gone for good.
+    pub fn forget_released(&self, object_key: &str) {
+        self.program_mut().forget_released(object_key);
+    }
+
     fn program_mut(&self) -> std::sync::MutexGuard<'_, ProgramState> {
         // Every update of the state completes under the lock or not at all.
         self.program

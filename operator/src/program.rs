@@ -44,6 +44,9 @@ pub struct ProgramState {
     tracker: ProxyTracker,
     rejections: BTreeMap<String, BTreeMap<String, Rejected>>,
     index: BTreeMap<String, GatewayIndex>,
+    /// Per Gateway, the objects its snapshot carried and no longer does:
+    /// until its proxies apply that, they may still route them.
+    released: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What an xDS event may have changed.
@@ -70,14 +73,38 @@ impl ProgramState {
         serial: u64,
         updates: &[ResourceUpdate],
     ) -> BTreeSet<String> {
-        self.index
-            .entry(gateway.to_string())
-            .or_default()
-            .apply(serial, updates)
+        let index = self.index.entry(gateway.to_string()).or_default();
+        let moved = index.apply(serial, updates);
+        let released = self.released.entry(gateway.to_string()).or_default();
+        for object in &moved {
+            if index.carries(object) {
+                released.remove(object);
+            } else {
+                released.insert(object.clone());
+            }
+        }
+        moved
+    }
+
+    /// Whether `gateway`'s proxies may still route the object: its snapshot
+    /// carries it, or carried it and they have not all applied the snapshot
+    /// since. A Gateway that never carried it has nothing to wait for.
+    pub fn still_routes(&self, gateway: &str, object_key: &str, snapshot: &Snapshot) -> bool {
+        self.carries(gateway, object_key)
+            || (self.released.get(gateway).is_some_and(|r| r.contains(object_key))
+                && !self.in_sync(gateway, snapshot))
+    }
+
+    /// The object is gone for good (its finalizer was removed).
+    pub fn forget_released(&mut self, object_key: &str) {
+        for released in self.released.values_mut() {
+            released.remove(object_key);
+        }
     }
 
     /// Forgets a Gateway's snapshot; returns the objects it carried.
     pub fn forget_gateway(&mut self, gateway: &str) -> BTreeSet<String> {
+        self.released.remove(gateway);
         self.index
             .remove(gateway)
             .map(|index| index.objects().cloned().collect())
@@ -234,6 +261,64 @@ mod tests {
         assert_eq!(state.proxies("shop/edge"), 1, "the new stream is still open");
         state.on_event(&XdsEvent::Disconnected(proxy()));
         assert_eq!(state.proxies("shop/edge"), 0);
+    }
+
+    #[test]
+    fn a_deleted_object_waits_only_for_the_gateways_that_carried_it() {
+        use legate_xds::cache::Snapshot;
+        use legate_xds::resource::{Origin, Resource, ResourceUpdate};
+
+        let object = ObjectRef::new("Mapping", "shop", "quote", 1);
+        let key = object.key();
+        let route = |body: u8, origins: Vec<Origin>| {
+            ResourceUpdate::Upsert(Arc::new(Resource::new(
+                ResourceType::Route,
+                "http",
+                vec![body],
+                vec![],
+                origins,
+            )))
+        };
+        let carried = route(
+            1,
+            vec![Origin {
+                object: object.clone(),
+                part: Arc::from("Mapping/shop/quote"),
+                hash: 1,
+            }],
+        );
+        let released = route(2, vec![]);
+        let mut state = ProgramState::default();
+        // shop/edge carries it; infra/other never does, and its proxy lags.
+        let edge = Snapshot::empty("shop/edge")
+            .with(std::slice::from_ref(&carried))
+            .expect("a change");
+        state.on_snapshot("shop/edge", edge.serial(), std::slice::from_ref(&carried));
+        let other = Snapshot::empty("infra/other")
+            .with(std::slice::from_ref(&released))
+            .expect("a change");
+        state.on_snapshot("infra/other", other.serial(), std::slice::from_ref(&released));
+        state.on_event(&XdsEvent::Connected(ProxyId {
+            node: "other-1".into(),
+            gateway: "infra/other".into(),
+        }));
+        assert!(
+            !state.in_sync("infra/other", &other),
+            "its proxy has applied nothing"
+        );
+        assert!(
+            !state.still_routes("infra/other", &key, &other),
+            "never carried: nothing to wait for"
+        );
+        assert!(state.still_routes("shop/edge", &key, &edge));
+
+        // Removed from shop/edge: its connected proxy must apply that first.
+        let edge = edge.with(std::slice::from_ref(&released)).expect("a change");
+        state.on_snapshot("shop/edge", edge.serial(), std::slice::from_ref(&released));
+        state.on_event(&XdsEvent::Connected(proxy()));
+        assert!(state.still_routes("shop/edge", &key, &edge), "not applied yet");
+        state.forget_released(&key);
+        assert!(!state.still_routes("shop/edge", &key, &edge));
     }
 
     #[test]

@@ -37,8 +37,11 @@ pub type FleetConfig = fleet::FleetSettings;
 
 pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timer = ctx.shared.metrics.reconcile_started("Gateway");
-    let result = reconcile_inner(gateway, &ctx).await;
+    let result = reconcile_inner(gateway.clone(), &ctx).await;
     timer.finish(result.is_ok());
+    if result.is_ok() {
+        ctx.reconciled(gateway.as_ref());
+    }
     result
 }
 

@@ -6,6 +6,7 @@
 //! the engine or the ACK tracker requeues it; everything only on taking the
 //! lead and at the end of the restart grace.
 
+mod backoff;
 mod finalizer;
 mod gateway;
 mod pacing;
@@ -96,6 +97,8 @@ pub struct Context {
     gateway_pacer: pacing::Pacer,
     /// Finalizers added that the cache does not show yet.
     finalizers_added: finalizer::Added,
+    /// Consecutive reconcile failures per object, for the retry delay.
+    backoff: backoff::Backoff,
 }
 
 impl std::fmt::Debug for Context {
@@ -123,6 +126,7 @@ impl Context {
             object_pacer: pacing::Pacer::new(OBJECT_WRITE_INTERVAL, PENDING_HOLD),
             gateway_pacer: pacing::Pacer::new(GATEWAY_WRITE_INTERVAL, PENDING_HOLD),
             finalizers_added: finalizer::Added::default(),
+            backoff: backoff::Backoff::default(),
         })
     }
 }
@@ -151,8 +155,26 @@ impl Context {
     }
 }
 
-/// Counts the failure and retries soon: most failures are a conflict or a
-/// moment of API server load.
+/// The key the retry delay of `object` is counted under.
+fn backoff_key<K: kube::Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+impl Context {
+    /// `object` reconciled: its next failure is retried soon again.
+    fn reconciled<K: kube::Resource<DynamicType = ()>>(&self, object: &K) {
+        self.backoff.succeeded(&backoff_key(object));
+    }
+}
+
+/// Counts the failure and retries: soon after a first failure (most are a
+/// conflict or a moment of API server load), then exponentially later,
+/// with jitter, while the same object keeps failing.
 fn error_policy<K: kube::Resource<DynamicType = ()>>(
     object: Arc<K>,
     error: &Error,
@@ -164,9 +186,10 @@ fn error_policy<K: kube::Resource<DynamicType = ()>>(
     match error {
         Error::StillRouted(_) => Action::requeue(Duration::from_millis(200)),
         other => {
+            let wait = ctx.backoff.failed(&backoff_key(object.as_ref()));
             let object = kube::runtime::reflector::ObjectRef::from_obj(object.as_ref());
-            tracing::warn!(error = %other, %object, "reconcile failed; retrying");
-            Action::requeue(Duration::from_secs(2))
+            tracing::warn!(error = %other, %object, retry_in_ms = wait.as_millis() as u64, "reconcile failed; retrying");
+            Action::requeue(wait)
         }
     }
 }

@@ -79,8 +79,11 @@ pub fn controller<K: Routed>(
 
 async fn reconcile<K: Routed>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timer = ctx.shared.metrics.reconcile_started(&K::kind(&()));
-    let result = reconcile_inner(object, &ctx).await;
+    let result = reconcile_inner(object.clone(), &ctx).await;
     timer.finish(result.is_ok());
+    if result.is_ok() {
+        ctx.reconciled(object.as_ref());
+    }
     result
 }
 
@@ -98,6 +101,8 @@ async fn reconcile_inner<K: Routed>(object: Arc<K>, ctx: &Arc<Context>) -> Resul
         if finalizer::has(object.as_ref()) {
             wait_until_unrouted(object.as_ref(), ctx).await?;
             finalizer::remove(&api, object.as_ref()).await?;
+            let key = object_ref(object.as_ref()).key();
+            ctx.shared.forget_released(&key);
         }
         ctx.object_pacer.forget(&object_ref(object.as_ref()).key());
         ctx.finalizers_added.forget(object.as_ref());
@@ -176,7 +181,7 @@ async fn wait_until_unrouted<K: Routed>(object: &K, ctx: &Context) -> Result<(),
                 return false;
             };
             ctx.shared
-                .with_program(|p| p.carries(gateway, &key) || !p.in_sync(gateway, &snapshot))
+                .with_program(|p| p.still_routes(gateway, &key, &snapshot))
         })
         .collect();
     if still_routed.is_empty() {

@@ -195,3 +195,60 @@ async fn a_refusal_forged_by_another_namespaces_gateway_leaves_the_mapping_on_it
         "the shop's Envoy keeps the route: {routes}"
     );
 }
+
+/// A second namespace's Gateway whose proxy never applies anything does not
+/// hold up deleting the first namespace's Mapping: deletion waits only for
+/// the Gateways that carried the object.
+#[tokio::test]
+async fn another_namespaces_lagging_gateway_does_not_hold_up_a_deletion() {
+    let (stage, rogue) = shop_and_rogue("legate-test-tenancy-lagging").await;
+    let lagging = json!({
+        "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway", "metadata": { "name": "lagging" },
+        "spec": {
+            "serviceType": "ClusterIP", "replicas": 1,
+            "listeners": [{ "name": "http", "port": free_port(), "protocol": "HTTP" }],
+            "allowedRoutes": { "namespaces": { "from": "Same" } },
+        }
+    });
+    apply(&rogue.client, &rogue.namespace, &lagging)
+        .await
+        .expect("the lagging Gateway applies");
+    // Subscribes and never acknowledges: that Gateway is never in sync.
+    let _silent = ForgingProxy::connect(&rogue, "lagging").await;
+    wait_condition(
+        &rogue.client,
+        &rogue.namespace,
+        "Gateway",
+        "lagging",
+        "Programmed",
+        "False",
+        PATIENCE,
+    )
+    .await;
+
+    stage
+        .mapping(
+            "extra",
+            json!({ "hostname": "shop.example.com", "prefix": "/extra/", "service": "quote" }),
+        )
+        .await;
+    stage.until_status("/extra/x", 200).await;
+    stage
+        .env
+        .control_plane
+        .kubectl(&["delete", "mapping", "extra", "-n", &stage.env.namespace]);
+    // Gone (kubectl waited for it). Had it waited for the lagging Gateway,
+    // the operator would have given up after its grace and said so.
+    let events = stage.env.control_plane.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &stage.env.namespace,
+        "--field-selector",
+        "involvedObject.name=extra,reason=DeletionTimeout",
+        "-o",
+        "name",
+    ]);
+    assert!(events.trim().is_empty(), "no DeletionTimeout: {events}");
+    assert_shop_answers(&stage, "/").await;
+}
