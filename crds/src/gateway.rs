@@ -46,7 +46,10 @@ pub const DEFAULT_ENVOY_IMAGE: &str = "docker.io/envoyproxy/envoy:v1.40.0";
         json_path = ".status.conditions[?(@.type==\"Programmed\")].status"
     ),
     printcolumn(name = "Address", type_ = "string", json_path = ".status.addresses[0].value"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // The Envoy Service is `<name>-envoy`, a DNS label of 63 characters at most.
+    validation = Rule::new("self.metadata.name.size() <= 57")
+        .message("a Gateway's name may have at most 57 characters (its Envoy Service is named <name>-envoy)")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.serviceType == 'NodePort' || self.serviceType == 'LoadBalancer' || self.listeners.all(l, !has(l.nodePort))")

@@ -423,6 +423,30 @@ fn invalid_objects() -> Vec<Invalid> {
             "greater than or equal to 0",
         ),
         invalid(
+            "a host owner of every host",
+            "Gateway",
+            json!({ "hostOwners": [{ "hostname": "*", "namespace": "shop" }] }),
+            "spec.hostOwners[0].hostname",
+            "should match",
+        ),
+        invalid(
+            "a host assigned twice",
+            "Gateway",
+            json!({ "hostOwners": [
+                { "hostname": "shop.example.com", "namespace": "shop" },
+                { "hostname": "shop.example.com", "namespace": "web" },
+            ] }),
+            "spec.hostOwners[1]",
+            "Duplicate value",
+        ),
+        invalid(
+            "a host owner that is no namespace",
+            "Gateway",
+            json!({ "hostOwners": [{ "hostname": "shop.example.com", "namespace": "Shop_Team" }] }),
+            "spec.hostOwners[0].namespace",
+            "should match",
+        ),
+        invalid(
             "autoscaling below one pod",
             "Gateway",
             json!({ "autoscaling": { "minReplicas": 0, "maxReplicas": 3 } }),
@@ -736,6 +760,28 @@ async fn invalid_objects_are_refused_with_a_message_naming_the_field() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+#[tokio::test]
+async fn a_gateway_name_too_long_for_its_envoy_service_is_refused() {
+    let env = env_with_crds().await;
+    let long = "g".repeat(58);
+    match create(&env.client, &env.namespace, &legate("Gateway", &long, json!({}))).await {
+        Ok(_) => panic!("a Gateway named with 58 characters was accepted"),
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{}", status.message);
+            assert!(
+                status.message.contains("at most 57 characters"),
+                "{}",
+                status.message
+            );
+        }
+        Err(other) => panic!("unexpected error {other}"),
+    }
+    let fits = "g".repeat(57);
+    create(&env.client, &env.namespace, &legate("Gateway", &fits, json!({})))
+        .await
+        .expect("57 characters fit");
 }
 
 #[tokio::test]
