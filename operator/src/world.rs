@@ -9,11 +9,13 @@ mod relevance;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, ReflectHandle, Store};
+use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
@@ -232,11 +234,25 @@ where
         .subscribe()
         .expect("a shared store always has a dispatcher");
     let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(watch_backoff())
         .modify(trim_bookkeeping)
         .reflect_shared(writer);
     spawn_forwarder(stream, Relevance::spec_and_metadata(), changed.clone());
     (reader, updates)
+}
+
+/// How a watch retries after an error: from 200 ms, doubling, with jitter,
+/// at most 2 s apart (kube's default grows to 30 s, so a watch found the API
+/// server back up to 30 s late after an outage, and new objects waited).
+/// Reset after a minute without errors.
+fn watch_backoff() -> ResetTimerBackoff<watcher::ExponentialBackoff> {
+    let builder = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(builder.into(), Duration::from_secs(60))
 }
 
 fn reflect<K>(api: Api<K>, config: watcher::Config, changed: &Arc<Signals>) -> Store<K>
@@ -255,7 +271,7 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = watcher(api, config)
-        .default_backoff()
+        .backoff(watch_backoff())
         .modify(trim)
         .reflect(writer);
     spawn_forwarder(stream, Relevance::every_update(), changed.clone());

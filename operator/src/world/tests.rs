@@ -118,3 +118,14 @@ async fn kinds_without_a_generation_rebuild_on_every_update() {
     ];
     assert_eq!(rebuilds(events, Relevance::every_update()).await, 4);
 }
+
+#[test]
+fn a_watch_retries_within_two_seconds_however_long_the_outage() {
+    let delays: Vec<std::time::Duration> = super::watch_backoff().take(30).collect();
+    assert_eq!(delays.len(), 30, "it never gives up");
+    assert!(delays[0] <= std::time::Duration::from_millis(400), "{delays:?}");
+    assert!(
+        delays.iter().all(|d| *d <= std::time::Duration::from_secs(4)),
+        "with jitter, never far past the 2 s cap: {delays:?}"
+    );
+}
