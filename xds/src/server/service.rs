@@ -130,9 +130,9 @@ impl AdsServer {
         self.serve_accepted(listener, handshake, shutdown).await
     }
 
-    /// Serves the connections our own accept loop lets in: tonic's retries
-    /// an accept error at once (a spin while descriptors are short) and logs
-    /// it only at trace level.
+    /// Serves the connections our own accept loop lets in: tonic's own loop
+    /// retries an accept error at once (a spin while descriptors are short)
+    /// and logs it only at trace level.
     async fn serve_accepted<H, F, Io, E>(
         self,
         listener: tokio::net::TcpListener,
