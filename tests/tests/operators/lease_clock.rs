@@ -86,7 +86,11 @@ async fn a_lease_renewed_with_a_skewed_clock_is_kept_and_taken_a_duration_after_
     let mut renewals = 0u64;
     let mut last_renewal = started;
     while started.elapsed() < DURATION * 3 / 2 {
-        let skewed = if renewals.is_multiple_of(2) { year_2000 } else { year_2200 };
+        let skewed = if renewals.is_multiple_of(2) {
+            year_2000
+        } else {
+            year_2200
+        };
         assert!(
             renew(&leases, skewed + Duration::from_secs(renewals)).await,
             "the operator took a Lease its holder kept renewing, after {:?} (holder {:?})\n{}",
