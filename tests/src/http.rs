@@ -153,7 +153,16 @@ pub async fn https_get(
 #[derive(Debug)]
 pub struct Traffic {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<(u64, u64)>,
+    task: tokio::task::JoinHandle<TrafficReport>,
+}
+
+/// What a [`Traffic`] loop saw.
+#[derive(Debug, Default)]
+pub struct TrafficReport {
+    pub sent: u64,
+    pub failed: u64,
+    /// The first failures: when (since the start) and what came back.
+    pub failures: Vec<String>,
 }
 
 impl Traffic {
@@ -165,23 +174,39 @@ impl Traffic {
         let running = stop.clone();
         let task = tokio::spawn(async move {
             let client = HttpClient::http1();
-            let (mut sent, mut failed) = (0u64, 0u64);
+            let started = std::time::Instant::now();
+            let mut report = TrafficReport::default();
             while !running.load(Ordering::Relaxed) {
-                let ok = matches!(client.get(&url, Some(&host)).await, Ok(r) if r.status == 200);
-                sent += 1;
-                if !ok {
-                    failed += 1;
+                let outcome = match client.get(&url, Some(&host)).await {
+                    Ok(r) if r.status == 200 => None,
+                    Ok(r) => Some(format!("status {}", r.status)),
+                    Err(e) => Some(e),
+                };
+                report.sent += 1;
+                if let Some(what) = outcome {
+                    report.failed += 1;
+                    if report.failures.len() < 5 {
+                        report
+                            .failures
+                            .push(format!("at {:.3} s: {what}", started.elapsed().as_secs_f64()));
+                    }
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            (sent, failed)
+            report
         });
         Traffic { stop, task }
     }
 
     /// Stops the loop; returns (requests sent, requests failed).
     pub async fn finish(self) -> (u64, u64) {
+        let report = self.report().await;
+        (report.sent, report.failed)
+    }
+
+    /// Stops the loop; returns what it saw, with the first failures.
+    pub async fn report(self) -> TrafficReport {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.task.await.unwrap_or((0, 0))
+        self.task.await.unwrap_or_default()
     }
 }
