@@ -1,11 +1,12 @@
 //! The tests that share one control plane with no operator of the harness's
 //! on it: each runs its own operator, or none. Here, unlike in `cluster`, no
 //! operator watches every namespace of the shared control plane, so
-//! - `fleet` and `xds_auth` run operators limited to their namespace;
+//! - `fleet`, `xds_auth` and `lease_clock` run operators limited to their
+//!   namespace;
 //! - `api` applies objects that such an operator would act on (a Gateway
 //!   that admits routes from every namespace, the examples' NodePorts);
-//! - `operator_ha`, `operator_restart` and `lease_clock` run operators that
-//!   watch every namespace, so each has a control plane of its own;
+//! - `operator_ha` and `operator_restart` run operators that watch every
+//!   namespace, so each has a control plane of its own;
 //! - `setup` starts its own control planes and stack with the scripts, and
 //!   `run_local` runs `make run` and stops it as a user does.
 
