@@ -222,14 +222,14 @@ impl Envoy {
 
 impl Drop for Envoy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
-/// Has the kernel kill Envoy if the test binary dies without dropping it.
+/// Has the kernel kill Envoy (or any child `command` starts) if the test
+/// binary dies without dropping it.
 #[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
+pub fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and exec and only makes one
     // async-signal-safe system call (prctl).

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use legate_tests::envoy::binary;
+use legate_tests::envoy::{binary, die_with_parent};
 use legate_tests::http::HttpClient;
 use legate_tests::net::{eventually, free_port, loopback};
 use legate_xds::bootstrap::BootstrapConfig;
@@ -97,19 +97,6 @@ impl Drop for SocketEnvoy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Has the kernel kill Envoy if the test binary dies without dropping it.
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only makes one
-    // async-signal-safe system call (prctl).
-    unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
-        });
     }
 }
 
