@@ -79,6 +79,12 @@ impl Shared {
         self.program_mut().forget_released(object_key);
     }
 
+    /// Sets how many proxies per Gateway must reconnect to this replica
+    /// before it judges them (see [`ProgramState::expect_reconnects`]).
+    pub fn expect_reconnects(&self, floors: BTreeMap<String, usize>) {
+        self.program_mut().expect_reconnects(floors);
+    }
+
     fn program_mut(&self) -> std::sync::MutexGuard<'_, ProgramState> {
         // Every update of the state completes under the lock or not at all.
         self.program

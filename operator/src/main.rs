@@ -16,6 +16,7 @@ mod run;
 mod status;
 mod translate;
 mod world;
+mod xds_serving;
 mod xds_tls;
 
 use std::process::ExitCode;

@@ -47,6 +47,11 @@ pub struct ProgramState {
     /// Per Gateway, the objects its snapshot carried and no longer does:
     /// until its proxies apply that, they may still route them.
     released: BTreeMap<String, BTreeSet<String>>,
+    /// Per Gateway, how many proxies the previous leader counted. After
+    /// taking the lead, until that many have reconnected (or the grace is
+    /// over), the missing ones cannot be judged: nothing is Programmed on
+    /// that Gateway and nothing it released is unrouted yet.
+    reconnect_floors: BTreeMap<String, usize>,
 }
 
 /// What an xDS event may have changed.
@@ -92,7 +97,7 @@ impl ProgramState {
     pub fn still_routes(&self, gateway: &str, object_key: &str, snapshot: &Snapshot) -> bool {
         self.carries(gateway, object_key)
             || (self.released.get(gateway).is_some_and(|r| r.contains(object_key))
-                && !self.in_sync(gateway, snapshot))
+                && (!self.in_sync(gateway, snapshot) || self.awaiting_reconnect(gateway) > 0))
     }
 
     /// The object is gone for good (its finalizer was removed).
@@ -187,6 +192,19 @@ impl ProgramState {
         self.tracker.proxies_of(gateway).count()
     }
 
+    /// Sets, per Gateway, how many proxies must reconnect before this
+    /// replica judges that Gateway (an empty map when the grace is over).
+    pub fn expect_reconnects(&mut self, floors: BTreeMap<String, usize>) {
+        self.reconnect_floors = floors;
+    }
+
+    /// How many of the proxies the previous leader counted have not
+    /// reconnected yet.
+    pub fn awaiting_reconnect(&self, gateway: &str) -> usize {
+        let floor = self.reconnect_floors.get(gateway).copied().unwrap_or(0);
+        floor.saturating_sub(self.proxies(gateway))
+    }
+
     /// Whether every connected proxy of `gateway` runs a configuration that
     /// carries `object` at its generation. Judged from the index: the cost
     /// is the object's own resources, whatever the size of the snapshot.
@@ -203,6 +221,9 @@ impl ProgramState {
         let Some(index) = self.index.get(gateway) else {
             return Programmed::NotCarried;
         };
+        if self.awaiting_reconnect(gateway) > 0 {
+            return Programmed::Pending;
+        }
         let mut all = true;
         for (_, status) in proxies {
             match index.applied_by(object, status) {
@@ -355,5 +376,66 @@ mod tests {
             programmed: vec![object.at_generation(3)],
         }));
         assert!(state.quarantine().is_empty(), "generation 3 was applied");
+    }
+
+    #[test]
+    fn after_taking_the_lead_a_gateway_is_judged_once_its_proxies_have_reconnected() {
+        use legate_xds::cache::Snapshot;
+        use legate_xds::resource::{Origin, Resource, ResourceUpdate};
+
+        let object = ObjectRef::new("Mapping", "shop", "quote", 1);
+        let carried = ResourceUpdate::Upsert(Arc::new(Resource::new(
+            ResourceType::Route,
+            "http",
+            vec![1],
+            vec![],
+            vec![Origin {
+                object: object.clone(),
+                part: Arc::from("Mapping/shop/quote"),
+                hash: 1,
+            }],
+        )));
+        let edge = Snapshot::empty("shop/edge")
+            .with(std::slice::from_ref(&carried))
+            .expect("a change");
+        let mut state = ProgramState::default();
+        state.on_snapshot("shop/edge", edge.serial(), std::slice::from_ref(&carried));
+        let version = edge.resources(ResourceType::Route)["http"].version.clone();
+        let ack = |node: &str| {
+            XdsEvent::Acked(Ack {
+                proxy: ProxyId {
+                    node: node.into(),
+                    gateway: "shop/edge".into(),
+                },
+                kind: ResourceType::Route,
+                version: "v1".into(),
+                resources: vec![(Arc::from("http"), version.clone())],
+                removed: Vec::new(),
+                serial: edge.serial(),
+                complete: false,
+                programmed: vec![object.clone()],
+            })
+        };
+        // The previous leader counted two Envoys; one is back so far.
+        state.expect_reconnects([("shop/edge".to_string(), 2)].into());
+        state.on_event(&XdsEvent::Connected(proxy()));
+        state.on_event(&ack("edge-1"));
+        assert_eq!(state.awaiting_reconnect("shop/edge"), 1);
+        assert_eq!(
+            state.programmed("shop/edge", &object),
+            Programmed::Pending,
+            "the Envoy still reconnecting may not run it"
+        );
+        state.on_event(&XdsEvent::Connected(ProxyId {
+            node: "edge-2".into(),
+            gateway: "shop/edge".into(),
+        }));
+        state.on_event(&ack("edge-2"));
+        assert_eq!(state.programmed("shop/edge", &object), Programmed::Yes);
+        assert_eq!(
+            state.awaiting_reconnect("infra/other"),
+            0,
+            "no floor, nothing awaited"
+        );
     }
 }

@@ -20,6 +20,7 @@ use crate::leader::{self, LeaseConfig};
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::world;
+use crate::xds_serving::XdsServing;
 use crate::xds_tls;
 
 /// Why the operator could not start.
@@ -131,6 +132,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = client(&args).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_rx_leader = stop_rx.clone();
+    let stop_rx_xds = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -198,25 +200,6 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         engine::track_proxies_forever(ads.events(), shared.clone()),
     );
     metrics.count_refused_from(ads.refused());
-    // The port is bound already, so proxies that reconnect wait in its
-    // backlog; they are answered once the first translation is in the cache
-    // (an empty snapshot would tell them to drop what they run).
-    let xds = {
-        let shared = shared.clone();
-        let tls = tls.as_ref().map(|(_, config)| config.clone());
-        let stop = stopped();
-        liveness.spawn("xDS server", async move {
-            shared.first_translation().await;
-            let served = match tls {
-                Some(config) => ads.serve_tls(xds_listener, config, stop).await,
-                None => ads.serve(xds_listener, stop).await,
-            };
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the xDS server stopped");
-            }
-        })
-    };
-
     let (stores, updates) = world::start(&client, args.namespace.as_deref());
     let (listed_tx, listed) = watch::channel(false);
     liveness.spawn(
@@ -264,6 +247,16 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics_for_leader.leader.set(1);
         watch::channel(true).1
     };
+    let xds = liveness.spawn(
+        "xDS server",
+        XdsServing {
+            ads,
+            address: args.xds_listen,
+            listener: xds_listener,
+            tls: tls.as_ref().map(|(_, config)| config.clone()),
+        }
+        .run(shared.clone(), leading.clone(), stop_rx_xds),
+    );
     let ctx = Context::new(client, shared, fleet, leading);
     let controllers = liveness.spawn(
         "controllers",

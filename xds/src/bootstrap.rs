@@ -126,7 +126,12 @@ dynamic_resources:
     transport_api_version: V3
     set_node_on_first_message_only: true
     grpc_services:
-    - envoy_grpc: {{ cluster_name: {xds_cluster} }}
+    # Retry the stream every 2 s at most (Envoy's default backs off to 30 s):
+    # after a leader change, proxies find the new leader within the grace
+    # in which it holds back NoProxies.
+    - envoy_grpc:
+        cluster_name: {xds_cluster}
+        retry_policy: {{ retry_back_off: {{ base_interval: 0.25s, max_interval: 2s }} }}
   cds_config: {{ ads: {{}}, resource_api_version: V3 }}
   lds_config: {{ ads: {{}}, resource_api_version: V3 }}
 static_resources:

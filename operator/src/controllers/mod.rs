@@ -19,7 +19,7 @@ use futures::{Stream, StreamExt};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::engine::Shared;
@@ -243,11 +243,19 @@ pub async fn run_all(
 ) {
     // Taking the lead: reconcile everything, with a fresh grace period, and
     // everything again when the grace is over (what it held back is news).
+    // Proxies reconnect to a new leader over the grace: until as many as
+    // the Gateway's status counted are back, its objects are not judged.
     {
         let ctx = ctx.clone();
         let mut leading = ctx.leading.clone();
+        let gateways = stores.gateways.clone();
+        let listed = stores.clone();
         tokio::spawn(async move {
+            if listed.wait_until_ready().await.is_err() {
+                return;
+            }
             if *leading.borrow_and_update() {
+                expect_reconnects(&ctx, &gateways);
                 poke_after_grace(&ctx);
             }
             while leading.changed().await.is_ok() {
@@ -256,6 +264,7 @@ pub async fn run_all(
                     if let Ok(mut since) = ctx.leading_since.lock() {
                         *since = std::time::Instant::now();
                     }
+                    expect_reconnects(&ctx, &gateways);
                     ctx.shared.poke();
                     poke_after_grace(&ctx);
                 }
@@ -310,13 +319,39 @@ pub async fn run_all(
     tokio::join!(gateways, mappings, tls, auth, limits, tcp);
 }
 
-/// Reconciles everything once the restart grace is over.
+/// Reconciles everything once the restart grace is over; the proxies that
+/// have not reconnected by then are not waited for any more.
 fn poke_after_grace(ctx: &Arc<Context>) {
     let ctx = ctx.clone();
     tokio::spawn(async move {
         tokio::time::sleep(RESTART_GRACE).await;
+        if !ctx.in_restart_grace() {
+            ctx.shared.expect_reconnects(Default::default());
+        }
         ctx.shared.poke();
     });
+}
+
+/// Each Gateway's proxies as its status last counted them (the previous
+/// leader's count), to be waited for over the grace.
+fn expect_reconnects(ctx: &Context, gateways: &kube::runtime::reflector::Store<legate_crds::Gateway>) {
+    let floors = gateways
+        .state()
+        .iter()
+        .filter_map(|g| {
+            let proxies = g.status.as_ref()?.proxies?;
+            let key = format!("{}/{}", g.namespace()?, g.name_any());
+            Some((key, usize::try_from(proxies).ok()?))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect::<std::collections::BTreeMap<_, _>>();
+    if !floors.is_empty() {
+        tracing::info!(
+            ?floors,
+            "took the lead: judging no Gateway until its proxies have reconnected"
+        );
+    }
+    ctx.shared.expect_reconnects(floors);
 }
 
 struct ApiScope {

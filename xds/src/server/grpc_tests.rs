@@ -483,3 +483,30 @@ async fn two_proxies_of_one_gateway_can_be_at_different_versions() {
         format!("refused {}: b refuses", v2.version_info)
     );
 }
+
+#[tokio::test]
+async fn stopping_the_server_ends_open_streams_so_proxies_reconnect_elsewhere() {
+    let mut cp = ControlPlane::start().await;
+    let mut proxy = SotwProxy::connect(&cp, "edge-1", ResourceType::Cluster, "").await;
+    bring_up(&mut proxy).await;
+    // Dropping the sender stops the server, as losing the lease does.
+    let (stop, _) = oneshot::channel();
+    drop(std::mem::replace(&mut cp._stop, stop));
+    let ended = tokio::time::timeout(WAIT, proxy.rx.message())
+        .await
+        .expect("the stream ends promptly instead of outliving the server");
+    let status = ended.expect_err("the stream ends with a status");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("reconnect"), "{}", status.message());
+    let disconnected = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(XdsEvent::Disconnected(p)) = cp.events.recv().await
+                && p.node == "edge-1"
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(disconnected.is_ok(), "the tracker hears that the proxy left");
+}

@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use futures::{Stream, StreamExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 use tracing::Instrument;
@@ -41,6 +41,10 @@ pub struct AdsServer {
     /// Connections and streams refused: no certificate, an untrusted one, or
     /// one for another Gateway.
     refused: Arc<AtomicU64>,
+    /// Turns true when the server stops: every open stream ends then, so
+    /// proxies reconnect (to whichever replica serves now) instead of
+    /// holding a stream that tonic's graceful shutdown would wait on forever.
+    closing: watch::Receiver<bool>,
 }
 
 /// Who a proxy is, from its TLS client certificate.
@@ -57,6 +61,7 @@ impl AdsServer {
             events: broadcast::Sender::new(EVENT_BUFFER),
             authenticator: None,
             refused: Arc::new(AtomicU64::new(0)),
+            closing: watch::channel(false).1,
         }
     }
 
@@ -98,7 +103,7 @@ impl AdsServer {
     pub async fn serve_tls(
         self,
         listener: tokio::net::TcpListener,
-        config: tokio::sync::watch::Receiver<Arc<tokio_rustls::rustls::ServerConfig>>,
+        config: watch::Receiver<Arc<tokio_rustls::rustls::ServerConfig>>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
         let handshake = move |tcp| tokio_rustls::TlsAcceptor::from(config.borrow().clone()).accept(tcp);
@@ -134,7 +139,7 @@ impl AdsServer {
     /// retries an accept error at once (a spin while descriptors are short)
     /// and logs it only at trace level.
     async fn serve_accepted<H, F, Io, E>(
-        self,
+        mut self,
         listener: tokio::net::TcpListener,
         handshake: H,
         shutdown: impl Future<Output = ()> + Send,
@@ -155,6 +160,13 @@ impl AdsServer {
             self.refused.clone(),
         ));
         let incoming = ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
+        let (close, closing) = watch::channel(false);
+        self.closing = closing;
+        let shutdown = async move {
+            shutdown.await;
+            // Streams end first; then tonic's graceful shutdown has nothing to wait for.
+            let _ = close.send(true);
+        };
         let result = tonic::transport::Server::builder()
             // Envoy keeps one ADS stream open for hours; keepalives notice a
             // peer that vanished without closing it.
@@ -184,12 +196,14 @@ impl AdsServer {
         let cache = self.cache.clone();
         let events = self.events.clone();
         let refused = self.refused.clone();
+        let closing = self.closing.clone();
         tokio::spawn(async move {
             let inbound = inbound.map(move |r| r.map(wrap));
             let stream = StreamContext {
                 identity,
                 refused,
                 protocol,
+                closing,
             };
             if let Err(status) = serve_stream(stream, &cache, &events, inbound, &tx, unwrap).await {
                 // The client may be gone already; nothing more to do then.
@@ -208,6 +222,8 @@ struct StreamContext {
     identity: Option<String>,
     refused: Arc<AtomicU64>,
     protocol: Protocol,
+    /// True once the server stops serving.
+    closing: watch::Receiver<bool>,
 }
 
 async fn serve_stream<S, Resp>(
@@ -245,6 +261,7 @@ where
         )));
     }
     let protocol = context.protocol;
+    let mut closing = context.closing;
     let proxy = ProxyId {
         node: node.id.clone(),
         gateway: node.cluster.clone(),
@@ -272,6 +289,11 @@ where
                     let snapshot = snapshots.borrow_and_update().clone();
                     emit(state.on_snapshot(snapshot), events, tx, unwrap).await?;
                 }
+                () = server_closed(&mut closing) => {
+                    return Err(Status::unavailable(
+                        "this xDS server is closing (shutting down, or no longer the leader); reconnect",
+                    ));
+                }
             }
         }
     }
@@ -280,6 +302,14 @@ where
     tracing::info!(%proxy, "proxy disconnected");
     let _ = events.send(XdsEvent::Disconnected(proxy));
     result
+}
+
+/// Completes once the server closes; never when no server owns the signal
+/// (a service mounted by hand, whose sender is gone).
+async fn server_closed(closing: &mut watch::Receiver<bool>) {
+    if closing.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Whether the proxy's bootstrap asks for virtual hosts over VHDS.
