@@ -16,6 +16,12 @@ test: preflight controlplane tools envoy lint unit-and-e2e
 preflight:
 	@scripts/preflight.sh
 
+## Remove Legate from the cluster kubectl points at (KUBECONFIG), leaving nothing stuck in
+## Terminating: its objects first, while the operator runs, then manifests/ (README, Uninstall).
+.PHONY: uninstall
+uninstall:
+	@scripts/uninstall.sh
+
 ## Build (or reuse from ~/.cache/legate) kube-apiserver, kube-controller-manager, kubectl, etcd.
 controlplane:
 	@tests/controlplane/build.sh >/dev/null

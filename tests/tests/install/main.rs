@@ -19,6 +19,8 @@ use legate_tests::stage::{PATIENCE, Stage};
 use legate_tests::{ControlPlane, TestEnv, workspace};
 use serde_json::{Value, json};
 
+mod uninstall;
+
 fn root() -> PathBuf {
     workspace::root()
 }
