@@ -133,6 +133,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
     // Gateway when it publishes the verdict), rather than a Programmed now
     // and a ResolvedRefs a moment later.
     let Some(judged) = judged else {
+        tracing::debug!(gateway = %key, "status: waiting for the engine's verdict");
         return Ok(Action::requeue(UNJUDGED_RECHECK));
     };
     desired.push(match judged.resolved_refs.clone() {
@@ -204,14 +205,17 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         .iter()
         .all(|f| normalize(&current[f]) == normalize(&next[f]));
     if unchanged {
+        tracing::debug!(gateway = %key, proxies, "status: unchanged");
         return Ok(Action::requeue(RECHECK));
     }
     // Waiting for the proxies to ACK a change is usually over in milliseconds.
     let awaiting = proxies > 0 && !in_sync;
     let now = std::time::Instant::now();
     if let Some(wait) = ctx.gateway_pacer.check(&key, awaiting, now) {
+        tracing::debug!(gateway = %key, proxies, ?wait, "status: paced");
         return Ok(Action::requeue(wait));
     }
+    tracing::debug!(gateway = %key, proxies, "status: writing");
     Api::<Gateway>::namespaced(ctx.client.clone(), &namespace)
         .patch_status(
             &gateway.name_any(),

@@ -127,6 +127,7 @@ async fn two_replicas_agree_on_every_envoy_and_either_may_die_without_a_dropped_
         0,
         "the follower serves no Envoy: it could not judge them"
     );
+    let counted = Instant::now();
     eventually("the Gateway's status to count both Envoys", PATIENCE, || async {
         let gateway = get(
             &stage.env.client,
@@ -140,6 +141,10 @@ async fn two_replicas_agree_on_every_envoy_and_either_may_die_without_a_dropped_
         (gateway.data["status"]["proxies"] == 2).then_some(())
     })
     .await;
+    eprintln!(
+        "both Envoys on the leader → the Gateway's status counts them: {} ms",
+        counted.elapsed().as_millis()
+    );
 
     // Programmed waits for both: the moment it is True, both run the route.
     stage
