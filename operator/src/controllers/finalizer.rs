@@ -1,9 +1,10 @@
 //! The `legate.dev/routes` finalizer, added and removed without racing the
 //! cache: added by server-side apply of that one list item (finalizers are a
-//! set, so the apply touches nobody else's entry), removed by a merge patch
-//! of the list as just read from the API server, with that read's
-//! resourceVersion as the precondition (never against the possibly stale
-//! cache).
+//! set, so the apply touches nobody else's entry), removed by a JSON patch
+//! that first tests that the entry is still where the cached copy shows it.
+//! A stale cache makes the test fail and the removal is retried; it never
+//! removes someone else's entry, and it needs no read (the operator may only
+//! list and watch these kinds).
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -88,30 +89,36 @@ pub async fn remove<K>(api: &Api<K>, object: &K) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let name = object.name_any();
-    let failed = |source| Error::Finalizer {
+    let Some(index) = object.finalizers().iter().position(|f| f == ROUTES_FINALIZER) else {
+        return Ok(());
+    };
+    let path = format!("/metadata/finalizers/{index}");
+    let ops = json!([
+        { "op": "test", "path": path, "value": ROUTES_FINALIZER },
+        { "op": "remove", "path": path },
+    ]);
+    let patch: json_patch::Patch = serde_json::from_value(ops).map_err(|e| Error::Finalizer {
         action: "removing",
         object: key_of(object),
-        source,
-    };
-    let Some(fresh) = api.get_opt(&name).await.map_err(failed)? else {
-        return Ok(());
-    };
-    if !has(&fresh) {
-        return Ok(());
-    }
-    let rest: Vec<&String> = fresh
-        .finalizers()
-        .iter()
-        .filter(|f| *f != ROUTES_FINALIZER)
-        .collect();
-    let patch = json!({
-        "metadata": { "resourceVersion": fresh.resource_version(), "finalizers": rest }
-    });
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        source: kube::Error::SerdeError(e),
+    })?;
+    match api
+        .patch(
+            &object.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
         .await
-        .map(|_| ())
-        .map_err(failed)
+    {
+        Ok(_) => Ok(()),
+        // Gone already: nothing left to hold.
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(source) => Err(Error::Finalizer {
+            action: "removing",
+            object: key_of(object),
+            source,
+        }),
+    }
 }
 
 fn key_of<K: Resource<DynamicType = ()>>(object: &K) -> String {
