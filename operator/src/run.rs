@@ -231,6 +231,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         probes: args.envoy_probes,
         ca: tls.as_ref().map(|(ca, _)| ca.clone()),
     });
+    let mut election_task = None;
     let leading = if args.leader_elect {
         let identity = args.identity.clone().unwrap_or_else(default_identity);
         let config = LeaseConfig::new(&args.operator_namespace, &args.leader_election_id, &identity);
@@ -241,7 +242,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
             metrics_for_leader.clone(),
             stop_rx_leader.clone(),
         );
-        liveness.spawn("leader election", election);
+        election_task = Some(liveness.spawn("leader election", election));
         leading
     } else {
         metrics_for_leader.leader.set(1);
@@ -270,6 +271,11 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let _ = xds.await;
     let _ = health.await;
     let _ = metrics_server.await;
+    // The leader releases the Lease on its way out, so another replica takes
+    // over at once; exiting first would leave it held until it expires.
+    if let Some(election) = election_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), election).await;
+    }
     Ok(())
 }
 

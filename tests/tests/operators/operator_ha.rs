@@ -251,5 +251,13 @@ async fn two_replicas_agree_on_every_envoy_and_either_may_die_without_a_dropped_
             b.log_tail()
         );
     }
+    // A leader stopped the way Kubernetes stops it hands the Lease back on
+    // its way out, so a successor need not wait for it to expire.
+    b.stop();
+    assert_eq!(
+        holder(&stage.env).await.filter(|h| !h.is_empty()),
+        None,
+        "a leader that stops releases the Lease"
+    );
     stage.envoy.stop();
 }
