@@ -94,7 +94,93 @@ pub struct RunArgs {
     #[arg(long, env = "LEGATE_MANAGE_FLEETS", default_value_t = true, action = clap::ArgAction::Set)]
     pub manage_fleets: bool,
     #[command(flatten)]
+    pub xds_ca: XdsCaArgs,
+    #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// The lifetimes of the xDS CA and of the certificates it signs (with
+/// `--xds-tls`). Durations are a number and a unit, several of them added:
+/// `90s`, `15m`, `12h`, `30d`, `1h30m`.
+#[derive(Debug, Args)]
+pub struct XdsCaArgs {
+    /// How long a new xDS CA is valid.
+    #[arg(long, env = "LEGATE_XDS_CA_VALIDITY", default_value = "365d", value_parser = parse_duration)]
+    pub xds_ca_validity: std::time::Duration,
+    /// When the signing CA has this long left, the next CA is made and trusted
+    /// (every Gateway's certificate Secret gets it, and its Envoys roll); it
+    /// signs once every Gateway's Secret has carried it for --xds-ca-settle.
+    #[arg(long, env = "LEGATE_XDS_CA_ROTATE_BEFORE", default_value = "30d", value_parser = parse_duration)]
+    pub xds_ca_rotate_before: std::time::Duration,
+    /// How long the xDS server's certificate and each Gateway's client
+    /// certificate are valid (never longer than the CA that signs them). A
+    /// CA that stopped signing stays trusted this long (at most until it expires).
+    #[arg(long, env = "LEGATE_XDS_LEAF_VALIDITY", default_value = "30d", value_parser = parse_duration)]
+    pub xds_leaf_validity: std::time::Duration,
+    /// A certificate with this long left is reissued (a Gateway's Envoys roll).
+    /// Shorter than --xds-leaf-validity and --xds-ca-rotate-before.
+    #[arg(long, env = "LEGATE_XDS_LEAF_RENEW_BEFORE", default_value = "10d", value_parser = parse_duration)]
+    pub xds_leaf_renew_before: std::time::Duration,
+    /// How often each replica re-reads the CA Secret and takes the rotation's
+    /// steps when due, and the leader looks for certificates to reissue (each
+    /// replica also watches the CA Secret and follows a change at once).
+    #[arg(long, env = "LEGATE_XDS_CA_CHECK_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    pub xds_ca_check_interval: std::time::Duration,
+    /// How long every Gateway's certificate Secret must have carried the next
+    /// CA before it signs: time for their Envoy pods to roll.
+    #[arg(long, env = "LEGATE_XDS_CA_SETTLE", default_value = "1h", value_parser = parse_duration)]
+    pub xds_ca_settle: std::time::Duration,
+}
+
+impl XdsCaArgs {
+    /// The lifetimes the xDS CA works with.
+    pub fn lifetimes(&self) -> crate::pki::Lifetimes {
+        // Flags are parsed to at most u64::MAX seconds; beyond time's range, the largest.
+        let time = |d: std::time::Duration| time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+        crate::pki::Lifetimes {
+            ca_validity: time(self.xds_ca_validity),
+            ca_rotate_before: time(self.xds_ca_rotate_before),
+            leaf_validity: time(self.xds_leaf_validity),
+            leaf_renew_before: time(self.xds_leaf_renew_before),
+            check_interval: time(self.xds_ca_check_interval),
+            settle: time(self.xds_ca_settle),
+        }
+    }
+}
+
+/// A duration as a number and a unit (`s`, `m`, `h`, `d`), or several added
+/// (`1h30m`); `0` alone is zero.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let invalid = || format!("{text:?} is not a duration such as 90s, 15m, 12h, 30d or 1h30m");
+    let mut total: u64 = 0;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let (number, after) = rest.split_at(digits);
+        let unit_len = after.len() - after.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let (unit, after) = after.split_at(unit_len);
+        let number: u64 = number.parse().map_err(|_| invalid())?;
+        let seconds = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(invalid()),
+        };
+        total = number
+            .checked_mul(seconds)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(invalid)?;
+        rest = after;
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 #[derive(Debug, Args)]
@@ -146,4 +232,37 @@ pub fn split_host_port(address: &str) -> Result<(String, u16), String> {
         return Err(format!("{address:?} has no host"));
     }
     Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_person_writes_them() {
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(parse_duration("90s"), Ok(secs(90)));
+        assert_eq!(parse_duration("30d"), Ok(secs(30 * 86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(secs(0)));
+        for bad in ["", "10", "s", "5y", "1.5h", "-3s", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_xds_ca_defaults_are_the_lifetimes_legate_always_had() {
+        let cli = Cli::try_parse_from(["legate", "run"]).expect("run parses with no flags");
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(args.xds_ca.lifetimes(), crate::pki::Lifetimes::default());
+        let cli = Cli::try_parse_from(["legate", "run", "--xds-ca-validity", "3m", "--xds-ca-settle=5s"])
+            .expect("run parses");
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(args.xds_ca.lifetimes().ca_validity, time::Duration::minutes(3));
+        assert_eq!(args.xds_ca.lifetimes().settle, time::Duration::seconds(5));
+    }
 }

@@ -10,18 +10,23 @@
 //! that neither the autoscaler's count nor a `kubectl scale` is undone; see
 //! [`apply_autoscaled_deployment`] for how the count passes from Legate to
 //! the autoscaler without a dip.
+//!
+//! With xDS over mTLS, the first fleet applied starts [`certificate::follow_ca`], which
+//! applies again the fleet of every Gateway whose certificate the CA's
+//! bundle has moved past or that nears expiry, without waiting for the
+//! Gateway's next reconcile.
 
+mod certificate;
 mod objects;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client, Resource, ResourceExt};
 use legate_crds::Gateway;
@@ -29,10 +34,14 @@ use legate_crds::gateway::Autoscaling;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::pki::{
-    Authority, BUNDLE_ANNOTATION, CA_CERT_KEY, CERT_KEY, KEY_KEY, NOT_AFTER_ANNOTATION, PkiError,
-    needs_renewal, rfc3339,
-};
+use crate::pki::{PkiError, SharedCa};
+
+use certificate::{ensure_certificate, follow_ca};
+// What the fleet's tests (`use super::*`) check the certificate Secret with.
+#[cfg(test)]
+use crate::pki::{Authority, BUNDLE_ANNOTATION, CA_CERT_KEY, CERT_KEY, KEY_KEY, NOT_AFTER_ANNOTATION};
+#[cfg(test)]
+use certificate::certificate_secret;
 
 pub use objects::Fleet;
 
@@ -72,7 +81,7 @@ pub struct FleetSettings {
     /// Give Envoy the probe listener (pods); off when Envoys run on this machine.
     pub probes: bool,
     /// The CA that issues each Gateway's xDS client certificate (xDS over mTLS).
-    pub ca: Option<Arc<RwLock<Authority>>>,
+    pub ca: Option<Arc<SharedCa>>,
 }
 
 /// Where the pod mounts its xDS client certificate; `legate bootstrap` and
@@ -147,6 +156,16 @@ pub enum FleetError {
          restart the operator to load it again"
     )]
     CaPoisoned,
+    #[error("listing the Gateways' xDS certificate Secrets: {source}; the operator needs list on Secrets")]
+    ListCertificates {
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "Secret {secret}, the Envoys' xDS client certificate, kept changing while Legate \
+         reissued it (another replica may be reissuing it); the next reconcile tries again"
+    )]
+    CertificateKeptChanging { secret: String },
 }
 
 /// A Gateway as the owner of its children, and the one way they are applied.
@@ -331,8 +350,22 @@ impl Owner {
 }
 
 /// Applies every object of the fleet; returns when the Envoys' xDS client
-/// certificate expires (when Envoys authenticate with one).
+/// certificate expires (when Envoys authenticate with one). The first call
+/// starts [`certificate::follow_ca`]: only the leader applies fleets.
 pub async fn apply(
+    client: &Client,
+    gateway: &Gateway,
+    settings: &FleetSettings,
+) -> Result<Option<String>, FleetError> {
+    if let Some(ca) = &settings.ca {
+        ca.once(|| {
+            tokio::spawn(follow_ca(client.clone(), settings.clone(), ca.clone()));
+        });
+    }
+    apply_fleet(client, gateway, settings).await
+}
+
+async fn apply_fleet(
     client: &Client,
     gateway: &Gateway,
     settings: &FleetSettings,
@@ -412,78 +445,6 @@ fn owns_replicas(deployment: &Deployment) -> bool {
                 .as_ref()
                 .is_some_and(|fields| fields.0.pointer("/f:spec/f:replicas").is_some())
     })
-}
-
-/// Makes sure the Gateway has a client certificate from the current CA that
-/// is not about to expire; returns when it stops being valid.
-async fn ensure_certificate(
-    client: &Client,
-    owner: &Owner,
-    gateway: &Gateway,
-    ca: &RwLock<Authority>,
-) -> Result<String, FleetError> {
-    let name = xds_secret_name(gateway);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &owner.namespace);
-    let existing = secrets
-        .get_opt(&name)
-        .await
-        .map_err(|source| FleetError::ReadCertificate {
-            secret: format!("{}/{name}", owner.namespace),
-            source,
-        })?;
-    let bundle_hash = ca.read().map_err(|_| FleetError::CaPoisoned)?.bundle_hash();
-    let annotations = existing
-        .as_ref()
-        .and_then(|s| s.metadata.annotations.clone())
-        .unwrap_or_default();
-    let current = annotations.get(NOT_AFTER_ANNOTATION).cloned();
-    if annotations.get(BUNDLE_ANNOTATION) == Some(&bundle_hash)
-        && !needs_renewal(current.as_deref())
-        && let Some(not_after) = current
-    {
-        return Ok(not_after);
-    }
-    let issue_error = |source| FleetError::Issue {
-        gateway: owner.key.clone(),
-        source,
-    };
-    let (secret, not_after) = {
-        let ca = ca.read().map_err(|_| FleetError::CaPoisoned)?;
-        let issued = ca.issue_gateway(&owner.key).map_err(issue_error)?;
-        let not_after = rfc3339(issued.not_after).map_err(issue_error)?;
-        (certificate_secret(name, &ca, &issued, &not_after), not_after)
-    };
-    owner.apply(client, secret).await?;
-    tracing::info!(gateway = %owner.key, not_after = %not_after, "issued the Gateway's xDS client certificate");
-    Ok(not_after)
-}
-
-/// The Secret the Envoys mount: their certificate and key, and the CA bundle
-/// they trust the xDS server with.
-fn certificate_secret(name: String, ca: &Authority, issued: &crate::pki::Issued, not_after: &str) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name),
-            annotations: Some(
-                [
-                    (NOT_AFTER_ANNOTATION.to_string(), not_after.to_string()),
-                    (BUNDLE_ANNOTATION.to_string(), ca.bundle_hash()),
-                ]
-                .into(),
-            ),
-            ..ObjectMeta::default()
-        },
-        type_: Some("kubernetes.io/tls".into()),
-        string_data: Some(
-            [
-                (CERT_KEY.to_string(), issued.cert_pem.clone()),
-                (KEY_KEY.to_string(), issued.key_pem.clone()),
-                (CA_CERT_KEY.to_string(), ca.bundle_pem().to_string()),
-            ]
-            .into(),
-        ),
-        ..Secret::default()
-    }
 }
 
 #[cfg(test)]

@@ -1,36 +1,36 @@
 //! The operator's own certificate authority for xDS: a CA kept in a Secret
-//! (created on first start, rotated before it expires), the xDS server's
-//! certificate, and one client certificate per Gateway whose identity names
-//! that Gateway and nothing else.
+//! (created on first start, rotated in stages before it expires, see
+//! [`rotation`]), the xDS server's certificate, and one client certificate
+//! per Gateway whose identity names that Gateway and nothing else.
 
-use std::collections::BTreeMap;
+pub mod rotation;
+mod secret;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, PostParams};
-use kube::{Api, Client};
+use std::sync::{Once, RwLock, RwLockReadGuard};
+
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
     KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
+use tokio::sync::watch;
+
+use rotation::CaTimes;
+pub use rotation::Lifetimes;
 
 /// The Secret (in the operator's namespace) that holds the CA.
 pub const CA_SECRET: &str = "legate-xds-ca";
 /// Keys of the CA Secret and of each Gateway's client certificate Secret.
 pub const CA_CERT_KEY: &str = "ca.crt";
-const CA_KEY_KEY: &str = "ca.key";
 pub const CERT_KEY: &str = "tls.crt";
 pub const KEY_KEY: &str = "tls.key";
 /// When a certificate stops being valid (RFC 3339), so nobody needs to parse it.
 pub const NOT_AFTER_ANNOTATION: &str = "legate.dev/not-after";
 /// Which CA bundle issued a Gateway's certificate, to reissue after a rotation.
 pub const BUNDLE_ANNOTATION: &str = "legate.dev/ca-bundle-hash";
-
-const CA_VALIDITY: Duration = Duration::days(365);
-const CA_ROTATE_BEFORE: Duration = Duration::days(30);
-const LEAF_VALIDITY: Duration = Duration::days(30);
-const LEAF_RENEW_BEFORE: Duration = Duration::days(10);
+/// When a Gateway's certificate was issued (RFC 3339): its Envoys roll then,
+/// and a next CA signs only once they had time to.
+pub const ISSUED_AT_ANNOTATION: &str = "legate.dev/issued-at";
 const IDENTITY_PREFIX: &str = "spiffe://legate.dev/gateway/";
 
 /// Why the xDS CA or a certificate could not be had.
@@ -44,6 +44,14 @@ pub enum PkiError {
     )]
     Secret {
         secret: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "listing the Gateways' xDS certificate Secrets to see whether they trust the next CA: \
+         {source}; the operator needs list on Secrets"
+    )]
+    ListGatewaySecrets {
         #[source]
         source: kube::Error,
     },
@@ -75,19 +83,43 @@ pub enum PkiError {
     },
 }
 
-/// A CA that signs, and the bundle of CAs that proxies and the server trust
-/// (the current one and, during a rotation, the previous one).
+/// A CA certificate and its key, in PEM.
+#[derive(Clone, PartialEq, Eq)]
+struct CaPair {
+    cert_pem: String,
+    key_pem: String,
+    not_after: OffsetDateTime,
+}
+
+/// A CA that is trusted but no longer signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Retiring {
+    cert_pem: String,
+    not_after: OffsetDateTime,
+}
+
+/// The CA that signs, the next one while a rotation is prepared, and the
+/// bundle of CAs that proxies and the server trust: next, current, then
+/// those retiring. Promotion moves the next CA to current and the current to
+/// retiring, so the bundle stays the same, byte for byte.
 pub struct Authority {
     issuer: Issuer<'static, KeyPair>,
-    cert_pem: String,
+    current: CaPair,
+    /// The next CA and when it joined the bundle.
+    next: Option<(CaPair, OffsetDateTime)>,
+    retiring: Vec<Retiring>,
+    promoted_at: Option<OffsetDateTime>,
     bundle_pem: String,
-    not_after: OffsetDateTime,
+    leaf_validity: Duration,
 }
 
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
-            .field("not_after", &self.not_after)
+            .field("not_after", &self.current.not_after)
+            .field("next_published_at", &self.next.as_ref().map(|(_, t)| t))
+            .field("retiring", &self.retiring.len())
+            .field("promoted_at", &self.promoted_at)
             .finish_non_exhaustive()
     }
 }
@@ -109,170 +141,172 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+/// A PEM certificate as it is put in a bundle: trimmed, one newline after.
+fn normalized(pem: &str) -> String {
+    format!("{}\n", pem.trim())
+}
+
+/// The certificates of a PEM bundle, each [`normalized`].
+fn split_pems(text: &str) -> Vec<String> {
+    text.split_inclusive("-----END CERTIFICATE-----")
+        .map(str::trim)
+        .filter(|block| block.starts_with("-----BEGIN CERTIFICATE-----"))
+        .map(normalized)
+        .collect()
+}
+
+/// When a PEM certificate expires.
+fn pem_not_after(pem: &str) -> Option<OffsetDateTime> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = block.parse_x509().ok()?;
+    OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok()
+}
+
+/// A new self-signed CA, valid for `validity` from `now`.
+fn new_ca(validity: Duration, now: OffsetDateTime) -> Result<CaPair, PkiError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut name = DistinguishedName::new();
+    // A name of its own: during a rotation two CAs are trusted at once, and
+    // a verifier that picks an issuer by name alone must not pick the other.
+    name.push(
+        DnType::CommonName,
+        format!("Legate xDS CA {}", now.unix_timestamp()),
+    );
+    name.push(DnType::OrganizationName, "legate.dev");
+    params.distinguished_name = name;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = now - Duration::minutes(5);
+    // Whole seconds, as the certificate keeps it.
+    let not_after = now + validity;
+    params.not_after = not_after - Duration::nanoseconds(i64::from(not_after.nanosecond()));
+    let cert = params.self_signed(&key)?;
+    Ok(CaPair {
+        cert_pem: normalized(&cert.pem()),
+        key_pem: key.serialize_pem(),
+        not_after: params.not_after,
+    })
+}
+
 impl Authority {
-    /// A new CA, valid for a year.
+    /// A new CA, with the default lifetimes (a year; leaves 30 days).
+    #[cfg(test)]
     pub fn generate() -> Result<Authority, PkiError> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, "Legate xDS CA");
-        name.push(DnType::OrganizationName, "legate.dev");
-        params.distinguished_name = name;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::minutes(5);
-        params.not_after = now + CA_VALIDITY;
-        let cert = params.self_signed(&key)?;
-        let cert_pem = cert.pem();
-        let key_pem = key.serialize_pem();
-        Authority::from_pem(&cert_pem, &key_pem, &cert_pem, params.not_after)
+        Authority::generate_for(&Lifetimes::default(), OffsetDateTime::now_utc())
     }
 
-    fn from_pem(
-        cert_pem: &str,
-        key_pem: &str,
-        bundle_pem: &str,
-        not_after: OffsetDateTime,
+    /// A new CA with these lifetimes.
+    pub fn generate_for(lifetimes: &Lifetimes, now: OffsetDateTime) -> Result<Authority, PkiError> {
+        let current = new_ca(lifetimes.ca_validity, now)?;
+        Authority::assemble(current, None, Vec::new(), None, lifetimes.leaf_validity)
+    }
+
+    fn assemble(
+        current: CaPair,
+        next: Option<(CaPair, OffsetDateTime)>,
+        retiring: Vec<Retiring>,
+        promoted_at: Option<OffsetDateTime>,
+        leaf_validity: Duration,
     ) -> Result<Authority, PkiError> {
-        let key = KeyPair::from_pem(key_pem)?;
-        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        let key = KeyPair::from_pem(&current.key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(&current.cert_pem, key)?;
+        let bundle_pem = next
+            .iter()
+            .map(|(pair, _)| normalized(&pair.cert_pem))
+            .chain([normalized(&current.cert_pem)])
+            .chain(retiring.iter().map(|r| normalized(&r.cert_pem)))
+            .collect();
         Ok(Authority {
             issuer,
-            cert_pem: cert_pem.to_string(),
-            bundle_pem: bundle_pem.to_string(),
-            not_after,
+            current,
+            next,
+            retiring,
+            promoted_at,
+            bundle_pem,
+            leaf_validity,
         })
     }
 
-    /// Reads the CA from its Secret, creating it on first start and rotating it
-    /// when it is within 30 days of expiry (the old CA stays trusted until then).
-    pub async fn load_or_create(client: &Client, namespace: &str) -> Result<Authority, PkiError> {
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        let err = |source| PkiError::Secret {
-            secret: format!("{namespace}/{CA_SECRET}"),
-            source,
-        };
-        for _ in 0..5 {
-            match secrets.get_opt(CA_SECRET).await.map_err(err)? {
-                None => {
-                    let ca = Authority::generate()?;
-                    match secrets
-                        .create(&PostParams::default(), &ca.to_secret(namespace, None)?)
-                        .await
-                    {
-                        Ok(_) => {
-                            tracing::info!(secret = %format!("{namespace}/{CA_SECRET}"), "created the xDS CA");
-                            return Ok(ca);
-                        }
-                        // Another replica won the race: read theirs.
-                        Err(kube::Error::Api(e)) if e.code == 409 => continue,
-                        Err(e) => return Err(err(e)),
-                    }
-                }
-                Some(secret) => {
-                    let ca = Authority::from_secret(&secret)?;
-                    if ca.not_after - OffsetDateTime::now_utc() > CA_ROTATE_BEFORE {
-                        return Ok(ca);
-                    }
-                    let next = Authority::generate()?;
-                    let next = Authority::from_pem(
-                        &next.cert_pem,
-                        &next.issuer.key().serialize_pem(),
-                        &format!("{}{}", next.cert_pem, ca.cert_pem),
-                        next.not_after,
-                    )?;
-                    let version = secret.metadata.resource_version.clone();
-                    match secrets
-                        .replace(
-                            CA_SECRET,
-                            &PostParams::default(),
-                            &next.to_secret(namespace, version)?,
-                        )
-                        .await
-                    {
-                        Ok(_) => {
-                            tracing::info!(
-                                "rotated the xDS CA; the previous one stays trusted until it expires"
-                            );
-                            return Ok(next);
-                        }
-                        Err(kube::Error::Api(e)) if e.code == 409 => continue,
-                        Err(e) => return Err(err(e)),
-                    }
-                }
-            }
+    /// The times that decide the rotation's next [`rotation::step`].
+    pub fn times(&self) -> CaTimes {
+        CaTimes {
+            current_not_after: self.current.not_after,
+            next_published_at: self.next.as_ref().map(|(_, published)| *published),
+            promoted_at: self.promoted_at,
         }
-        Err(PkiError::CaKeptChanging {
-            secret: format!("{namespace}/{CA_SECRET}"),
-        })
     }
 
-    fn from_secret(secret: &Secret) -> Result<Authority, PkiError> {
-        let secret_name = format!(
-            "{}/{}",
-            secret.metadata.namespace.clone().unwrap_or_default(),
-            secret.metadata.name.clone().unwrap_or_default()
-        );
-        let incomplete = |missing| PkiError::IncompleteCa {
-            secret: secret_name.clone(),
-            missing,
+    /// When each CA that no longer signs expires.
+    pub fn retiring_not_after(&self) -> Vec<OffsetDateTime> {
+        self.retiring.iter().map(|r| r.not_after).collect()
+    }
+
+    /// Step 1: `next` joins the bundle; the current CA keeps signing.
+    fn prepared(&self, lifetimes: &Lifetimes, now: OffsetDateTime) -> Result<Authority, PkiError> {
+        let next = new_ca(lifetimes.ca_validity, now)?;
+        Authority::assemble(
+            self.current.clone(),
+            Some((next, now)),
+            self.retiring.clone(),
+            self.promoted_at,
+            self.leaf_validity,
+        )
+    }
+
+    /// Step 2: the next CA signs; the current one is trusted until it retires.
+    /// Without a next CA, the same CA.
+    fn promoted(&self, now: OffsetDateTime) -> Result<Authority, PkiError> {
+        let Some((next, _)) = self.next.clone() else {
+            return Authority::assemble(
+                self.current.clone(),
+                None,
+                self.retiring.clone(),
+                self.promoted_at,
+                self.leaf_validity,
+            );
         };
-        let data = secret.data.clone().unwrap_or_default();
-        let text = |key: &str| data.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok());
-        let cert = text(CA_CERT_KEY).ok_or_else(|| incomplete("a PEM ca.crt"))?;
-        let key = text(CA_KEY_KEY).ok_or_else(|| incomplete("a PEM ca.key"))?;
-        let bundle = text("ca-bundle.crt").unwrap_or_else(|| cert.clone());
-        let not_after = secret
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(NOT_AFTER_ANNOTATION))
-            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-            .ok_or_else(|| incomplete("an RFC 3339 legate.dev/not-after annotation"))?;
-        Authority::from_pem(&cert, &key, &bundle, not_after).map_err(|e| match e {
-            PkiError::Certificate(source) => PkiError::UnusableCa {
-                secret: secret_name.clone(),
-                source,
-            },
-            other => other,
-        })
+        let retired = Retiring {
+            cert_pem: self.current.cert_pem.clone(),
+            not_after: self.current.not_after,
+        };
+        let retiring = std::iter::once(retired)
+            .chain(self.retiring.iter().cloned())
+            .collect();
+        Authority::assemble(next, None, retiring, Some(now), self.leaf_validity)
     }
 
-    fn to_secret(&self, namespace: &str, resource_version: Option<String>) -> Result<Secret, PkiError> {
-        let data: BTreeMap<String, ByteString> = [
-            (
-                CA_CERT_KEY.to_string(),
-                ByteString(self.cert_pem.clone().into_bytes()),
-            ),
-            (
-                CA_KEY_KEY.to_string(),
-                ByteString(self.issuer.key().serialize_pem().into_bytes()),
-            ),
-            (
-                "ca-bundle.crt".to_string(),
-                ByteString(self.bundle_pem.clone().into_bytes()),
-            ),
-        ]
-        .into();
-        Ok(Secret {
-            metadata: ObjectMeta {
-                name: Some(CA_SECRET.to_string()),
-                namespace: Some(namespace.to_string()),
-                resource_version,
-                annotations: Some([(NOT_AFTER_ANNOTATION.to_string(), rfc3339(self.not_after)?)].into()),
-                labels: Some([("app.kubernetes.io/managed-by".to_string(), "legate".to_string())].into()),
-                ..ObjectMeta::default()
-            },
-            type_: Some("Opaque".to_string()),
-            data: Some(data),
-            ..Secret::default()
-        })
+    /// Step 3: the CAs no leaf of which can still be valid leave the bundle.
+    fn retired(&self, lifetimes: &Lifetimes, now: OffsetDateTime) -> Result<Authority, PkiError> {
+        let retiring = self
+            .retiring
+            .iter()
+            .filter(|r| now < rotation::retire_at(r.not_after, self.promoted_at, lifetimes))
+            .cloned()
+            .collect();
+        Authority::assemble(
+            self.current.clone(),
+            self.next.clone(),
+            retiring,
+            self.promoted_at,
+            self.leaf_validity,
+        )
     }
 
     /// The CAs that clients and the server trust, in PEM.
     pub fn bundle_pem(&self) -> &str {
         &self.bundle_pem
+    }
+
+    /// The CA that signs, in PEM.
+    pub fn signer_pem(&self) -> &str {
+        &self.current.cert_pem
+    }
+
+    /// When the CA that signs expires.
+    #[cfg(test)]
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.current.not_after
     }
 
     /// A short, stable digest of the bundle: certificates issued under an
@@ -318,11 +352,13 @@ impl Authority {
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::minutes(5);
         // Never outlive the CA that signs it.
-        params.not_after = (now + LEAF_VALIDITY).min(self.not_after);
+        params.not_after = (now + self.leaf_validity).min(self.current.not_after);
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
+        // Names the signing CA's key, for verifiers that trust several CAs.
+        params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),
@@ -332,14 +368,91 @@ impl Authority {
     }
 }
 
-/// Whether a certificate that ends at `not_after` should be replaced now.
-pub fn needs_renewal(not_after: Option<&str>) -> bool {
-    let parsed =
-        not_after.and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
-    match parsed {
-        Some(t) => t - OffsetDateTime::now_utc() < LEAF_RENEW_BEFORE,
-        None => true,
+/// The CA as this replica last read it, shared by the xDS server (which
+/// keeps it current) and the fleet (which issues Gateway certificates).
+pub struct SharedCa {
+    authority: RwLock<Authority>,
+    lifetimes: Lifetimes,
+    /// The namespace the operator watches (`None`: all), where the
+    /// Gateways' certificate Secrets are.
+    scope: Option<String>,
+    /// Counts the changes of the bundle or of the signer.
+    changes: watch::Sender<u64>,
+    follower: Once,
+}
+
+impl std::fmt::Debug for SharedCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCa")
+            .field("lifetimes", &self.lifetimes)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
+}
+
+impl SharedCa {
+    pub fn new(authority: Authority, lifetimes: Lifetimes, scope: Option<String>) -> SharedCa {
+        SharedCa {
+            authority: RwLock::new(authority),
+            lifetimes,
+            scope,
+            changes: watch::channel(0).0,
+            follower: Once::new(),
+        }
+    }
+
+    /// The CA; `None` if a thread panicked while replacing it.
+    pub fn read(&self) -> Option<RwLockReadGuard<'_, Authority>> {
+        self.authority.read().ok()
+    }
+
+    /// Takes the CA as read afresh; tells [`SharedCa::changes`] when its
+    /// bundle or signer differ.
+    pub fn replace(&self, fresh: Authority) {
+        let Ok(mut authority) = self.authority.write() else {
+            return;
+        };
+        let changed = authority.bundle_pem != fresh.bundle_pem || authority.current != fresh.current;
+        *authority = fresh;
+        drop(authority);
+        if changed {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Changes whenever the bundle or the signer does.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub fn lifetimes(&self) -> &Lifetimes {
+        &self.lifetimes
+    }
+
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// Runs `start` the first time only (the fleet starts its follower so).
+    pub fn once(&self, start: impl FnOnce()) {
+        self.follower.call_once(start);
+    }
+}
+
+/// Whether a certificate that ends at `not_after` should be replaced now,
+/// with the default renewal window (10 days).
+pub fn needs_renewal(not_after: Option<&str>) -> bool {
+    needs_renewal_within(not_after, Lifetimes::default().leaf_renew_before)
+}
+
+/// Whether a certificate that ends at `not_after` (RFC 3339) is due within `renew_before`.
+pub fn needs_renewal_within(not_after: Option<&str>, renew_before: Duration) -> bool {
+    rotation::needs_renewal_at(parse_time(not_after), renew_before, OffsetDateTime::now_utc())
+}
+
+/// An RFC 3339 time, as the annotations carry it.
+pub fn parse_time(text: Option<&str>) -> Option<OffsetDateTime> {
+    text.and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
 }
 
 /// `t` as RFC 3339, as the expiry annotations carry it.
@@ -361,66 +474,4 @@ pub fn gateway_of(cert_der: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn der(pem: &str) -> Vec<u8> {
-        let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("a PEM certificate");
-        block.contents
-    }
-
-    #[test]
-    fn a_gateway_certificate_names_its_gateway_and_only_it() {
-        let ca = Authority::generate().expect("a CA");
-        let issued = ca.issue_gateway("team-a/edge").expect("a certificate");
-        assert_eq!(gateway_of(&der(&issued.cert_pem)).as_deref(), Some("team-a/edge"));
-        let server = ca
-            .issue_server(&["legate-xds.legate-system.svc".into(), "127.0.0.1".into()])
-            .expect("a server certificate");
-        assert_eq!(
-            gateway_of(&der(&server.cert_pem)),
-            None,
-            "a server certificate names no Gateway"
-        );
-    }
-
-    #[test]
-    fn leaves_never_outlive_their_ca_and_expiring_ones_are_renewed() {
-        let ca = Authority::generate().expect("a CA");
-        let issued = ca.issue_gateway("a/b").expect("a certificate");
-        assert!(issued.not_after <= ca.not_after);
-        let fresh = rfc3339(issued.not_after).expect("a time within years 0 to 9999");
-        assert!(!needs_renewal(Some(&fresh)), "a fresh certificate is kept");
-        let soon =
-            rfc3339(OffsetDateTime::now_utc() + Duration::days(2)).expect("a time within years 0 to 9999");
-        assert!(needs_renewal(Some(&soon)));
-        assert!(needs_renewal(None), "no record of expiry: reissue");
-    }
-
-    #[test]
-    fn a_broken_ca_secret_says_what_it_lacks() {
-        let ca = Authority::generate().expect("a CA");
-        let mut secret = ca.to_secret("legate-system", None).expect("a CA Secret");
-        Authority::from_secret(&secret).expect("a CA Secret reads back");
-        if let Some(data) = secret.data.as_mut() {
-            data.insert(CA_KEY_KEY.into(), ByteString(b"not a key".to_vec()));
-        }
-        assert!(matches!(
-            Authority::from_secret(&secret),
-            Err(PkiError::UnusableCa { .. })
-        ));
-        if let Some(data) = secret.data.as_mut() {
-            data.remove(CA_KEY_KEY);
-        }
-        let error = Authority::from_secret(&secret).expect_err("no key, no CA");
-        assert!(error.to_string().contains("lacks a PEM ca.key"), "{error}");
-    }
-
-    #[test]
-    fn private_keys_never_reach_debug_output() {
-        let ca = Authority::generate().expect("a CA");
-        let issued = ca.issue_gateway("a/b").expect("a certificate");
-        assert!(!format!("{issued:?}").contains("PRIVATE KEY"));
-        assert!(!format!("{ca:?}").contains("PRIVATE KEY"));
-    }
-}
+mod tests;

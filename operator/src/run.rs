@@ -143,9 +143,15 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let cache = SnapshotCache::new();
     let mut ads = AdsServer::new(cache.clone());
     let tls = if args.xds_tls {
-        let (ca, config) = xds_tls::start(client.clone(), args.operator_namespace.clone(), xds_host.clone())
-            .await
-            .map_err(RunError::Tls)?;
+        let (ca, config) = xds_tls::start(
+            client.clone(),
+            args.operator_namespace.clone(),
+            xds_host.clone(),
+            args.xds_ca.lifetimes(),
+            args.namespace.clone(),
+        )
+        .await
+        .map_err(RunError::Tls)?;
         ads = ads.with_authenticator(Arc::new(xds_tls::GatewayCertificates));
         Some((ca, config))
     } else {
