@@ -11,10 +11,9 @@
 //! [`apply_autoscaled_deployment`] for how the count passes from Legate to
 //! the autoscaler without a dip.
 //!
-//! With xDS over mTLS, the first fleet applied starts [`certificate::follow_ca`], which
-//! applies again the fleet of every Gateway whose certificate the CA's
-//! bundle has moved past or that nears expiry, without waiting for the
-//! Gateway's next reconcile.
+//! With xDS over mTLS, the Gateway controller applies a fleet again when the
+//! CA's bundle moves on (a rotation) or its certificate nears expiry: every
+//! change of the CA reconciles every Gateway.
 
 mod certificate;
 mod objects;
@@ -36,7 +35,7 @@ use serde::de::DeserializeOwned;
 
 use crate::pki::{PkiError, SharedCa};
 
-use certificate::{ensure_certificate, follow_ca};
+use certificate::ensure_certificate;
 // What the fleet's tests (`use super::*`) check the certificate Secret with.
 #[cfg(test)]
 use crate::pki::{Authority, BUNDLE_ANNOTATION, CA_CERT_KEY, CERT_KEY, KEY_KEY, NOT_AFTER_ANNOTATION};
@@ -156,11 +155,6 @@ pub enum FleetError {
          restart the operator to load it again"
     )]
     CaPoisoned,
-    #[error("listing the Gateways' xDS certificate Secrets: {source}; the operator needs list on Secrets")]
-    ListCertificates {
-        #[source]
-        source: kube::Error,
-    },
     #[error(
         "Secret {secret}, the Envoys' xDS client certificate, kept changing while Legate \
          reissued it (another replica may be reissuing it); the next reconcile tries again"
@@ -350,22 +344,8 @@ impl Owner {
 }
 
 /// Applies every object of the fleet; returns when the Envoys' xDS client
-/// certificate expires (when Envoys authenticate with one). The first call
-/// starts [`certificate::follow_ca`]: only the leader applies fleets.
+/// certificate expires (when Envoys authenticate with one).
 pub async fn apply(
-    client: &Client,
-    gateway: &Gateway,
-    settings: &FleetSettings,
-) -> Result<Option<String>, FleetError> {
-    if let Some(ca) = &settings.ca {
-        ca.once(|| {
-            tokio::spawn(follow_ca(client.clone(), settings.clone(), ca.clone()));
-        });
-    }
-    apply_fleet(client, gateway, settings).await
-}
-
-async fn apply_fleet(
     client: &Client,
     gateway: &Gateway,
     settings: &FleetSettings,

@@ -6,7 +6,7 @@
 pub mod rotation;
 mod secret;
 
-use std::sync::{Once, RwLock, RwLockReadGuard};
+use std::sync::{RwLock, RwLockReadGuard};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
@@ -378,7 +378,6 @@ pub struct SharedCa {
     scope: Option<String>,
     /// Counts the changes of the bundle or of the signer.
     changes: watch::Sender<u64>,
-    follower: Once,
 }
 
 impl std::fmt::Debug for SharedCa {
@@ -397,7 +396,6 @@ impl SharedCa {
             lifetimes,
             scope,
             changes: watch::channel(0).0,
-            follower: Once::new(),
         }
     }
 
@@ -432,15 +430,11 @@ impl SharedCa {
     pub fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
     }
-
-    /// Runs `start` the first time only (the fleet starts its follower so).
-    pub fn once(&self, start: impl FnOnce()) {
-        self.follower.call_once(start);
-    }
 }
 
 /// Whether a certificate that ends at `not_after` should be replaced now,
 /// with the default renewal window (10 days).
+#[cfg(test)]
 pub fn needs_renewal(not_after: Option<&str>) -> bool {
     needs_renewal_within(not_after, Lifetimes::default().leaf_renew_before)
 }

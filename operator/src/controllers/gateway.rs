@@ -30,6 +30,9 @@ pub struct FleetMark {
     deployment_generation: Option<i64>,
     /// When the Gateway's xDS client certificate expires (renewed ahead of it).
     certificate_not_after: Option<String>,
+    /// The xDS CA bundle its certificate Secret carries: a rotation moves
+    /// it, and the fleet is applied again (a new Secret, rolled pods).
+    ca_bundle: Option<String>,
 }
 
 /// How fleets are built.
@@ -62,12 +65,19 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         // Apply only when the Gateway changed or someone changed the fleet:
         // an unchanged world sends no writes at all.
         let remembered = ctx.fleet_marks.lock().ok().and_then(|m| m.get(&key).cloned());
+        let ca_bundle = fleet.ca.as_ref().and_then(|ca| Some(ca.read()?.bundle_hash()));
         let live = FleetMark {
             gateway_generation: gateway.meta().generation,
             deployment_generation: deployment.as_ref().and_then(|d| d.meta().generation),
             certificate_not_after: remembered.as_ref().and_then(|m| m.certificate_not_after.clone()),
+            ca_bundle: ca_bundle.clone(),
         };
-        let renew = fleet.ca.is_some() && crate::pki::needs_renewal(live.certificate_not_after.as_deref());
+        let renew = fleet.ca.as_ref().is_some_and(|ca| {
+            crate::pki::needs_renewal_within(
+                live.certificate_not_after.as_deref(),
+                ca.lifetimes().leaf_renew_before,
+            )
+        });
         if service.is_none() || renew || remembered.as_ref() != Some(&live) {
             let certificate_not_after = fleet::apply(&ctx.client, &gateway, fleet)
                 .await
@@ -77,6 +87,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
                 gateway_generation: gateway.meta().generation,
                 deployment_generation: deployment.as_ref().and_then(|d| d.meta().generation),
                 certificate_not_after,
+                ca_bundle,
             };
             if let Ok(mut marks) = ctx.fleet_marks.lock() {
                 marks.insert(key.clone(), applied);
@@ -206,7 +217,7 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         .all(|f| normalize(&current[f]) == normalize(&next[f]));
     if unchanged {
         tracing::debug!(gateway = %key, proxies, "status: unchanged");
-        return Ok(Action::requeue(RECHECK));
+        return Ok(Action::requeue(recheck(ctx)));
     }
     // Waiting for the proxies to ACK a change is usually over in milliseconds.
     let awaiting = proxies > 0 && !in_sync;
@@ -229,7 +240,17 @@ async fn reconcile_inner(gateway: Arc<Gateway>, ctx: &Arc<Context>) -> Result<Ac
         })?;
     ctx.gateway_pacer.wrote(&key, now);
     super::publish_transitions(gateway.as_ref(), &transitions, ctx).await;
-    Ok(Action::requeue(RECHECK))
+    Ok(Action::requeue(recheck(ctx)))
+}
+
+/// When to look at an unchanged Gateway again: hourly, or at the xDS CA's
+/// check interval when that is shorter, so a certificate is renewed in time.
+fn recheck(ctx: &Context) -> std::time::Duration {
+    ctx.fleet
+        .as_ref()
+        .and_then(|f| f.ca.as_ref())
+        .and_then(|ca| std::time::Duration::try_from(ca.lifetimes().check_interval).ok())
+        .map_or(RECHECK, |interval| interval.min(RECHECK))
 }
 
 /// The fleet's Deployment and Service as they are now (either may not exist yet).

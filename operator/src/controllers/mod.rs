@@ -271,6 +271,17 @@ pub async fn run_all(
             }
         });
     }
+    // A CA rotation step (a new bundle, a new signer) reissues every
+    // Gateway's certificate: look at every Gateway again.
+    if let Some(ca) = ctx.fleet.as_ref().and_then(|f| f.ca.clone()) {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut changes = ca.changes();
+            while changes.changed().await.is_ok() {
+                ctx.shared.poke();
+            }
+        });
+    }
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let scope = ApiScope {
         client: ctx.client.clone(),
