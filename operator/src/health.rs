@@ -1,5 +1,6 @@
 //! `/healthz` (every task the operator needs still runs) and `/readyz`
-//! (every watch has listed once and the xDS server is serving).
+//! (every watch has listed once and the first translation is in the cache,
+//! so that this replica could answer Envoys the moment it leads).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -223,11 +223,14 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     {
         let stores = stores.clone();
         let readiness = readiness.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
             if stores.wait_until_ready().await.is_ok() {
                 let _ = listed_tx.send(true);
+                // Ready means able to answer Envoys: the whole world is in the cache.
+                shared.first_translation().await;
                 readiness.set_ready();
-                tracing::info!("every watch has listed; ready");
+                tracing::info!("every watch has listed and the first translation is done; ready");
             }
         });
     }
