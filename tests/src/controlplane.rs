@@ -115,6 +115,83 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    /// The pid that `pids/<name>.pid` names, if that process still runs.
+    fn running_pid(&self, name: &str) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(self.dir.join("pids").join(format!("{name}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Not a zombie: `pid (comm) Z ...`.
+        let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+        (state != "Z").then_some(pid)
+    }
+
+    /// The etcd client URL the API server uses (for tests that compact
+    /// etcd), from etcd's command line.
+    pub fn etcd_url(&self) -> String {
+        let pid = self
+            .running_pid("etcd")
+            .unwrap_or_else(|| panic!("no etcd runs in {}", self.dir.display()));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_else(|e| panic!("reading etcd's command line: {e}"));
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        args.iter()
+            .position(|a| a == "--advertise-client-urls")
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| panic!("etcd's command line names no --advertise-client-urls: {args:?}"))
+    }
+
+    /// Compacts etcd to its current revision (physically: the old revisions
+    /// are gone, a watch or read at one of them fails) through etcd's
+    /// HTTP/JSON gateway, and returns that revision. Only etcd is involved:
+    /// it works while the API server is stopped.
+    pub async fn compact_etcd(&self) -> i64 {
+        let etcd = self.etcd_url();
+        let post = |path: &str, body: serde_json::Value| {
+            let request = hyper::Request::post(format!("{etcd}{path}"))
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+                .expect("a POST of JSON builds");
+            async move {
+                let response = crate::http::HttpClient::http1()
+                    .send(request)
+                    .await
+                    .unwrap_or_else(|e| panic!("etcd: {e}"));
+                // Compacting to a revision that already is the compacted one
+                // (nothing was written since) leaves etcd as asked.
+                let already = response.text().contains("required revision has been compacted");
+                assert!(
+                    response.status.is_success() || already,
+                    "etcd answered {}: {}",
+                    response.status,
+                    response.text()
+                );
+                serde_json::from_slice::<serde_json::Value>(&response.body)
+                    .unwrap_or_else(|e| panic!("etcd answered no JSON ({e}): {}", response.text()))
+            }
+        };
+        // Any read says the current revision in its header ("Zm9v" is "foo").
+        let range = post("/v3/kv/range", serde_json::json!({ "key": "Zm9v" })).await;
+        let revision: i64 = range["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("etcd's range answer has no header.revision: {range}"));
+        post(
+            "/v3/kv/compaction",
+            serde_json::json!({ "revision": revision.to_string(), "physical": true }),
+        )
+        .await;
+        revision
+    }
+}
+
 /// A control plane that [`ControlPlane::own`] started; `down.sh` on drop.
 #[derive(Debug)]
 pub struct OwnControlPlane {
@@ -124,6 +201,94 @@ pub struct OwnControlPlane {
 impl OwnControlPlane {
     pub fn get(&self) -> &'static ControlPlane {
         self.control_plane
+    }
+}
+
+/// An API server that [`OwnControlPlane::stop_api_server`] stopped: its
+/// command line, to start it again the same way.
+#[derive(Debug)]
+pub struct StoppedApiServer {
+    args: Vec<String>,
+}
+
+impl OwnControlPlane {
+    /// Stops the API server at once (SIGKILL, as a crashed or evicted one:
+    /// on SIGTERM it drains its watches for longer than a test should wait)
+    /// and waits until it has exited; etcd and the controller manager keep
+    /// running, and etcd keeps its data. Only on a control plane of the
+    /// test's own: the other tests of the binary share theirs.
+    pub async fn stop_api_server(&self) -> StoppedApiServer {
+        let cp = self.control_plane;
+        let pid = cp
+            .running_pid("kube-apiserver")
+            .unwrap_or_else(|| panic!("no kube-apiserver runs in {}", cp.dir.display()));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_else(|e| panic!("reading the API server's command line: {e}"));
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        while cp.running_pid("kube-apiserver").is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        StoppedApiServer { args }
+    }
+
+    /// Starts the API server again with the command line it had, on the same
+    /// port and etcd, appending to its log, and returns once `/readyz`
+    /// answers (panics after 90 s). down.sh stops the new process.
+    pub async fn start_api_server(&self, stopped: StoppedApiServer) {
+        let cp = self.control_plane;
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(cp.dir.join("logs").join("kube-apiserver.log"))
+            .unwrap_or_else(|e| panic!("opening the API server's log: {e}"));
+        let (program, args) = stopped
+            .args
+            .split_first()
+            .expect("a command line starts with its program");
+        // Its own session, as up.sh starts it: a signal to the test's process
+        // group does not reach it; down.sh (on drop, or the watchdog) stops it.
+        let child = Command::new("setsid")
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(
+                log.try_clone()
+                    .unwrap_or_else(|e| panic!("the API server's log: {e}")),
+            )
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        // setsid execs in place (it is not a process group leader), so the pid is the API server's.
+        std::fs::write(
+            cp.dir.join("pids").join("kube-apiserver.pid"),
+            format!("{}\n", child.id()),
+        )
+        .unwrap_or_else(|e| panic!("writing the API server's pid file: {e}"));
+        // Not waited for: once stopped it stays a zombie until the test
+        // binary exits, which `running_pid` and down.sh count as stopped.
+        drop(child);
+        let client = cp.client().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let readyz = hyper::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("a GET of a constant path builds");
+            if client.request_text(readyz).await.is_ok_and(|body| body == "ok") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the API server was not ready within 90 s of its restart; see {}",
+                cp.dir.join("logs").join("kube-apiserver.log").display()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -8,10 +8,13 @@
 //!   that admits routes from every namespace, the examples' NodePorts);
 //! - `operator_ha` and `operator_restart` run operators that watch every
 //!   namespace, so each has a control plane of its own;
+//! - `chaos` (issue 16) stops the API server, compacts etcd and kills the
+//!   operator under traffic, each test on a control plane of its own;
 //! - `setup` starts its own control planes and stack with the scripts, and
 //!   `run_local` runs `make run` and stops it as a user does.
 
 mod api;
+mod chaos;
 mod ca_rotation;
 mod fleet;
 mod lease_clock;
