@@ -14,8 +14,8 @@
 //!   `run_local` runs `make run` and stops it as a user does.
 
 mod api;
-mod chaos;
 mod ca_rotation;
+mod chaos;
 mod fleet;
 mod lease_clock;
 mod operator_ha;
