@@ -242,19 +242,34 @@ impl ProgramState {
     /// Whether every connected proxy of `gateway` has applied `snapshot` in
     /// full: nothing it routes is older than the snapshot.
     pub fn in_sync(&self, gateway: &str, snapshot: &Snapshot) -> bool {
+        self.first_lag(gateway, snapshot).is_none()
+    }
+
+    /// The first routing resource some proxy of `gateway` runs at another
+    /// version than `snapshot` has, as a sentence (for logs); None when
+    /// every proxy runs the whole snapshot.
+    pub fn first_lag(&self, gateway: &str, snapshot: &Snapshot) -> Option<String> {
         const ROUTING: [ResourceType; 3] = [
             ResourceType::Listener,
             ResourceType::Route,
             ResourceType::VirtualHost,
         ];
-        self.tracker.proxies_of(gateway).all(|(_, status)| {
-            ROUTING.iter().all(|kind| {
-                snapshot
-                    .resources(*kind)
-                    .iter()
-                    .all(|(name, r)| status.version(*kind, name) == Some(&*r.version))
-            })
-        })
+        for (proxy, status) in self.tracker.proxies_of(gateway) {
+            for kind in ROUTING {
+                for (name, r) in snapshot.resources(kind).iter() {
+                    let applied = status.version(kind, name);
+                    if applied != Some(&*r.version) {
+                        return Some(format!(
+                            "proxy {} runs {} {name} at {applied:?}, the snapshot has {}",
+                            proxy.node,
+                            kind.short(),
+                            r.version
+                        ));
+                    }
+                }
+            }
+        }
+        None
     }
 }
 

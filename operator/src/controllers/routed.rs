@@ -187,6 +187,20 @@ async fn wait_until_unrouted<K: Routed>(object: &K, ctx: &Context) -> Result<(),
     if still_routed.is_empty() {
         return Ok(());
     }
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        for gateway in &still_routed {
+            let why = ctx.shared.cache.snapshot(gateway).and_then(|snapshot| {
+                ctx.shared.with_program(|p| {
+                    if p.carries(gateway, &key) {
+                        Some("its snapshot carries it".to_string())
+                    } else {
+                        p.first_lag(gateway, &snapshot)
+                    }
+                })
+            });
+            tracing::debug!(object = %key, %gateway, why = why.as_deref().unwrap_or("reconnecting proxies"), "deletion waits");
+        }
+    }
     let deleting_for = object
         .meta()
         .deletion_timestamp
