@@ -259,7 +259,10 @@ impl BootstrapConfig {
         }
     }
 
-    /// The probe listener, when asked for (YAML under `static_resources`).
+    /// The probe listener, when asked for (YAML under `static_resources`):
+    /// `/healthz`, `/ready` and the stats in Prometheus format, and nothing
+    /// else of the admin API (a path match, so a query string passes but
+    /// `/stats` or `/config_dump` find no route and answer 404).
     fn health_listener(&self) -> String {
         let Some(port) = self.health_port else {
             return String::new();
@@ -282,6 +285,8 @@ impl BootstrapConfig {
               routes:
               - match: {{ path: /ready }}
                 route: {{ cluster: {ADMIN_CLUSTER} }}
+              - match: {{ path: {PROMETHEUS_PATH} }}
+                route: {{ cluster: {ADMIN_CLUSTER} }}
               - match: {{ path: /healthz }}
                 direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
           http_filters:
@@ -292,6 +297,11 @@ impl BootstrapConfig {
         )
     }
 }
+
+/// Where the probe listener serves Envoy's stats in Prometheus text format
+/// (the admin API's own path, forwarded as is): what the fleet's scrape
+/// annotations point at.
+pub const PROMETHEUS_PATH: &str = "/stats/prometheus";
 
 /// The static cluster of the probe listener: the admin API, on its socket
 /// or on loopback.
@@ -362,6 +372,34 @@ mod tests {
         assert!(y.contains(&format!("admin:\n  address: {admin}\n")), "{y}");
         assert!(y.contains(&format!("- name: {ADMIN_CLUSTER}")), "{y}");
         assert_eq!(y.matches(admin).count(), 2, "the admin API and its cluster: {y}");
+    }
+
+    #[test]
+    fn the_probe_listener_forwards_only_readiness_and_prometheus_stats_to_the_admin_api() {
+        let mut c = BootstrapConfig::new("n", "g", "xds.example", 1);
+        c.admin_port = 19000;
+        c.health_port = Some(19001);
+        let y = c.to_yaml();
+        let to_admin = format!("route: {{ cluster: {ADMIN_CLUSTER} }}");
+        assert_eq!(y.matches(&to_admin).count(), 2, "{y}");
+        assert!(
+            y.contains(&format!(
+                "- match: {{ path: /stats/prometheus }}\n                {to_admin}\n"
+            )),
+            "an exact path, so `?usedonly` passes and `/stats` does not: {y}"
+        );
+        assert_eq!(
+            y.matches("- match: { path: ").count(),
+            3,
+            "/ready, /stats/prometheus, /healthz, no prefix route opens more of the admin API: {y}"
+        );
+        assert!(!y.contains("match: { prefix"), "{y}");
+        assert!(
+            !BootstrapConfig::new("n", "g", "xds.example", 1)
+                .to_yaml()
+                .contains(PROMETHEUS_PATH),
+            "without a probe listener, no stats route"
+        );
     }
 
     #[test]

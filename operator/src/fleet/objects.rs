@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use legate_crds::Gateway;
 use legate_crds::gateway::ServiceType;
-use legate_xds::bootstrap::{BootstrapConfig, XdsTls};
+use legate_xds::bootstrap::{BootstrapConfig, PROMETHEUS_PATH, XdsTls};
 use legate_xds::hash::hash_bytes;
 
 use super::{
@@ -85,7 +85,7 @@ impl Fleet {
             deployment: parts.deployment(settings, certificate_not_after, &bootstrap_hash),
             autoscaler: parts.autoscaler(),
             pod_disruption_budget: parts.pod_disruption_budget(),
-            service: parts.service(),
+            service: parts.service(settings),
         }
     }
 }
@@ -161,7 +161,7 @@ impl Parts<'_> {
         bootstrap_hash: &str,
     ) -> Deployment {
         let spec = &self.gateway.spec;
-        let mut annotations = BTreeMap::new();
+        let mut annotations = scrape_annotations(settings);
         annotations.insert(BOOTSTRAP_HASH_ANNOTATION.to_string(), bootstrap_hash.to_string());
         if let Some(not_after) = certificate_not_after {
             // Envoy reads its xDS certificate at start: a renewed one rolls the pods.
@@ -421,7 +421,7 @@ impl Parts<'_> {
         }
     }
 
-    fn service(&self) -> Service {
+    fn service(&self, settings: &FleetSettings) -> Service {
         let spec = &self.gateway.spec;
         let node_ports = matches!(
             spec.service_type,
@@ -445,7 +445,13 @@ impl Parts<'_> {
             ServiceType::LoadBalancer => "LoadBalancer",
         };
         let mut metadata = self.meta();
-        metadata.annotations = Some(spec.service_annotations.clone());
+        // The Gateway's own annotations win: `prometheus.io/scrape: "false"`
+        // turns the Service's scraping off. The probe port stays out of the
+        // Service's ports (a LoadBalancer would publish the stats): the
+        // annotations are for scrapers that discover through Endpoints.
+        let mut annotations = scrape_annotations(settings);
+        annotations.extend(spec.service_annotations.clone());
+        metadata.annotations = Some(annotations);
         Service {
             metadata,
             spec: Some(ServiceSpec {
@@ -457,6 +463,23 @@ impl Parts<'_> {
             ..Service::default()
         }
     }
+}
+
+/// The usual Prometheus scrape annotations, pointing at the stats the probe
+/// listener serves; none for Envoys without it (run on the operator's
+/// machine, their stats are on the admin API).
+fn scrape_annotations(settings: &FleetSettings) -> BTreeMap<String, String> {
+    if !settings.probes {
+        return BTreeMap::new();
+    }
+    [
+        ("prometheus.io/scrape", "true".to_string()),
+        ("prometheus.io/port", HEALTH_PORT.to_string()),
+        ("prometheus.io/path", PROMETHEUS_PATH.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// Without the Gateway's own numbers: enough to schedule sensibly, and a

@@ -446,3 +446,83 @@ fn only_legates_own_apply_of_replicas_counts_as_owning_them() {
     ]))));
     assert!(!owns_replicas(&deployment(json!([]))));
 }
+
+fn template_annotations(fleet: &Fleet) -> BTreeMap<String, String> {
+    fleet
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.clone())
+        .unwrap_or_default()
+}
+
+fn scrape(annotations: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    annotations
+        .iter()
+        .filter(|(k, _)| k.starts_with("prometheus.io/"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+#[test]
+fn pods_and_service_invite_prometheus_to_the_probe_listeners_stats() {
+    let listeners = json!([{ "name": "http", "port": 8080, "protocol": "HTTP" }]);
+    let (_, fleet) = fleet(json!({ "listeners": listeners }), &settings("x"), None);
+    let port = HEALTH_PORT.to_string();
+    let expected = vec![
+        ("prometheus.io/path", "/stats/prometheus"),
+        ("prometheus.io/port", port.as_str()),
+        ("prometheus.io/scrape", "true"),
+    ];
+    assert_eq!(scrape(&template_annotations(&fleet)), expected);
+    let service_annotations = fleet.service.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(scrape(&service_annotations), expected);
+    assert!(
+        bootstrap(&fleet).contains("- match: { path: /stats/prometheus }"),
+        "the annotated path is served on the probe port"
+    );
+    // Never published: a LoadBalancer Service would expose the stats.
+    let ports = fleet.service.spec.and_then(|s| s.ports).unwrap_or_default();
+    assert_eq!(
+        ports.iter().map(|p| p.port).collect::<Vec<_>>(),
+        vec![8080],
+        "only the Gateway's listeners: {ports:?}"
+    );
+}
+
+#[test]
+fn the_gateways_service_annotations_win_over_the_scrape_annotations() {
+    let (_, fleet) = fleet(
+        json!({ "serviceAnnotations": { "prometheus.io/scrape": "false", "lb.example/internal": "true" } }),
+        &settings("x"),
+        None,
+    );
+    let annotations = fleet.service.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("prometheus.io/scrape").map(String::as_str),
+        Some("false")
+    );
+    assert_eq!(
+        annotations.get("lb.example/internal").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        annotations.get("prometheus.io/path").map(String::as_str),
+        Some("/stats/prometheus")
+    );
+}
+
+#[test]
+fn envoys_without_a_probe_listener_carry_no_scrape_annotations() {
+    let local = FleetSettings {
+        probes: false,
+        ..settings("x")
+    };
+    let (_, fleet) = fleet(json!({}), &local, None);
+    assert_eq!(scrape(&template_annotations(&fleet)), vec![]);
+    assert_eq!(
+        scrape(&fleet.service.metadata.annotations.unwrap_or_default()),
+        vec![]
+    );
+}

@@ -8,6 +8,7 @@ mod echo;
 mod envoy;
 mod envoy_admin_socket;
 mod install;
+mod probe_metrics;
 #[macro_use]
 mod xds_rig;
 mod xds_envoy;

@@ -110,6 +110,7 @@ pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
         response_headers_to_add: p.response_headers_to_add.iter().map(header_option).collect(),
         response_headers_to_remove: p.response_headers_to_remove.clone(),
         metadata: Some(owner_metadata(&r.origin)),
+        stat_prefix: mapping_stat_prefix(&r.origin).unwrap_or_default(),
         ..route::Route::default()
     };
     (proto, per_filter)
@@ -160,6 +161,29 @@ fn enabled() -> Any {
         }
         .encode_to_vec(),
     }
+}
+
+/// The route's own stats (`vhost.<virtual host>.route.<prefix>.upstream_rq_total`
+/// and the like) under a name a person reads: `legate_<namespace>_<name>`
+/// of its Mapping, every character outside `[A-Za-z0-9_]` as `_`. Envoy's
+/// Prometheus tag extractor cuts `envoy_route` at the first dot, so a
+/// Mapping named `quote.v2` must not keep its dot; and every route of one
+/// Mapping shares the prefix, so its counters add up per Mapping. Routes of
+/// other owners (a TLSContext's redirect, an AuthService's last route)
+/// have no route stats, as before.
+fn mapping_stat_prefix(origin: &ir::ObjectRef) -> Option<String> {
+    (origin.kind() == "Mapping").then(|| {
+        format!("legate_{}_{}", origin.namespace(), origin.name())
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    })
 }
 
 /// `legate.mapping` of the route, for access logs: `namespace/name` of its
@@ -501,5 +525,27 @@ pub fn duration(d: Duration) -> envoy_types::pb::google::protobuf::Duration {
     envoy_types::pb::google::protobuf::Duration {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(d.subsec_nanos()).expect("sub-second nanos fit in i32"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mappings_routes_count_under_its_namespace_and_name_without_dots() {
+        let prefix = |kind: &str, namespace: &str, name: &str| {
+            mapping_stat_prefix(&ir::ObjectRef::new(kind, namespace, name, 1))
+        };
+        assert_eq!(
+            prefix("Mapping", "shop", "quote").as_deref(),
+            Some("legate_shop_quote")
+        );
+        assert_eq!(
+            prefix("Mapping", "shop-eu", "quote.v2-beta").as_deref(),
+            Some("legate_shop_eu_quote_v2_beta")
+        );
+        assert_eq!(prefix("TLSContext", "shop", "tls"), None);
+        assert_eq!(prefix("AuthService", "shop", "auth"), None);
     }
 }

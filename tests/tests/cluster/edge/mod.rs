@@ -6,6 +6,7 @@
 mod auth;
 mod insecure;
 mod logs;
+mod metrics;
 mod ratelimit;
 mod tcp;
 mod tls;
