@@ -86,17 +86,30 @@ impl GatewayIndex {
     fn upsert(&mut self, serial: u64, resource: &Arc<Resource>, changed: &mut BTreeSet<String>) {
         let key: ResourceKey = (resource.kind, resource.name.clone());
         let entry = self.resources.entry(key.clone()).or_default();
-        if entry
+        let same_version = entry
             .current
             .as_ref()
-            .is_some_and(|old| old.version == resource.version)
+            .is_some_and(|old| old.version == resource.version);
+        // The version is the body's: an object can leave a resource (or join
+        // it) whose body stays the same, as a Mapping leaves the cluster of a
+        // Service that others still use. Only the same origins mean no change.
+        if same_version
+            && entry
+                .current
+                .as_ref()
+                .is_some_and(|old| same_chunks(old, resource))
         {
             return;
         }
-        entry.versions.push_back((resource.version.clone(), serial));
-        while entry.versions.len() > VERSIONS_KEPT {
-            entry.versions.pop_front();
+        if !same_version {
+            entry.versions.push_back((resource.version.clone(), serial));
+            while entry.versions.len() > VERSIONS_KEPT {
+                entry.versions.pop_front();
+            }
         }
+        // A proxy that runs this version has what it carries since the
+        // version was installed, whenever an object joined it.
+        let installed = entry.versions.back().map_or(serial, |(_, s)| *s);
         // Only the chunks that are not shared with the previous version can
         // have changed anybody's parts: a change to one virtual host leaves
         // every other chunk the same allocation.
@@ -120,9 +133,9 @@ impl GatewayIndex {
                     let need = Need {
                         parts: *hash,
                         since: if same {
-                            before.as_ref().map_or(serial, |b| b.since)
+                            before.as_ref().map_or(installed, |b| b.since)
                         } else {
-                            serial
+                            installed
                         },
                     };
                     if !same || held.generation < *generation {
@@ -225,6 +238,16 @@ fn unwait(entry: &mut ResourceEntry, since: u64, object: &str) {
             entry.waiting.remove(&since);
         }
     }
+}
+
+/// Whether two resources carry the very same origin chunks.
+fn same_chunks(old: &Resource, new: &Resource) -> bool {
+    old.origins.len() == new.origins.len()
+        && old
+            .origins
+            .iter()
+            .zip(&new.origins)
+            .all(|(a, b)| Arc::ptr_eq(a, b))
 }
 
 /// Objects with a part in a chunk of `new` or `old` that the other lacks.
@@ -385,5 +408,47 @@ mod tests {
         index.apply(1, &[ResourceUpdate::Upsert(v1.clone())]);
         let a2 = ObjectRef::new("Mapping", "shop", "a", 2);
         assert_eq!(index.applied_by(&a2, &acked(&v1)), Some(false));
+    }
+
+    #[test]
+    fn an_object_that_leaves_a_resource_whose_body_is_unchanged_is_no_longer_carried() {
+        // Two Mappings on one cluster: its body is the Service's, whoever uses it.
+        let cluster = |chunks: &[Arc<[Origin]>]| {
+            Arc::new(Resource::with_origin_chunks(
+                ResourceType::Cluster,
+                "shop/quote:80",
+                b"the same cluster".to_vec(),
+                vec![],
+                chunks.to_vec(),
+            ))
+        };
+        let both: Arc<[Origin]> = vec![origin("a", 1, 1), origin("b", 1, 1)].into();
+        let mut index = GatewayIndex::default();
+        index.apply(1, &[ResourceUpdate::Upsert(cluster(&[both]))]);
+        assert!(index.carries("Mapping/shop/a"));
+        // A is deleted: same body, same version, one origin less.
+        let only_b: Arc<[Origin]> = vec![origin("b", 1, 1)].into();
+        let changed = index.apply(2, &[ResourceUpdate::Upsert(cluster(&[only_b]))]);
+        assert!(
+            !index.carries("Mapping/shop/a"),
+            "nothing carries A any more: its deletion must not wait for it"
+        );
+        assert!(changed.contains("Mapping/shop/a"));
+        assert!(index.carries("Mapping/shop/b"));
+        let b = ObjectRef::new("Mapping", "shop", "b", 1);
+        let on_first = Proxy(HashMap::from([(
+            (ResourceType::Cluster, Arc::from("shop/quote:80")),
+            Arc::from(cluster(&[]).version.as_ref()),
+        )]));
+        assert_eq!(
+            index.applied_by(&b, &on_first),
+            Some(true),
+            "B's part never changed: the version the proxy runs still serves it"
+        );
+        // C joins the same cluster: a proxy on that version already has it.
+        let b_and_c: Arc<[Origin]> = vec![origin("b", 1, 1), origin("c", 1, 1)].into();
+        index.apply(3, &[ResourceUpdate::Upsert(cluster(&[b_and_c]))]);
+        let c = ObjectRef::new("Mapping", "shop", "c", 1);
+        assert_eq!(index.applied_by(&c, &on_first), Some(true));
     }
 }

@@ -126,6 +126,67 @@ async fn changing_a_mapping_changes_routing_and_deleting_it_stops_it_first() {
 }
 
 #[tokio::test]
+async fn deleting_one_of_two_mappings_on_a_service_is_confirmed_by_envoy_not_by_the_timeout() {
+    // The Service's cluster stays (the other Mapping uses it) and its body is
+    // unchanged: only who it serves changes. The deletion must still be
+    // released by Envoy's ACK, not by the 10-second grace.
+    let stage = Stage::new().await;
+    stage
+        .mapping("keep", json!({ "prefix": "/keep/", "service": "quote" }))
+        .await;
+    stage
+        .mapping("leave", json!({ "prefix": "/leave/", "service": "quote" }))
+        .await;
+    stage.condition("Mapping", "keep", "Programmed", "True").await;
+    stage.condition("Mapping", "leave", "Programmed", "True").await;
+    let deleted = stage
+        .env
+        .control_plane
+        .kubectl_command(&[
+            "delete",
+            "mapping",
+            "leave",
+            "-n",
+            &stage.env.namespace,
+            "--wait=false",
+        ])
+        .output()
+        .expect("kubectl delete");
+    assert!(deleted.status.success(), "{deleted:?}");
+    let started = Instant::now();
+    eventually("Mapping leave to be gone", PATIENCE, || async {
+        get(
+            &stage.env.client,
+            &stage.env.namespace,
+            "legate.dev/v1alpha1",
+            "Mapping",
+            "leave",
+        )
+        .await
+        .ok()
+        .and_then(|o| o.is_none().then_some(()))
+    })
+    .await;
+    eprintln!("delete → gone: {} ms", started.elapsed().as_millis());
+    let timeouts = stage.env.control_plane.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &stage.env.namespace,
+        "--field-selector",
+        "reason=DeletionTimeout",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        timeouts.trim().is_empty(),
+        "the deletion waited out the grace instead of Envoy's confirmation: {timeouts}"
+    );
+    assert_eq!(stage.get("/leave/x").await.status, 404);
+    assert_eq!(stage.get("/keep/x").await.status, 200);
+}
+
+#[tokio::test]
 async fn a_missing_backend_answers_503_and_says_backend_not_found() {
     let stage = Stage::new().await;
     stage
