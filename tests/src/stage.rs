@@ -128,6 +128,43 @@ impl Stage {
         .await
     }
 
+    /// `kubectl delete` of a Legate object of this namespace, returning at
+    /// once: its finalizer may hold it until Envoy stops routing it.
+    pub fn delete(&self, kind: &str, name: &str) {
+        let out = self
+            .env
+            .control_plane
+            .kubectl_command(&[
+                "delete",
+                &kind.to_lowercase(),
+                name,
+                "-n",
+                &self.env.namespace,
+                "--wait=false",
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("running kubectl delete {kind} {name}: {e}"));
+        assert!(out.status.success(), "kubectl delete {kind} {name}: {out:?}");
+    }
+
+    /// Waits until `kind` `name` of this namespace is gone (its finalizer
+    /// released).
+    pub async fn until_gone(&self, kind: &str, name: &str) {
+        eventually(&format!("{kind} {name} to be gone"), PATIENCE, || async {
+            get(
+                &self.env.client,
+                &self.env.namespace,
+                "legate.dev/v1alpha1",
+                kind,
+                name,
+            )
+            .await
+            .ok()
+            .and_then(|o| o.is_none().then_some(()))
+        })
+        .await;
+    }
+
     /// Waits until the clock is past the second in which `kind` `name` (of
     /// this namespace) was created: creation times count whole seconds, and
     /// where the older object wins, one created next must be younger.

@@ -89,35 +89,10 @@ async fn changing_a_mapping_changes_routing_and_deleting_it_stops_it_first() {
         .await;
     assert_eq!(c["observedGeneration"], 2);
 
-    let mappings = stage
-        .env
-        .control_plane
-        .kubectl_command(&[
-            "delete",
-            "mapping",
-            "quote",
-            "-n",
-            &stage.env.namespace,
-            "--wait=false",
-        ])
-        .output()
-        .expect("kubectl delete");
-    assert!(mappings.status.success());
+    stage.delete("Mapping", "quote");
     // The object goes away only once Envoy has stopped routing it: the moment it
     // is gone, the route must already answer 404.
-    eventually("Mapping quote to be gone", PATIENCE, || async {
-        get(
-            &stage.env.client,
-            &stage.env.namespace,
-            "legate.dev/v1alpha1",
-            "Mapping",
-            "quote",
-        )
-        .await
-        .ok()
-        .and_then(|o| o.is_none().then_some(()))
-    })
-    .await;
+    stage.until_gone("Mapping", "quote").await;
     assert_eq!(
         stage.get("/v2/x").await.status,
         404,
@@ -139,34 +114,9 @@ async fn deleting_one_of_two_mappings_on_a_service_is_confirmed_by_envoy_not_by_
         .await;
     stage.condition("Mapping", "keep", "Programmed", "True").await;
     stage.condition("Mapping", "leave", "Programmed", "True").await;
-    let deleted = stage
-        .env
-        .control_plane
-        .kubectl_command(&[
-            "delete",
-            "mapping",
-            "leave",
-            "-n",
-            &stage.env.namespace,
-            "--wait=false",
-        ])
-        .output()
-        .expect("kubectl delete");
-    assert!(deleted.status.success(), "{deleted:?}");
+    stage.delete("Mapping", "leave");
     let started = Instant::now();
-    eventually("Mapping leave to be gone", PATIENCE, || async {
-        get(
-            &stage.env.client,
-            &stage.env.namespace,
-            "legate.dev/v1alpha1",
-            "Mapping",
-            "leave",
-        )
-        .await
-        .ok()
-        .and_then(|o| o.is_none().then_some(()))
-    })
-    .await;
+    stage.until_gone("Mapping", "leave").await;
     eprintln!("delete → gone: {} ms", started.elapsed().as_millis());
     let timeouts = stage.env.control_plane.kubectl(&[
         "get",

@@ -76,22 +76,6 @@ async fn assert_both_route(envoys: [&Envoy; 2], needle: &str, expected: bool, wh
     }
 }
 
-async fn gone(stage: &Stage, name: &str) {
-    eventually(&format!("Mapping {name} to be gone"), PATIENCE, || async {
-        get(
-            &stage.env.client,
-            &stage.env.namespace,
-            "legate.dev/v1alpha1",
-            "Mapping",
-            name,
-        )
-        .await
-        .ok()
-        .and_then(|o| o.is_none().then_some(()))
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn two_replicas_agree_on_every_envoy_and_either_may_die_without_a_dropped_request() {
     // Its operators watch every namespace: on the binary's shared control
@@ -153,21 +137,8 @@ async fn two_replicas_agree_on_every_envoy_and_either_may_die_without_a_dropped_
     stage.condition("Mapping", "first", "Programmed", "True").await;
     assert_both_route([&stage.envoy, &second], "/first/", true, "Programmed=True").await;
     // Deletion waits for both: the moment the object is gone, neither routes it.
-    let deleted = stage
-        .env
-        .control_plane
-        .kubectl_command(&[
-            "delete",
-            "mapping",
-            "first",
-            "-n",
-            &stage.env.namespace,
-            "--wait=false",
-        ])
-        .output()
-        .expect("kubectl delete");
-    assert!(deleted.status.success(), "{deleted:?}");
-    gone(&stage, "first").await;
+    stage.delete("Mapping", "first");
+    stage.until_gone("Mapping", "first").await;
     assert_both_route([&stage.envoy, &second], "/first/", false, "once deleted").await;
 
     stage
