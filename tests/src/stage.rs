@@ -128,6 +128,20 @@ impl Stage {
         .await
     }
 
+    /// A Legate object of this namespace as the API server has it now; None
+    /// when it does not exist (or cannot be read).
+    pub async fn object(&self, kind: &str, name: &str) -> Option<kube::api::DynamicObject> {
+        get(
+            &self.env.client,
+            &self.env.namespace,
+            "legate.dev/v1alpha1",
+            kind,
+            name,
+        )
+        .await
+        .ok()?
+    }
+
     /// `kubectl delete` of a Legate object of this namespace, returning at
     /// once: its finalizer may hold it until Envoy stops routing it.
     pub fn delete(&self, kind: &str, name: &str) {
@@ -151,16 +165,7 @@ impl Stage {
     /// released).
     pub async fn until_gone(&self, kind: &str, name: &str) {
         eventually(&format!("{kind} {name} to be gone"), PATIENCE, || async {
-            get(
-                &self.env.client,
-                &self.env.namespace,
-                "legate.dev/v1alpha1",
-                kind,
-                name,
-            )
-            .await
-            .ok()
-            .and_then(|o| o.is_none().then_some(()))
+            self.object(kind, name).await.is_none().then_some(())
         })
         .await;
     }
@@ -171,15 +176,7 @@ impl Stage {
     pub async fn past_creation_second(&self, kind: &str, name: &str) {
         let what = format!("the clock to pass the creation second of {kind} {name}");
         eventually(&what, PATIENCE, || async {
-            let object = get(
-                &self.env.client,
-                &self.env.namespace,
-                "legate.dev/v1alpha1",
-                kind,
-                name,
-            )
-            .await
-            .ok()??;
+            let object = self.object(kind, name).await?;
             let created = object.metadata.creation_timestamp?.0;
             (k8s_openapi::jiff::Timestamp::now().as_second() > created.as_second()).then_some(())
         })
@@ -227,15 +224,7 @@ impl Stage {
     ) -> Value {
         let what = format!("{kind} {name} to have {type_}={status} at generation {generation}");
         eventually(&what, PATIENCE, || async {
-            let object = get(
-                &self.env.client,
-                &self.env.namespace,
-                "legate.dev/v1alpha1",
-                kind,
-                name,
-            )
-            .await
-            .ok()??;
+            let object = self.object(kind, name).await?;
             let conditions = object.data["status"]["conditions"].as_array()?.clone();
             conditions.into_iter().find(|c| {
                 c["type"] == type_ && c["status"] == status && c["observedGeneration"] == generation

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use legate_tests::api::{get, install_crds, wait_condition};
+use legate_tests::api::{install_crds, wait_condition};
 use legate_tests::http::{HttpClient, Traffic};
 use legate_tests::net::{TcpBalancer, eventually, free_port, loopback};
 use legate_tests::operator::{Operator, envoy_for_gateway};
@@ -113,15 +113,7 @@ async fn two_replicas_agree_on_every_envoy_and_either_may_die_without_a_dropped_
     );
     let counted = Instant::now();
     eventually("the Gateway's status to count both Envoys", PATIENCE, || async {
-        let gateway = get(
-            &stage.env.client,
-            &stage.env.namespace,
-            "legate.dev/v1alpha1",
-            "Gateway",
-            "edge",
-        )
-        .await
-        .ok()??;
+        let gateway = stage.object("Gateway", "edge").await?;
         (gateway.data["status"]["proxies"] == 2).then_some(())
     })
     .await;

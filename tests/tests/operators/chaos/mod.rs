@@ -8,21 +8,12 @@ mod api_server_outage;
 mod etcd_compaction;
 mod operator_killed;
 
-use legate_tests::api::get;
 use legate_tests::stage::Stage;
 use serde_json::Value;
 
 /// `(type, status, reason)` of a Legate object's conditions, sorted.
 async fn conditions(stage: &Stage, kind: &str, name: &str) -> Option<Vec<(String, String, String)>> {
-    let object = get(
-        &stage.env.client,
-        &stage.env.namespace,
-        "legate.dev/v1alpha1",
-        kind,
-        name,
-    )
-    .await
-    .ok()??;
+    let object = stage.object(kind, name).await?;
     let field = |c: &Value, f: &str| c[f].as_str().unwrap_or_default().to_string();
     let mut out: Vec<(String, String, String)> = object.data["status"]["conditions"]
         .as_array()?
