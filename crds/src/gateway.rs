@@ -97,6 +97,13 @@ pub struct GatewaySpec {
     /// The Envoys' access log, on their stdout. Default: one JSON object per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<AccessLog>,
+    /// Envoy statistics per Mapping: with `PerMapping`, every route of a Mapping counts its
+    /// requests under `legate_<namespace>_<name>` (served as Prometheus text on the probe
+    /// port's `/stats/prometheus`). Off by default: Envoy builds these statistics again for
+    /// every route of a listener whenever one route changes, so on a Gateway with many
+    /// Mappings each route change reaches the Envoys later (about 2x at 1,000 Mappings).
+    #[serde(default, skip_serializing_if = "RouteStats::is_off")]
+    pub route_stats: RouteStats,
     /// Send a trace span of every sampled request to an OpenTelemetry collector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
@@ -344,6 +351,22 @@ pub enum AccessLogFormat {
     Text,
     /// No access log.
     Off,
+}
+
+/// Whether a Gateway's Envoys count requests per Mapping.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum RouteStats {
+    /// No statistics per route (the listener's and each upstream's still count).
+    #[default]
+    Off,
+    /// Every route of a Mapping counts under `legate_<namespace>_<name>`.
+    PerMapping,
+}
+
+impl RouteStats {
+    fn is_off(&self) -> bool {
+        *self == RouteStats::Off
+    }
 }
 
 /// OpenTelemetry tracing of a Gateway's requests.

@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use legate_crds::gateway::RouteDefaults;
 use legate_crds::{Gateway, Mapping};
 use legate_xds::ir;
 
@@ -172,7 +171,7 @@ pub(super) struct GatewayState {
     gateway: Arc<Gateway>,
     /// The listeners Mappings route on.
     listeners: Vec<String>,
-    defaults: RouteDefaults,
+    settings: mappings::RouteSettings,
     /// The shared names the listeners and TLSContexts wrote.
     before: Names,
     /// The shared names the Gateway-wide parts wrote.
@@ -211,7 +210,7 @@ impl GatewayState {
             key: gateway_key(gateway),
             gateway: gateway.clone(),
             listeners: Vec::new(),
-            defaults: mappings::route_defaults(gateway),
+            settings: mappings::route_settings(gateway),
             before: Names::default(),
             after: Names::default(),
             frame_routes: Vec::new(),
@@ -244,9 +243,9 @@ impl GatewayState {
     /// ([`GatewayState::refresh_frame`], and placing every Mapping again).
     pub fn respec(&mut self, gateway: &Arc<Gateway>, dirty: &mut HashSet<Arc<str>>) {
         self.gateway = gateway.clone();
-        let defaults = mappings::route_defaults(gateway);
-        if defaults != self.defaults {
-            self.defaults = defaults;
+        let settings = mappings::route_settings(gateway);
+        if settings != self.settings {
+            self.settings = settings;
             dirty.extend(self.groups.keys().cloned());
         }
     }
@@ -497,7 +496,7 @@ impl GatewayState {
                     world,
                     members,
                     &self.listeners,
-                    &self.defaults,
+                    &self.settings,
                     index,
                     &self.key,
                     &mut output,

@@ -156,7 +156,7 @@ fn secret(namespace: &str, name: &str, type_: &str, data: &[(&str, &str)]) -> Ar
 }
 
 /// The second Gateway: selecting namespaces by label or not, with route
-/// defaults or not, with a second HTTP listener or not, assigning hosts to
+/// defaults (and route statistics) or not, with a second HTTP listener or not, assigning hosts to
 /// namespaces or not.
 fn side(select: bool, defaults: bool, second_listener: bool, owners: bool) -> Arc<Gateway> {
     let from = if select {
@@ -171,6 +171,7 @@ fn side(select: bool, defaults: bool, second_listener: bool, owners: bool) -> Ar
     let mut spec = json!({ "listeners": listeners, "allowedRoutes": { "namespaces": from } });
     if defaults {
         spec["defaults"] = json!({ "timeout": "7s" });
+        spec["routeStats"] = json!("PerMapping");
     }
     if owners {
         spec["hostOwners"] = json!([

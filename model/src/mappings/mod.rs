@@ -16,7 +16,7 @@ use std::sync::Arc;
 use kube::{Resource, ResourceExt};
 use legate_crds::Gateway;
 use legate_crds::conditions::reasons;
-use legate_crds::gateway::RouteDefaults;
+use legate_crds::gateway::{RouteDefaults, RouteStats};
 use legate_crds::mapping::Mapping;
 use legate_xds::ir;
 
@@ -44,7 +44,7 @@ pub fn add_routes(
     verdicts: &mut Verdicts,
 ) {
     let key = gateway_key(gateway);
-    let defaults = route_defaults(gateway);
+    let settings = route_settings(gateway);
     let listeners = http_listeners(config);
 
     // Valid Mappings attached to this Gateway, grouped by what they match.
@@ -64,7 +64,7 @@ pub fn add_routes(
     }
     for members in groups.into_values() {
         route_group(
-            world, members, &listeners, &defaults, index, &key, config, verdicts,
+            world, members, &listeners, &settings, index, &key, config, verdicts,
         );
     }
 }
@@ -118,15 +118,27 @@ pub(crate) fn place(
     Placement::Routed
 }
 
-/// The Gateway's defaults for what a Mapping leaves unset.
-pub(crate) fn route_defaults(gateway: &Gateway) -> RouteDefaults {
-    gateway.spec.defaults.clone().unwrap_or(RouteDefaults {
+/// What a Gateway sets on the routes of every Mapping: defaults for what a
+/// Mapping leaves unset, and whether routes keep statistics (the Gateway's
+/// alone to decide: they cost every route of the listener).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RouteSettings {
+    pub defaults: RouteDefaults,
+    pub stats: bool,
+}
+
+pub(crate) fn route_settings(gateway: &Gateway) -> RouteSettings {
+    let defaults = gateway.spec.defaults.clone().unwrap_or(RouteDefaults {
         timeout: None,
         retry_policy: None,
         cors: None,
         circuit_breakers: None,
         load_balancer: None,
-    })
+    });
+    RouteSettings {
+        defaults,
+        stats: gateway.spec.route_stats == RouteStats::PerMapping,
+    }
 }
 
 /// The listeners of `config` that carry Mappings.
@@ -153,7 +165,7 @@ pub(crate) fn route_group(
     world: &World,
     members: Vec<Arc<Mapping>>,
     listeners: &[String],
-    defaults: &RouteDefaults,
+    settings: &RouteSettings,
     index: &ServiceIndex,
     gateway_key: &str,
     config: &mut ir::Gateway,
@@ -176,7 +188,7 @@ pub(crate) fn route_group(
             &route_members,
             listener,
             tenant.clone(),
-            defaults,
+            settings,
             index,
             config,
             verdicts,

@@ -5,15 +5,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use legate_crds::common;
-use legate_crds::gateway::RouteDefaults;
 use legate_crds::mapping::{DEFAULT_TIMEOUT, Mapping};
 use legate_xds::ir;
+
+use super::RouteSettings;
 
 pub(super) fn duration(d: Option<&common::Duration>) -> Option<Duration> {
     d.and_then(|d| d.to_std().ok())
 }
 
-pub(super) fn route_policy(mapping: &Mapping, defaults: &RouteDefaults) -> ir::RoutePolicy {
+pub(super) fn route_policy(mapping: &Mapping, settings: &RouteSettings) -> ir::RoutePolicy {
+    let defaults = &settings.defaults;
     let s = &mapping.spec;
     let timeout = duration(s.timeout.as_ref().or(defaults.timeout.as_ref()))
         .or_else(|| common::parse_duration(DEFAULT_TIMEOUT).ok());
@@ -94,6 +96,7 @@ pub(super) fn route_policy(mapping: &Mapping, defaults: &RouteDefaults) -> ir::R
             })
         }),
         hash_on,
+        stats: settings.stats,
     }
 }
 

@@ -3,13 +3,12 @@
 
 use kube::ResourceExt;
 use legate_crds::conditions::reasons;
-use legate_crds::gateway::RouteDefaults;
 use legate_crds::mapping::Mapping;
 use legate_xds::ir;
 
-use super::RouteMembers;
 use super::policy::route_policy;
 use super::upstream::upstream_for;
+use super::{RouteMembers, RouteSettings};
 use crate::names::{object_ref, route_id};
 use crate::services::ServiceIndex;
 use crate::upstreams::{self, ServiceRef};
@@ -25,7 +24,7 @@ pub(super) fn build_route(
     members: &RouteMembers,
     listener: &str,
     tenant: Option<String>,
-    defaults: &RouteDefaults,
+    settings: &RouteSettings,
     index: &ServiceIndex,
     config: &mut ir::Gateway,
     verdicts: &mut Verdicts,
@@ -52,7 +51,7 @@ pub(super) fn build_route(
             if mapping.spec.redirect.is_some() {
                 continue;
             }
-            if let Some(name) = upstream_for(world, mapping, defaults, index, config, verdicts) {
+            if let Some(name) = upstream_for(world, mapping, &settings.defaults, index, config, verdicts) {
                 forward.upstreams.push(ir::WeightedUpstream {
                     upstream: name,
                     weight: *weight,
@@ -60,7 +59,7 @@ pub(super) fn build_route(
             }
         }
         for (mapping, percent) in &members.shadows {
-            if let Some(name) = upstream_for(world, mapping, defaults, index, config, verdicts) {
+            if let Some(name) = upstream_for(world, mapping, &settings.defaults, index, config, verdicts) {
                 forward.mirrors.push(ir::Mirror {
                     upstream: name,
                     percent: *percent,
@@ -98,7 +97,7 @@ pub(super) fn build_route(
         precedence: spec.precedence,
         matcher: route_match(primary),
         action,
-        policy: route_policy(primary, defaults),
+        policy: route_policy(primary, settings),
     })
 }
 

@@ -489,6 +489,13 @@ fn invalid_objects() -> Vec<Invalid> {
             "between 1 and 100",
         ),
         invalid(
+            "route statistics of an unknown kind",
+            "Gateway",
+            json!({ "routeStats": "PerRoute" }),
+            "spec.routeStats",
+            "supported values: \"Off\", \"PerMapping\"",
+        ),
+        invalid(
             "port above 65535",
             "Gateway",
             json!({ "listeners": [{ "name": "http", "port": 70000, "protocol": "HTTP" }] }),

@@ -211,6 +211,10 @@ pub struct RoutePolicy {
     pub local_rate_limit: Option<LocalRateLimit>,
     /// What a consistent-hash load balancer hashes (sticky sessions).
     pub hash_on: Option<HashOn>,
+    /// Count the route's requests under its owner's name (Envoy route
+    /// statistics, which Envoy builds again for every route of the listener
+    /// whenever one changes).
+    pub stats: bool,
 }
 
 /// One entry of a rate limit descriptor.

@@ -110,7 +110,11 @@ pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
         response_headers_to_add: p.response_headers_to_add.iter().map(header_option).collect(),
         response_headers_to_remove: p.response_headers_to_remove.clone(),
         metadata: Some(owner_metadata(&r.origin)),
-        stat_prefix: mapping_stat_prefix(&r.origin).unwrap_or_default(),
+        stat_prefix: p
+            .stats
+            .then(|| mapping_stat_prefix(&r.origin))
+            .flatten()
+            .unwrap_or_default(),
         ..route::Route::default()
     };
     (proto, per_filter)
@@ -547,5 +551,15 @@ mod tests {
         );
         assert_eq!(prefix("TLSContext", "shop", "tls"), None);
         assert_eq!(prefix("AuthService", "shop", "auth"), None);
+    }
+
+    #[test]
+    fn a_route_keeps_statistics_only_when_its_gateway_asks() {
+        let mut r = crate::sample::route("quote", "shop.example.com", "/quote/", "quote");
+        assert_eq!(r.origin.kind(), "Mapping");
+        let expected = mapping_stat_prefix(&r.origin).expect("a Mapping has a stat prefix");
+        assert_eq!(route_proto(&r).0.stat_prefix, "", "off by default");
+        r.policy.stats = true;
+        assert_eq!(route_proto(&r).0.stat_prefix, expected);
     }
 }

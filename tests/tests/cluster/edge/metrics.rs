@@ -1,13 +1,14 @@
 //! Proxy metrics: a Mapping's routes count under `legate_<namespace>_<name>`
 //! in Envoy's stats in Prometheus format (the fleet serves them on the probe
 //! port; a local test Envoy has no probe listener, so they are read from its
-//! admin API, which serves the same text).
+//! admin API, which serves the same text). Only with the Gateway's
+//! `routeStats: PerMapping`: by default routes keep no statistics.
 
 use legate_tests::net::eventually;
 use legate_tests::stage::{PATIENCE, Stage};
 use serde_json::json;
 
-use super::{send, until};
+use super::{gateway, send, until};
 
 /// Requests sent through each Mapping once its route answers.
 const N: u64 = 7;
@@ -66,6 +67,15 @@ async fn a_mappings_upstream_requests_count_under_its_namespace_and_name() {
             &[("envoy_virtual_host", "http/*"), ("envoy_route", route.as_str())],
         )
     };
+    // Off by default: once the route answers, Envoy has loaded it, and a
+    // route with a stat prefix has its counters from then on.
+    until(&stage, "GET", "/counted/a", "metrics", &[], 200).await;
+    let text = stage.envoy.admin_get("/stats/prometheus").await;
+    assert!(
+        !text.contains("envoy_route=\"legate_"),
+        "no route statistics without routeStats:\n{text}"
+    );
+    gateway(&stage, &[], json!({ "routeStats": "PerMapping" })).await;
     // A Host without a dot: the virtual host of Mappings without `host`.
     counts_n_requests(&stage, "/counted/a", "metrics", &route, stats).await;
 }
@@ -85,6 +95,7 @@ async fn under_a_hostname_the_mappings_name_is_in_the_metrics_name() {
             json!({ "hostname": "shop.example.com", "prefix": "/counted-shop/", "service": "quote" }),
         )
         .await;
+    gateway(&stage, &[], json!({ "routeStats": "PerMapping" })).await;
     let route = route_stat(&namespace, "quote-shop");
     let metric = format!("envoy_vhost_example_com_route_{route}_upstream_rq_total");
     let stats = || async {
