@@ -114,7 +114,14 @@ impl GatewayIndex {
         // have changed anybody's parts: a change to one virtual host leaves
         // every other chunk the same allocation.
         let old = entry.current.replace(resource.clone());
-        let touched = touched_objects(old.as_deref(), resource);
+        let touched = match old.as_deref() {
+            // The same body: only who joined, left or moved to a newer
+            // generation can have changed, not every object of a chunk that
+            // was rebuilt (a cluster's one chunk holds every Mapping of its
+            // Service).
+            Some(old) if same_version => joined_left_or_newer(old, resource),
+            old => touched_objects(old, resource),
+        };
         let parts = parts_of(resource, &touched);
         for object in touched {
             let next = parts.get(&object);
@@ -250,10 +257,52 @@ fn same_chunks(old: &Resource, new: &Resource) -> bool {
             .all(|(a, b)| Arc::ptr_eq(a, b))
 }
 
+/// An origin's object as kind, namespace and name, borrowed.
+type Who<'a> = (&'a str, &'a str, &'a str);
+
+fn who(origin: &Origin) -> Who<'_> {
+    let o = &origin.object;
+    (o.kind(), o.namespace(), o.name())
+}
+
+fn chunk_ptrs(r: &Resource) -> HashSet<*const [Origin]> {
+    r.origins.iter().map(Arc::as_ptr).collect()
+}
+
+/// The objects of the chunks of `r` that `other` (a set of chunk pointers)
+/// lacks, with the newest generation they appear at.
+fn objects_of_unshared_chunks<'a>(
+    r: &'a Resource,
+    other: &HashSet<*const [Origin]>,
+) -> HashMap<Who<'a>, i64> {
+    let mut objects = HashMap::new();
+    for chunk in r.origins.iter().filter(|c| !other.contains(&Arc::as_ptr(c))) {
+        for origin in chunk.iter() {
+            let generation = objects.entry(who(origin)).or_insert(i64::MIN);
+            *generation = (*generation).max(origin.object.generation());
+        }
+    }
+    objects
+}
+
+/// Of two resources with the same body, the objects that joined or left it,
+/// or appear at a newer generation: no other object's part can have changed.
+/// Chunks both share are skipped, and no key is written but for these.
+fn joined_left_or_newer(old: &Resource, new: &Resource) -> BTreeSet<String> {
+    let before = objects_of_unshared_chunks(old, &chunk_ptrs(new));
+    let after = objects_of_unshared_chunks(new, &chunk_ptrs(old));
+    let left = before.keys().filter(|o| !after.contains_key(*o));
+    let joined_or_newer = after
+        .iter()
+        .filter(|(o, generation)| before.get(*o).is_none_or(|was| was < *generation))
+        .map(|(o, _)| o);
+    left.chain(joined_or_newer)
+        .map(|(kind, namespace, name)| format!("{kind}/{namespace}/{name}"))
+        .collect()
+}
+
 /// Objects with a part in a chunk of `new` or `old` that the other lacks.
 fn touched_objects(old: Option<&Resource>, new: &Resource) -> BTreeSet<String> {
-    let chunk_ptrs =
-        |r: &Resource| -> HashSet<*const [Origin]> { r.origins.iter().map(Arc::as_ptr).collect() };
     let old_ptrs = old.map(chunk_ptrs).unwrap_or_default();
     let new_ptrs = chunk_ptrs(new);
     let mut touched = BTreeSet::new();
@@ -278,12 +327,16 @@ fn parts_of(resource: &Resource, objects: &BTreeSet<String>) -> HashMap<String, 
     if objects.is_empty() {
         return out;
     }
+    // One buffer for every origin's key: a resource can carry thousands.
+    let mut key = String::new();
     for origin in resource.origins() {
-        let key = origin.object.key();
-        if !objects.contains(&key) {
+        let (kind, namespace, name) = who(origin);
+        key.clear();
+        key.extend([kind, "/", namespace, "/", name]);
+        if !objects.contains(key.as_str()) {
             continue;
         }
-        let entry = out.entry(key).or_insert((0, origin.object.generation()));
+        let entry = out.entry(key.clone()).or_insert((0, origin.object.generation()));
         // Order-independent: an object's parts may come in any chunk order.
         entry.0 = entry
             .0
@@ -450,5 +503,41 @@ mod tests {
         index.apply(3, &[ResourceUpdate::Upsert(cluster(&[b_and_c]))]);
         let c = ObjectRef::new("Mapping", "shop", "c", 1);
         assert_eq!(index.applied_by(&c, &on_first), Some(true));
+    }
+
+    #[test]
+    fn a_rebuilt_chunk_with_the_same_body_reports_only_who_joined_left_or_is_newer() {
+        let cluster = |origins: Vec<Origin>| {
+            Arc::new(Resource::with_origin_chunks(
+                ResourceType::Cluster,
+                "shop/quote:80",
+                b"the same cluster".to_vec(),
+                vec![],
+                vec![origins.into()],
+            ))
+        };
+        let many = |extra: Option<&str>, generation_of_m7: i64| {
+            let mut origins: Vec<Origin> = (0..1000)
+                .map(|i| origin(&format!("m{i}"), if i == 7 { generation_of_m7 } else { 1 }, 1))
+                .collect();
+            origins.extend(extra.map(|name| origin(name, 1, 1)));
+            origins
+        };
+        let mut index = GatewayIndex::default();
+        assert_eq!(
+            index
+                .apply(1, &[ResourceUpdate::Upsert(cluster(many(None, 1)))])
+                .len(),
+            1000
+        );
+        // m7's generation rose: the cluster's chunk is rebuilt, its body is not.
+        let changed = index.apply(2, &[ResourceUpdate::Upsert(cluster(many(None, 2)))]);
+        assert_eq!(changed, BTreeSet::from(["Mapping/shop/m7".to_string()]));
+        let changed = index.apply(3, &[ResourceUpdate::Upsert(cluster(many(Some("new"), 2)))]);
+        assert_eq!(changed, BTreeSet::from(["Mapping/shop/new".to_string()]));
+        let changed = index.apply(4, &[ResourceUpdate::Upsert(cluster(many(None, 2)))]);
+        assert_eq!(changed, BTreeSet::from(["Mapping/shop/new".to_string()]));
+        assert!(!index.carries("Mapping/shop/new"));
+        assert!(index.carries("Mapping/shop/m7"));
     }
 }
