@@ -196,12 +196,16 @@ fn default_listeners() -> Vec<Listener> {
             port: 8080,
             protocol: Protocol::Http,
             node_port: None,
+            trusted_hops: None,
+            proxy_protocol: false,
         },
         Listener {
             name: "https".into(),
             port: 8443,
             protocol: Protocol::Https,
             node_port: None,
+            trusted_hops: None,
+            proxy_protocol: false,
         },
     ]
 }
@@ -219,8 +223,13 @@ pub enum ServiceType {
 }
 
 /// One port the Envoys listen on.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.trustedHops) || self.protocol == 'HTTP' || self.protocol == 'HTTPS'")
+        .message("trustedHops applies to HTTP and HTTPS listeners (X-Forwarded-For is an HTTP header)")
+        .field_path(".trustedHops"),
+)]
 pub struct Listener {
     /// Name of the listener, unique in the Gateway (a DNS label).
     #[schemars(
@@ -237,6 +246,21 @@ pub struct Listener {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 30000, max = 32767))]
     pub node_port: Option<i32>,
+    /// How many proxies in front of the Envoys (load balancers, CDNs) are trusted to
+    /// append to X-Forwarded-For (0-10, default 0). With N, the client is the Nth address
+    /// from the right of X-Forwarded-For (after Envoy appends its peer), and
+    /// X-Forwarded-Proto is believed, so a load balancer that terminates TLS is not
+    /// redirected back to HTTPS. With 0, the client is the connection's peer and any
+    /// X-Forwarded-Proto is replaced. Set it only when every connection comes through
+    /// those proxies: otherwise a client chooses its own address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub trusted_hops: Option<u32>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2), as a load
+    /// balancer sends it; the client is the address it names. A connection without one
+    /// is closed. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_protocol: bool,
 }
 
 /// What a listener speaks.

@@ -17,7 +17,7 @@ use legate_xds::ir;
 use crate::age::age_order;
 use crate::attach;
 use crate::names::{gateway_key, object_ref};
-use crate::own_routes::add_own_route;
+use crate::own_routes::{OwnRoute, add_own_route};
 use crate::services::ServiceIndex;
 use crate::upstreams::{self, ClusterSettings, Reference};
 use crate::verdicts::{Problem, Verdicts};
@@ -153,9 +153,12 @@ fn add_auth_fallback_routes(auth: &ir::ObjectRef, config: &mut ir::Gateway) {
         auth,
         |l| l.protocol.is_http(),
         &[],
-        i32::MIN,
-        not_found,
-        ir::RoutePolicy::default(),
+        OwnRoute {
+            precedence: i32::MIN,
+            matcher: ir::RouteMatch::default(),
+            action: not_found,
+            policy: ir::RoutePolicy::default(),
+        },
     );
 }
 

@@ -32,6 +32,8 @@ pub fn listeners(gateway: &Gateway, address: IpAddr) -> ir::Gateway {
                 port,
                 protocol,
                 tls: Vec::new(),
+                trusted_hops: listener.trusted_hops.unwrap_or(0),
+                proxy_protocol: listener.proxy_protocol,
             },
         );
     }

@@ -13,7 +13,7 @@ use legate_xds::ir;
 use crate::age::age_order;
 use crate::hosts::HostOwners;
 use crate::names::{gateway_key, object_ref, tenant_of};
-use crate::own_routes::add_tenant_route;
+use crate::own_routes::{OwnRoute, add_tenant_route};
 use crate::verdicts::{Problem, Verdicts};
 use crate::world::Quarantine;
 use crate::world::World;
@@ -160,14 +160,28 @@ fn add_insecure_routes(
         bypass_auth: true,
         ..ir::RoutePolicy::default()
     };
+    // Cleartext as Envoy judges it: X-Forwarded-Proto is the connection's
+    // scheme, unless the listener trusts proxies in front (a load balancer
+    // that terminated TLS says https, and must not be sent back to HTTPS).
+    let matcher = ir::RouteMatch {
+        headers: vec![ir::HeaderMatch {
+            name: "x-forwarded-proto".into(),
+            value: ir::ValueMatch::Exact("https".into()),
+            invert: true,
+        }],
+        ..ir::RouteMatch::default()
+    };
     add_tenant_route(
         config,
         origin,
         tenant,
         |l| l.protocol == ir::ListenerProtocol::Http,
         hostnames,
-        i32::MAX,
-        action,
-        policy,
+        OwnRoute {
+            precedence: i32::MAX,
+            matcher,
+            action,
+            policy,
+        },
     );
 }

@@ -98,6 +98,44 @@ impl HttpClient {
     }
 }
 
+/// Sends `request` over a new connection to `addr` that starts with
+/// `preface` (a PROXY protocol header, as a load balancer writes it).
+pub async fn send_after_preface(
+    addr: std::net::SocketAddr,
+    preface: &[u8],
+    request: Request<Full<Bytes>>,
+) -> Result<Response, String> {
+    use tokio::io::AsyncWriteExt;
+    let what = format!("{} {} at {addr}", request.method(), request.uri());
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("{what}: connecting: {e}"))?;
+    stream
+        .write_all(preface)
+        .await
+        .map_err(|e| format!("{what}: writing the preface: {e}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("{what}: {e}"))?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{what}: {e:?}"))?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("{what}: reading the body: {e}"))?
+        .to_bytes();
+    Ok(Response {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
 /// GET `https://{sni}{path}` at `addr` over TLS (SNI `sni`), trusting only `ca_pem`.
 pub async fn https_get(
     addr: std::net::SocketAddr,

@@ -16,6 +16,8 @@ pub fn listener(name: &str, port: u16) -> ir::Listener {
         port,
         protocol: ir::ListenerProtocol::Http,
         tls: vec![],
+        trusted_hops: 0,
+        proxy_protocol: false,
     }
 }
 

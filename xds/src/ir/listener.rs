@@ -15,6 +15,10 @@ pub struct Listener {
     pub protocol: ListenerProtocol,
     /// Certificates served on HTTPS listeners, chosen by SNI.
     pub tls: Vec<ServerTls>,
+    /// Proxies in front trusted to append to X-Forwarded-For (HTTP listeners).
+    pub trusted_hops: u32,
+    /// Connections start with a PROXY protocol header naming the client.
+    pub proxy_protocol: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -8,6 +8,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
+use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
@@ -48,7 +49,10 @@ pub fn listener_proto(
     if !l.protocol.is_http() {
         return tcp_listener(l, tcp_routes);
     }
-    let hcm = filters::connection_manager(&l.name, &route_config_name(&l.name), services);
+    let mut hcm = filters::connection_manager(&l.name, &route_config_name(&l.name), services);
+    // Envoy takes the client from X-Forwarded-For this many hops from the
+    // right, and believes X-Forwarded-Proto only when it is not zero.
+    hcm.xff_num_trusted_hops = l.trusted_hops;
     let hcm_filter = Filter {
         name: filters::HCM.into(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
@@ -81,11 +85,7 @@ pub fn listener_proto(
     secrets.sort();
     secrets.dedup();
     // HTTPS chains are chosen by SNI, which Envoy only sees with the TLS inspector.
-    let listener_filters = if l.protocol == ir::ListenerProtocol::Https {
-        vec![tls_inspector()]
-    } else {
-        Vec::new()
-    };
+    let listener_filters = listener_filters(l, l.protocol == ir::ListenerProtocol::Https);
     let listener = Listener {
         name: l.name.clone(),
         address: Some(socket(&l.address.to_string(), l.port)),
@@ -94,6 +94,31 @@ pub fn listener_proto(
         ..Listener::default()
     };
     (listener, secrets)
+}
+
+/// The PROXY protocol header is read first: it comes before the TLS
+/// ClientHello on the wire.
+fn listener_filters(l: &ir::Listener, reads_sni: bool) -> Vec<ListenerFilter> {
+    let mut filters = Vec::new();
+    if l.proxy_protocol {
+        filters.push(proxy_protocol());
+    }
+    if reads_sni {
+        filters.push(tls_inspector());
+    }
+    filters
+}
+
+/// The listener filter that takes the client's address from a PROXY protocol
+/// header (v1 or v2); a connection without one is closed.
+fn proxy_protocol() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.proxy_protocol".into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            ProxyProtocol::default(),
+        ))),
+        ..ListenerFilter::default()
+    }
 }
 
 /// The listener filter that reads the SNI (and ALPN) of a TLS ClientHello.
@@ -151,7 +176,7 @@ fn tcp_listener(l: &ir::Listener, routes: &[&ir::TcpRoute]) -> (Listener, Vec<St
     }
     secrets.sort();
     secrets.dedup();
-    let listener_filters = if by_sni { vec![tls_inspector()] } else { Vec::new() };
+    let listener_filters = listener_filters(l, by_sni);
     let listener = Listener {
         name: l.name.clone(),
         address: Some(socket(&l.address.to_string(), l.port)),

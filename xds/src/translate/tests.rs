@@ -947,6 +947,49 @@ fn listener_access_log_and_tracing() {
 }
 
 #[test]
+fn proxy_protocol_is_read_before_the_client_hello_and_trusted_hops_reach_the_hcm() {
+    let mut t = Translator::new();
+    let mut https = sample::listener("https", 8443);
+    https.protocol = ir::ListenerProtocol::Https;
+    https.proxy_protocol = true;
+    let mut plain = sample::listener("http", 8080);
+    plain.proxy_protocol = true;
+    plain.trusted_hops = 2;
+    let updates = t.translate([Change::UpsertListener(https), Change::UpsertListener(plain)]);
+    let listeners: BTreeMap<String, Listener> = upserts(&updates)
+        .iter()
+        .filter(|r| r.kind == ResourceType::Listener)
+        .map(|r| {
+            let l = Listener::decode(&*r.body).expect("Listener");
+            (l.name.clone(), l)
+        })
+        .collect();
+    let filter_names = |name: &str| -> Vec<String> {
+        listeners[name]
+            .listener_filters
+            .iter()
+            .map(|f| f.name.clone())
+            .collect()
+    };
+    assert_eq!(
+        filter_names("https"),
+        [
+            "envoy.filters.listener.proxy_protocol",
+            "envoy.filters.listener.tls_inspector"
+        ],
+        "the PROXY header precedes the ClientHello on the wire"
+    );
+    assert_eq!(filter_names("http"), ["envoy.filters.listener.proxy_protocol"]);
+    let Some(filter::ConfigType::TypedConfig(any)) =
+        listeners["http"].filter_chains[0].filters[0].config_type.clone()
+    else {
+        panic!("the HCM has a typed config");
+    };
+    let hcm = HttpConnectionManager::decode(&*any.value).expect("HCM");
+    assert_eq!(hcm.xff_num_trusted_hops, 2);
+}
+
+#[test]
 fn tls_listener_terminates_for_a_tcp_route_with_a_certificate() {
     let mut t = Translator::new();
     let mut tls = sample::listener("tls", 8443);

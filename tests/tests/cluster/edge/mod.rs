@@ -1,9 +1,11 @@
 //! The edge of a Gateway end to end, with real Envoy and real peers: TLS
 //! termination (TLSContext), cleartext handling, external authorization
 //! (AuthService), rate limiting (RateLimitService, localRateLimit), TCP and
-//! SNI routing (TCPMapping), access logs, tracing, and TLS to upstreams.
+//! SNI routing (TCPMapping), access logs, tracing, TLS to upstreams, and the
+//! client's address behind load balancers.
 
 mod auth;
+mod client_address;
 mod insecure;
 mod logs;
 mod metrics;

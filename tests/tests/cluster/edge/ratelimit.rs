@@ -22,7 +22,7 @@ async fn rate_limit_service(stage: &Stage, more: Value) {
 }
 
 /// A stage with the test's rate limit service behind Service `ratelimit`.
-async fn limited_stage() -> (Stage, TestHost, RateLimitServer) {
+pub(super) async fn limited_stage() -> (Stage, TestHost, RateLimitServer) {
     let stage = Stage::new().await;
     let host = TestHost::create().unwrap_or_else(|e| panic!("{e}"));
     let server = RateLimitServer::serve(host.bind(RLS_PORT).unwrap_or_else(|e| panic!("{e}")));
