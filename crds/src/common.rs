@@ -153,6 +153,85 @@ pub struct CircuitBreakers {
     pub max_retries: Option<i32>,
 }
 
+/// Active health checking: each Envoy asks every endpoint of the upstream over HTTP
+/// and sends no request to one that fails, until it passes again.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.interval) || duration(self.interval) >= duration('1s')")
+        .message("interval must be at least 1s (every Envoy of the Gateway checks every endpoint)")
+        .field_path(".interval"),
+)]
+pub struct HealthCheck {
+    /// The path requested (GET), such as "/healthz".
+    #[schemars(regex(pattern = "^/[^\\s]*$"), length(max = 1024))]
+    pub path: String,
+    /// The Host header of the checks (default: Legate's name of the upstream, such as
+    /// `shop/quote:80`), for upstreams that answer by virtual host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = "^[A-Za-z0-9.:-]+$"))]
+    pub host: Option<String>,
+    /// Time between two checks of one endpoint, at least 1s (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// How long to wait for the answer to one check (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Failed checks in a row that make a healthy endpoint unhealthy (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub unhealthy_threshold: Option<i32>,
+    /// Passed checks in a row that make an unhealthy endpoint healthy again (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub healthy_threshold: Option<i32>,
+    /// Response statuses that pass (default: 200 only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(range(min = 100, max = 599)))]
+    pub expected_statuses: Vec<i32>,
+}
+
+/// Passive health checking: an endpoint that answers with errors is ejected from
+/// the upstream for a while, judged on the requests themselves.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutlierDetection {
+    /// 5xx answers (or connection failures) in a row that eject an endpoint (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub consecutive_5xx: Option<i32>,
+    /// How often ejections are judged (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// How long an endpoint stays out the first time; each ejection in a row adds as much
+    /// again (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ejection_time: Option<Duration>,
+    /// The largest share of the upstream's endpoints ejected at once, in percent (default
+    /// 10; at least one endpoint can always be ejected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_ejection_percent: Option<i32>,
+}
+
+/// TCP keepalive on the connections to the upstream, so that a load balancer or NAT
+/// between the Envoys and the upstream does not drop idle pooled connections. Unset
+/// fields take the system's values.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpKeepalive {
+    /// Unanswered probes before the connection is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub probes: Option<i32>,
+    /// Idle time before the first probe, whole seconds (such as "60s").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_time: Option<Duration>,
+    /// Time between probes, whole seconds (such as "10s").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+}
+
 /// How Envoy picks an endpoint of the upstream.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
 pub enum LoadBalancerPolicy {

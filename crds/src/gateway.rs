@@ -10,7 +10,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{CircuitBreakers, Cors, Duration, LoadBalancer, RetryPolicy};
+use crate::common::{
+    CircuitBreakers, Cors, Duration, HealthCheck, LoadBalancer, OutlierDetection, RetryPolicy, TcpKeepalive,
+};
 
 /// The Envoy image a Gateway runs unless it names another: the release the tests use.
 pub const DEFAULT_ENVOY_IMAGE: &str = "docker.io/envoyproxy/envoy:v1.40.0";
@@ -313,7 +315,7 @@ pub enum FromNamespaces {
 }
 
 /// Settings that apply to every route of a Gateway unless the route sets its own.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteDefaults {
     /// Timeout of a whole request, such as "3s".
@@ -331,6 +333,18 @@ pub struct RouteDefaults {
     /// Load balancing across each upstream's endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancer>,
+    /// Active health checks: every Envoy asks each endpoint of each upstream over HTTP, and
+    /// an endpoint that fails gets no request until it passes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Passive health checks: an endpoint of each upstream that answers 5xx several times in
+    /// a row is ejected for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+    /// TCP keepalive on the connections to each upstream, so that a NAT or load balancer in
+    /// between does not drop idle pooled connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_keepalive: Option<TcpKeepalive>,
 }
 
 /// The access log of a Gateway's Envoys.

@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    CircuitBreakers, Cors, Duration, GatewayRef, HEADER_NAME_PATTERN, LoadBalancer, ObjectStatus,
-    RetryPolicy, header_names_rule,
+    CircuitBreakers, Cors, Duration, GatewayRef, HEADER_NAME_PATTERN, HealthCheck, LoadBalancer,
+    ObjectStatus, OutlierDetection, RetryPolicy, TcpKeepalive, header_names_rule,
 };
 
 /// `name[.namespace][:port]` of a Kubernetes Service (port by number or name), or an
@@ -154,6 +154,18 @@ pub struct MappingSpec {
     /// Load balancing across the upstream's endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancer>,
+    /// Active health checks: every Envoy asks each endpoint of the upstream over HTTP, and
+    /// an endpoint that fails gets no request until it passes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Passive health checks: an endpoint of the upstream that answers 5xx several times in
+    /// a row is ejected for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+    /// TCP keepalive on the connections to the upstream, so that a NAT or load balancer in
+    /// between does not drop idle pooled connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_keepalive: Option<TcpKeepalive>,
     /// CORS for browser clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,

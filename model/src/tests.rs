@@ -419,6 +419,58 @@ fn gateway_defaults_apply_unless_the_mapping_sets_its_own() {
 }
 
 #[test]
+fn gateway_upstream_health_defaults_apply_unless_the_mapping_sets_its_own() {
+    let world = World {
+        gateways: vec![gateway(
+            "infra",
+            "edge",
+            json!({ "defaults": { "healthCheck": { "path": "/healthz" },
+                                  "outlierDetection": { "consecutive5xx": 7 },
+                                  "tcpKeepalive": { "idleTime": "1500ms" } } }),
+        )],
+        mappings: vec![
+            mapping("shop", "a", "01", json!({ "prefix": "/a/", "service": "a" })),
+            mapping(
+                "shop",
+                "b",
+                "02",
+                json!({ "prefix": "/b/", "service": "b", "healthCheck": { "path": "/ready", "interval": "2s" } }),
+            ),
+        ],
+        services: vec![service("shop", "a"), service("shop", "b")],
+        ..World::default()
+    };
+    let model = build(&world);
+    let config = &model.gateways["infra/edge"];
+    let upstream = |service: &str| {
+        config
+            .upstreams
+            .values()
+            .find(|u| u.name.starts_with(&format!("shop/{service}:80~")))
+            .unwrap_or_else(|| panic!("an upstream of {service}: {:?}", config.upstreams.keys()))
+    };
+    let (a, b) = (upstream("a"), upstream("b"));
+    let check = |u: &ir::Upstream| u.health_check.as_ref().map(|h| (h.path.clone(), h.interval));
+    assert_eq!(
+        check(a),
+        Some(("/healthz".into(), std::time::Duration::from_secs(5)))
+    );
+    assert_eq!(
+        check(b),
+        Some(("/ready".into(), std::time::Duration::from_secs(2)))
+    );
+    for u in [a, b] {
+        assert_eq!(u.outlier_detection.map(|o| o.consecutive_5xx), Some(7));
+        assert_eq!(u.outlier_detection.map(|o| o.max_ejection_percent), Some(10));
+        assert_eq!(
+            u.tcp_keepalive.and_then(|k| k.idle_time_secs),
+            Some(2),
+            "keepalive counts whole seconds, rounding up"
+        );
+    }
+}
+
+#[test]
 fn a_route_envoy_could_not_run_is_invalid_instead_of_silently_missing() {
     // The Service exists but has no port 9999: nothing to forward to.
     let world = World {

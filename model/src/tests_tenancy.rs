@@ -295,3 +295,83 @@ fn a_refusal_by_one_gateways_proxies_takes_the_mapping_off_that_gateway_only() {
         "still on the other Gateway: a proxy's blame reaches no further than its Gateway"
     );
 }
+
+/// Outlier detection ejects endpoints on the 5xx of every request of its
+/// cluster, so a namespace whose requests fail on purpose must not share the
+/// cluster of another namespace that asked for the same settings.
+#[test]
+fn outlier_detection_is_judged_on_one_namespaces_requests_only() {
+    let mut shared: Service = (*service("backend", "orders")).clone();
+    shared
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("legate.dev/allow-from".into(), "shop, rogue".into());
+    let outliers = json!({ "consecutive5xx": 3, "baseEjectionTime": "30s" });
+    let health = json!({ "path": "/healthz" });
+    let world = World {
+        gateways: vec![gateway("infra", "edge", json!({}))],
+        mappings: vec![
+            mapping(
+                "shop",
+                "orders",
+                "01",
+                json!({ "hostname": "shop.example.com", "prefix": "/", "service": "orders.backend",
+                        "outlierDetection": outliers, "healthCheck": health }),
+            ),
+            mapping(
+                "rogue",
+                "orders",
+                "02",
+                json!({ "hostname": "rogue.example.com", "prefix": "/", "service": "orders.backend",
+                        "outlierDetection": outliers, "healthCheck": health }),
+            ),
+            mapping(
+                "shop",
+                "checked",
+                "03",
+                json!({ "hostname": "shop.example.com", "prefix": "/checked/", "service": "orders.backend",
+                        "healthCheck": health }),
+            ),
+            mapping(
+                "rogue",
+                "checked",
+                "04",
+                json!({ "hostname": "rogue.example.com", "prefix": "/checked/", "service": "orders.backend",
+                        "healthCheck": health }),
+            ),
+        ],
+        services: vec![Arc::new(shared)],
+        endpoint_slices: vec![slice("backend", "orders", &[("198.18.0.2", true)])],
+        ..World::default()
+    };
+    let model = build(&world);
+    let config = &model.gateways["infra/edge"];
+    let upstream_of = |namespace: &str, name: &str| -> String {
+        let route = config
+            .routes
+            .values()
+            .find(|r| r.origin.namespace() == namespace && r.origin.name() == name)
+            .unwrap_or_else(|| panic!("a route of {namespace}/{name}"));
+        match &route.action {
+            legate_xds::ir::RouteAction::Forward(f) => f.upstreams[0].upstream.clone(),
+            other => panic!("{namespace}/{name} forwards: {other:?}"),
+        }
+    };
+    assert_ne!(
+        upstream_of("shop", "orders"),
+        upstream_of("rogue", "orders"),
+        "each namespace's outlier detection has its own cluster"
+    );
+    assert_eq!(
+        upstream_of("shop", "checked"),
+        upstream_of("rogue", "checked"),
+        "active health checks are the same whoever asks: one cluster"
+    );
+    let judged = &config.upstreams[&upstream_of("shop", "orders")];
+    assert_eq!(judged.outlier_detection.map(|o| o.consecutive_5xx), Some(3));
+    assert_eq!(
+        judged.health_check.as_ref().map(|h| h.path.as_str()),
+        Some("/healthz")
+    );
+}

@@ -27,6 +27,8 @@ pub enum Behaviour {
     Answer,
     /// The first request for each path answers 503; later ones 200.
     FailFirstAttempt,
+    /// Every request answers 503, health checks too: a broken endpoint.
+    AlwaysFail,
 }
 
 /// An HTTP/1.1 and h2c server that answers like the echo server (a JSON
@@ -112,6 +114,7 @@ async fn answer(
     };
     let status = match behaviour {
         Behaviour::FailFirstAttempt if earlier == 0 => StatusCode::SERVICE_UNAVAILABLE,
+        Behaviour::AlwaysFail => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::OK,
     };
     Ok(reply.into_response(status))

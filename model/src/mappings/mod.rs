@@ -128,13 +128,7 @@ pub(crate) struct RouteSettings {
 }
 
 pub(crate) fn route_settings(gateway: &Gateway) -> RouteSettings {
-    let defaults = gateway.spec.defaults.clone().unwrap_or(RouteDefaults {
-        timeout: None,
-        retry_policy: None,
-        cors: None,
-        circuit_breakers: None,
-        load_balancer: None,
-    });
+    let defaults = gateway.spec.defaults.clone().unwrap_or_default();
     RouteSettings {
         defaults,
         stats: gateway.spec.route_stats == RouteStats::PerMapping,

@@ -65,6 +65,12 @@ fn cluster_settings(mapping: &Mapping, defaults: &RouteDefaults) -> ClusterSetti
     let s = &mapping.spec;
     let lb = s.load_balancer.as_ref().or(defaults.load_balancer.as_ref());
     let breakers = s.circuit_breakers.as_ref().or(defaults.circuit_breakers.as_ref());
+    let health = s.health_check.as_ref().or(defaults.health_check.as_ref());
+    let outliers = s
+        .outlier_detection
+        .as_ref()
+        .or(defaults.outlier_detection.as_ref());
+    let keepalive = s.tcp_keepalive.as_ref().or(defaults.tcp_keepalive.as_ref());
     ClusterSettings {
         protocol: if s.grpc.unwrap_or(false) {
             ir::UpstreamProtocol::Http2
@@ -84,5 +90,51 @@ fn cluster_settings(mapping: &Mapping, defaults: &RouteDefaults) -> ClusterSetti
             max_requests: b.max_requests.and_then(|n| u32::try_from(n).ok()),
             max_retries: b.max_retries.and_then(|n| u32::try_from(n).ok()),
         }),
+        health_check: health.map(health_check),
+        outlier_detection: outliers.map(outlier_detection),
+        tcp_keepalive: keepalive.map(tcp_keepalive),
+        judged_by: outliers.and(mapping.metadata.namespace.clone()),
+    }
+}
+
+fn count(n: Option<i32>, default: u32) -> u32 {
+    n.and_then(|n| u32::try_from(n).ok()).unwrap_or(default)
+}
+
+fn health_check(h: &common::HealthCheck) -> ir::HealthCheck {
+    ir::HealthCheck {
+        path: h.path.clone(),
+        host: h.host.clone(),
+        interval: duration(h.interval.as_ref()).unwrap_or(Duration::from_secs(5)),
+        timeout: duration(h.timeout.as_ref()).unwrap_or(Duration::from_secs(1)),
+        unhealthy_threshold: count(h.unhealthy_threshold, 2),
+        healthy_threshold: count(h.healthy_threshold, 1),
+        expected_statuses: h
+            .expected_statuses
+            .iter()
+            .filter_map(|s| u16::try_from(*s).ok())
+            .collect(),
+    }
+}
+
+fn outlier_detection(o: &common::OutlierDetection) -> ir::OutlierDetection {
+    ir::OutlierDetection {
+        consecutive_5xx: count(o.consecutive_5xx, 5),
+        interval: duration(o.interval.as_ref()).unwrap_or(Duration::from_secs(10)),
+        base_ejection_time: duration(o.base_ejection_time.as_ref()).unwrap_or(Duration::from_secs(30)),
+        max_ejection_percent: count(o.max_ejection_percent, 10),
+    }
+}
+
+/// Envoy counts keepalive times in whole seconds: a fraction rounds up, so
+/// that "500ms" still probes rather than meaning "never".
+fn tcp_keepalive(k: &common::TcpKeepalive) -> ir::TcpKeepalive {
+    let secs = |d: Option<&common::Duration>| {
+        duration(d).map(|d| u32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(u32::MAX))
+    };
+    ir::TcpKeepalive {
+        probes: k.probes.and_then(|n| u32::try_from(n).ok()),
+        idle_time_secs: secs(k.idle_time.as_ref()),
+        interval_secs: secs(k.interval.as_ref()),
     }
 }

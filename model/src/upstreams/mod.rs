@@ -38,7 +38,7 @@ pub use reference::{ParseError, ServiceRef, parse};
 pub use settings::ClusterSettings;
 
 /// A `service` field to resolve, and how Envoy is to talk to what it names.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Reference<'a> {
     /// `name[.namespace][:port]` or an `http://` / `https://` URL.
     pub service: &'a str,
@@ -218,6 +218,9 @@ fn upstream(
         load_balancing: settings.load_balancing,
         connect_timeout: settings.connect_timeout,
         circuit_breakers: settings.circuit_breakers,
+        health_check: settings.health_check.clone(),
+        outlier_detection: settings.outlier_detection,
+        tcp_keepalive: settings.tcp_keepalive,
     }
 }
 

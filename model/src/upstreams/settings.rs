@@ -8,12 +8,19 @@ use legate_xds::ir;
 /// How Envoy talks to an upstream, apart from TLS (which the resolver works
 /// out from the reference): what a Mapping or the Gateway's defaults ask
 /// for, or what a Gateway-wide service's protocol needs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClusterSettings {
     pub protocol: ir::UpstreamProtocol,
     pub load_balancing: ir::LoadBalancing,
     pub connect_timeout: Duration,
     pub circuit_breakers: Option<ir::CircuitBreakers>,
+    pub health_check: Option<ir::HealthCheck>,
+    pub outlier_detection: Option<ir::OutlierDetection>,
+    pub tcp_keepalive: Option<ir::TcpKeepalive>,
+    /// The namespace whose requests alone judge the endpoints, when outlier
+    /// detection is on: another team's requests (to a path that fails, say)
+    /// must not eject endpoints from this team's cluster.
+    pub judged_by: Option<String>,
 }
 
 impl Default for ClusterSettings {
@@ -24,6 +31,10 @@ impl Default for ClusterSettings {
             load_balancing: ir::LoadBalancing::RoundRobin,
             connect_timeout: Duration::from_secs(3),
             circuit_breakers: None,
+            health_check: None,
+            outlier_detection: None,
+            tcp_keepalive: None,
+            judged_by: None,
         }
     }
 }
@@ -84,10 +95,46 @@ pub fn settings_key(settings: &ClusterSettings, tls: Option<&ir::UpstreamTls>) -
             count(b.max_retries)
         ),
     };
-    Some(format!(
+    let mut key = format!(
         "protocol={protocol};tls={tls};lb={lb};connect={}ms;breakers={breakers}",
         settings.connect_timeout.as_millis()
-    ))
+    );
+    // Later settings join the key only when set, so that no existing
+    // cluster is renamed by their arrival.
+    if let Some(h) = &settings.health_check {
+        let statuses: Vec<String> = h.expected_statuses.iter().map(u16::to_string).collect();
+        key.push_str(&format!(
+            ";health=path:{},host:{},every:{}ms,timeout:{}ms,unhealthy:{},healthy:{},statuses:{}",
+            h.path,
+            or_dash(h.host.as_deref()),
+            h.interval.as_millis(),
+            h.timeout.as_millis(),
+            h.unhealthy_threshold,
+            h.healthy_threshold,
+            statuses.join("/")
+        ));
+    }
+    if let Some(o) = &settings.outlier_detection {
+        key.push_str(&format!(
+            ";outliers=5xx:{},every:{}ms,ejection:{}ms,max:{}%",
+            o.consecutive_5xx,
+            o.interval.as_millis(),
+            o.base_ejection_time.as_millis(),
+            o.max_ejection_percent
+        ));
+    }
+    if let Some(k) = &settings.tcp_keepalive {
+        key.push_str(&format!(
+            ";keepalive=probes:{},idle:{},every:{}",
+            count(k.probes),
+            count(k.idle_time_secs),
+            count(k.interval_secs)
+        ));
+    }
+    if let Some(namespace) = &settings.judged_by {
+        key.push_str(&format!(";judged-by={namespace}"));
+    }
+    Some(key)
 }
 
 #[cfg(test)]
@@ -109,6 +156,7 @@ mod tests {
                 max_requests: Some(10),
                 ..ir::CircuitBreakers::default()
             }),
+            ..ClusterSettings::default()
         };
         let tls = ir::UpstreamTls {
             sni: Some("api.example.com".into()),
@@ -125,6 +173,43 @@ mod tests {
         assert_eq!(
             settings_key(&ClusterSettings::http2(), None).as_deref(),
             Some("protocol=h2;tls=-;lb=round-robin;connect=3000ms;breakers=-")
+        );
+    }
+
+    #[test]
+    fn health_outliers_and_keepalive_join_the_key_only_when_set() {
+        let settings = ClusterSettings {
+            health_check: Some(ir::HealthCheck {
+                path: "/healthz".into(),
+                host: Some("quote.shop".into()),
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(1),
+                unhealthy_threshold: 2,
+                healthy_threshold: 1,
+                expected_statuses: vec![200, 204],
+            }),
+            outlier_detection: Some(ir::OutlierDetection {
+                consecutive_5xx: 3,
+                interval: Duration::from_secs(1),
+                base_ejection_time: Duration::from_secs(30),
+                max_ejection_percent: 50,
+            }),
+            tcp_keepalive: Some(ir::TcpKeepalive {
+                probes: Some(3),
+                idle_time_secs: None,
+                interval_secs: Some(10),
+            }),
+            judged_by: Some("shop".into()),
+            ..ClusterSettings::default()
+        };
+        assert_eq!(
+            settings_key(&settings, None).as_deref(),
+            Some(
+                "protocol=h1;tls=-;lb=round-robin;connect=3000ms;breakers=-;\
+                 health=path:/healthz,host:quote.shop,every:5000ms,timeout:1000ms,unhealthy:2,healthy:1,statuses:200/204;\
+                 outliers=5xx:3,every:1000ms,ejection:30000ms,max:50%;\
+                 keepalive=probes:3,idle:-,every:10;judged-by=shop"
+            )
         );
     }
 }

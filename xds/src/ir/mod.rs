@@ -26,6 +26,7 @@ pub use route::{
 pub use services::{AuthBody, AuthProtocol, AuthService, RateLimitService};
 pub use tcp::TcpRoute;
 pub use upstream::{
-    CircuitBreakers, Discovery, Endpoint, LoadBalancing, Upstream, UpstreamProtocol, UpstreamTls,
+    CircuitBreakers, Discovery, Endpoint, HealthCheck, LoadBalancing, OutlierDetection, TcpKeepalive,
+    Upstream, UpstreamProtocol, UpstreamTls,
 };
 pub use validate::InvalidRoute;

@@ -18,6 +18,9 @@ pub struct Upstream {
     pub load_balancing: LoadBalancing,
     pub connect_timeout: Duration,
     pub circuit_breakers: Option<CircuitBreakers>,
+    pub health_check: Option<HealthCheck>,
+    pub outlier_detection: Option<OutlierDetection>,
+    pub tcp_keepalive: Option<TcpKeepalive>,
 }
 
 impl Upstream {
@@ -43,6 +46,9 @@ impl Upstream {
             load_balancing: LoadBalancing::RoundRobin,
             connect_timeout: Duration::from_secs(3),
             circuit_breakers: None,
+            health_check: None,
+            outlier_detection: None,
+            tcp_keepalive: None,
         }
     }
 }
@@ -87,6 +93,37 @@ pub struct CircuitBreakers {
     pub max_pending_requests: Option<u32>,
     pub max_requests: Option<u32>,
     pub max_retries: Option<u32>,
+}
+
+/// Active HTTP health checks of every endpoint.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct HealthCheck {
+    pub path: String,
+    /// The Host header; the cluster's name when `None` (Envoy's default).
+    pub host: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+    /// Statuses that pass; Envoy's default (200 only) when empty.
+    pub expected_statuses: Vec<u16>,
+}
+
+/// Ejection of endpoints that answer 5xx in a row.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct OutlierDetection {
+    pub consecutive_5xx: u32,
+    pub interval: Duration,
+    pub base_ejection_time: Duration,
+    pub max_ejection_percent: u32,
+}
+
+/// TCP keepalive on upstream connections; `None` fields take the system's values.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TcpKeepalive {
+    pub probes: Option<u32>,
+    pub idle_time_secs: Option<u32>,
+    pub interval_secs: Option<u32>,
 }
 
 /// One address of an upstream.

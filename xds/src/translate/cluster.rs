@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
-    CircuitBreakers, Cluster, circuit_breakers::Thresholds, cluster,
+    CircuitBreakers, Cluster, OutlierDetection, UpstreamConnectionOptions, circuit_breakers::Thresholds,
+    cluster,
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    HealthStatus, Http2ProtocolOptions, Locality, TransportSocket, transport_socket,
+    HealthCheck, HealthStatus, Http2ProtocolOptions, Locality, TcpKeepalive, TransportSocket, health_check,
+    transport_socket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -15,6 +17,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, UpstreamTlsContext, common_tls_context,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{HttpProtocolOptions, http_protocol_options};
+use envoy_types::pb::envoy::r#type::v3::{CodecClientType, Int64Range};
 use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::util::pack_any;
 
@@ -94,6 +97,23 @@ pub fn cluster_proto(u: &ir::Upstream) -> (Cluster, Vec<String>) {
             ..CircuitBreakers::default()
         });
     }
+    if let Some(h) = &u.health_check {
+        c.health_checks = vec![health_check_proto(h, u.protocol)];
+    }
+    if let Some(o) = &u.outlier_detection {
+        c.outlier_detection = Some(outlier_detection_proto(o));
+    }
+    if let Some(k) = &u.tcp_keepalive {
+        let seconds = |v: Option<u32>| v.map(|value| UInt32Value { value });
+        c.upstream_connection_options = Some(UpstreamConnectionOptions {
+            tcp_keepalive: Some(TcpKeepalive {
+                keepalive_probes: seconds(k.probes),
+                keepalive_time: seconds(k.idle_time_secs),
+                keepalive_interval: seconds(k.interval_secs),
+            }),
+            ..UpstreamConnectionOptions::default()
+        });
+    }
     let mut secrets = Vec::new();
     if let Some(tls) = &u.tls {
         secrets.extend(tls.ca_secret.clone());
@@ -115,6 +135,58 @@ pub fn cluster_proto(u: &ir::Upstream) -> (Cluster, Vec<String>) {
         });
     }
     (c, secrets)
+}
+
+/// An HTTP GET of `path` on every endpoint, over the upstream's protocol.
+fn health_check_proto(h: &ir::HealthCheck, protocol: ir::UpstreamProtocol) -> HealthCheck {
+    let codec = match protocol {
+        ir::UpstreamProtocol::Http1 => CodecClientType::Http1,
+        ir::UpstreamProtocol::Http2 => CodecClientType::Http2,
+    };
+    HealthCheck {
+        timeout: Some(duration(h.timeout)),
+        interval: Some(duration(h.interval)),
+        // Envoy slows checks to once a minute while the cluster carries no
+        // traffic; an endpoint must be found failing before the first request.
+        no_traffic_interval: Some(duration(h.interval)),
+        unhealthy_threshold: Some(UInt32Value {
+            value: h.unhealthy_threshold,
+        }),
+        healthy_threshold: Some(UInt32Value {
+            value: h.healthy_threshold,
+        }),
+        health_checker: Some(health_check::HealthChecker::HttpHealthCheck(
+            health_check::HttpHealthCheck {
+                path: h.path.clone(),
+                host: h.host.clone().unwrap_or_default(),
+                expected_statuses: h
+                    .expected_statuses
+                    .iter()
+                    .map(|s| Int64Range {
+                        start: i64::from(*s),
+                        end: i64::from(*s) + 1,
+                    })
+                    .collect(),
+                codec_client_type: codec as i32,
+                ..health_check::HttpHealthCheck::default()
+            },
+        )),
+        ..HealthCheck::default()
+    }
+}
+
+fn outlier_detection_proto(o: &ir::OutlierDetection) -> OutlierDetection {
+    OutlierDetection {
+        consecutive_5xx: Some(UInt32Value {
+            value: o.consecutive_5xx,
+        }),
+        interval: Some(duration(o.interval)),
+        base_ejection_time: Some(duration(o.base_ejection_time)),
+        max_ejection_percent: Some(UInt32Value {
+            value: o.max_ejection_percent,
+        }),
+        ..OutlierDetection::default()
+    }
 }
 
 /// The endpoints of an upstream, grouped by zone (in zone order, then address

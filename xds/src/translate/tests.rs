@@ -297,6 +297,26 @@ fn listener_cluster_endpoints_and_secret() {
         max_requests: Some(1000),
         ..ir::CircuitBreakers::default()
     });
+    grpc.health_check = Some(ir::HealthCheck {
+        path: "/healthz".into(),
+        host: Some("grpc.default".into()),
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(1),
+        unhealthy_threshold: 2,
+        healthy_threshold: 1,
+        expected_statuses: vec![200, 204],
+    });
+    grpc.outlier_detection = Some(ir::OutlierDetection {
+        consecutive_5xx: 3,
+        interval: Duration::from_secs(1),
+        base_ejection_time: Duration::from_secs(30),
+        max_ejection_percent: 50,
+    });
+    grpc.tcp_keepalive = Some(ir::TcpKeepalive {
+        probes: Some(3),
+        idle_time_secs: Some(60),
+        interval_secs: None,
+    });
     grpc.tls = Some(ir::UpstreamTls {
         sni: Some("grpc.internal".into()),
         ca_secret: Some("default/internal-ca".into()),

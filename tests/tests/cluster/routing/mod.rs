@@ -10,6 +10,7 @@ mod combined;
 mod cors;
 mod defaults;
 mod headers;
+mod health;
 mod matching;
 mod order;
 mod protocols;
