@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{
     CircuitBreakers, Cors, Duration, HealthCheck, LoadBalancer, OutlierDetection, RetryPolicy, TcpKeepalive,
 };
+use crate::http::HttpOptions;
 
 /// The Envoy image a Gateway runs unless it names another: the release the tests use.
 pub const DEFAULT_ENVOY_IMAGE: &str = "docker.io/envoyproxy/envoy:v1.40.0";
@@ -109,6 +110,10 @@ pub struct GatewaySpec {
     /// Send a trace span of every sampled request to an OpenTelemetry collector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
+    /// What the HTTP and HTTPS listeners do to every request and response: compression,
+    /// gRPC-Web, a request body limit, the `server` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpOptions>,
     /// Hosts this Gateway assigns to a namespace, whoever claimed them first. Without an
     /// entry, a host belongs to the namespace whose oldest Mapping, TLSContext or TCPMapping
     /// names it. A glob (`*.shop.example.com`) assigns every name under it; the most

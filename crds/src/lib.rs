@@ -16,6 +16,7 @@ pub mod generate;
 // The committed CRD YAML against the types (a unit module: no extra test binary).
 #[cfg(test)]
 mod generated_tests;
+pub mod http;
 pub mod mapping;
 pub mod rate_limit_service;
 pub mod tcp_mapping;

@@ -169,6 +169,16 @@ pub struct MappingSpec {
     /// CORS for browser clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
+    /// `false` leaves this Mapping's responses uncompressed when the Gateway compresses
+    /// (for example a stream of server-sent events that must not wait for a buffer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<bool>,
+    /// This Mapping's request body limit in bytes (413 beyond it): at most the
+    /// Gateway's `http.maxRequestBodyBytes`, or 16 MiB when the Gateway sets none
+    /// (Envoy holds the whole body in memory); 0 for no limit (the body streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = crate::http::MAX_BODY_LIMIT))]
+    pub max_request_body_bytes: Option<i64>,
     /// Headers added to the request before it goes upstream.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]

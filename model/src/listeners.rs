@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use legate_crds::Gateway;
 use legate_crds::gateway::Protocol;
+use legate_crds::http::{CompressionAlgorithm, HttpOptions};
 use legate_xds::ir;
 
 use crate::names::object_ref;
@@ -13,6 +14,7 @@ use crate::names::object_ref;
 pub fn listeners(gateway: &Gateway, address: IpAddr) -> ir::Gateway {
     let origin = object_ref(gateway);
     let mut config = ir::Gateway::default();
+    let http = http_options(gateway.spec.http.as_ref());
     for listener in &gateway.spec.listeners {
         let protocol = match listener.protocol {
             Protocol::Http => ir::ListenerProtocol::Http,
@@ -34,8 +36,43 @@ pub fn listeners(gateway: &Gateway, address: IpAddr) -> ir::Gateway {
                 tls: Vec::new(),
                 trusted_hops: listener.trusted_hops.unwrap_or(0),
                 proxy_protocol: listener.proxy_protocol,
+                http: http.clone(),
             },
         );
     }
     config
+}
+
+/// The Gateway's HTTP options as every HTTP listener applies them.
+fn http_options(http: Option<&HttpOptions>) -> ir::HttpOptions {
+    let Some(http) = http else {
+        return ir::HttpOptions::default();
+    };
+    let compression = http.compression.as_ref().map(|c| {
+        let mut algorithms = Vec::new();
+        for a in &c.algorithms {
+            let a = match a {
+                CompressionAlgorithm::Gzip => ir::CompressionAlgorithm::Gzip,
+                CompressionAlgorithm::Brotli => ir::CompressionAlgorithm::Brotli,
+                CompressionAlgorithm::Zstd => ir::CompressionAlgorithm::Zstd,
+            };
+            if !algorithms.contains(&a) {
+                algorithms.push(a);
+            }
+        }
+        if algorithms.is_empty() {
+            algorithms.push(ir::CompressionAlgorithm::Gzip);
+        }
+        ir::Compression {
+            algorithms,
+            content_types: c.content_types.clone(),
+            min_content_length: c.min_content_length.and_then(|n| u32::try_from(n).ok()),
+        }
+    });
+    ir::HttpOptions {
+        compression,
+        grpc_web: http.grpc_web,
+        max_request_body_bytes: http.max_request_body_bytes.and_then(|n| u32::try_from(n).ok()),
+        server_name: http.server_name.clone(),
+    }
 }

@@ -471,6 +471,83 @@ fn gateway_upstream_health_defaults_apply_unless_the_mapping_sets_its_own() {
 }
 
 #[test]
+fn a_mappings_body_limit_may_lower_or_lift_the_gateways_but_never_raise_it() {
+    let mappings = || {
+        vec![
+            mapping(
+                "shop",
+                "lower",
+                "01",
+                json!({ "prefix": "/l/", "service": "quote", "maxRequestBodyBytes": 100 }),
+            ),
+            mapping(
+                "shop",
+                "lifted",
+                "02",
+                json!({ "prefix": "/s/", "service": "quote", "maxRequestBodyBytes": 0 }),
+            ),
+            mapping(
+                "rogue",
+                "greedy",
+                "03",
+                json!({ "prefix": "/g/", "service": "quote", "maxRequestBodyBytes": 1 << 30 }),
+            ),
+            mapping(
+                "shop",
+                "plain",
+                "04",
+                json!({ "prefix": "/p/", "service": "quote", "compression": false }),
+            ),
+        ]
+    };
+    let world = |http: Value| World {
+        gateways: vec![gateway("infra", "edge", json!({ "http": http }))],
+        mappings: mappings(),
+        ..World::default()
+    };
+    let limits = |model: &Model| {
+        let config = &model.gateways["infra/edge"];
+        let of = |name: &str| {
+            config
+                .routes
+                .values()
+                .find(|r| r.origin.name() == name)
+                .map(|r| (r.policy.body_limit, r.policy.no_compression))
+        };
+        [of("lower"), of("lifted"), of("greedy"), of("plain")]
+    };
+    let capped = build(&world(json!({ "maxRequestBodyBytes": 1024, "compression": {} })));
+    assert_eq!(
+        limits(&capped),
+        [
+            Some((Some(ir::BodyLimit::Bytes(100)), false)),
+            Some((Some(ir::BodyLimit::Unlimited), false)),
+            Some((Some(ir::BodyLimit::Bytes(1024)), false)),
+            Some((None, true)),
+        ]
+    );
+    assert_eq!(
+        verdict(&capped, "Mapping/rogue/greedy").notes[0],
+        "on Gateway infra/edge, maxRequestBodyBytes 1073741824 is above the Gateway's http.maxRequestBodyBytes (1024): 1024 applies"
+    );
+    let http = &capped.gateways["infra/edge"].listeners["http"].http;
+    assert_eq!(http.max_request_body_bytes, Some(1024));
+    assert_eq!(
+        http.compression.as_ref().map(|c| c.algorithms.clone()),
+        Some(vec![ir::CompressionAlgorithm::Gzip]),
+        "gzip when the Gateway names no algorithm"
+    );
+
+    let open = build(&world(json!({})));
+    assert_eq!(
+        limits(&open)[2],
+        Some((Some(ir::BodyLimit::Bytes(16 << 20)), false)),
+        "without a Gateway limit a Mapping holds at most 16 MiB"
+    );
+    assert!(verdict(&open, "Mapping/rogue/greedy").notes[0].contains("the most a Mapping may hold"));
+}
+
+#[test]
 fn a_route_envoy_could_not_run_is_invalid_instead_of_silently_missing() {
     // The Service exists but has no port 9999: nothing to forward to.
     let world = World {

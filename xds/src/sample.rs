@@ -18,6 +18,7 @@ pub fn listener(name: &str, port: u16) -> ir::Listener {
         tls: vec![],
         trusted_hops: 0,
         proxy_protocol: false,
+        http: ir::HttpOptions::default(),
     }
 }
 

@@ -125,6 +125,10 @@ pub(crate) fn place(
 pub(crate) struct RouteSettings {
     pub defaults: RouteDefaults,
     pub stats: bool,
+    /// The Gateway's request body limit, which a Mapping may only lower.
+    pub max_body: Option<u32>,
+    /// `namespace/name` of the Gateway, for the notes its limits give.
+    pub gateway: String,
 }
 
 pub(crate) fn route_settings(gateway: &Gateway) -> RouteSettings {
@@ -132,6 +136,13 @@ pub(crate) fn route_settings(gateway: &Gateway) -> RouteSettings {
     RouteSettings {
         defaults,
         stats: gateway.spec.route_stats == RouteStats::PerMapping,
+        max_body: gateway
+            .spec
+            .http
+            .as_ref()
+            .and_then(|h| h.max_request_body_bytes)
+            .and_then(|n| u32::try_from(n).ok()),
+        gateway: gateway_key(gateway),
     }
 }
 

@@ -97,7 +97,43 @@ pub(super) fn route_policy(mapping: &Mapping, settings: &RouteSettings) -> ir::R
         }),
         hash_on,
         stats: settings.stats,
+        no_compression: s.compression == Some(false),
+        body_limit: body_limit(mapping, settings).0,
     }
+}
+
+/// What a Mapping may hold of a request body when the Gateway sets no limit:
+/// Envoy keeps a limited body in memory, and every team shares the Envoys.
+pub(crate) const TENANT_BODY_CAP: u32 = 16 << 20;
+
+/// A Mapping's own body limit, and a note when it asked for more than it
+/// may: never above the Gateway's limit (which protects every upstream of
+/// the Gateway), nor above [`TENANT_BODY_CAP`] without one. 0 is no limit.
+pub(super) fn body_limit(
+    mapping: &Mapping,
+    settings: &RouteSettings,
+) -> (Option<ir::BodyLimit>, Option<String>) {
+    let Some(asked) = mapping.spec.max_request_body_bytes else {
+        return (None, None);
+    };
+    if asked == 0 {
+        return (Some(ir::BodyLimit::Unlimited), None);
+    }
+    let cap = settings.max_body.unwrap_or(TENANT_BODY_CAP);
+    let asked = u32::try_from(asked).unwrap_or(u32::MAX);
+    if asked <= cap {
+        return (Some(ir::BodyLimit::Bytes(asked)), None);
+    }
+    let whose = if settings.max_body.is_some() {
+        "the Gateway's http.maxRequestBodyBytes"
+    } else {
+        "the most a Mapping may hold when the Gateway sets no limit"
+    };
+    let note = format!(
+        "on Gateway {}, maxRequestBodyBytes {asked} is above {whose} ({cap}): {cap} applies",
+        settings.gateway
+    );
+    (Some(ir::BodyLimit::Bytes(cap)), Some(note))
 }
 
 fn rate_limit_entry(e: &legate_crds::mapping::RateLimitEntry) -> Option<ir::RateLimitEntry> {

@@ -87,6 +87,9 @@ pub(super) fn build_route(
         ir::RouteAction::Forward(forward)
     };
 
+    if let (_, Some(note)) = super::policy::body_limit(primary, settings) {
+        verdicts.entry(&origin).note(note);
+    }
     Some(ir::Route {
         id: route_id(&origin, listener),
         origin: origin.clone(),

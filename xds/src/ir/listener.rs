@@ -19,6 +19,8 @@ pub struct Listener {
     pub trusted_hops: u32,
     /// Connections start with a PROXY protocol header naming the client.
     pub proxy_protocol: bool,
+    /// Compression, gRPC-Web, body limit, server name (HTTP listeners).
+    pub http: super::HttpOptions,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -5,6 +5,7 @@
 //! that produced it.
 
 mod gateway;
+mod http;
 mod identity;
 mod listener;
 mod observe;
@@ -15,6 +16,7 @@ mod upstream;
 mod validate;
 
 pub use gateway::{Gateway, Touched};
+pub use http::{BodyLimit, Compression, CompressionAlgorithm, HttpOptions};
 pub use identity::ObjectRef;
 pub use listener::{Listener, ListenerProtocol, Secret, SecretMaterial, ServerTls, TlsVersion};
 pub use observe::{AccessLog, Observability, Tracing};

@@ -215,6 +215,10 @@ pub struct RoutePolicy {
     /// statistics, which Envoy builds again for every route of the listener
     /// whenever one changes).
     pub stats: bool,
+    /// Responses of this route are never compressed.
+    pub no_compression: bool,
+    /// The route's own request body limit, else the listener's.
+    pub body_limit: Option<super::BodyLimit>,
 }
 
 /// One entry of a rate limit descriptor.

@@ -29,6 +29,7 @@ use envoy_types::util::pack_any;
 use prost::{Message, Name};
 
 use super::encode::{append_message_field, encode_with_sorted_map};
+use super::http_edge;
 use super::listener::HttpServices;
 use super::route::duration;
 use crate::ir;
@@ -69,12 +70,14 @@ pub fn connection_manager(
     stat_prefix: &str,
     route_config: &str,
     services: &HttpServices<'_>,
+    http: &ir::HttpOptions,
 ) -> HttpConnectionManager {
-    let mut http_filters = vec![HttpFilter {
+    let mut http_filters = http_edge::leading_filters(http);
+    http_filters.push(HttpFilter {
         name: CORS.into(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Cors::default()))),
         ..HttpFilter::default()
-    }];
+    });
     // Without a bucket of its own the filter lets everything through; routes
     // with a `localRateLimit` bring theirs. After CORS (a preflight costs no
     // token, and a 429 carries the CORS headers a browser needs to read it),
@@ -106,6 +109,7 @@ pub fn connection_manager(
     if let Some(rl) = services.rate_limit {
         http_filters.push(ratelimit_filter(RATELIMIT.into(), rl, false));
     }
+    http_filters.push(http_edge::buffer_filter(http));
     http_filters.push(HttpFilter {
         name: ROUTER.into(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
@@ -129,7 +133,13 @@ pub fn connection_manager(
         merge_slashes: true,
         // No `server: envoy` of Envoy's own: it tells attackers what runs here,
         // and it would defeat a Mapping's `removeResponseHeaders: [server]`.
-        server_header_transformation: http_connection_manager::ServerHeaderTransformation::PassThrough as i32,
+        // A Gateway that names itself replaces every upstream's.
+        server_name: http.server_name.clone().unwrap_or_default(),
+        server_header_transformation: if http.server_name.is_some() {
+            http_connection_manager::ServerHeaderTransformation::Overwrite as i32
+        } else {
+            http_connection_manager::ServerHeaderTransformation::PassThrough as i32
+        },
         http_filters,
         access_log: access_log(&services.observability.access_log)
             .into_iter()

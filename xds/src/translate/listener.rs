@@ -49,7 +49,7 @@ pub fn listener_proto(
     if !l.protocol.is_http() {
         return tcp_listener(l, tcp_routes);
     }
-    let mut hcm = filters::connection_manager(&l.name, &route_config_name(&l.name), services);
+    let mut hcm = filters::connection_manager(&l.name, &route_config_name(&l.name), services, &l.http);
     // Envoy takes the client from X-Forwarded-For this many hops from the
     // right, and believes X-Forwarded-Proto only when it is not zero.
     hcm.xff_num_trusted_hops = l.trusted_hops;

@@ -10,6 +10,7 @@
 mod cluster;
 mod encode;
 mod filters;
+mod http_edge;
 mod listener;
 mod order;
 mod route;

@@ -80,6 +80,7 @@ pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
         per_filter.insert(filters::EXT_AUTHZ.to_owned(), auth_context(&p.auth_context));
     }
     add_namespace_filters(r, &mut per_filter);
+    super::http_edge::add_route_overrides(&r.policy, &mut per_filter);
     if let Some(limit) = &p.local_rate_limit {
         per_filter.insert(
             filters::LOCAL_RATELIMIT.to_owned(),

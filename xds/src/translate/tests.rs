@@ -1010,6 +1010,84 @@ fn proxy_protocol_is_read_before_the_client_hello_and_trusted_hops_reach_the_hcm
 }
 
 #[test]
+fn http_options_put_grpc_web_and_compressors_first_and_the_body_limit_before_the_router() {
+    let mut t = Translator::new();
+    let mut l = sample::listener("http", 8080);
+    l.http = ir::HttpOptions {
+        compression: Some(ir::Compression {
+            algorithms: vec![ir::CompressionAlgorithm::Brotli, ir::CompressionAlgorithm::Gzip],
+            content_types: vec!["application/json".into()],
+            min_content_length: Some(100),
+        }),
+        grpc_web: true,
+        max_request_body_bytes: Some(4096),
+        server_name: Some("shop-edge".into()),
+    };
+    let updates = t.translate([Change::UpsertListener(l)]);
+    let names: Vec<(String, bool)> = http_filters(&updates);
+    let named = |name: &str, disabled| (name.to_string(), disabled);
+    assert_eq!(
+        names,
+        [
+            named("envoy.filters.http.grpc_web", false),
+            named("envoy.filters.http.compressor.brotli", false),
+            named("envoy.filters.http.compressor.gzip", false),
+            named("envoy.filters.http.cors", false),
+            named("envoy.filters.http.local_ratelimit", false),
+            named("envoy.filters.http.buffer", false),
+            named("envoy.filters.http.router", false),
+        ]
+    );
+    let listener = Listener::decode(&*one(&updates, ResourceType::Listener).body).expect("Listener");
+    let Some(filter::ConfigType::TypedConfig(any)) = listener.filter_chains[0].filters[0].config_type.clone()
+    else {
+        panic!("the HCM has a typed config");
+    };
+    let hcm = HttpConnectionManager::decode(&*any.value).expect("HCM");
+    assert_eq!(hcm.server_name, "shop-edge");
+    assert_eq!(
+        hcm.server_header_transformation,
+        envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::ServerHeaderTransformation::Overwrite as i32
+    );
+}
+
+#[test]
+fn a_route_can_turn_compression_off_and_bring_or_lift_a_body_limit() {
+    let plain = translated_route(sample::route("plain", "*", "/plain/", "default/echo:80"));
+    assert!(plain.typed_per_filter_config.is_empty(), "{plain:?}");
+    let mut r = sample::route("events", "*", "/events/", "default/echo:80");
+    r.policy.no_compression = true;
+    r.policy.body_limit = Some(ir::BodyLimit::Bytes(100));
+    let route = translated_route(r.clone());
+    let mut keys: Vec<&str> = route.typed_per_filter_config.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "envoy.filters.http.buffer",
+            "envoy.filters.http.compressor.brotli",
+            "envoy.filters.http.compressor.gzip",
+            "envoy.filters.http.compressor.zstd"
+        ]
+    );
+    use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::{BufferPerRoute, buffer_per_route};
+    let buffer = |route: &Route| {
+        BufferPerRoute::decode(&*route.typed_per_filter_config["envoy.filters.http.buffer"].value)
+            .expect("BufferPerRoute")
+            .r#override
+    };
+    assert!(matches!(
+        buffer(&route),
+        Some(buffer_per_route::Override::Buffer(b)) if b.max_request_bytes.map(|v| v.value) == Some(100)
+    ));
+    r.policy.body_limit = Some(ir::BodyLimit::Unlimited);
+    assert_eq!(
+        buffer(&translated_route(r)),
+        Some(buffer_per_route::Override::Disabled(true))
+    );
+}
+
+#[test]
 fn tls_listener_terminates_for_a_tcp_route_with_a_certificate() {
     let mut t = Translator::new();
     let mut tls = sample::listener("tls", 8443);
@@ -1230,6 +1308,7 @@ fn a_namespaces_services_are_filters_disabled_in_the_chain_before_the_gateway_wi
             named("envoy.filters.http.ext_authz", false),
             named("ratelimit/rogue", true),
             named("envoy.filters.http.ratelimit", false),
+            named("envoy.filters.http.buffer", true),
             named("envoy.filters.http.router", false),
         ]
     );
@@ -1344,7 +1423,7 @@ fn a_namespace_service_coming_or_going_sends_the_listeners_and_no_route() {
     assert_eq!(plain(&before), plain(&after), "the route did not change");
     assert_eq!(
         http_filters(&t.translate([Change::UpsertListener(sample::listener("http", 8081))])).len(),
-        5,
+        6,
         "only the Gateway-wide filters are left"
     );
 }

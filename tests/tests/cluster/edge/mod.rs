@@ -6,6 +6,7 @@
 
 mod auth;
 mod client_address;
+mod http_filters;
 mod insecure;
 mod logs;
 mod metrics;

@@ -1,0 +1,74 @@
+//! What a Gateway's HTTP listeners do to every request and response, beyond
+//! routing: compression, gRPC-Web, a request body limit, the `server` header.
+
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The most a request body limit may be: Envoy holds the whole body in memory
+/// before it goes upstream.
+pub const MAX_BODY_LIMIT: i64 = 1 << 30;
+
+/// HTTP behaviour of every HTTP and HTTPS listener of a Gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpOptions {
+    /// Compress responses for clients that accept it (`Accept-Encoding`). A Mapping
+    /// turns it off for its routes with `compression: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+    /// Translate gRPC-Web requests from browsers (`application/grpc-web*`) into gRPC
+    /// for upstreams that speak gRPC (Mappings with `grpc: true`), and their answers back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grpc_web: bool,
+    /// Refuse a request whose body is larger, with 413. Envoy holds the whole body
+    /// before it sends it upstream, so streaming uploads arrive at once; a Mapping sets
+    /// its own lower limit, or 0 for none (its bodies stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_BODY_LIMIT))]
+    pub max_request_body_bytes: Option<i64>,
+    /// The `server` response header Envoy sets on every answer. Without it, an
+    /// upstream's own `server` header passes through and Envoy adds none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$")
+    )]
+    pub server_name: Option<String>,
+}
+
+/// Response compression.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Compression {
+    /// The encodings offered, each once (default `[Gzip]`). A client's
+    /// `Accept-Encoding` q-values choose among them; on a tie, the first listed wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b == a))").message("list each algorithm once"))]
+    pub algorithms: Vec<CompressionAlgorithm>,
+    /// Content types compressed, such as `application/json` (parameters such as
+    /// `; charset=utf-8` do not matter). Default: Envoy's list of text types: HTML, CSS,
+    /// JavaScript, JSON, plain text, XML, SVG.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 50),
+        inner(length(min = 1, max = 128), regex(pattern = "^[a-z0-9.+-]+/[a-z0-9.+-]+$"))
+    )]
+    pub content_types: Vec<String>,
+    /// Smaller responses are sent as they are (default 30 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1048576))]
+    pub min_content_length: Option<i32>,
+}
+
+/// A response encoding Envoy can produce.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+pub enum CompressionAlgorithm {
+    /// `Content-Encoding: gzip`.
+    Gzip,
+    /// `Content-Encoding: br`.
+    Brotli,
+    /// `Content-Encoding: zstd`.
+    Zstd,
+}
