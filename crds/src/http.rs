@@ -1,5 +1,6 @@
 //! What a Gateway's HTTP listeners do to every request and response, beyond
-//! routing: compression, gRPC-Web, a request body limit, the `server` header.
+//! routing: compression, gRPC-Web, a request body limit, the `server` header,
+//! the bodies of Envoy's own error answers.
 
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BODY_LIMIT: i64 = 1 << 30;
 
 /// HTTP behaviour of every HTTP and HTTPS listener of a Gateway.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpOptions {
     /// Compress responses for clients that accept it (`Accept-Encoding`). A Mapping
@@ -35,6 +36,32 @@ pub struct HttpOptions {
         regex(pattern = "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$")
     )]
     pub server_name: Option<String>,
+    /// Bodies for the answers Envoy makes itself with these status codes (404 when no
+    /// route matches, 503 with no healthy upstream, 429 from a rate limit, 401/403 from
+    /// auth, 413, 504…). The status code is kept. Upstreams' own answers are never changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.status == a.status))").message("each status may have one error response"))]
+    pub error_responses: Vec<ErrorResponse>,
+}
+
+/// The body of Envoy's own answers with one status code.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResponse {
+    /// The status code (400-599) whose body this is; the answer keeps it.
+    #[schemars(range(min = 400, max = 599))]
+    pub status: i32,
+    /// The body, sent as it is (at most 16 KiB).
+    #[schemars(length(max = 16384))]
+    pub body: String,
+    /// Its content type (default `text/plain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 128),
+        regex(pattern = "^[a-z0-9.+-]+/[a-z0-9.+-]+( *; *[A-Za-z0-9._-]+=[A-Za-z0-9._-]+)*$")
+    )]
+    pub content_type: Option<String>,
 }
 
 /// Response compression.

@@ -74,5 +74,16 @@ fn http_options(http: Option<&HttpOptions>) -> ir::HttpOptions {
         grpc_web: http.grpc_web,
         max_request_body_bytes: http.max_request_body_bytes.and_then(|n| u32::try_from(n).ok()),
         server_name: http.server_name.clone(),
+        error_responses: http
+            .error_responses
+            .iter()
+            .filter_map(|e| {
+                Some(ir::ErrorResponse {
+                    status: u16::try_from(e.status).ok()?,
+                    body: e.body.clone(),
+                    content_type: e.content_type.clone().unwrap_or_else(|| "text/plain".into()),
+                })
+            })
+            .collect(),
     }
 }

@@ -10,6 +10,15 @@ pub struct HttpOptions {
     pub max_request_body_bytes: Option<u32>,
     /// The `server` header Envoy sets; `None`: the upstream's passes.
     pub server_name: Option<String>,
+    /// Bodies of Envoy's own answers, by status.
+    pub error_responses: Vec<ErrorResponse>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ErrorResponse {
+    pub status: u16,
+    pub body: String,
+    pub content_type: String,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]

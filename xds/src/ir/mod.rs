@@ -16,7 +16,7 @@ mod upstream;
 mod validate;
 
 pub use gateway::{Gateway, Touched};
-pub use http::{BodyLimit, Compression, CompressionAlgorithm, HttpOptions};
+pub use http::{BodyLimit, Compression, CompressionAlgorithm, ErrorResponse, HttpOptions};
 pub use identity::ObjectRef;
 pub use listener::{Listener, ListenerProtocol, Secret, SecretMaterial, ServerTls, TlsVersion};
 pub use observe::{AccessLog, Observability, Tracing};

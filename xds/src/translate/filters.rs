@@ -141,6 +141,7 @@ pub fn connection_manager(
             http_connection_manager::ServerHeaderTransformation::PassThrough as i32
         },
         http_filters,
+        local_reply_config: http_edge::local_reply_config(http),
         access_log: access_log(&services.observability.access_log)
             .into_iter()
             .collect(),

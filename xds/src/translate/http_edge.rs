@@ -4,7 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
+use envoy_types::pb::envoy::config::accesslog::v3::{
+    AccessLogFilter, ComparisonFilter, StatusCodeFilter, access_log_filter, comparison_filter,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource, RuntimeUInt32, SubstitutionFormatString, TypedExtensionConfig, data_source,
+    substitution_format_string,
+};
 use envoy_types::pb::envoy::extensions::compression::brotli::compressor::v3::Brotli;
 use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
 use envoy_types::pb::envoy::extensions::compression::zstd::compressor::v3::Zstd;
@@ -16,7 +22,7 @@ use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpFilter, http_filter,
+    HttpFilter, LocalReplyConfig, ResponseMapper, http_filter,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::google::protobuf::{Any, UInt32Value};
@@ -141,4 +147,50 @@ pub fn add_route_overrides(p: &ir::RoutePolicy, per_filter: &mut BTreeMap<String
             }),
         );
     }
+}
+
+/// Envoy's own answers with a listed status get the Gateway's body and
+/// content type; the status stays. Upstreams' answers are not local replies,
+/// so they pass untouched.
+pub fn local_reply_config(http: &ir::HttpOptions) -> Option<LocalReplyConfig> {
+    if http.error_responses.is_empty() {
+        return None;
+    }
+    let mappers = http
+        .error_responses
+        .iter()
+        .map(|e| ResponseMapper {
+            filter: Some(AccessLogFilter {
+                filter_specifier: Some(access_log_filter::FilterSpecifier::StatusCodeFilter(
+                    StatusCodeFilter {
+                        comparison: Some(ComparisonFilter {
+                            op: comparison_filter::Op::Eq as i32,
+                            value: Some(RuntimeUInt32 {
+                                default_value: u32::from(e.status),
+                                // Envoy requires a key; nothing sets it, so the default holds.
+                                runtime_key: format!("legate.error_response.{}", e.status),
+                            }),
+                        }),
+                    },
+                )),
+            }),
+            body: Some(DataSource {
+                specifier: Some(data_source::Specifier::InlineString(e.body.clone())),
+                ..DataSource::default()
+            }),
+            body_format_override: Some(SubstitutionFormatString {
+                format: Some(substitution_format_string::Format::TextFormatSource(DataSource {
+                    specifier: Some(data_source::Specifier::InlineString("%LOCAL_REPLY_BODY%".into())),
+                    ..DataSource::default()
+                })),
+                content_type: e.content_type.clone(),
+                ..SubstitutionFormatString::default()
+            }),
+            ..ResponseMapper::default()
+        })
+        .collect();
+    Some(LocalReplyConfig {
+        mappers,
+        ..LocalReplyConfig::default()
+    })
 }

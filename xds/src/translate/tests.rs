@@ -1022,6 +1022,7 @@ fn http_options_put_grpc_web_and_compressors_first_and_the_body_limit_before_the
         grpc_web: true,
         max_request_body_bytes: Some(4096),
         server_name: Some("shop-edge".into()),
+        error_responses: Vec::new(),
     };
     let updates = t.translate([Change::UpsertListener(l)]);
     let names: Vec<(String, bool)> = http_filters(&updates);
@@ -1045,10 +1046,41 @@ fn http_options_put_grpc_web_and_compressors_first_and_the_body_limit_before_the
     };
     let hcm = HttpConnectionManager::decode(&*any.value).expect("HCM");
     assert_eq!(hcm.server_name, "shop-edge");
+    assert!(hcm.local_reply_config.is_none(), "no error responses, no mappers");
     assert_eq!(
         hcm.server_header_transformation,
         envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::ServerHeaderTransformation::Overwrite as i32
     );
+}
+
+#[test]
+fn error_responses_map_envoys_own_answers_by_status_and_keep_the_status() {
+    let mut t = Translator::new();
+    let mut l = sample::listener("http", 8080);
+    l.http.error_responses = vec![ir::ErrorResponse {
+        status: 404,
+        body: "<h1>100% lost</h1>".into(),
+        content_type: "text/html".into(),
+    }];
+    let updates = t.translate([Change::UpsertListener(l)]);
+    let listener = Listener::decode(&*one(&updates, ResourceType::Listener).body).expect("Listener");
+    let Some(filter::ConfigType::TypedConfig(any)) = listener.filter_chains[0].filters[0].config_type.clone()
+    else {
+        panic!("the HCM has a typed config");
+    };
+    let hcm = HttpConnectionManager::decode(&*any.value).expect("HCM");
+    let mappers = hcm.local_reply_config.expect("a local reply config").mappers;
+    assert_eq!(mappers.len(), 1);
+    let mapper = format!("{:?}", mappers[0]);
+    assert!(mappers[0].status_code.is_none(), "the status is kept: {mapper}");
+    for part in [
+        "default_value: 404",
+        "InlineString(\"<h1>100% lost</h1>\")",
+        "InlineString(\"%LOCAL_REPLY_BODY%\")",
+        "content_type: \"text/html\"",
+    ] {
+        assert!(mapper.contains(part), "{part} in {mapper}");
+    }
 }
 
 #[test]

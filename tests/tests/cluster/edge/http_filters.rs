@@ -1,6 +1,7 @@
 //! The HTTP filters of the edge, on a Gateway's `http`: response compression
 //! (with a Mapping's opt-out), gRPC-Web, the request body limit (a Mapping
-//! may lower it or lift it, never raise it) and the `server` header.
+//! may lower it or lift it, never raise it), the `server` header and the
+//! bodies of Envoy's own error answers.
 
 use std::io::Read;
 
@@ -11,6 +12,7 @@ use legate_tests::TestHost;
 use legate_tests::grpc_upstream::GrpcUpstream;
 use legate_tests::http::Response;
 use legate_tests::stage::Stage;
+use legate_tests::upstreams::{Behaviour, Recorder};
 use prost::Message;
 use serde_json::{Value, json};
 
@@ -289,4 +291,86 @@ async fn a_body_over_the_limit_gets_413_and_a_mapping_may_lower_or_lift_the_limi
         message.contains("above the Gateway's http.maxRequestBodyBytes (1024): 1024 applies"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn envoys_own_errors_get_the_gateways_bodies_and_keep_their_status() {
+    let stage = Stage::new().await;
+    let failing_host = TestHost::create().unwrap_or_else(|e| panic!("{e}"));
+    let _failing = Recorder::on(&failing_host, "failing-1", 8080, Behaviour::AlwaysFail)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Stage::service(&stage.env, "failing", &failing_host.addr().to_string()).await;
+    gateway_with_http(
+        &stage,
+        json!({ "errorResponses": [
+            { "status": 404, "body": "<h1>Nothing here</h1>", "contentType": "text/html; charset=utf-8" },
+            { "status": 503, "body": "{\"error\":\"unavailable\"}", "contentType": "application/json" },
+            { "status": 429, "body": "slow down" },
+            { "status": 403, "body": "not for you" },
+        ] }),
+    )
+    .await;
+    let bypass = json!({ "bypassAuth": true });
+    for (name, spec) in [
+        ("home", json!({ "prefix": "/home/", "service": "quote" })),
+        ("gone", json!({ "prefix": "/gone/", "service": "nowhere" })),
+        ("failing", json!({ "prefix": "/failing/", "service": "failing" })),
+        (
+            "limited",
+            json!({ "prefix": "/limited/", "service": "quote", "localRateLimit": { "requests": 1, "per": "1m" } }),
+        ),
+    ] {
+        let mut spec = spec;
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), bypass.as_object()) {
+            spec.extend(extra.clone());
+            spec.insert("hostname".into(), json!(HOST));
+        }
+        stage.mapping(name, spec).await;
+        stage.condition("Mapping", name, "Programmed", "True").await;
+    }
+    let expect = |r: &Response, status: u16, content_type: &str, body: &str| {
+        assert_eq!(
+            (r.status.as_u16(), r.header("content-type"), r.text().as_str()),
+            (status, Some(content_type), body),
+            "{r:?}"
+        );
+    };
+
+    let r = send(&stage, "GET", "/nowhere", HOST, &[], "").await;
+    expect(&r, 404, "text/html; charset=utf-8", "<h1>Nothing here</h1>");
+    let r = send(&stage, "GET", "/gone/x", HOST, &[], "").await;
+    expect(&r, 503, "application/json", "{\"error\":\"unavailable\"}");
+    assert_eq!(send(&stage, "GET", "/limited/1", HOST, &[], "").await.status, 200);
+    let r = send(&stage, "GET", "/limited/2", HOST, &[], "").await;
+    expect(&r, 429, "text/plain", "slow down");
+    let r = send(&stage, "GET", "/failing/x", HOST, &[], "").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.echo().backend,
+        "failing-1",
+        "an upstream's own 503 passes untouched: {r:?}"
+    );
+
+    // A Gateway-wide AuthService whose Service is missing denies (its
+    // statusOnError, 403) every route that does not bypass it.
+    super::put(
+        &stage,
+        super::legate(
+            "AuthService",
+            "auth",
+            json!({ "service": "nowhere:3000", "protocol": "HTTP" }),
+        ),
+    )
+    .await;
+    stage
+        .mapping(
+            "guarded",
+            json!({ "hostname": HOST, "prefix": "/guarded/", "service": "quote" }),
+        )
+        .await;
+    stage.condition("Mapping", "guarded", "Programmed", "True").await;
+    let r = until(&stage, "GET", "/guarded/x", HOST, &[], 403).await;
+    expect(&r, 403, "text/plain", "not for you");
+    let r = send(&stage, "GET", "/home/x", HOST, &[], "").await;
+    assert_eq!((r.status.as_u16(), r.echo().path.as_str()), (200, "/x"));
 }
