@@ -84,18 +84,27 @@ impl HttpClient {
             .request(request)
             .await
             .map_err(|e| format!("{what}: {e:?}"))?;
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| format!("{what}: reading the body: {e}"))?
-            .to_bytes();
-        Ok(Response {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        read_whole(&what, response).await
     }
+}
+
+/// A response with its whole body read.
+async fn read_whole<B>(what: &str, response: hyper::Response<B>) -> Result<Response, String>
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("{what}: reading the body: {e}"))?
+        .to_bytes();
+    Ok(Response {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
 }
 
 /// Sends `request` over a new connection to `addr` that starts with
@@ -123,17 +132,7 @@ pub async fn send_after_preface(
         .send_request(request)
         .await
         .map_err(|e| format!("{what}: {e:?}"))?;
-    let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|e| format!("{what}: reading the body: {e}"))?
-        .to_bytes();
-    Ok(Response {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
+    read_whole(&what, response).await
 }
 
 /// GET `https://{sni}{path}` at `addr` over TLS (SNI `sni`), trusting only `ca_pem`.

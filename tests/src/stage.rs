@@ -233,6 +233,18 @@ impl Stage {
         .await
     }
 
+    /// Waits until the object's current generation is `Programmed=True`:
+    /// every Envoy runs what was just applied.
+    pub async fn programmed_now(&self, kind: &str, name: &str) -> Value {
+        let generation = self
+            .object(kind, name)
+            .await
+            .and_then(|o| o.metadata.generation)
+            .unwrap_or_else(|| panic!("{kind} {name} has a generation"));
+        self.condition_at(kind, name, "Programmed", "True", generation)
+            .await
+    }
+
     pub async fn condition(&self, kind: &str, name: &str, type_: &str, status: &str) -> Value {
         wait_condition(
             &self.env.client,

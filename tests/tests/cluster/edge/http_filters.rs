@@ -23,14 +23,7 @@ const HOST: &str = "shop.example.com";
 /// Re-applies the Gateway with `http` and waits until its Envoy runs it.
 async fn gateway_with_http(stage: &Stage, http: Value) {
     gateway(stage, &[], json!({ "http": http })).await;
-    let generation = stage
-        .object("Gateway", "edge")
-        .await
-        .and_then(|g| g.metadata.generation)
-        .expect("the Gateway has a generation");
-    stage
-        .condition_at("Gateway", "edge", "Programmed", "True", generation)
-        .await;
+    stage.programmed_now("Gateway", "edge").await;
 }
 
 /// The body as the client reads it: decoded by its `content-encoding`.

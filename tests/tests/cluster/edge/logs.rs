@@ -152,14 +152,7 @@ async fn the_access_log_can_be_text_custom_json_or_off() {
     // unchanged stdout proves nothing: wait for the generation to be ACKed and
     // for Envoy's active listener to carry no access log, then one request on
     // a new connection must leave no line.
-    let generation = stage
-        .object("Gateway", "edge")
-        .await
-        .and_then(|g| g.metadata.generation)
-        .expect("the Gateway has a generation");
-    stage
-        .condition_at("Gateway", "edge", "Programmed", "True", generation)
-        .await;
+    stage.programmed_now("Gateway", "edge").await;
     eventually(
         "Envoy's active listener without an access log",
         PATIENCE,
