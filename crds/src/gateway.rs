@@ -14,6 +14,7 @@ use crate::common::{
     CircuitBreakers, Cors, Duration, HealthCheck, LoadBalancer, OutlierDetection, RetryPolicy, TcpKeepalive,
 };
 use crate::http::HttpOptions;
+use crate::observability::{AccessLog, Tracing};
 
 /// The Envoy image a Gateway runs unless it names another: the release the tests use.
 pub const DEFAULT_ENVOY_IMAGE: &str = "docker.io/envoyproxy/envoy:v1.40.0";
@@ -97,7 +98,8 @@ pub struct GatewaySpec {
     /// Defaults for every route attached to this Gateway; a route's own settings win.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<RouteDefaults>,
-    /// The Envoys' access log, on their stdout. Default: one JSON object per request.
+    /// The Envoys' access log: on their stdout (default: one JSON object per request),
+    /// and to an OpenTelemetry collector with `otlp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<AccessLog>,
     /// Envoy statistics per Mapping: with `PerMapping`, every route of a Mapping counts its
@@ -107,7 +109,8 @@ pub struct GatewaySpec {
     /// Mappings each route change reaches the Envoys later (about 2x at 1,000 Mappings).
     #[serde(default, skip_serializing_if = "RouteStats::is_off")]
     pub route_stats: RouteStats,
-    /// Send a trace span of every sampled request to an OpenTelemetry collector.
+    /// Send a trace span of every sampled request to an OpenTelemetry (the default) or
+    /// Zipkin collector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
     /// What the HTTP and HTTPS listeners do to every request and response: compression,
@@ -352,50 +355,6 @@ pub struct RouteDefaults {
     pub tcp_keepalive: Option<TcpKeepalive>,
 }
 
-/// The access log of a Gateway's Envoys.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(
-    validation = Rule::new("!has(self.text) || self.format == 'Text'")
-        .message("text is the format of Text logs; set format: Text")
-        .field_path(".text"),
-    validation = Rule::new("self.format != 'Text' || has(self.text)")
-        .message("format Text needs text, an Envoy format string")
-        .field_path(".text"),
-    validation = Rule::new("!has(self.json) || self.format == 'JSON'")
-        .message("json lists the fields of JSON logs; set format: JSON")
-        .field_path(".json"),
-)]
-pub struct AccessLog {
-    /// JSON (the default: start_time, method, path, authority, status, duration_ms, upstream_host,
-    /// upstream_cluster, request_id, mapping and more), Text, or Off.
-    #[serde(default)]
-    pub format: AccessLogFormat,
-    /// The fields of a JSON line: field name → Envoy format command, such as
-    /// `"%REQ(:METHOD)%"`. Replaces the default fields.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("maxProperties" = 64))]
-    pub json: Option<BTreeMap<String, String>>,
-    /// The line format for Text logs: an Envoy format string such as
-    /// `"[%START_TIME%] %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 4096))]
-    pub text: Option<String>,
-}
-
-/// The form of access log lines.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
-pub enum AccessLogFormat {
-    /// One JSON object per request.
-    #[default]
-    #[serde(rename = "JSON")]
-    Json,
-    /// One line per request, formatted by `text`.
-    Text,
-    /// No access log.
-    Off,
-}
-
 /// Whether a Gateway's Envoys count requests per Mapping.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
 pub enum RouteStats {
@@ -411,26 +370,6 @@ impl RouteStats {
         *self == RouteStats::Off
     }
 }
-
-/// OpenTelemetry tracing of a Gateway's requests.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Tracing {
-    /// The collector's OTLP/gRPC endpoint: `name[.namespace]:port` of a Kubernetes Service.
-    #[schemars(length(min = 1, max = 512), regex(pattern = COLLECTOR_PATTERN))]
-    pub collector: String,
-    /// The service name on the spans. Default: `<gateway>.<namespace>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
-    pub service_name: Option<String>,
-    /// The percentage of requests traced, 0 to 100 (default 100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 100.0))]
-    pub sampling_percent: Option<f64>,
-}
-
-/// `name[.namespace]:port` of a Service (by port number or name).
-pub const COLLECTOR_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)?:([0-9]{1,5}|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$";
 
 /// What Legate observed of a Gateway.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]

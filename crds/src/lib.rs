@@ -18,6 +18,7 @@ pub mod generate;
 mod generated_tests;
 pub mod http;
 pub mod mapping;
+pub mod observability;
 pub mod rate_limit_service;
 pub mod tcp_mapping;
 pub mod tls_context;

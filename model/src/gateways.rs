@@ -1,6 +1,6 @@
 //! The Gateway-wide part of a Gateway's configuration: its AuthServices and
-//! RateLimitServices, its access log and tracing; and the verdict on the
-//! Gateway itself.
+//! RateLimitServices; and the verdict on the Gateway itself (its access logs
+//! and tracing are in `observability`).
 //!
 //! An AuthService (or RateLimitService) of the Gateway's own namespace is
 //! Gateway-wide: it governs every route. One of any other namespace the
@@ -216,62 +216,6 @@ fn add_rate_limit(
     }
 }
 
-/// The Gateway's access log and tracing. A collector that is invalid or
-/// cannot be found sends no spans and says so on the Gateway (ResolvedRefs);
-/// requests flow either way.
-pub fn add_observability(
-    world: &World,
-    gateway: &Gateway,
-    index: &ServiceIndex,
-    config: &mut ir::Gateway,
-    verdicts: &mut Verdicts,
-) {
-    use legate_crds::gateway::AccessLogFormat;
-    let access_log = match &gateway.spec.access_log {
-        None => ir::AccessLog::default_json(),
-        Some(log) => match log.format {
-            AccessLogFormat::Off => ir::AccessLog::Off,
-            AccessLogFormat::Text => ir::AccessLog::Text(log.text.clone().unwrap_or_default()),
-            AccessLogFormat::Json => match &log.json {
-                Some(fields) if !fields.is_empty() => ir::AccessLog::Json(fields.clone()),
-                _ => ir::AccessLog::default_json(),
-            },
-        },
-    };
-    let tracing = gateway.spec.tracing.as_ref().and_then(|t| {
-        let origin = object_ref(gateway);
-        let verdict = verdicts.entry(&origin);
-        let namespace = gateway.namespace().unwrap_or_default();
-        let parsed = upstreams::parse(&t.collector, &namespace);
-        if let Err(e) = parsed {
-            // The Gateway's conditions show ResolvedRefs, not this verdict's Accepted.
-            verdict.resolved_refs = Err(Problem::new(
-                reasons::INVALID,
-                format!("tracing.collector: {e}; no spans are sent"),
-            ));
-            return None;
-        }
-        let reference = Reference {
-            service: &t.collector,
-            origin: &origin,
-            // OTLP over gRPC.
-            settings: ClusterSettings::http2(),
-            tls: None,
-        };
-        let effect = "no spans are sent";
-        let upstream = upstreams::resolve_or_empty(world, index, &reference, effect, config, verdict);
-        Some(ir::Tracing {
-            upstream,
-            service_name: t
-                .service_name
-                .clone()
-                .unwrap_or_else(|| format!("{}.{namespace}", gateway.name_any())),
-            sampling_percent: t.sampling_percent.unwrap_or(100.0),
-        })
-    });
-    config.observability = ir::Observability { access_log, tracing };
-}
-
 /// Of the objects of one kind that attach to `gateway`, the oldest in each
 /// scope (the Gateway's namespace first, then the other namespaces in
 /// order): a Gateway takes one AuthService and one RateLimitService
@@ -332,7 +276,7 @@ where
 /// refuses a Gateway: a listener that cannot be served yet (HTTPS without a
 /// certificate, TCP or TLS with nothing to proxy) is left out until it can,
 /// and the Gateway controller reads only this verdict's ResolvedRefs (the
-/// tracing collector).
+/// tracing and access log collectors).
 pub fn judge_gateways(world: &World, verdicts: &mut Verdicts) {
     for gateway in &world.gateways {
         let origin = object_ref(gateway.as_ref());

@@ -17,6 +17,7 @@ mod incremental;
 mod listeners;
 mod mappings;
 mod names;
+mod observability;
 mod own_routes;
 mod secrets;
 mod server_tls;
@@ -36,6 +37,8 @@ mod tests;
 mod tests_edge;
 #[cfg(test)]
 mod tests_hosts;
+#[cfg(test)]
+mod tests_observability;
 #[cfg(test)]
 mod tests_service_scope;
 #[cfg(test)]
@@ -139,7 +142,7 @@ fn finish_config(
     verdicts: &mut Verdicts,
 ) {
     gateways::add_services(world, gateway, index, config, verdicts);
-    gateways::add_observability(world, gateway, index, config, verdicts);
+    observability::add_observability(world, gateway, index, config, verdicts);
     tcp::add_tcp_routes(world, gateway, hosts, quarantine, index, config, verdicts);
     // A TCP or TLS listener with nothing to proxy has no filter chain, which
     // Envoy refuses: it waits for its first TCPMapping.

@@ -91,6 +91,9 @@ fn render_access_log(log: &mut AccessLog) -> String {
     let Some(access_log::ConfigType::TypedConfig(any)) = log.config_type.take() else {
         return format!("access log {}: no typed config", log.name);
     };
+    if !any.type_url.ends_with(".StdoutAccessLog") {
+        return format!("access log {}: {}", log.name, decode_any(&any));
+    }
     let stdout = match StdoutAccessLog::decode(any.value.as_slice()) {
         Ok(stdout) => stdout,
         Err(e) => return format!("access log {}: {} does not decode: {e}", log.name, any.type_url),
@@ -115,7 +118,8 @@ fn render_access_log(log: &mut AccessLog) -> String {
 /// Decodes the `Any`s Legate writes, so that they read as protos rather
 /// than bytes. A type it does not know is named, with its size.
 pub fn decode_any(any: &Any) -> String {
-    use envoy_types::pb::envoy::config::trace::v3::OpenTelemetryConfig;
+    use envoy_types::pb::envoy::config::trace::v3::{OpenTelemetryConfig, ZipkinConfig};
+    use envoy_types::pb::envoy::extensions::access_loggers::open_telemetry::v3::OpenTelemetryAccessLogConfig;
     use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
     use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{ExtAuthz, ExtAuthzPerRoute};
     use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
@@ -151,6 +155,8 @@ pub fn decode_any(any: &Any) -> String {
         "UpstreamTlsContext" => show::<UpstreamTlsContext>(any),
         "HttpProtocolOptions" => show::<HttpProtocolOptions>(any),
         "OpenTelemetryConfig" => show::<OpenTelemetryConfig>(any),
+        "ZipkinConfig" => show::<ZipkinConfig>(any),
+        "OpenTelemetryAccessLogConfig" => show::<OpenTelemetryAccessLogConfig>(any),
         _ => format!("{} ({} bytes, not decoded)", any.type_url, any.value.len()),
     }
 }

@@ -286,6 +286,7 @@ pub(super) fn scratch() -> ir::Gateway {
         namespace_rate_limit: BTreeMap::new(),
         observability: ir::Observability {
             access_log: ir::AccessLog::Off,
+            otlp_log: None,
             tracing: None,
         },
     }

@@ -1,14 +1,15 @@
 //! Real peers of a Gateway for end-to-end tests, each written here and run on
 //! a test host behind a Service: an external authorization service (HTTP and
-//! gRPC), a rate limit service, an OTLP trace collector, a TLS upstream that
-//! records the client certificate it saw, and a TLS client that reports what
-//! the server presented.
+//! gRPC), a rate limit service, an OTLP collector (traces and logs), a Zipkin
+//! collector, a TLS upstream that records the client certificate it saw, and
+//! a TLS client that reports what the server presented.
 
 pub mod auth;
 pub mod otlp;
 pub mod ratelimit;
 pub mod tls_client;
 pub mod tls_echo;
+pub mod zipkin;
 
 use serde_json::json;
 

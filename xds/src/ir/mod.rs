@@ -19,7 +19,7 @@ pub use gateway::{Gateway, Touched};
 pub use http::{BodyLimit, Compression, CompressionAlgorithm, ErrorResponse, HttpOptions};
 pub use identity::ObjectRef;
 pub use listener::{Listener, ListenerProtocol, Secret, SecretMaterial, ServerTls, TlsVersion};
-pub use observe::{AccessLog, Observability, Tracing};
+pub use observe::{AccessLog, Observability, OtlpLog, Tracer, Tracing};
 pub use route::{
     Cors, Forward, HashOn, HeaderMatch, HeaderValue, HostRewrite, LocalRateLimit, Mirror, PathMatch,
     QueryMatch, RateLimitEntry, Redirect, RedirectPath, RegexRewrite, RetryPolicy, Route, RouteAction,

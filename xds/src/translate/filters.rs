@@ -2,16 +2,11 @@
 
 use std::time::Duration;
 
-use std::collections::BTreeMap;
-
-use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
 use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, GrpcService, HttpUri,
-    SubstitutionFormatString, config_source, data_source, grpc_service, http_uri, substitution_format_string,
+    AggregatedConfigSource, ApiVersion, ConfigSource, GrpcService, HttpUri, config_source, grpc_service,
+    http_uri,
 };
 use envoy_types::pb::envoy::config::ratelimit::v3::RateLimitServiceConfig;
-use envoy_types::pb::envoy::config::trace::v3::{OpenTelemetryConfig, tracing};
-use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::StdoutAccessLog;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
     AuthorizationResponse, BufferSettings, ExtAuthz, HttpService, ext_authz,
@@ -23,14 +18,13 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{ListStringMatcher, StringMatcher, string_matcher};
-use envoy_types::pb::envoy::r#type::v3::{HttpStatus, Percent};
-use envoy_types::pb::google::protobuf::{Any, BoolValue, Struct, Value, value};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
-use prost::{Message, Name};
 
-use super::encode::{append_message_field, encode_with_sorted_map};
 use super::http_edge;
 use super::listener::HttpServices;
+use super::observe;
 use super::route::duration;
 use crate::ir;
 
@@ -142,10 +136,8 @@ pub fn connection_manager(
         },
         http_filters,
         local_reply_config: http_edge::local_reply_config(http),
-        access_log: access_log(&services.observability.access_log)
-            .into_iter()
-            .collect(),
-        tracing: services.observability.tracing.as_ref().map(tracer),
+        access_log: observe::access_logs(services.observability),
+        tracing: services.observability.tracing.as_ref().map(observe::tracer),
         ..HttpConnectionManager::default()
     }
 }
@@ -175,79 +167,6 @@ fn ratelimit_filter(name: String, rl: &ir::RateLimitService, disabled: bool) -> 
         config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(config))),
         disabled,
         ..HttpFilter::default()
-    }
-}
-
-/// Access log lines on Envoy's stdout, where the pod's log collects them.
-fn access_log(log: &ir::AccessLog) -> Option<AccessLog> {
-    let format = match log {
-        ir::AccessLog::Off => return None,
-        ir::AccessLog::Text(text) => {
-            let mut text = text.clone();
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-            SubstitutionFormatString {
-                format: Some(substitution_format_string::Format::TextFormatSource(DataSource {
-                    specifier: Some(data_source::Specifier::InlineString(text)),
-                    ..DataSource::default()
-                })),
-                ..SubstitutionFormatString::default()
-            }
-            .encode_to_vec()
-        }
-        ir::AccessLog::Json(fields) => {
-            // The JSON object is a protobuf Struct (a map): written sorted, so
-            // that an unchanged listener encodes to the same bytes.
-            let values: BTreeMap<String, Value> = fields
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        Value {
-                            kind: Some(value::Kind::StringValue(v.clone())),
-                        },
-                    )
-                })
-                .collect();
-            let json = encode_with_sorted_map(&Struct::default(), |s| &mut s.fields, &values);
-            let mut buf = Vec::new();
-            append_message_field(&mut buf, SUBSTITUTION_FORMAT_JSON_FIELD, &json);
-            buf
-        }
-    };
-    let mut stdout = Vec::new();
-    append_message_field(&mut stdout, STDOUT_LOG_FORMAT_FIELD, &format);
-    Some(AccessLog {
-        name: "envoy.access_loggers.stdout".into(),
-        config_type: Some(access_log::ConfigType::TypedConfig(Any {
-            type_url: StdoutAccessLog::type_url(),
-            value: stdout,
-        })),
-        ..AccessLog::default()
-    })
-}
-
-/// `SubstitutionFormatString.json_format` and `StdoutAccessLog.log_format`.
-const SUBSTITUTION_FORMAT_JSON_FIELD: u32 = 2;
-const STDOUT_LOG_FORMAT_FIELD: u32 = 1;
-
-fn tracer(t: &ir::Tracing) -> http_connection_manager::Tracing {
-    http_connection_manager::Tracing {
-        random_sampling: Some(Percent {
-            value: t.sampling_percent.clamp(0.0, 100.0),
-        }),
-        provider: Some(tracing::Http {
-            name: "envoy.tracers.opentelemetry".into(),
-            config_type: Some(tracing::http::ConfigType::TypedConfig(pack_any(
-                OpenTelemetryConfig {
-                    grpc_service: Some(grpc(&t.upstream, Duration::from_secs(1))),
-                    service_name: t.service_name.clone(),
-                    ..OpenTelemetryConfig::default()
-                },
-            ))),
-        }),
-        ..http_connection_manager::Tracing::default()
     }
 }
 

@@ -12,6 +12,7 @@ mod encode;
 mod filters;
 mod http_edge;
 mod listener;
+mod observe;
 mod order;
 mod route;
 mod route_config;
@@ -538,15 +539,11 @@ impl Translator {
         // Filters call these services on every HTTP listener.
         let auth = self.auth.iter().chain(self.namespace_auth.values());
         let rate_limit = self.rate_limit.iter().chain(self.namespace_rate_limit.values());
-        let tracer = self
-            .observability
-            .tracing
-            .iter()
-            .map(|t| (&t.upstream, &l.origin));
+        let collectors = self.observability.collectors().map(|c| (c, &l.origin));
         let services = auth
             .map(|a| (&a.upstream, &a.origin))
             .chain(rate_limit.map(|r| (&r.upstream, &r.origin)))
-            .chain(tracer)
+            .chain(collectors)
             .filter(|_| http);
         origins.extend(l.tls.iter().map(|t| (&t.origin, t.certificate.as_str())));
         for (upstream, object) in services {
@@ -604,3 +601,5 @@ fn whole(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_observe;

@@ -26,7 +26,7 @@ use crate::render::{render_cluster, render_listener, render_route};
 use crate::resource::{Resource, ResourceType, ResourceUpdate};
 use crate::sample;
 
-fn golden(name: &str, actual: &str) {
+pub(super) fn golden(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("src/translate/golden/{name}.txt"));
     if std::env::var_os("LEGATE_UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().expect("golden files have a folder"))
@@ -54,7 +54,7 @@ fn upserts(updates: &[ResourceUpdate]) -> Vec<Arc<Resource>> {
         .collect()
 }
 
-fn one(updates: &[ResourceUpdate], kind: ResourceType) -> Arc<Resource> {
+pub(super) fn one(updates: &[ResourceUpdate], kind: ResourceType) -> Arc<Resource> {
     let found: Vec<_> = upserts(updates).into_iter().filter(|r| r.kind == kind).collect();
     assert_eq!(found.len(), 1, "expected one {kind} resource in {updates:?}");
     found[0].clone()
@@ -64,7 +64,7 @@ fn route_config(updates: &[ResourceUpdate]) -> RouteConfiguration {
     RouteConfiguration::decode(&*one(updates, ResourceType::Route).body).expect("valid RouteConfiguration")
 }
 
-fn base() -> Vec<Change> {
+pub(super) fn base() -> Vec<Change> {
     vec![
         Change::UpsertListener(sample::listener("http", 8080)),
         Change::UpsertUpstream(sample::upstream("default/echo:80")),
@@ -881,9 +881,15 @@ fn route_redirect_prefix_and_regex() {
 fn maps_encode_the_same_in_every_translator() {
     let observed = || ir::Observability {
         access_log: ir::AccessLog::default_json(),
-        tracing: Some(ir::Tracing {
+        otlp_log: Some(ir::OtlpLog {
             upstream: "default/otel:4317".into(),
             service_name: "edge.default".into(),
+        }),
+        tracing: Some(ir::Tracing {
+            upstream: "default/otel:4317".into(),
+            provider: ir::Tracer::OpenTelemetry {
+                service_name: "edge.default".into(),
+            },
             sampling_percent: 100.0,
         }),
     };
@@ -914,9 +920,12 @@ fn listener_access_log_and_tracing() {
             .into_iter()
             .chain([Change::SetObservability(ir::Observability {
                 access_log: ir::AccessLog::default_json(),
+                otlp_log: None,
                 tracing: Some(ir::Tracing {
                     upstream: "default/otel:4317".into(),
-                    service_name: "edge.default".into(),
+                    provider: ir::Tracer::OpenTelemetry {
+                        service_name: "edge.default".into(),
+                    },
                     sampling_percent: 50.0,
                 }),
             })]),
@@ -955,6 +964,7 @@ fn listener_access_log_and_tracing() {
 
     let off = t.translate([Change::SetObservability(ir::Observability {
         access_log: ir::AccessLog::Off,
+        otlp_log: None,
         tracing: None,
     })]);
     let listener = Listener::decode(&*one(&off, ResourceType::Listener).body).expect("Listener");

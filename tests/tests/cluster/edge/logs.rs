@@ -1,9 +1,16 @@
 //! Access logs: JSON lines on Envoy's stdout by default; `spec.accessLog` on
-//! the Gateway picks Text, custom JSON keys, or Off.
+//! the Gateway picks Text, custom JSON keys, or Off, and with `otlp` also
+//! sends a record per request to an OpenTelemetry collector.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use legate_tests::TestHost;
+use legate_tests::http::Response;
 use legate_tests::net::eventually;
+use legate_tests::peers::expose;
+use legate_tests::peers::otlp::Collector;
 use legate_tests::stage::{PATIENCE, Stage};
 use serde_json::{Value, json};
 
@@ -195,4 +202,98 @@ async fn the_access_log_can_be_text_custom_json_or_off() {
     // line of this test names its namespace, `...-or-off-1xxxx` at times.
     let log = stage.envoy.stdout();
     assert!(!log.contains("quiet-request"), "Off writes no access log:\n{log}");
+}
+
+#[tokio::test]
+async fn access_log_records_reach_an_otlp_collector_next_to_the_stdout_lines() {
+    let stage = Stage::new().await;
+    stage
+        .mapping("logged", json!({ "prefix": "/logged/", "service": "quote" }))
+        .await;
+    gateway(
+        &stage,
+        &[],
+        json!({ "accessLog": { "otlp": { "collector": "otel:4317" } } }),
+    )
+    .await;
+    // Before the collector's Service exists: the Gateway says so, requests flow.
+    let c = stage
+        .condition_reason("Gateway", "edge", "ResolvedRefs", "BackendNotFound")
+        .await;
+    assert_eq!(
+        c["message"],
+        format!(
+            "Service {}/otel does not exist; no access log records are sent",
+            stage.env.namespace
+        )
+    );
+    until(&stage, "GET", "/logged/early", HOST, &[], 200).await;
+
+    let host = TestHost::create().unwrap_or_else(|e| panic!("{e}"));
+    let collector = Collector::serve(host.bind(4317).unwrap_or_else(|e| panic!("{e}")));
+    expose(&stage.env, "otel", &host.addr().to_string(), 4317).await;
+    stage.condition("Gateway", "edge", "ResolvedRefs", "True").await;
+
+    // Each request names itself in its user agent (an attribute of the
+    // record), so the record found is matched to the answer its client got.
+    let count = AtomicUsize::new(0);
+    let sent: Mutex<BTreeMap<String, Response>> = Mutex::default();
+    let record = eventually("an OTLP log record of a request sent", PATIENCE, || async {
+        let agent = format!("otlp-probe-{}", count.fetch_add(1, Ordering::Relaxed));
+        let headers = [("user-agent", agent.as_str()), ("x-echo-status", "202")];
+        let r = send(&stage, "PUT", "/logged/otlp?x=1", HOST, &headers, "").await;
+        if let Ok(mut sent) = sent.lock() {
+            sent.insert(agent, r);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        collector
+            .logs
+            .last_where(|l| l.attribute("user_agent").starts_with("otlp-probe-"))
+    })
+    .await;
+    let agent = record.attribute("user_agent").to_string();
+    let answer = sent
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&agent).cloned())
+        .unwrap_or_else(|| panic!("the record is of a request sent: {record:?}"));
+    assert_eq!(answer.status, 202, "the upstream's answer reached the client");
+    assert_eq!(answer.echo().path, "/otlp?x=1");
+    let namespace = &stage.env.namespace;
+    assert_eq!(record.body, "PUT /logged/otlp?x=1 HTTP/1.1 202", "{record:?}");
+    assert_eq!(record.attribute("method"), "PUT");
+    assert_eq!(
+        record.attribute("path"),
+        "/logged/otlp?x=1",
+        "the path the client sent"
+    );
+    assert_eq!(record.attribute("status"), answer.status.as_str());
+    assert_eq!(record.attribute("authority"), HOST);
+    assert_eq!(record.attribute("protocol"), "HTTP/1.1");
+    assert_eq!(record.attribute("mapping"), format!("{namespace}/logged"));
+    assert!(
+        record.attribute("upstream_cluster").contains("quote"),
+        "{record:?}"
+    );
+    assert_eq!(
+        record.attribute("bytes_sent"),
+        answer.body.len().to_string(),
+        "{record:?}"
+    );
+    assert!(!record.attributes.contains_key("start_time"), "{record:?}");
+    assert!(record.time_unix_nano > 0, "the record carries the request's time");
+    assert_eq!(
+        record.resource.get("service.name"),
+        Some(&format!("edge.{namespace}")),
+        "{record:?}"
+    );
+
+    let line = eventually("the same request's JSON line on stdout", PATIENCE, || async {
+        json_lines(&stage)
+            .into_iter()
+            .find(|l| text(&l["user_agent"]) == agent)
+    })
+    .await;
+    assert_eq!(text(&line["status"]), "202");
+    assert_eq!(text(&line["request_id"]), record.attribute("request_id"));
 }

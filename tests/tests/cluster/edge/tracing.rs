@@ -1,10 +1,12 @@
 //! Tracing: `spec.tracing` on the Gateway turns on Envoy's OpenTelemetry
-//! tracer, exporting spans over OTLP gRPC to a collector behind a Service.
+//! tracer, exporting spans over OTLP gRPC to a collector behind a Service, or
+//! with `provider: Zipkin` Envoy's Zipkin tracer, posting Zipkin JSON.
 
 use legate_tests::TestHost;
 use legate_tests::net::eventually;
 use legate_tests::peers::expose;
 use legate_tests::peers::otlp::{Collector, Span};
+use legate_tests::peers::zipkin::ZipkinCollector;
 use legate_tests::stage::{PATIENCE, Stage};
 use serde_json::json;
 
@@ -102,4 +104,61 @@ async fn a_missing_collector_is_reported_on_the_gateway_and_requests_still_flow(
     gateway(&stage, &[], json!({})).await;
     let c = stage.condition("Gateway", "edge", "ResolvedRefs", "True").await;
     assert_eq!(c["message"], "Every Service it refers to exists");
+}
+
+#[tokio::test]
+async fn a_gateway_with_zipkin_tracing_sends_b3_upstream_and_spans_to_the_zipkin_collector() {
+    let stage = Stage::new().await;
+    let host = TestHost::create().unwrap_or_else(|e| panic!("{e}"));
+    let zipkin = ZipkinCollector::serve(host.bind(9411).unwrap_or_else(|e| panic!("{e}")));
+    expose(&stage.env, "zipkin", &host.addr().to_string(), 9411).await;
+    stage
+        .mapping("traced", json!({ "prefix": "/traced/", "service": "quote" }))
+        .await;
+    gateway(
+        &stage,
+        &[],
+        json!({ "tracing": { "collector": "zipkin:9411", "provider": "Zipkin" } }),
+    )
+    .await;
+
+    let headers = [("x-echo-status", "202")];
+    let r = eventually("a request traced with B3 headers upstream", PATIENCE, || async {
+        let r = send(&stage, "GET", "/traced/zipkin?x=1", HOST, &headers, "").await;
+        (r.status == 202 && r.echo().header("x-b3-traceid").is_some()).then_some(r)
+    })
+    .await;
+    let echo = r.echo();
+    assert_eq!(echo.path, "/zipkin?x=1");
+    let trace = echo.header("x-b3-traceid").unwrap_or_default().to_string();
+    assert_eq!(trace.len(), 32, "128-bit trace ids: {trace}");
+    let span = eventually(
+        &format!("a span of trace {trace} at the Zipkin collector"),
+        PATIENCE,
+        || async { zipkin.spans.last_where(|s| s.trace_id == trace) },
+    )
+    .await;
+    eprintln!("span: {span:?}");
+    let namespace = &stage.env.namespace;
+    assert_eq!(
+        span.service_name,
+        format!("{namespace}/edge"),
+        "Zipkin spans carry the Envoys' cluster: the Gateway"
+    );
+    assert_eq!(span.kind, "SERVER", "{span:?}");
+    assert_eq!(span.tag("http.method"), "GET", "{span:?}");
+    assert_eq!(
+        span.tag("http.status_code"),
+        r.status.as_str(),
+        "the status the client saw: {span:?}"
+    );
+    assert!(
+        span.tag("http.url").ends_with("/traced/zipkin?x=1"),
+        "the URL the client asked for: {span:?}"
+    );
+    assert_eq!(
+        span.host,
+        format!("zipkin.{namespace}:9411"),
+        "spans are posted to the collector's own host name"
+    );
 }
