@@ -1,6 +1,6 @@
 //! What a Gateway's HTTP listeners do to every request and response, beyond
 //! routing: compression, gRPC-Web, a request body limit, the `server` header,
-//! the bodies of Envoy's own error answers.
+//! the bodies of Envoy's own error answers, which client addresses may send requests.
 
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -43,6 +43,20 @@ pub struct HttpOptions {
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.status == a.status))").message("each status may have one error response"))]
     pub error_responses: Vec<ErrorResponse>,
+    /// Only clients from these addresses (IP addresses or CIDR ranges) may send requests;
+    /// others get 403. Empty: every address. The client is the one Envoy trusts: the
+    /// peer, the PROXY protocol header's source, or the address `trustedHops` takes from
+    /// `X-Forwarded-For`. A Mapping's own `ipAllow` can only narrow this, never widen it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::access::MAX_CIDRS), inner(length(min = 1, max = 64)))]
+    #[x_kube(validation = crate::access::cidr_list_rule())]
+    pub ip_allow: Vec<String>,
+    /// Clients from these addresses (IP addresses or CIDR ranges) get 403, even when
+    /// `ipAllow` names them. No Mapping can let them in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::access::MAX_CIDRS), inner(length(min = 1, max = 64)))]
+    #[x_kube(validation = crate::access::cidr_list_rule())]
+    pub ip_deny: Vec<String>,
 }
 
 /// The body of Envoy's own answers with one status code.

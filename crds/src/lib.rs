@@ -8,6 +8,7 @@
 // clippy mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod access;
 pub mod auth_service;
 pub mod common;
 pub mod conditions;

@@ -179,6 +179,24 @@ pub struct MappingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = crate::http::MAX_BODY_LIMIT))]
     pub max_request_body_bytes: Option<i64>,
+    /// Only clients from these addresses (IP addresses or CIDR ranges) may use this
+    /// Mapping; others get 403. It narrows what the Gateway's `http.ipAllow` lets in and
+    /// can never widen it: a request passes only when the Gateway's lists and these agree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::access::MAX_CIDRS), inner(length(min = 1, max = 64)))]
+    #[x_kube(validation = crate::access::cidr_list_rule())]
+    pub ip_allow: Vec<String>,
+    /// Clients from these addresses (IP addresses or CIDR ranges) get 403 from this
+    /// Mapping, even when `ipAllow` names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::access::MAX_CIDRS), inner(length(min = 1, max = 64)))]
+    #[x_kube(validation = crate::access::cidr_list_rule())]
+    pub ip_deny: Vec<String>,
+    /// Require a valid JSON Web Token (`Authorization: Bearer <token>`): a request with
+    /// none, or a token badly signed, expired or of another issuer, gets 401; a valid
+    /// token for none of `audiences` gets 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<crate::access::Jwt>,
     /// Headers added to the request before it goes upstream.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]

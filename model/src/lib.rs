@@ -14,6 +14,7 @@ mod attach;
 mod gateways;
 mod hosts;
 mod incremental;
+mod ip_access;
 mod listeners;
 mod mappings;
 mod names;
@@ -33,6 +34,8 @@ mod world;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_access;
 #[cfg(test)]
 mod tests_edge;
 #[cfg(test)]

@@ -48,6 +48,7 @@ fn http_options(http: Option<&HttpOptions>) -> ir::HttpOptions {
     let Some(http) = http else {
         return ir::HttpOptions::default();
     };
+    let ip_access = crate::ip_access::gateway_lists(&http.ip_allow, &http.ip_deny);
     let compression = http.compression.as_ref().map(|c| {
         let mut algorithms = Vec::new();
         for a in &c.algorithms {
@@ -85,5 +86,6 @@ fn http_options(http: Option<&HttpOptions>) -> ir::HttpOptions {
                 })
             })
             .collect(),
+        ip_access,
     }
 }

@@ -122,8 +122,12 @@ pub fn decode_any(any: &Any) -> String {
     use envoy_types::pb::envoy::extensions::access_loggers::open_telemetry::v3::OpenTelemetryAccessLogConfig;
     use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
     use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{ExtAuthz, ExtAuthzPerRoute};
+    use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
+        JwtAuthentication, PerRouteConfig,
+    };
     use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
     use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::RateLimit;
+    use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
     use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
     use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
     use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
@@ -146,8 +150,12 @@ pub fn decode_any(any: &Any) -> String {
         "Cors" => show::<Cors>(any),
         "ExtAuthz" => show::<ExtAuthz>(any),
         "ExtAuthzPerRoute" => show::<ExtAuthzPerRoute>(any),
+        "JwtAuthentication" => show::<JwtAuthentication>(any),
+        "PerRouteConfig" => show::<PerRouteConfig>(any),
         "LocalRateLimit" => show::<LocalRateLimit>(any),
         "RateLimit" => show::<RateLimit>(any),
+        "RBAC" => show::<Rbac>(any),
+        "RBACPerRoute" => show::<RbacPerRoute>(any),
         "Router" => show::<Router>(any),
         "TcpProxy" => show::<TcpProxy>(any),
         "TlsInspector" => show::<TlsInspector>(any),

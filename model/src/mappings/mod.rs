@@ -5,6 +5,7 @@
 //! ([`routes`], [`policy`]) with the upstreams it sends to ([`upstream`]).
 
 mod conflicts;
+mod jwt;
 mod policy;
 mod routes;
 mod upstream;

@@ -99,6 +99,12 @@ pub(super) fn route_policy(mapping: &Mapping, settings: &RouteSettings) -> ir::R
         stats: settings.stats,
         no_compression: s.compression == Some(false),
         body_limit: body_limit(mapping, settings).0,
+        // `validate` refused a Mapping with an entry that is not an address.
+        ip_access: crate::ip_access::mapping_lists(&s.ip_allow, &s.ip_deny)
+            .ok()
+            .flatten(),
+        // The route's own, with the upstream of its key set (`routes`).
+        jwt: None,
     }
 }
 

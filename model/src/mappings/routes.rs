@@ -90,6 +90,8 @@ pub(super) fn build_route(
     if let (_, Some(note)) = super::policy::body_limit(primary, settings) {
         verdicts.entry(&origin).note(note);
     }
+    let mut policy = route_policy(primary, settings);
+    policy.jwt = super::jwt::jwt_for(world, primary, index, config, verdicts);
     Some(ir::Route {
         id: route_id(&origin, listener),
         origin: origin.clone(),
@@ -100,7 +102,7 @@ pub(super) fn build_route(
         precedence: spec.precedence,
         matcher: route_match(primary),
         action,
-        policy: route_policy(primary, settings),
+        policy,
     })
 }
 

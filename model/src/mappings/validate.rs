@@ -74,6 +74,17 @@ pub(crate) fn validate(mapping: &Mapping) -> Result<(), Problem> {
             )));
         }
     }
+    crate::ip_access::mapping_lists(&spec.ip_allow, &spec.ip_deny).map_err(|e| invalid(e.to_string()))?;
+    // The API server checks this too; a route that lost its token check
+    // would let every request through.
+    if let Some(jwt) = &spec.jwt {
+        let uri_ok = jwt.jwks.uri.as_deref().is_some_and(|u| u.starts_with("https://"));
+        if jwt.jwks.service.is_some() == uri_ok {
+            return Err(invalid(
+                "spec.jwt.jwks needs either service or an https:// uri, not both and not neither".into(),
+            ));
+        }
+    }
     if spec.redirect.as_ref().is_some_and(|r| r.prefix.is_some()) && spec.prefix.is_none() {
         return Err(invalid(
             "spec.redirect.prefix replaces the matched prefix: the Mapping needs spec.prefix".into(),

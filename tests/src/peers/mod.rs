@@ -1,10 +1,12 @@
 //! Real peers of a Gateway for end-to-end tests, each written here and run on
 //! a test host behind a Service: an external authorization service (HTTP and
 //! gRPC), a rate limit service, an OTLP collector (traces and logs), a Zipkin
-//! collector, a TLS upstream that records the client certificate it saw, and
-//! a TLS client that reports what the server presented.
+//! collector, a TLS upstream that records the client certificate it saw, a TLS
+//! client that reports what the server presented, and a JSON Web Key Set
+//! server with its signing key.
 
 pub mod auth;
+pub mod jwks;
 pub mod otlp;
 pub mod ratelimit;
 pub mod tls_client;

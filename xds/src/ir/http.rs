@@ -12,6 +12,8 @@ pub struct HttpOptions {
     pub server_name: Option<String>,
     /// Bodies of Envoy's own answers, by status.
     pub error_responses: Vec<ErrorResponse>,
+    /// The Gateway's client address lists; `None`: no lists.
+    pub ip_access: Option<IpAccess>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -51,4 +53,20 @@ pub enum BodyLimit {
     /// No limit: the body streams to the upstream.
     Unlimited,
     Bytes(u32),
+}
+
+/// Which client addresses may send requests. A request passes when its
+/// client is in `allow` (if set) and in no range of `deny`.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct IpAccess {
+    /// `None`: every address; `Some` of an empty list: none.
+    pub allow: Option<Vec<Cidr>>,
+    pub deny: Vec<Cidr>,
+}
+
+/// An address range; a single address has the full prefix length.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Cidr {
+    pub address: std::net::IpAddr,
+    pub prefix_len: u32,
 }

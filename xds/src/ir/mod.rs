@@ -7,6 +7,7 @@
 mod gateway;
 mod http;
 mod identity;
+mod jwt;
 mod listener;
 mod observe;
 mod route;
@@ -16,8 +17,9 @@ mod upstream;
 mod validate;
 
 pub use gateway::{Gateway, Touched};
-pub use http::{BodyLimit, Compression, CompressionAlgorithm, ErrorResponse, HttpOptions};
+pub use http::{BodyLimit, Cidr, Compression, CompressionAlgorithm, ErrorResponse, HttpOptions, IpAccess};
 pub use identity::ObjectRef;
+pub use jwt::JwtAuth;
 pub use listener::{Listener, ListenerProtocol, Secret, SecretMaterial, ServerTls, TlsVersion};
 pub use observe::{AccessLog, Observability, OtlpLog, Tracer, Tracing};
 pub use route::{

@@ -219,6 +219,10 @@ pub struct RoutePolicy {
     pub no_compression: bool,
     /// The route's own request body limit, else the listener's.
     pub body_limit: Option<super::BodyLimit>,
+    /// The Mapping's client address lists, judged after the listener's.
+    pub ip_access: Option<super::IpAccess>,
+    /// A valid JSON Web Token is required.
+    pub jwt: Option<super::JwtAuth>,
 }
 
 /// One entry of a rate limit descriptor.

@@ -67,6 +67,9 @@ pub fn connection_manager(
     http: &ir::HttpOptions,
 ) -> HttpConnectionManager {
     let mut http_filters = http_edge::leading_filters(http);
+    // Refused client addresses cost nothing further: before CORS, auth and
+    // rate limits.
+    http_filters.extend(super::access::rbac_filters(http));
     http_filters.push(HttpFilter {
         name: CORS.into(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Cors::default()))),
@@ -84,6 +87,9 @@ pub fn connection_manager(
         }))),
         ..HttpFilter::default()
     });
+    // After the local rate limit (a flood of bad tokens costs no key set
+    // fetch), before auth services (which may read the claims' headers).
+    http_filters.push(super::jwt::jwt_filter(services.jwt));
     // A namespace's own services come just before the Gateway-wide one of
     // their kind, and only on its routes: Envoy creates a disabled filter
     // only for a request whose route enables it, and decides that once, on

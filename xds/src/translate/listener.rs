@@ -37,6 +37,8 @@ pub struct HttpServices<'a> {
     pub namespace_auth: &'a BTreeMap<String, ir::AuthService>,
     pub namespace_rate_limit: &'a BTreeMap<String, ir::RateLimitService>,
     pub observability: &'a ir::Observability,
+    /// The token providers the listener's routes require, by name.
+    pub jwt: &'a BTreeMap<&'a str, &'a ir::JwtAuth>,
 }
 
 /// The listener, and the names of the SDS secrets it needs. `tcp_routes` are

@@ -7,10 +7,12 @@
 //! that changed. Names come from object
 //! identity: a listener's name, an upstream's name, a route's [`crate::ir::RouteId`].
 
+mod access;
 mod cluster;
 mod encode;
 mod filters;
 mod http_edge;
+mod jwt;
 mod listener;
 mod observe;
 mod order;
@@ -113,6 +115,9 @@ pub struct Translator {
     /// Listeners whose route config was emitted (and must be removed with them).
     route_configs: BTreeSet<String>,
     by_listener: BTreeMap<String, ListenerRoutes>,
+    /// The token providers the routes of each listener require, with how
+    /// many routes require each: the listener's jwt_authn filter holds them.
+    jwt_providers: BTreeMap<String, BTreeMap<String, (ir::JwtAuth, usize)>>,
     upstreams: BTreeMap<String, ir::Upstream>,
     endpoints: HashMap<String, Vec<ir::Endpoint>>,
     secrets: BTreeMap<String, ir::Secret>,
@@ -407,6 +412,18 @@ impl Translator {
         for c in &translated.clusters {
             *lr.cluster_refs.entry(c.clone()).or_default() += 1;
         }
+        if let Some(jwt) = &translated.ir.policy.jwt {
+            let listener = &translated.ir.listener;
+            let providers = self.jwt_providers.entry(listener.clone()).or_default();
+            let (_, count) = providers
+                .entry(jwt.provider.clone())
+                .or_insert_with(|| (jwt.clone(), 0));
+            *count += 1;
+            // A new provider changes the listener's filter.
+            if *count == 1 {
+                self.dirty.listeners.insert(listener.clone());
+            }
+        }
         if !self.dirty.route_configs.contains(&translated.ir.listener) {
             self.dirty.route_configs.insert(translated.ir.listener.clone());
         }
@@ -429,6 +446,19 @@ impl Translator {
                         lr.cluster_refs.remove(c);
                     }
                 }
+            }
+        }
+        if let Some(jwt) = &old.ir.policy.jwt
+            && let Some(providers) = self.jwt_providers.get_mut(&old.ir.listener)
+            && let Some((_, count)) = providers.get_mut(&jwt.provider)
+        {
+            *count -= 1;
+            if *count == 0 {
+                providers.remove(&jwt.provider);
+                self.dirty.listeners.insert(old.ir.listener.clone());
+            }
+            if providers.is_empty() {
+                self.jwt_providers.remove(&old.ir.listener);
             }
         }
         self.dirty.route_configs.insert(old.ir.listener);
@@ -511,12 +541,20 @@ impl Translator {
             .values()
             .filter(|r| r.listener == l.name)
             .collect();
+        let jwt: BTreeMap<&str, &ir::JwtAuth> = self
+            .jwt_providers
+            .get(&l.name)
+            .into_iter()
+            .flatten()
+            .map(|(name, (jwt, _))| (name.as_str(), jwt))
+            .collect();
         let services = listener::HttpServices {
             auth: self.auth.as_ref(),
             rate_limit: self.rate_limit.as_ref(),
             namespace_auth: &self.namespace_auth,
             namespace_rate_limit: &self.namespace_rate_limit,
             observability: &self.observability,
+            jwt: &jwt,
         };
         let (proto, secrets) = listener::listener_proto(l, &services, &tcp_routes);
         let mut references: Vec<(ResourceType, Arc<str>)> = secrets
@@ -540,10 +578,13 @@ impl Translator {
         let auth = self.auth.iter().chain(self.namespace_auth.values());
         let rate_limit = self.rate_limit.iter().chain(self.namespace_rate_limit.values());
         let collectors = self.observability.collectors().map(|c| (c, &l.origin));
+        // Key sets are fetched from these.
+        let jwks = jwt.values().map(|j| (&j.jwks_upstream, &l.origin));
         let services = auth
             .map(|a| (&a.upstream, &a.origin))
             .chain(rate_limit.map(|r| (&r.upstream, &r.origin)))
             .chain(collectors)
+            .chain(jwks)
             .filter(|_| http);
         origins.extend(l.tls.iter().map(|t| (&t.origin, t.certificate.as_str())));
         for (upstream, object) in services {

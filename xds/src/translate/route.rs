@@ -81,6 +81,8 @@ pub fn route_proto(r: &ir::Route) -> (route::Route, BTreeMap<String, Any>) {
     }
     add_namespace_filters(r, &mut per_filter);
     super::http_edge::add_route_overrides(&r.policy, &mut per_filter);
+    super::access::add_route_rbac(&r.policy, &mut per_filter);
+    super::jwt::add_route_jwt(&r.policy, &mut per_filter);
     if let Some(limit) = &p.local_rate_limit {
         per_filter.insert(
             filters::LOCAL_RATELIMIT.to_owned(),

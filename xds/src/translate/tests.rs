@@ -1033,6 +1033,7 @@ fn http_options_put_grpc_web_and_compressors_first_and_the_body_limit_before_the
         max_request_body_bytes: Some(4096),
         server_name: Some("shop-edge".into()),
         error_responses: Vec::new(),
+        ip_access: None,
     };
     let updates = t.translate([Change::UpsertListener(l)]);
     let names: Vec<(String, bool)> = http_filters(&updates);
@@ -1043,8 +1044,10 @@ fn http_options_put_grpc_web_and_compressors_first_and_the_body_limit_before_the
             named("envoy.filters.http.grpc_web", false),
             named("envoy.filters.http.compressor.brotli", false),
             named("envoy.filters.http.compressor.gzip", false),
+            named("rbac/route", true),
             named("envoy.filters.http.cors", false),
             named("envoy.filters.http.local_ratelimit", false),
+            named("envoy.filters.http.jwt_authn", true),
             named("envoy.filters.http.buffer", false),
             named("envoy.filters.http.router", false),
         ]
@@ -1344,8 +1347,10 @@ fn a_namespaces_services_are_filters_disabled_in_the_chain_before_the_gateway_wi
     assert_eq!(
         filters,
         [
+            named("rbac/route", true),
             named("envoy.filters.http.cors", false),
             named("envoy.filters.http.local_ratelimit", false),
+            named("envoy.filters.http.jwt_authn", true),
             named("ext_authz/rogue", true),
             named("envoy.filters.http.ext_authz", false),
             named("ratelimit/rogue", true),
@@ -1465,7 +1470,7 @@ fn a_namespace_service_coming_or_going_sends_the_listeners_and_no_route() {
     assert_eq!(plain(&before), plain(&after), "the route did not change");
     assert_eq!(
         http_filters(&t.translate([Change::UpsertListener(sample::listener("http", 8081))])).len(),
-        6,
+        8,
         "only the Gateway-wide filters are left"
     );
 }
@@ -1497,4 +1502,119 @@ fn listener_with_a_namespaces_services() {
         .cloned()
         .expect("the route");
     golden("route_namespace_filters", &render_route(route));
+}
+
+fn cidr(address: &str, prefix_len: u32) -> ir::Cidr {
+    ir::Cidr {
+        address: address.parse().expect("an address"),
+        prefix_len,
+    }
+}
+
+#[test]
+fn route_ip_access() {
+    feature("ip_access", |r| {
+        r.policy.ip_access = Some(ir::IpAccess {
+            allow: Some(vec![cidr("198.51.100.0", 24)]),
+            deny: vec![cidr("198.51.100.9", 32), cidr("2001:db8::", 32)],
+        });
+    });
+}
+
+#[test]
+fn a_gateways_address_lists_come_first_and_the_routes_filter_waits_disabled() {
+    let mut t = Translator::new();
+    let mut l = sample::listener("http", 8080);
+    l.http.ip_access = Some(ir::IpAccess {
+        allow: Some(Vec::new()),
+        deny: vec![cidr("203.0.113.0", 24)],
+    });
+    let updates = t.translate([Change::UpsertListener(l)]);
+    let names = http_filters(&updates);
+    assert_eq!(
+        names[..3],
+        [
+            ("rbac/gateway".to_string(), false),
+            ("rbac/route".to_string(), true),
+            ("envoy.filters.http.cors".to_string(), false),
+        ]
+    );
+    let listener = Listener::decode(&*one(&updates, ResourceType::Listener).body).expect("Listener");
+    golden("listener_ip_access", &render_listener(listener));
+}
+
+#[test]
+fn a_listener_holds_the_token_providers_its_routes_require_while_any_does() {
+    use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::JwtAuthentication;
+
+    let jwt = |provider: &str| ir::JwtAuth {
+        provider: provider.into(),
+        issuer: "https://id.example.com".into(),
+        audiences: vec!["api".into()],
+        jwks_upstream: "shop/keys:80".into(),
+        jwks_uri: "http://keys.shop.svc:80/jwks.json".into(),
+        claim_to_headers: vec![("sub".into(), "x-user".into())],
+        forward: false,
+    };
+    let with_jwt = |name: &str, provider: &str| {
+        let mut r = sample::route(name, "shop.example.com", &format!("/{name}/"), "default/echo:80");
+        r.policy.jwt = Some(jwt(provider));
+        r
+    };
+    let providers = |updates: &[ResourceUpdate]| -> Vec<String> {
+        let listener = Listener::decode(&*one(updates, ResourceType::Listener).body).expect("Listener");
+        let Some(filter::ConfigType::TypedConfig(any)) = &listener.filter_chains[0].filters[0].config_type
+        else {
+            panic!("an HCM");
+        };
+        let hcm = HttpConnectionManager::decode(any.value.as_slice()).expect("HCM");
+        let filter = hcm
+            .http_filters
+            .iter()
+            .find(|f| f.name == "envoy.filters.http.jwt_authn")
+            .expect("the jwt_authn filter is in every chain");
+        assert!(filter.disabled, "only routes that require a token enable it");
+        let Some(envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType::TypedConfig(any)) = &filter.config_type else {
+            panic!("a typed config");
+        };
+        let config = JwtAuthentication::decode(any.value.as_slice()).expect("JwtAuthentication");
+        let mut names: Vec<String> = config.providers.keys().cloned().collect();
+        names.sort();
+        let mut required: Vec<String> = config.requirement_map.keys().cloned().collect();
+        required.sort();
+        assert_eq!(names, required, "a requirement per provider");
+        names
+    };
+    let mut t = Translator::new();
+    let first = t.translate(base().into_iter().chain([
+        Change::UpsertRoute(with_jwt("a", "shop/jwt-1")),
+        Change::UpsertRoute(with_jwt("b", "shop/jwt-1")),
+        Change::UpsertRoute(with_jwt("c", "rogue/jwt-2")),
+    ]));
+    assert_eq!(providers(&first), ["rogue/jwt-2", "shop/jwt-1"]);
+    let listener = one(&first, ResourceType::Listener);
+    assert!(
+        listener
+            .references
+            .contains(&(ResourceType::Cluster, Arc::from("shop/keys:80"))),
+        "the key set's cluster comes before the listener: {:?}",
+        listener.references
+    );
+    let route = route_config(&first).virtual_hosts[0]
+        .routes
+        .iter()
+        .find(|r| r.name.contains("/a"))
+        .cloned()
+        .expect("route a");
+    golden("route_jwt", &render_route(route));
+
+    // One of two routes of a provider goes: the listener stays as it was.
+    let second = t.translate([Change::RemoveRoute(with_jwt("a", "shop/jwt-1").id)]);
+    assert!(
+        upserts(&second).iter().all(|r| r.kind != ResourceType::Listener),
+        "no listener update while a route still requires the provider"
+    );
+    // The last goes: so does the provider.
+    let third = t.translate([Change::RemoveRoute(with_jwt("b", "shop/jwt-1").id)]);
+    assert_eq!(providers(&third), ["rogue/jwt-2"]);
 }

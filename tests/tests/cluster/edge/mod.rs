@@ -1,9 +1,10 @@
 //! The edge of a Gateway end to end, with real Envoy and real peers: TLS
 //! termination (TLSContext), cleartext handling, external authorization
 //! (AuthService), rate limiting (RateLimitService, localRateLimit), TCP and
-//! SNI routing (TCPMapping), access logs, tracing, TLS to upstreams, and the
-//! client's address behind load balancers.
+//! SNI routing (TCPMapping), access logs, tracing, TLS to upstreams, the
+//! client's address behind load balancers, and access control.
 
+mod access;
 mod auth;
 mod client_address;
 mod http_filters;
