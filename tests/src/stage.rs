@@ -233,6 +233,23 @@ impl Stage {
         .await
     }
 
+    /// Labels `namespace` with `label`, valued after this stage's namespace,
+    /// so that no other test's namespace carries it.
+    pub fn label_namespace(&self, namespace: &str, label: &str) {
+        self.env.control_plane.kubectl(&[
+            "label",
+            "namespace",
+            namespace,
+            &format!("{label}={}", self.env.namespace),
+        ]);
+    }
+
+    /// `allowedRoutes.namespaces` admitting the namespaces
+    /// [`Stage::label_namespace`] labelled with `label`.
+    pub fn admits_labelled(&self, label: &str) -> Value {
+        json!({ "from": "Selector", "selector": { "matchLabels": { label: self.env.namespace } } })
+    }
+
     /// Waits until the object's current generation is `Programmed=True`:
     /// every Envoy runs what was just applied.
     pub async fn programmed_now(&self, kind: &str, name: &str) -> Value {

@@ -120,17 +120,12 @@ async fn a_mapping_of_another_namespace_cannot_widen_the_gateways_lists() {
     // Valued after the stage's namespace, so that no other test's namespace is admitted.
     let label = "legate-test-ip-lists";
     for namespace in [&stage.env.namespace, &tenant.namespace] {
-        stage.env.control_plane.kubectl(&[
-            "label",
-            "namespace",
-            namespace,
-            &format!("{label}={}", stage.env.namespace),
-        ]);
+        stage.label_namespace(namespace, label);
     }
     gateway_with_lists(
         &stage,
         json!({ "ipDeny": ["198.51.100.66", "203.0.113.0/24"] }),
-        json!({ "from": "Selector", "selector": { "matchLabels": { label: stage.env.namespace } } }),
+        stage.admits_labelled(label),
     )
     .await;
     stage
@@ -333,18 +328,12 @@ async fn another_namespaces_mapping_with_the_same_issuer_shares_nothing_and_a_mi
     let tenant = TestEnv::new().await;
     let label = "legate-test-jwt-tenants";
     for namespace in [&stage.env.namespace, &tenant.namespace] {
-        stage.env.control_plane.kubectl(&[
-            "label",
-            "namespace",
-            namespace,
-            &format!("{label}={}", stage.env.namespace),
-        ]);
+        stage.label_namespace(namespace, label);
     }
     gateway(
         &stage,
         &[],
-        json!({ "allowedRoutes": { "namespaces": {
-            "from": "Selector", "selector": { "matchLabels": { label: stage.env.namespace } } } } }),
+        json!({ "allowedRoutes": { "namespaces": stage.admits_labelled(label) } }),
     )
     .await;
     let shop_key = SigningKey::generate("shared-kid");

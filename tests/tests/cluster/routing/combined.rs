@@ -157,12 +157,7 @@ async fn two_hundred_mappings_in_twenty_namespaces_on_fifty_hosts_each_answer_as
     let mut envs = Vec::new();
     for _ in 0..NAMESPACES {
         let env = TestEnv::new().await;
-        stage.env.control_plane.kubectl(&[
-            "label",
-            "namespace",
-            &env.namespace,
-            &format!("{label}={}", stage.env.namespace),
-        ]);
+        stage.label_namespace(&env.namespace, label);
         service(&env, "quote", &[&stage.host.addr().to_string()], 8080).await;
         envs.push(env);
     }
@@ -171,8 +166,7 @@ async fn two_hundred_mappings_in_twenty_namespaces_on_fifty_hosts_each_answer_as
         "spec": {
             "serviceType": "ClusterIP", "replicas": 1,
             "listeners": [{ "name": "http", "port": stage.port, "protocol": "HTTP" }],
-            "allowedRoutes": { "namespaces": { "from": "Selector",
-                "selector": { "matchLabels": { label: stage.env.namespace } } } },
+            "allowedRoutes": { "namespaces": stage.admits_labelled(label) },
         }
     });
     apply(&stage.env.client, &stage.env.namespace, &gateway)

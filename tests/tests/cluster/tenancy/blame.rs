@@ -20,7 +20,7 @@ use legate_xds::resource::ResourceType;
 use serde_json::json;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use super::{admits_labelled, assert_shop_answers, shop_and_rogue};
+use super::{assert_shop_answers, shop_and_rogue};
 
 /// A delta ADS client with a Gateway's certificate that ACKs everything but
 /// the route configuration carrying `target`, which it refuses naming it.
@@ -156,7 +156,7 @@ async fn a_refusal_forged_by_another_namespaces_gateway_leaves_the_mapping_on_it
         "spec": {
             "serviceType": "ClusterIP", "replicas": 1,
             "listeners": [{ "name": "http", "port": free_port(), "protocol": "HTTP" }],
-            "allowedRoutes": { "namespaces": admits_labelled(&stage, "legate-test-tenancy-blame") },
+            "allowedRoutes": { "namespaces": stage.admits_labelled("legate-test-tenancy-blame") },
         }
     });
     apply(&rogue.client, &rogue.namespace, &rogue_gateway)

@@ -9,7 +9,7 @@ use legate_tests::net::{eventually, free_port};
 use legate_tests::stage::{PATIENCE, Stage};
 use serde_json::{Value, json};
 
-use super::{admits_labelled, assert_shop_answers, shop_and_rogue};
+use super::{assert_shop_answers, shop_and_rogue};
 
 const SHOP_HOST: &str = "shop.example.com";
 
@@ -43,7 +43,7 @@ async fn gateway(stage: &Stage, label: &str, listeners: Value, more: Value) {
     let mut spec = json!({
         "serviceType": "ClusterIP", "replicas": 1,
         "listeners": listeners,
-        "allowedRoutes": { "namespaces": admits_labelled(stage, label) },
+        "allowedRoutes": { "namespaces": stage.admits_labelled(label) },
     });
     if let (Some(spec), Some(more)) = (spec.as_object_mut(), more.as_object()) {
         spec.extend(more.clone());

@@ -13,7 +13,7 @@ use legate_tests::pki::{Ca, tls_secret};
 use legate_tests::stage::{PATIENCE, Stage};
 use serde_json::{Value, json};
 
-use super::{REQUESTS, admits_labelled, label_namespace};
+use super::REQUESTS;
 
 const HOST: &str = "shop.example.com";
 
@@ -97,8 +97,8 @@ async fn a_gateway_of_another_namespace_that_admits_the_team_receives_none_of_it
     // this test's namespaces carry, so no other test's objects attach).
     let rogue = TestEnv::new().await;
     let label = "legate-test-tenancy-keys";
-    label_namespace(&stage, &shop.namespace, label);
-    let admits_shop = admits_labelled(&stage, label);
+    stage.label_namespace(&shop.namespace, label);
+    let admits_shop = stage.admits_labelled(label);
     let (rogue_http, rogue_https) = (free_port(), free_port());
     apply(
         &rogue.client,

@@ -12,26 +12,10 @@ mod upstreams;
 use legate_tests::TestEnv;
 use legate_tests::api::apply;
 use legate_tests::stage::Stage;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Requests the first namespace sends once the attempt reached the operator.
 const REQUESTS: usize = 30;
-
-/// Labels `namespace` with `label`, valued after the stage's namespace (so
-/// that no other test's namespace carries it).
-fn label_namespace(stage: &Stage, namespace: &str, label: &str) {
-    stage.env.control_plane.kubectl(&[
-        "label",
-        "namespace",
-        namespace,
-        &format!("{label}={}", stage.env.namespace),
-    ]);
-}
-
-/// `allowedRoutes.namespaces` admitting the namespaces [`label_namespace`] labelled.
-fn admits_labelled(stage: &Stage, label: &str) -> Value {
-    json!({ "from": "Selector", "selector": { "matchLabels": { label: stage.env.namespace } } })
-}
 
 /// A stage whose Gateway admits its own namespace and a second one (the
 /// tenant returned, and no other test's), with the shop's route
@@ -40,14 +24,14 @@ async fn shop_and_rogue(label: &str) -> (Stage, TestEnv) {
     let stage = Stage::new().await;
     let rogue = TestEnv::new().await;
     for namespace in [&stage.env.namespace, &rogue.namespace] {
-        label_namespace(&stage, namespace, label);
+        stage.label_namespace(namespace, label);
     }
     let gateway = json!({
         "apiVersion": "legate.dev/v1alpha1", "kind": "Gateway", "metadata": { "name": "edge" },
         "spec": {
             "serviceType": "ClusterIP", "replicas": 1,
             "listeners": [{ "name": "http", "port": stage.port, "protocol": "HTTP" }],
-            "allowedRoutes": { "namespaces": admits_labelled(&stage, label) },
+            "allowedRoutes": { "namespaces": stage.admits_labelled(label) },
         }
     });
     apply(&stage.env.client, &stage.env.namespace, &gateway)
