@@ -141,7 +141,7 @@ pub fn connection_manager(
             http_connection_manager::ServerHeaderTransformation::PassThrough as i32
         },
         http_filters,
-        local_reply_config: http_edge::local_reply_config(http),
+        local_reply_config: http_edge::local_reply_config(http, !services.jwt.is_empty()),
         access_log: observe::access_logs(services.observability),
         tracing: services.observability.tracing.as_ref().map(observe::tracer),
         ..HttpConnectionManager::default()

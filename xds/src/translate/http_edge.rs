@@ -151,15 +151,15 @@ pub fn add_route_overrides(p: &ir::RoutePolicy, per_filter: &mut BTreeMap<String
 
 /// Envoy's own answers with a listed status get the Gateway's body and
 /// content type; the status stays. Upstreams' answers are not local replies,
-/// so they pass untouched.
-pub fn local_reply_config(http: &ir::HttpOptions) -> Option<LocalReplyConfig> {
-    if http.error_responses.is_empty() {
-        return None;
-    }
-    let mappers = http
-        .error_responses
-        .iter()
-        .map(|e| ResponseMapper {
+/// so they pass untouched. On a listener with token checks, a token refused
+/// for its audience answers 401 like every other refused token (first: the
+/// first mapper that matches is the only one applied).
+pub fn local_reply_config(http: &ir::HttpOptions, token_checks: bool) -> Option<LocalReplyConfig> {
+    let body_of = |status: u16| http.error_responses.iter().find(|e| e.status == status);
+    let audience = token_checks.then(|| super::jwt::audience_refusal(body_of(401)));
+    let mappers: Vec<ResponseMapper> = audience
+        .into_iter()
+        .chain(http.error_responses.iter().map(|e| ResponseMapper {
             filter: Some(AccessLogFilter {
                 filter_specifier: Some(access_log_filter::FilterSpecifier::StatusCodeFilter(
                     StatusCodeFilter {
@@ -174,23 +174,34 @@ pub fn local_reply_config(http: &ir::HttpOptions) -> Option<LocalReplyConfig> {
                     },
                 )),
             }),
-            body: Some(DataSource {
-                specifier: Some(data_source::Specifier::InlineString(e.body.clone())),
-                ..DataSource::default()
-            }),
-            body_format_override: Some(SubstitutionFormatString {
-                format: Some(substitution_format_string::Format::TextFormatSource(DataSource {
-                    specifier: Some(data_source::Specifier::InlineString("%LOCAL_REPLY_BODY%".into())),
-                    ..DataSource::default()
-                })),
-                content_type: e.content_type.clone(),
-                ..SubstitutionFormatString::default()
-            }),
-            ..ResponseMapper::default()
-        })
+            ..with_body(e)
+        }))
         .collect();
+    if mappers.is_empty() {
+        return None;
+    }
     Some(LocalReplyConfig {
         mappers,
         ..LocalReplyConfig::default()
     })
+}
+
+/// A mapper's body and content type from an error response (the filter is
+/// the caller's).
+pub fn with_body(e: &ir::ErrorResponse) -> ResponseMapper {
+    ResponseMapper {
+        body: Some(DataSource {
+            specifier: Some(data_source::Specifier::InlineString(e.body.clone())),
+            ..DataSource::default()
+        }),
+        body_format_override: Some(SubstitutionFormatString {
+            format: Some(substitution_format_string::Format::TextFormatSource(DataSource {
+                specifier: Some(data_source::Specifier::InlineString("%LOCAL_REPLY_BODY%".into())),
+                ..DataSource::default()
+            })),
+            content_type: e.content_type.clone(),
+            ..SubstitutionFormatString::default()
+        }),
+        ..ResponseMapper::default()
+    }
 }

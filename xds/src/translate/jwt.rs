@@ -7,15 +7,19 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use envoy_types::pb::envoy::config::core::v3::{HttpUri, http_uri};
+use envoy_types::pb::envoy::config::accesslog::v3::{
+    AccessLogFilter, ExtensionFilter, access_log_filter, extension_filter,
+};
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption, HttpUri, http_uri};
+use envoy_types::pb::envoy::extensions::access_loggers::filters::cel::v3::ExpressionFilter;
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
     JwtAuthentication, JwtClaimToHeader, JwtProvider, JwtRequirement, PerRouteConfig, RemoteJwks,
     jwt_provider, jwt_requirement, per_route_config,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpFilter, http_filter,
+    HttpFilter, ResponseMapper, http_filter,
 };
-use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::google::protobuf::{Any, UInt32Value};
 use envoy_types::util::pack_any;
 use prost::Name;
 
@@ -24,6 +28,46 @@ use super::route::duration;
 use crate::ir;
 
 pub const JWT_AUTHN: &str = "envoy.filters.http.jwt_authn";
+
+/// What jwt_authn records as the details of its answer to a valid token
+/// whose `aud` is not among the provider's audiences (its status is 403).
+const AUDIENCE_REFUSED: &str = "jwt_authn_access_denied{Audiences_in_Jwt_are_not_allowed}";
+
+/// A token refused for its audience answers 401 with a challenge, as a
+/// missing, forged or expired one does: to the client it is not a token for
+/// this API, not a lack of permission (RFC 6750 `invalid_token`). Envoy marks
+/// that answer only by its details, so a CEL filter picks it out. With the
+/// Gateway's body for 401, when it has one.
+pub fn audience_refusal(body: Option<&ir::ErrorResponse>) -> ResponseMapper {
+    let filter = AccessLogFilter {
+        filter_specifier: Some(access_log_filter::FilterSpecifier::ExtensionFilter(
+            ExtensionFilter {
+                name: "envoy.access_loggers.extension_filters.cel".into(),
+                config_type: Some(extension_filter::ConfigType::TypedConfig(pack_any(
+                    ExpressionFilter {
+                        expression: format!("response.code_details == '{AUDIENCE_REFUSED}'"),
+                        ..ExpressionFilter::default()
+                    },
+                ))),
+            },
+        )),
+    };
+    let challenge = HeaderValueOption {
+        header: Some(HeaderValue {
+            key: "www-authenticate".into(),
+            value: r#"Bearer error="invalid_token", error_description="the token is not for this audience""#
+                .into(),
+            ..HeaderValue::default()
+        }),
+        ..HeaderValueOption::default()
+    };
+    ResponseMapper {
+        filter: Some(filter),
+        status_code: Some(UInt32Value { value: 401 }),
+        headers_to_add: vec![challenge],
+        ..body.map(super::http_edge::with_body).unwrap_or_default()
+    }
+}
 
 /// How long Envoy waits for a key set, and keeps one it fetched.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(3);

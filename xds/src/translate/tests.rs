@@ -1618,3 +1618,70 @@ fn a_listener_holds_the_token_providers_its_routes_require_while_any_does() {
     let third = t.translate([Change::RemoveRoute(with_jwt("b", "shop/jwt-1").id)]);
     assert_eq!(providers(&third), ["rogue/jwt-2"]);
 }
+
+#[test]
+fn a_token_refused_for_its_audience_answers_401_first_and_with_the_gateways_body() {
+    use envoy_types::pb::envoy::config::accesslog::v3::{access_log_filter, extension_filter};
+    use envoy_types::pb::envoy::config::core::v3::data_source;
+    use envoy_types::pb::envoy::extensions::access_loggers::filters::cel::v3::ExpressionFilter;
+
+    use super::http_edge::local_reply_config;
+
+    let mut http = ir::HttpOptions::default();
+    assert!(local_reply_config(&http, false).is_none(), "nothing to map");
+    let alone = local_reply_config(&http, true).expect("a listener with token checks maps one answer");
+    assert_eq!(alone.mappers.len(), 1);
+    let mapper = &alone.mappers[0];
+    assert_eq!(mapper.status_code.as_ref().map(|c| c.value), Some(401));
+    assert!(
+        mapper.body.is_none(),
+        "without a Gateway body, Envoy's reason stays"
+    );
+    assert!(
+        mapper.headers_to_add.iter().any(|h| h
+            .header
+            .as_ref()
+            .is_some_and(|h| h.key == "www-authenticate" && h.value.contains("invalid_token"))),
+        "a challenge: {mapper:?}"
+    );
+    let Some(access_log_filter::FilterSpecifier::ExtensionFilter(filter)) =
+        mapper.filter.as_ref().and_then(|f| f.filter_specifier.clone())
+    else {
+        panic!("a CEL filter: {mapper:?}");
+    };
+    let Some(extension_filter::ConfigType::TypedConfig(any)) = filter.config_type else {
+        panic!("a typed config");
+    };
+    let cel = ExpressionFilter::decode(any.value.as_slice()).expect("ExpressionFilter");
+    assert!(
+        cel.expression.contains("Audiences_in_Jwt_are_not_allowed"),
+        "only the audience refusal: {}",
+        cel.expression
+    );
+
+    http.error_responses = [401, 404]
+        .into_iter()
+        .map(|status| ir::ErrorResponse {
+            status,
+            body: format!("body {status}"),
+            content_type: "text/plain".into(),
+        })
+        .collect();
+    let with_bodies = local_reply_config(&http, true).expect("mappers");
+    assert_eq!(
+        with_bodies.mappers.len(),
+        3,
+        "the audience's, then one per status"
+    );
+    let first = &with_bodies.mappers[0];
+    assert_eq!(first.status_code.as_ref().map(|c| c.value), Some(401));
+    assert_eq!(
+        first.body.as_ref().and_then(|b| b.specifier.clone()),
+        Some(data_source::Specifier::InlineString("body 401".into())),
+        "the first match is the only one applied, so it carries the Gateway's 401 body"
+    );
+    assert!(
+        with_bodies.mappers[1..].iter().all(|m| m.status_code.is_none()),
+        "the Gateway's mappers keep the status"
+    );
+}

@@ -287,11 +287,18 @@ async fn a_mapping_with_jwt_lets_only_valid_tokens_through_and_hands_their_claim
     stranger["iss"] = json!("https://elsewhere.legate.test");
     let foreign = with_token(&stage, "/secure/orders", Some(&key.sign(&stranger)), &[]).await;
     assert_eq!(foreign.status, 401, "{}", foreign.text());
-    // Authentic, but for another audience: Envoy's 403 (see docs/edge.md).
+    // Authentic, but for another audience: not a token for this API, 401
+    // (Envoy's own answer is 403; the Gateway's local reply rewrites it).
     let elsewhere = key.sign(&claims("alice", "billing"));
     let audience = with_token(&stage, "/secure/orders", Some(&elsewhere), &[]).await;
-    assert_eq!(audience.status, 403, "{}", audience.text());
+    assert_eq!(audience.status, 401, "{}", audience.text());
     assert_eq!(audience.text(), "Audiences in Jwt are not allowed");
+    assert!(
+        audience
+            .header("www-authenticate")
+            .is_some_and(|h| h.contains("invalid_token")),
+        "a challenge: {audience:?}"
+    );
     // Routes without jwt need no token.
     let open = with_token(&stage, "/open/x", None, &[]).await;
     assert_eq!(open.status, 200);
@@ -317,6 +324,13 @@ async fn a_mapping_with_jwt_lets_only_valid_tokens_through_and_hands_their_claim
             .header("www-authenticate")
             .is_some_and(|h| h.starts_with("Bearer")),
         "the challenge stays: {mapped:?}"
+    );
+    let audience = with_token(&stage, "/secure/orders", Some(&elsewhere), &[]).await;
+    assert_eq!(audience.status, 401, "{}", audience.text());
+    assert_eq!(
+        audience.text(),
+        "sign in first",
+        "another audience gets the Gateway's 401 body too"
     );
     let still = with_token(&stage, "/secure/orders", Some(&valid), &[]).await;
     assert_eq!(still.status, 200);
