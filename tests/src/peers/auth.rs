@@ -19,12 +19,9 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::ext_authz::v3::{CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use super::{Seen, Task};
+use super::{Seen, Task, serve_http};
 
 /// The body of a denial.
 pub const DENIED_BODY: &str = "denied by the test auth service";
@@ -69,20 +66,9 @@ impl AuthServer {
     pub fn http(listener: TcpListener) -> AuthServer {
         let checks = Seen::default();
         let seen = checks.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer_http(req, seen.clone()));
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
         AuthServer {
             checks,
-            _task: Task(task),
+            _task: serve_http(listener, move |req| answer_http(req, seen.clone())),
         }
     }
 

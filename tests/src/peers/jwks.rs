@@ -9,15 +9,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::{Seen, Task};
+use super::{Seen, Task, serve_http};
 
 /// An ES256 key pair, made for one test.
 #[derive(Debug)]
@@ -91,33 +88,20 @@ impl JwksServer {
         let seen = fetched.clone();
         let path = path.to_owned();
         let body = Bytes::from(jwks.to_string());
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (seen, path, body) = (seen.clone(), path.clone(), body.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<Incoming>| {
-                        let asked = req.uri().path().to_owned();
-                        seen.push(asked.clone());
-                        let found = asked == path;
-                        let body = if found { body.clone() } else { Bytes::new() };
-                        async move {
-                            let response = hyper::Response::builder()
-                                .status(if found { 200 } else { 404 })
-                                .header("content-type", "application/json")
-                                .body(Full::new(body))
-                                .expect("a valid response");
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let task = serve_http(listener, move |req: hyper::Request<Incoming>| {
+            let asked = req.uri().path().to_owned();
+            seen.push(asked.clone());
+            let found = asked == path;
+            let body = if found { body.clone() } else { Bytes::new() };
+            async move {
+                let response = hyper::Response::builder()
+                    .status(if found { 200 } else { 404 })
+                    .header("content-type", "application/json")
+                    .body(Full::new(body))
+                    .expect("a valid response");
+                Ok::<_, Infallible>(response)
             }
         });
-        JwksServer {
-            fetched,
-            _task: Task(task),
-        }
+        JwksServer { fetched, _task: task }
     }
 }

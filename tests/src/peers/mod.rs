@@ -13,7 +13,17 @@ pub mod tls_client;
 pub mod tls_echo;
 pub mod zipkin;
 
+use std::convert::Infallible;
+use std::future::Future;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use serde_json::json;
+use tokio::net::TcpListener;
 
 use crate::TestEnv;
 use crate::api::apply;
@@ -83,4 +93,23 @@ impl Drop for Task {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on `listener`, each request answered by
+/// `answer`, until the returned task is dropped.
+pub fn serve_http<F, Fut>(listener: TcpListener, answer: F) -> Task
+where
+    F: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<hyper::Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    Task(tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service_fn(answer))
+                    .await;
+            });
+        }
+    }))
 }

@@ -9,13 +9,10 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::{Seen, Task};
+use super::{Seen, Task, serve_http};
 
 /// Where Zipkin servers take spans.
 pub const SPANS_PATH: &str = "/api/v2/spans";
@@ -54,21 +51,8 @@ impl ZipkinCollector {
     pub fn serve(listener: TcpListener) -> ZipkinCollector {
         let spans = Seen::default();
         let seen = spans.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| receive(req, seen.clone()));
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        ZipkinCollector {
-            spans,
-            _task: Task(task),
-        }
+        let task = serve_http(listener, move |req| receive(req, seen.clone()));
+        ZipkinCollector { spans, _task: task }
     }
 }
 
