@@ -34,6 +34,18 @@ pub enum Command {
     /// Print the xDS each Gateway's Envoys would get and every object's
     /// verdict, for objects read from files: no cluster needed.
     Translate(crate::translate::TranslateArgs),
+    /// Which route serves a request and why no other did, from the route
+    /// table Envoy was sent: no traffic needed.
+    #[command(after_long_help = crate::inspect::explain::EXAMPLES)]
+    Explain(crate::inspect::explain::ExplainArgs),
+    /// Each Gateway's route table: per listener and host, the routes in the
+    /// order Envoy tries them, with their owner, match, upstream and status.
+    #[command(after_long_help = crate::inspect::routes::EXAMPLES)]
+    Routes(crate::inspect::routes::RoutesArgs),
+    /// Convert Emissary-ingress (getambassador.io) objects into Legate
+    /// objects, saying what changed or was dropped, per object.
+    #[command(after_long_help = crate::import::EXAMPLES)]
+    Import(crate::import::ImportArgs),
     /// Print the version of legate, its API and the Envoy it targets.
     Version,
 }

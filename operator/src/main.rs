@@ -6,6 +6,8 @@ mod controllers;
 mod engine;
 mod fleet;
 mod health;
+mod import;
+mod inspect;
 mod leader;
 mod liveness;
 mod metrics;
@@ -41,6 +43,9 @@ fn main() -> ExitCode {
         Command::Crds { write } => crds(write),
         Command::Bootstrap(args) => bootstrap(&args),
         Command::Translate(args) => translate::main(&args),
+        Command::Explain(args) => inspect::explain::main(&args),
+        Command::Routes(args) => inspect::routes::main(&args),
+        Command::Import(args) => import::main(&args),
         Command::Run(args) => run::main(*args),
     }
 }

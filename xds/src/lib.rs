@@ -48,6 +48,8 @@ pub mod sample;
 #[cfg(feature = "envoy")]
 pub mod server;
 #[cfg(feature = "envoy")]
+pub mod table;
+#[cfg(feature = "envoy")]
 pub mod translate;
 
 /// The Envoy release whose API this crate speaks and whose binary the tests run.

@@ -15,11 +15,11 @@ mod http_edge;
 mod jwt;
 mod listener;
 mod observe;
-mod order;
+pub(crate) mod order;
 mod route;
 mod route_config;
 mod secret;
-mod vhosts;
+pub(crate) mod vhosts;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -376,12 +376,7 @@ impl Translator {
         }
         self.remove_route(&r.id);
         let encoded = route::encode_route(&r);
-        let mut patterns: Vec<String> = r.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect();
-        if patterns.is_empty() {
-            patterns.push("*".into());
-        }
-        patterns.sort();
-        patterns.dedup();
+        let patterns = vhosts::host_patterns(&r);
         let hash = hash_bytes(&encoded.body);
         let part = r.id.as_arc();
         let origins = std::iter::once(&r.origin)

@@ -34,6 +34,18 @@ pub struct VirtualHosts {
 /// The namespace a route serves for; `None`: the Gateway's own.
 pub type Tenant = Option<Arc<str>>;
 
+/// The virtual host patterns a route goes into by its own hostnames:
+/// lowercased, each once; `*` for a route that names none.
+pub fn host_patterns(route: &crate::ir::Route) -> Vec<String> {
+    let mut patterns: Vec<String> = route.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect();
+    if patterns.is_empty() {
+        patterns.push("*".into());
+    }
+    patterns.sort();
+    patterns.dedup();
+    patterns
+}
+
 /// Does host pattern `pattern` cover hostname (or narrower pattern) `host`?
 pub fn covers(pattern: &str, host: &str) -> bool {
     if pattern == "*" || pattern == host {
@@ -161,7 +173,7 @@ impl VirtualHosts {
         self.encoded.iter().map(|(h, e)| (h.clone(), e.clone())).collect()
     }
 
-    #[cfg(test)]
+    /// Every virtual host's hostname pattern, in order.
     pub fn hostnames(&self) -> impl Iterator<Item = &str> {
         self.encoded.keys().map(String::as_str)
     }
