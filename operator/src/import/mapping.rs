@@ -543,7 +543,20 @@ fn health_check(mut f: Fields, report: &mut DocReport) -> Option<HealthCheck> {
             .and_then(|t| super::fields::seconds(&t))
             .map(Duration)
     };
-    let interval = duration(&mut f, "interval", report);
+    let mut interval = duration(&mut f, "interval", report);
+    if let Some(d) = interval
+        .as_ref()
+        .filter(|d| d.to_std().is_ok_and(|s| s < std::time::Duration::from_secs(1)))
+    {
+        report.changed(
+            f.at("interval"),
+            format!(
+                "{}: Legate checks at most once a second (every Envoy checks every endpoint): 1s",
+                d.as_str()
+            ),
+        );
+        interval = Some(Duration::new("1s"));
+    }
     let timeout = duration(&mut f, "timeout", report);
     let healthy = f.integer("healthy_threshold", report).map(policy::clamp_i32);
     let unhealthy = f.integer("unhealthy_threshold", report).map(policy::clamp_i32);
@@ -565,8 +578,13 @@ fn health_check(mut f: Fields, report: &mut DocReport) -> Option<HealthCheck> {
             let (min, max) = (r.integer("min", report), r.integer("max", report));
             r.finish("a status range", report);
             if let (Some(min), Some(max)) = (min, max) {
-                // Envoy's ranges are half-open, [min, max).
-                statuses.extend((min.max(100)..max.min(600)).map(policy::clamp_i32));
+                // Envoy's ranges are half-open, [min, max); Legate lists
+                // statuses, so a range becomes its registered statuses.
+                statuses.extend(
+                    (min.max(100)..max.min(600))
+                        .map(policy::clamp_i32)
+                        .filter(|s| policy::ENVOY_STATUSES.contains(s)),
+                );
             }
         }
         h.drop(

@@ -219,6 +219,10 @@ pub fn convert(
     out.proxy_protocol = f.boolean("use_proxy_proto", report).unwrap_or(false);
     if let Some(port) = f.integer("service_port", report) {
         out.service_port = i32::try_from(port).ok().filter(|p| (1..=65535).contains(p));
+        report.changed(
+            "spec.config.service_port",
+            format!("{port}: the port of the Gateway's HTTP listener when no Listener is imported; imported Listeners set the ports otherwise"),
+        );
     }
     if f.boolean("use_remote_address", report) == Some(false) {
         report.changed(
@@ -255,7 +259,27 @@ pub fn convert(
 
 fn compression(gzip: &mut Fields, report: &mut DocReport) -> Compression {
     let min = gzip.integer("min_content_length", report).map(policy::clamp_i32);
-    let types = gzip.strings("content_type", report);
+    let types = gzip
+        .strings("content_type", report)
+        .into_iter()
+        .filter(|t| {
+            let plain = t.split_once('/').is_some_and(|(a, b)| {
+                let ok = |s: &str| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".+-".contains(c))
+                };
+                ok(a) && ok(b)
+            });
+            if !plain {
+                report.dropped(
+                    "spec.config.gzip.content_type",
+                    format!("{t:?}: Legate lists media types without parameters"),
+                );
+            }
+            plain
+        })
+        .collect();
     for key in [
         "compression_level",
         "compression_strategy",

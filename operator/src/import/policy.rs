@@ -183,6 +183,13 @@ pub fn keepalive(mut f: Fields, report: &mut DocReport) -> TcpKeepalive {
     keepalive
 }
 
+/// The statuses Envoy can send (Legate's AuthService `statusOnError` accepts these).
+pub const ENVOY_STATUSES: &[i32] = &[
+    100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401,
+    402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424, 426,
+    428, 429, 431, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+];
+
 pub fn clamp_i32(n: i64) -> i32 {
     i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
 }

@@ -12,7 +12,7 @@ use super::fields::{Fields, millis};
 use super::hostname::glob;
 use super::labels::EMISSARY_DOMAIN;
 use super::object::Emissary;
-use super::policy::clamp_i32;
+use super::policy::{ENVOY_STATUSES, clamp_i32};
 use super::report::DocReport;
 use super::service::upstream;
 
@@ -102,9 +102,17 @@ pub fn auth_service(
         });
     }
     let status_on_error = spec.object("status_on_error", report).and_then(|mut s| {
-        let code = s.integer("code", report);
+        let code = s.integer("code", report).map(clamp_i32);
+        if let Some(c) = code.filter(|c| !ENVOY_STATUSES.contains(c)) {
+            report.dropped(
+                s.at("code"),
+                format!("{c} is not a status Envoy can send; Legate's default 403 applies"),
+            );
+            s.finish("status_on_error", report);
+            return None;
+        }
         s.finish("status_on_error", report);
-        code.map(clamp_i32)
+        code
     });
     if service.starts_with("https://") && protocol == AuthProtocol::Grpc {
         service = service.replacen("https://", "http://", 1);
