@@ -169,9 +169,17 @@ pub fn convert(mut object: Emissary, ctx: &Context, report: &mut DocReport) -> R
     for (key, why) in DROPPED {
         spec.drop(key, why, report);
     }
-    for key in ["v2ExplicitTLS", "v2BoolHeaders", "v2BoolQueryParameters"] {
-        spec.ignore(key); // how Emissary spelled a v2 object it converted: no meaning
+    // How Emissary spelled a v2 object it converted to v3alpha1: the names of
+    // headers and query parameters that were `true` (present) in v2.
+    for name in spec.strings("v2BoolHeaders", report) {
+        out.headers.remove(&name);
+        out.regex_headers.insert(name, ".*".into());
     }
+    for name in spec.strings("v2BoolQueryParameters", report) {
+        out.query_parameters.remove(&name);
+        out.regex_query_parameters.insert(name, ".*".into());
+    }
+    spec.ignore("v2ExplicitTLS"); // the v2 spelling of tls: no meaning
     object.spec.finish("a Mapping", report);
     Ok(Mapping {
         metadata: object.meta(),
