@@ -26,6 +26,8 @@ mod read;
 mod report;
 mod service;
 mod services;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 use std::path::PathBuf;
