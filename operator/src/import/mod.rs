@@ -41,8 +41,8 @@ pub const EXAMPLES: &str = "Examples:
   legate import -f emissary.yaml
 
   # Everything Emissary has in a cluster, into files (and import-report.txt)
-  kubectl get mappings,hosts,listeners,tlscontexts,authservices,ratelimitservices,tcpmappings,modules \\
-      -A -o yaml | legate import -f - --out ./legate
+  kubectl get -A -o yaml $(kubectl api-resources --api-group=getambassador.io -o name | paste -sd,) \\
+      | legate import -f - --out ./legate
 
   # Attach every converted object to the Gateway edge of namespace platform
   legate import -f emissary.yaml --gateway platform/edge | kubectl apply -f -";

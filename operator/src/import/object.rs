@@ -133,7 +133,10 @@ pub fn open(value: Value, report: &mut DocReport) -> Result<Emissary, String> {
                 Some(Value::Null) | None => Map::new(),
                 Some(_) => return Err("spec is not an object".into()),
             };
-            if top.remove("status").is_some() {
+            if top
+                .remove("status")
+                .is_some_and(|s| s.as_object().is_some_and(|o| !o.is_empty()))
+            {
                 report.changed(
                     "status",
                     "status is the controller's to write; Legate writes its own conditions",
