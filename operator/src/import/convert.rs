@@ -73,18 +73,18 @@ fn index(documents: &[Document], ctx: &mut Context) {
         let name = value["metadata"]["name"]
             .as_str()
             .or_else(|| value["name"].as_str());
-        if is_emissary(value, "TLSContext") {
-            if let (Some(name), Some(tls)) = (name, tls::origination(spec_of(value), &namespace)) {
-                ctx.origination.insert((namespace.clone(), name.to_string()), tls);
-            }
+        if is_emissary(value, "TLSContext")
+            && let (Some(name), Some(tls)) = (name, tls::origination(spec_of(value), &namespace))
+        {
+            ctx.origination.insert((namespace.clone(), name.to_string()), tls);
         }
-        if is_emissary(value, "Host") {
-            if let Some((context, hostname)) = host::named_tls_context(spec_of(value)) {
-                ctx.host_tls_contexts
-                    .entry((namespace, context))
-                    .or_default()
-                    .push(hostname);
-            }
+        if is_emissary(value, "Host")
+            && let Some((context, hostname)) = host::named_tls_context(spec_of(value))
+        {
+            ctx.host_tls_contexts
+                .entry((namespace, context))
+                .or_default()
+                .push(hostname);
         }
     }
     // A TLSContext that a Host names serves that Host: it is not a client context.

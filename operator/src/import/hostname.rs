@@ -52,14 +52,15 @@ pub fn mapping_hostname(spec: &mut Fields, report: &mut DocReport) -> Result<Str
 /// ignores the port of the Host header).
 pub fn glob(field: &str, text: &str, report: &mut DocReport) -> Result<String, String> {
     let mut name = text.trim().to_ascii_lowercase();
-    if let Some((host, port)) = name.rsplit_once(':') {
-        if port.chars().all(|c| c.is_ascii_digit()) && !host.is_empty() {
-            report.changed(
+    if let Some((host, port)) = name.rsplit_once(':')
+        && port.chars().all(|c| c.is_ascii_digit())
+        && !host.is_empty()
+    {
+        report.changed(
                 field,
                 format!("{text}: Legate matches the host whatever the port of the Host header, so the port is not part of the hostname"),
             );
-            name = host.to_string();
-        }
+        name = host.to_string();
     }
     if HOSTNAME.is_match(&name) {
         Ok(name)

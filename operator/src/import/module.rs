@@ -236,12 +236,11 @@ pub fn convert(
             "Legate redirects cleartext requests for TLS hosts by TLSContext insecure.action; it believes X-Forwarded-Proto from trustedHops proxies",
         );
     }
-    match f.boolean("strip_matching_host_port", report) {
-        Some(false) => report.changed(
+    if let Some(false) = f.boolean("strip_matching_host_port", report) {
+        report.changed(
             "spec.config.strip_matching_host_port",
             "false: Legate always ignores the port of the Host header when matching",
-        ),
-        Some(true) | None => {}
+        )
     }
     if f.boolean("merge_slashes", report) == Some(false) {
         report.changed(
@@ -384,13 +383,15 @@ fn error_responses(f: &mut Fields, report: &mut DocReport) -> Vec<ErrorResponse>
 fn access_log(f: &mut Fields, report: &mut DocReport) -> Option<AccessLog> {
     let kind = f.string("envoy_log_type", report);
     let format = f.take("envoy_log_format");
-    if let Some(path) = f.string("envoy_log_path", report) {
-        if !matches!(path.as_str(), "/dev/fd/1" | "/dev/stdout") {
-            report.changed(
-                "spec.config.envoy_log_path",
-                format!("{path}: Legate's Envoys log on their stdout (and to an OTLP collector with accessLog.otlp)"),
-            );
-        }
+    if let Some(path) = f.string("envoy_log_path", report)
+        && !matches!(path.as_str(), "/dev/fd/1" | "/dev/stdout")
+    {
+        report.changed(
+            "spec.config.envoy_log_path",
+            format!(
+                "{path}: Legate's Envoys log on their stdout (and to an OTLP collector with accessLog.otlp)"
+            ),
+        );
     }
     if kind.is_none() && format.is_none() {
         return None;

@@ -79,13 +79,13 @@ pub fn read_str(name: &str, text: &str) -> Result<Vec<Document>, ReadError> {
 }
 
 fn expand(source: String, value: Value, out: &mut Vec<Document>) -> Result<(), ReadError> {
-    if value["kind"] == "List" {
-        if let Some(items) = value["items"].as_array() {
-            for (i, item) in items.iter().enumerate() {
-                expand(format!("{source}/items[{i}]"), item.clone(), out)?;
-            }
-            return Ok(());
+    if value["kind"] == "List"
+        && let Some(items) = value["items"].as_array()
+    {
+        for (i, item) in items.iter().enumerate() {
+            expand(format!("{source}/items[{i}]"), item.clone(), out)?;
         }
+        return Ok(());
     }
     let annotation = value["metadata"]["annotations"][CONFIG_ANNOTATION]
         .as_str()

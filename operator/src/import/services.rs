@@ -44,13 +44,13 @@ fn timeout(spec: &mut Fields, report: &mut DocReport) -> Option<Duration> {
 }
 
 fn protocol_version(spec: &mut Fields, report: &mut DocReport) {
-    if let Some(v) = spec.string("protocol_version", report) {
-        if v == "v2" {
-            report.changed(
-                "spec.protocol_version",
-                "v2: Legate speaks Envoy's v3 protocol only; the service must answer v3",
-            );
-        }
+    if let Some(v) = spec.string("protocol_version", report)
+        && v == "v2"
+    {
+        report.changed(
+            "spec.protocol_version",
+            "v2: Legate speaks Envoy's v3 protocol only; the service must answer v3",
+        );
     }
 }
 

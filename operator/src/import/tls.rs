@@ -177,7 +177,7 @@ pub fn settings(
         out.cipher_suites = ciphers;
     }
     if let Some(port) = f.integer("redirect_cleartext_from", report) {
-        if let Some(out) = out.as_deref_mut() {
+        if let Some(out) = out {
             out.insecure.action = InsecureAction::Redirect;
         }
         report.changed(
