@@ -5,24 +5,22 @@
 
 use std::collections::BTreeMap;
 
-use legate_crds::common::{Duration, HEADER_NAME_PATTERN, HealthCheck};
-use legate_crds::mapping::{HeaderValue, Redirect, RegexSubstitution, UpstreamTls};
+use legate_crds::common::Duration;
+use legate_crds::mapping::{Redirect, RegexSubstitution, UpstreamTls};
 use legate_crds::{Mapping, MappingSpec};
-use regex::Regex;
 use serde_json::Value;
-use std::sync::LazyLock;
 
 use super::context::Context;
 use super::fields::{Fields, kind_of, millis};
+use super::headers::{headers, string_map};
+use super::health::health_check;
 use super::hostname::mapping_hostname;
 use super::labels::rate_limits;
+use super::matching::{path_match, request_match};
 use super::object::Emissary;
 use super::policy;
 use super::report::DocReport;
 use super::service::upstream;
-
-static HEADER_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(HEADER_NAME_PATTERN).expect("HEADER_NAME_PATTERN is a valid regex"));
 
 /// Emissary Mapping fields that configure nothing Legate has, with why.
 const DROPPED: &[(&str, &str)] = &[
@@ -186,143 +184,6 @@ pub fn convert(mut object: Emissary, ctx: &Context, report: &mut DocReport) -> R
         spec: out,
         status: None,
     })
-}
-
-fn path_match(spec: &mut Fields, out: &mut MappingSpec, report: &mut DocReport) -> Result<(), String> {
-    let prefix = spec
-        .string("prefix", report)
-        .ok_or("no prefix: every Emissary Mapping needs one")?;
-    let regex = spec.boolean("prefix_regex", report).unwrap_or(false);
-    let exact = spec.boolean("prefix_exact", report).unwrap_or(false);
-    if regex {
-        if exact {
-            report.dropped(
-                "spec.prefix_exact",
-                "prefix_regex is set too: the regex must match the whole path anyway",
-            );
-        }
-        out.path_regex = Some(prefix);
-    } else if !prefix.starts_with('/') {
-        return Err(format!(
-            "prefix {prefix:?} does not start with \"/\": no request path matches it"
-        ));
-    } else if exact {
-        out.path = Some(prefix);
-    } else {
-        out.prefix = Some(prefix);
-    }
-    Ok(())
-}
-
-fn request_match(spec: &mut Fields, out: &mut MappingSpec, report: &mut DocReport) -> Result<(), String> {
-    let method_regex = spec.boolean("method_regex", report).unwrap_or(false);
-    if let Some(method) = spec.string("method", report) {
-        let upper = method.to_ascii_uppercase();
-        let plain = upper.chars().all(|c| c.is_ascii_uppercase()) && !upper.is_empty();
-        if !plain {
-            return Err(format!(
-                "method {method:?}{}: Legate matches one method by name; write one Mapping per method",
-                if method_regex { " with method_regex" } else { "" }
-            ));
-        }
-        if method_regex {
-            report.changed(
-                "spec.method_regex",
-                format!("the regex {method:?} is one method: method {upper}"),
-            );
-        }
-        out.method = Some(upper);
-    }
-    matchers(
-        spec,
-        "headers",
-        &mut out.headers,
-        &mut out.regex_headers,
-        true,
-        report,
-    )?;
-    let mut regex_headers = BTreeMap::new();
-    matchers(
-        spec,
-        "regex_headers",
-        &mut regex_headers,
-        &mut BTreeMap::new(),
-        true,
-        report,
-    )?;
-    out.regex_headers.extend(regex_headers);
-    matchers(
-        spec,
-        "query_parameters",
-        &mut out.query_parameters,
-        &mut out.regex_query_parameters,
-        false,
-        report,
-    )?;
-    let mut regex_query = BTreeMap::new();
-    matchers(
-        spec,
-        "regex_query_parameters",
-        &mut regex_query,
-        &mut BTreeMap::new(),
-        false,
-        report,
-    )?;
-    out.regex_query_parameters.extend(regex_query);
-    Ok(())
-}
-
-/// Reads a map of exact (or regex) matchers; a `true` value means "present",
-/// which Legate writes as the regex `.*`.
-fn matchers(
-    spec: &mut Fields,
-    key: &str,
-    exact: &mut BTreeMap<String, String>,
-    present: &mut BTreeMap<String, String>,
-    headers: bool,
-    report: &mut DocReport,
-) -> Result<(), String> {
-    let Some(value) = spec.take(key) else {
-        return Ok(());
-    };
-    let Value::Object(map) = value else {
-        return Err(format!(
-            "spec.{key} is {}, not a map: its requests cannot be matched",
-            kind_of(&value)
-        ));
-    };
-    for (name, v) in map {
-        if headers && !HEADER_NAME.is_match(&name) {
-            return Err(format!(
-                "spec.{key}.{name}: Legate matches request headers by their HTTP names; pseudo-headers such as :authority are matched by hostname, method and path"
-            ));
-        }
-        match v {
-            Value::Bool(true) => {
-                report.changed(
-                    format!("spec.{key}.{name}"),
-                    format!(
-                        "true (present, any value) is the regex \".*\" in Legate's regex{}",
-                        if headers { "Headers" } else { "QueryParameters" }
-                    ),
-                );
-                present.insert(name, ".*".into());
-            }
-            Value::String(s) => {
-                exact.insert(name, s);
-            }
-            Value::Number(n) => {
-                exact.insert(name, n.to_string());
-            }
-            other => {
-                return Err(format!(
-                    "spec.{key}.{name} is {}: Legate cannot match it, and dropping it would widen the route",
-                    kind_of(&other)
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn destination(
@@ -542,170 +403,6 @@ fn policies(spec: &mut Fields, out: &mut MappingSpec, report: &mut DocReport) {
             );
         }
     }
-}
-
-/// One entry of `health_checks` → Legate `healthCheck` (HTTP checks only).
-fn health_check(mut f: Fields, report: &mut DocReport) -> Option<HealthCheck> {
-    let duration = |f: &mut Fields, key: &str, report: &mut DocReport| {
-        f.string(key, report)
-            .and_then(|t| super::fields::seconds(&t))
-            .map(Duration)
-    };
-    let mut interval = duration(&mut f, "interval", report);
-    if let Some(d) = interval
-        .as_ref()
-        .filter(|d| d.to_std().is_ok_and(|s| s < std::time::Duration::from_secs(1)))
-    {
-        report.changed(
-            f.at("interval"),
-            format!(
-                "{}: Legate checks at most once a second (every Envoy checks every endpoint): 1s",
-                d.as_str()
-            ),
-        );
-        interval = Some(Duration::new("1s"));
-    }
-    let timeout = duration(&mut f, "timeout", report);
-    let healthy = f.integer("healthy_threshold", report).map(policy::clamp_i32);
-    let unhealthy = f.integer("unhealthy_threshold", report).map(policy::clamp_i32);
-    let mut kind = f.object("health_check", report);
-    let mut http = kind.as_mut().and_then(|k| k.object("http", report));
-    if let Some(k) = kind.as_mut() {
-        k.drop(
-            "grpc",
-            "Legate's active health checks are HTTP GETs; gRPC health checks are not converted",
-            report,
-        );
-    }
-    let result = http.as_mut().and_then(|h| {
-        let path = h.string("path", report)?;
-        let host = h.string("hostname", report);
-        let mut statuses = Vec::new();
-        for (i, range) in h.list("expected_statuses", report).into_iter().enumerate() {
-            let mut r = Fields::of(format!("{}.expected_statuses[{i}]", h.path), range, report);
-            let (min, max) = (r.integer("min", report), r.integer("max", report));
-            r.finish("a status range", report);
-            if let (Some(min), Some(max)) = (min, max) {
-                // Envoy's ranges are half-open, [min, max); Legate lists
-                // statuses, so a range becomes its registered statuses.
-                statuses.extend(
-                    (min.max(100)..max.min(600))
-                        .map(policy::clamp_i32)
-                        .filter(|s| policy::ENVOY_STATUSES.contains(s)),
-                );
-            }
-        }
-        h.drop(
-            "add_request_headers",
-            "Legate's health checks send no extra headers",
-            report,
-        );
-        h.drop(
-            "remove_request_headers",
-            "Legate's health checks send no extra headers to remove",
-            report,
-        );
-        Some(HealthCheck {
-            path,
-            host,
-            interval: interval.clone(),
-            timeout: timeout.clone(),
-            unhealthy_threshold: unhealthy,
-            healthy_threshold: healthy,
-            expected_statuses: statuses,
-        })
-    });
-    if let Some(mut h) = http {
-        h.finish("an HTTP health check", report);
-    }
-    if let Some(mut k) = kind {
-        k.finish("a health check", report);
-    }
-    if result.is_none() {
-        report.dropped(
-            f.path.clone(),
-            "no HTTP health check with a path: nothing Legate can run",
-        );
-    }
-    f.finish("a health check", report);
-    result
-}
-
-fn headers(spec: &mut Fields, out: &mut MappingSpec, report: &mut DocReport) {
-    out.add_request_headers = added_headers(spec, "add_request_headers", report);
-    out.add_response_headers = added_headers(spec, "add_response_headers", report);
-    out.remove_request_headers = header_list(spec, "remove_request_headers", report);
-    out.remove_response_headers = header_list(spec, "remove_response_headers", report);
-}
-
-fn added_headers(spec: &mut Fields, key: &str, report: &mut DocReport) -> BTreeMap<String, HeaderValue> {
-    let mut out = BTreeMap::new();
-    let Some(mut f) = spec.object(key, report) else {
-        return out;
-    };
-    let names: Vec<String> = f.keys();
-    for name in names {
-        let field = f.at(&name);
-        let Some(value) = f.take(&name) else { continue };
-        if !HEADER_NAME.is_match(&name) {
-            report.dropped(field, "not an HTTP header name Legate can set");
-            continue;
-        }
-        let header = match value {
-            Value::String(value) => HeaderValue { value, append: true },
-            Value::Bool(b) => HeaderValue {
-                value: b.to_string(),
-                append: true,
-            },
-            Value::Number(n) => HeaderValue {
-                value: n.to_string(),
-                append: true,
-            },
-            object @ Value::Object(_) => {
-                let mut h = Fields::of(field, object, report);
-                let value = h.string("value", report).unwrap_or_default();
-                let append = h.boolean("append", report).unwrap_or(true);
-                h.ignore("v2Representation");
-                h.finish("an added header", report);
-                HeaderValue { value, append }
-            }
-            other => {
-                report.dropped(field, format!("expected a value, found {}", kind_of(&other)));
-                continue;
-            }
-        };
-        out.insert(name, header);
-    }
-    out
-}
-
-fn header_list(spec: &mut Fields, key: &str, report: &mut DocReport) -> Vec<String> {
-    spec.strings(key, report)
-        .into_iter()
-        .filter(|name| {
-            let ok = HEADER_NAME.is_match(name);
-            if !ok {
-                report.dropped(
-                    format!("spec.{key}"),
-                    format!("{name:?} is not an HTTP header name"),
-                );
-            }
-            ok
-        })
-        .collect()
-}
-
-fn string_map(spec: &mut Fields, key: &str, report: &mut DocReport) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let Some(mut f) = spec.object(key, report) else {
-        return out;
-    };
-    for name in f.keys() {
-        if let Some(value) = f.string(&name, report) {
-            out.insert(name, value);
-        }
-    }
-    out
 }
 
 /// Upstream TLS with nothing but TLS itself.
