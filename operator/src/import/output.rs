@@ -28,7 +28,7 @@ pub enum OutputError {
 }
 
 /// The text of one object (or of all of them, for stdout).
-fn render(values: &[&Value], format: Format) -> Result<String, OutputError> {
+pub fn render(values: &[&Value], format: Format) -> Result<String, OutputError> {
     match format {
         Format::Yaml => {
             let mut text = String::new();

@@ -1,13 +1,19 @@
 //! The corpus (`tests/fixtures/emissary`) against the research table
 //! (`docs/import.md`) and the converter: every field the table lists is in
 //! the corpus, and every corpus document converts or is refused with a
-//! reason, with no field the import does not know.
+//! reason, with no field the import does not know. The whole conversion is
+//! a golden file, `tests/fixtures/emissary/golden/corpus.out.yaml` (the
+//! report as comments, then the objects): regenerate it with
+//! `LEGATE_UPDATE_GOLDEN=1 cargo test -p legate-operator import::tests` and
+//! review the diff.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::Format;
 use super::convert::convert_all;
+use super::output::render;
 use super::read::{Document, read_str};
 use super::report::Outcome;
 
@@ -193,4 +199,41 @@ fn every_corpus_document_is_converted_or_refused_with_a_reason() {
         ],
         "{report}"
     );
+}
+
+const REGENERATE: &str = "LEGATE_UPDATE_GOLDEN=1 cargo test -p legate-operator import::tests";
+
+#[test]
+fn the_corpus_converts_as_the_golden_file_says() {
+    let conversion = convert_all(corpus(), None, "default");
+    let mut text = String::new();
+    for line in conversion.report.to_string().lines() {
+        text.push_str("# ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    let values: Vec<&Value> = conversion.objects.iter().map(|(_, v)| v).collect();
+    text.push_str(&render(&values, Format::Yaml).unwrap_or_else(|e| panic!("{e}")));
+    let path = workspace().join("tests/fixtures/emissary/golden/corpus.out.yaml");
+    if std::env::var_os("LEGATE_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("a parent directory")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, &text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; create it with `{REGENERATE}`", path.display()));
+    if expected != text {
+        let first = expected
+            .lines()
+            .zip(text.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(text.lines().count()));
+        panic!(
+            "{} differs from the conversion from line {}:\n  golden: {:?}\n  now:    {:?}\nregenerate with `{REGENERATE}` and review the diff",
+            path.display(),
+            first + 1,
+            expected.lines().nth(first),
+            text.lines().nth(first)
+        );
+    }
 }
