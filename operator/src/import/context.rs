@@ -24,6 +24,9 @@ pub struct Context {
     /// Hostnames of Hosts that name a TLSContext, by the TLSContext's
     /// `(namespace, name)`.
     pub host_tls_contexts: BTreeMap<(String, String), Vec<String>>,
+    /// The input has Listeners (Emissary 2 and later): the Module's
+    /// listener settings are then Emissary 1's, which 2 no longer reads.
+    pub has_listeners: bool,
 }
 
 impl Context {

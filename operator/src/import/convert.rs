@@ -87,6 +87,7 @@ fn index(documents: &[Document], ctx: &mut Context) {
                 .push(hostname);
         }
     }
+    ctx.has_listeners = documents.iter().any(|d| is_emissary(&d.value, "Listener"));
     // A TLSContext that a Host names serves that Host: it is not a client context.
     let served: Vec<_> = ctx.host_tls_contexts.keys().cloned().collect();
     for key in served {

@@ -207,6 +207,11 @@ pub fn convert(
     out.http.error_responses = error_responses(f, report);
     out.access_log = access_log(f, report);
 
+    if ctx.has_listeners {
+        let why = "Emissary 2 and later read this from Listeners (l7Depth; protocol HTTPPROXY or HTTPSPROXY), and the input has Listeners: it had no effect, and Legate's listeners take theirs";
+        f.drop("xff_num_trusted_hops", why, report);
+        f.drop("use_proxy_proto", why, report);
+    }
     if let Some(hops) = f.integer("xff_num_trusted_hops", report) {
         out.trusted_hops = u32::try_from(hops.clamp(0, 10)).ok().filter(|h| *h > 0);
         if hops > 10 {
