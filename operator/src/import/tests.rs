@@ -3,9 +3,9 @@
 //! the corpus, and every corpus document converts or is refused with a
 //! reason, with no field the import does not know. The whole conversion is
 //! a golden file, `tests/fixtures/emissary/golden/corpus.out.yaml` (the
-//! report as comments, then the objects): regenerate it with
-//! `LEGATE_UPDATE_GOLDEN=1 cargo test -p legate-operator import::tests` and
-//! review the diff.
+//! report as comments, then the objects): regenerate it with `make golden`
+//! (which runs every golden test of the operator with LEGATE_UPDATE_GOLDEN=1)
+//! and review the diff.
 
 use std::path::{Path, PathBuf};
 
@@ -201,7 +201,7 @@ fn every_corpus_document_is_converted_or_refused_with_a_reason() {
     );
 }
 
-const REGENERATE: &str = "LEGATE_UPDATE_GOLDEN=1 cargo test -p legate-operator import::tests";
+const REGENERATE: &str = "make golden";
 
 #[test]
 fn the_corpus_converts_as_the_golden_file_says() {
