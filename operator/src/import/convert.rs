@@ -137,7 +137,10 @@ pub fn convert_all(documents: Vec<Document>, gateway: Option<GatewayRef>, ambass
                 let made = one(object, &ctx, &mut report, &listeners, &gateway_key);
                 match made {
                     Err(why) => Outcome::Refused(why),
-                    Ok(Made::Objects(objects)) => {
+                    Ok(Made::Objects(mut objects)) => {
+                        for (key, value) in &mut objects {
+                            unique_name(key, value, &kind, &conversion.objects, &mut report);
+                        }
                         let keys: Vec<String> = objects.iter().map(|(k, _)| k.to_string()).collect();
                         if kind == "Mapping" {
                             for (_, value) in &objects {
@@ -259,6 +262,41 @@ fn one(
         )),
         other => Err(format!("kind {other} is not an Emissary kind legate import converts")),
     }
+}
+
+/// Renames an object whose kind, namespace and name an earlier object has
+/// (a Host and a TLSContext of the same name both make a TLSContext), so
+/// that applying one never overwrites the other.
+fn unique_name(
+    key: &mut ObjectKey,
+    value: &mut Value,
+    source_kind: &str,
+    made: &[(ObjectKey, Value)],
+    report: &mut DocReport,
+) {
+    let taken = |k: &ObjectKey| made.iter().any(|(m, _)| m == k);
+    if !taken(key) {
+        return;
+    }
+    let original = key.name.clone();
+    let mut candidate = ObjectKey {
+        name: format!("{original}-{}", source_kind.to_ascii_lowercase()),
+        ..key.clone()
+    };
+    let mut n = 2;
+    while taken(&candidate) {
+        candidate.name = format!("{original}-{}-{n}", source_kind.to_ascii_lowercase());
+        n += 1;
+    }
+    report.changed(
+        "metadata.name",
+        format!(
+            "{} {original} is made from another document: this one is named {}",
+            key.kind, candidate.name
+        ),
+    );
+    value["metadata"]["name"] = Value::String(candidate.name.clone());
+    *key = candidate;
 }
 
 fn to_value(object: &impl Serialize) -> Option<Value> {

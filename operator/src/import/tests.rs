@@ -237,3 +237,24 @@ fn the_corpus_converts_as_the_golden_file_says() {
         );
     }
 }
+
+#[test]
+fn a_host_and_a_tls_context_of_one_name_make_two_tls_contexts() {
+    let text = "\
+apiVersion: getambassador.io/v3alpha1
+kind: TLSContext
+metadata: {name: shop, namespace: shop}
+spec: {hosts: [a.example.com], secret: a}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata: {name: shop, namespace: shop}
+spec: {hostname: b.example.com, tlsSecret: {name: b}}
+";
+    let docs = read_str("dup.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+    let conversion = convert_all(docs, None, "default");
+    let names: Vec<&str> = conversion.objects.iter().map(|(k, _)| k.name.as_str()).collect();
+    assert_eq!(names, vec!["shop", "shop-host"]);
+    assert_eq!(conversion.objects[1].1["metadata"]["name"], "shop-host");
+    assert_eq!(conversion.objects[1].1["spec"]["hosts"][0], "b.example.com");
+}
