@@ -124,7 +124,14 @@ pub fn auth_service(
     let out = AuthServiceSpec {
         service,
         protocol,
-        path_prefix: spec.string("path_prefix", report).filter(|p| p.starts_with('/')),
+        path_prefix: spec.string("path_prefix", report).and_then(|p| {
+            if p.starts_with('/') {
+                Some(p)
+            } else {
+                report.dropped("spec.path_prefix", format!("{p:?} does not start with \"/\""));
+                None
+            }
+        }),
         timeout: timeout(spec, report).unwrap_or_else(|| Duration::new("5s")),
         allowed_request_headers: spec.strings("allowed_request_headers", report),
         allowed_authorization_headers: spec.strings("allowed_authorization_headers", report),
