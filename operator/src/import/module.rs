@@ -199,7 +199,17 @@ pub fn convert(
         gzip.finish("gzip", report);
     }
     if let Some(mut buffer) = f.object("buffer", report) {
-        out.http.max_request_body_bytes = buffer.integer("max_request_bytes", report).filter(|b| *b > 0);
+        out.http.max_request_body_bytes = buffer.integer("max_request_bytes", report).and_then(|b| {
+            if (1..=legate_crds::http::MAX_BODY_LIMIT).contains(&b) {
+                Some(b)
+            } else {
+                report.dropped(
+                    "spec.config.buffer.max_request_bytes",
+                    format!("{b} is not between 1 byte and 1 GiB"),
+                );
+                None
+            }
+        });
         buffer.finish("buffer", report);
     }
     out.http.ip_allow = addresses(f, "ip_allow", report);
@@ -370,9 +380,14 @@ fn error_responses(f: &mut Fields, report: &mut DocReport) -> Vec<ErrorResponse>
                 out.push(ErrorResponse {
                     status: policy::clamp_i32(status),
                     body,
-                    content_type: content_type
-                        .filter(|c| c.contains('/'))
-                        .map(|c| c.to_ascii_lowercase()),
+                    content_type: content_type.and_then(|c| {
+                        if c.contains('/') {
+                            Some(c.to_ascii_lowercase())
+                        } else {
+                            report.dropped(e.at("body.content_type"), format!("{c:?} is not a media type"));
+                            None
+                        }
+                    }),
                 });
             }
             _ => report.dropped(

@@ -256,9 +256,16 @@ pub fn tcp_mapping(
             "TLS to the upstream: a Legate TCPMapping forwards plain TCP",
         ),
     }
-    let idle = spec
-        .string("idle_timeout_ms", report)
-        .and_then(|t| t.trim().parse::<i64>().ok().and_then(millis).map(Duration));
+    let idle = spec.string("idle_timeout_ms", report).and_then(|t| {
+        let converted = t.trim().parse::<i64>().ok().and_then(millis).map(Duration);
+        if converted.is_none() {
+            report.dropped(
+                "spec.idle_timeout_ms",
+                format!("{t:?} is not a positive number of milliseconds"),
+            );
+        }
+        converted
+    });
     let weight = spec.integer("weight", report).map(clamp_i32);
     let out = TCPMappingSpec {
         port: clamp_i32(port),

@@ -38,10 +38,11 @@ pub fn origination(spec: &Value, namespace: &str) -> Option<UpstreamTls> {
         return None;
     }
     let text = |key: &str| spec[key].as_str().filter(|s| !s.is_empty()).map(String::from);
+    let namespacing = spec["secret_namespacing"].as_bool().unwrap_or(true);
     Some(UpstreamTls {
         sni: text("sni"),
-        ca_secret: text("ca_secret").and_then(|s| local_secret(&s, namespace, true).ok()),
-        client_cert_secret: text("secret").and_then(|s| local_secret(&s, namespace, true).ok()),
+        ca_secret: text("ca_secret").and_then(|s| local_secret(&s, namespace, namespacing).ok()),
+        client_cert_secret: text("secret").and_then(|s| local_secret(&s, namespace, namespacing).ok()),
     })
 }
 
@@ -99,10 +100,15 @@ pub fn convert(
     let namespacing = spec.boolean("secret_namespacing", report).unwrap_or(true);
     let secret = spec.string("secret", report);
     if hosts.is_empty() {
-        // Its settings were read into the Mappings that name it (Context::origination).
-        for key in ["secret", "ca_secret", "sni"] {
-            spec.ignore(key);
+        // Its settings were read into the Mappings that name it
+        // (Context::origination); a Secret of another namespace was left out.
+        let ca = spec.string("ca_secret", report);
+        for (field, secret) in [("spec.secret", secret.as_ref()), ("spec.ca_secret", ca.as_ref())] {
+            if let Some(Err(why)) = secret.map(|s| local_secret(s, &namespace, namespacing)) {
+                report.dropped(field, why);
+            }
         }
+        spec.ignore("sni");
         report.changed(
             "spec",
             "no hosts: an Emissary client context for upstream TLS; no Legate TLSContext is made, the Mappings that name it (tls) get its secret, ca_secret and sni as upstreamTls",
