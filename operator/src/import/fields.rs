@@ -176,6 +176,17 @@ impl Fields {
         }
     }
 
+    /// Like [`Fields::drop`], except that a value equal to `same` (the
+    /// switched-off state, which is what Legate does anyway) is converted
+    /// without a note.
+    pub fn drop_unless(&mut self, key: &str, same: &Value, why: &str, report: &mut DocReport) {
+        match self.take(key) {
+            Some(value) if value == *same => {}
+            Some(_) => report.dropped(self.at(key), why),
+            None => {}
+        }
+    }
+
     /// Takes a field whose effect Legate has by another means, with how.
     pub fn changed(&mut self, key: &str, how: &str, report: &mut DocReport) {
         if self.take(key).is_some() {

@@ -85,6 +85,15 @@ const DROPPED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Mapping switches whose value here is what Legate does anyway.
+const SAME_AS_LEGATE: &[(&str, bool)] = &[
+    ("add_linkerd_headers", false),
+    ("bypass_error_response_overrides", false),
+    ("enable_ipv4", true),
+    ("enable_ipv6", false),
+    ("respect_dns_ttl", false),
+];
+
 /// Converts one Mapping; `Err` is why it is refused.
 pub fn convert(mut object: Emissary, ctx: &Context, report: &mut DocReport) -> Result<Mapping, String> {
     let namespace = object.namespace_or_default().to_string();
@@ -165,7 +174,10 @@ pub fn convert(mut object: Emissary, ctx: &Context, report: &mut DocReport) -> R
         out.auto_host_rewrite = None;
     }
     for (key, why) in DROPPED {
-        spec.drop(key, why, report);
+        match SAME_AS_LEGATE.iter().find(|(k, _)| k == key) {
+            Some((_, same)) => spec.drop_unless(key, &Value::Bool(*same), why, report),
+            None => spec.drop(key, why, report),
+        }
     }
     // How Emissary spelled a v2 object it converted to v3alpha1: the names of
     // headers and query parameters that were `true` (present) in v2.

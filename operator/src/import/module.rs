@@ -147,6 +147,24 @@ const DROPPED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Module switches whose value here is what Legate does anyway: set so,
+/// they lose nothing and get no note.
+const SAME_AS_LEGATE: &[(&str, bool)] = &[
+    ("add_linkerd_headers", false),
+    ("allow_chunked_length", false),
+    ("debug_mode", false),
+    ("enable_grpc_http11_bridge", false),
+    ("enable_http10", false),
+    ("enable_ipv4", true),
+    ("enable_ipv6", false),
+    ("preserve_external_request_id", false),
+    ("proper_case", false),
+    ("prune_unreachable_routes", true),
+    ("reject_requests_with_escaped_slashes", false),
+    ("suppress_envoy_headers", false),
+    ("use_ambassador_namespace_for_service_resolution", false),
+];
+
 /// Converts the `ambassador` Module; `Err` for another Module.
 pub fn convert(
     mut object: Emissary,
@@ -264,7 +282,10 @@ pub fn convert(
         );
     }
     for (key, why) in DROPPED {
-        f.drop(key, why, report);
+        match SAME_AS_LEGATE.iter().find(|(k, _)| k == key) {
+            Some((_, same)) => f.drop_unless(key, &Value::Bool(*same), why, report),
+            None => f.drop(key, why, report),
+        }
     }
     config.finish("the ambassador Module's config", report);
     object.spec.finish("a Module", report);
