@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::context::Context;
 use super::gateway;
-use super::groups::{self, Placed};
+use super::groups::{self, Placed, TlsClaim};
 use super::listener::{self, ConvertedListener};
 use super::module::{self, ModuleSettings};
 use super::object::{self, Emissary};
@@ -127,6 +127,7 @@ pub fn convert_all(documents: Vec<Document>, gateway: Option<GatewayRef>, ambass
     let mut listeners: Vec<ConvertedListener> = Vec::new();
     let mut module: Option<ModuleSettings> = None;
     let mut mappings: Vec<(usize, String, MappingSpec)> = Vec::new();
+    let mut tls_claims: Vec<TlsClaim> = Vec::new();
     for doc in documents {
         let mut report = DocReport::new(doc.source, object::describe(&doc.value));
         let outcome = match object::open(doc.value, &mut report) {
@@ -142,6 +143,19 @@ pub fn convert_all(documents: Vec<Document>, gateway: Option<GatewayRef>, ambass
                             unique_name(key, value, &kind, &conversion.objects, &mut report);
                         }
                         let keys: Vec<String> = objects.iter().map(|(k, _)| k.to_string()).collect();
+                        for (key, value) in &objects {
+                            if key.kind == "TLSContext" {
+                                let hosts = value["spec"]["hosts"]
+                                    .as_array()
+                                    .map(|h| h.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                                    .unwrap_or_default();
+                                tls_claims.push(TlsClaim {
+                                    report: conversion.report.docs.len(),
+                                    namespace: namespace.clone(),
+                                    hosts,
+                                });
+                            }
+                        }
                         if kind == "Mapping" {
                             for (_, value) in &objects {
                                 if let Ok(spec) = serde_json::from_value::<MappingSpec>(value["spec"].clone())
@@ -184,7 +198,7 @@ pub fn convert_all(documents: Vec<Document>, gateway: Option<GatewayRef>, ambass
             spec,
         })
         .collect();
-    groups::judge(&placed, &mut conversion.report.docs);
+    groups::judge(&placed, &tls_claims, &mut conversion.report.docs);
     if !listeners.is_empty() || module.is_some() {
         let gw = gateway::assemble(&gateway_name, &gateway_namespace, listeners, module);
         if let Some(value) = to_value(&gw) {

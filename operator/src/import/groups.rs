@@ -1,6 +1,6 @@
-//! What only the Mappings together show: canary groups (Mappings with the
+//! What only the objects together show: canary groups (Mappings with the
 //! same match, splitting traffic by weight) that span namespaces, and hosts
-//! that Mappings of several namespaces name. Emissary shares such traffic
+//! that Mappings and TLSContexts of several namespaces claim. Emissary shares such traffic
 //! between teams; Legate gives a host and a match to one namespace, so the
 //! import says so on every Mapping involved instead of merging them.
 
@@ -37,8 +37,16 @@ fn match_key(spec: &MappingSpec) -> String {
     .to_string()
 }
 
+/// The hosts a converted TLSContext (from a TLSContext or a Host) claims.
+#[derive(Debug)]
+pub struct TlsClaim {
+    pub report: usize,
+    pub namespace: String,
+    pub hosts: Vec<String>,
+}
+
 /// Adds the notes about groups and hosts shared between namespaces.
-pub fn judge(mappings: &[Placed<'_>], reports: &mut [DocReport]) {
+pub fn judge(mappings: &[Placed<'_>], tls: &[TlsClaim], reports: &mut [DocReport]) {
     let mut groups: BTreeMap<String, Vec<&Placed<'_>>> = BTreeMap::new();
     for m in mappings {
         groups.entry(match_key(m.spec)).or_default().push(m);
@@ -60,6 +68,7 @@ pub fn judge(mappings: &[Placed<'_>], reports: &mut [DocReport]) {
             );
         }
     }
+    // Hosts claimed (Mappings with a hostname, TLSContexts) by namespace.
     let mut hosts: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for m in mappings {
         if m.spec.hostname != "*" {
@@ -69,28 +78,39 @@ pub fn judge(mappings: &[Placed<'_>], reports: &mut [DocReport]) {
                 .insert(m.namespace.as_str());
         }
     }
+    for c in tls {
+        for host in &c.hosts {
+            hosts
+                .entry(host.as_str())
+                .or_default()
+                .insert(c.namespace.as_str());
+        }
+    }
+    let others = |host: &str, namespace: &str| -> Option<String> {
+        let namespaces = hosts.get(host)?;
+        let others: Vec<&str> = namespaces.iter().copied().filter(|ns| *ns != namespace).collect();
+        (!others.is_empty()).then(|| others.join(", "))
+    };
     for m in mappings {
         if in_shared_group.contains(&m.report) {
             continue;
         }
-        let Some(namespaces) = hosts.get(m.spec.hostname.as_str()) else {
+        let Some(others) = others(&m.spec.hostname, &m.namespace) else {
             continue;
         };
-        if namespaces.len() < 2 {
-            continue;
-        }
-        let others: Vec<&str> = namespaces
-            .iter()
-            .copied()
-            .filter(|ns| *ns != m.namespace)
-            .collect();
-        reports[m.report].changed(
-            "spec.hostname",
-            format!(
-                "{} is also named by Mappings of {}: Legate gives a host to one namespace (the Gateway's hostOwners, else the namespace that claimed it first); the others' Mappings get Accepted=False. Assign it with the Gateway's spec.hostOwners",
-                m.spec.hostname,
-                others.join(", ")
-            ),
-        );
+        reports[m.report].changed("spec.hostname", shared_host(&m.spec.hostname, &others));
     }
+    for c in tls {
+        for host in &c.hosts {
+            if let Some(others) = others(host, &c.namespace) {
+                reports[c.report].changed("spec.hosts", shared_host(host, &others));
+            }
+        }
+    }
+}
+
+fn shared_host(host: &str, others: &str) -> String {
+    format!(
+        "{host} is also claimed by Mappings or TLSContexts of {others}: Legate gives a host to one namespace (the Gateway's hostOwners, else the namespace that claimed it first), and the others' objects for it get Accepted=False; the import assigns no host, assign it with the Gateway's spec.hostOwners"
+    )
 }
