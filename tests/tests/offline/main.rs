@@ -7,6 +7,7 @@
 mod echo;
 mod envoy;
 mod envoy_admin_socket;
+mod explain_envoy;
 mod install;
 mod probe_metrics;
 #[macro_use]
