@@ -4,6 +4,7 @@
 //! version`). One binary, so that kube, tonic and envoy-types are linked
 //! once for all of them.
 
+mod cli_help;
 mod echo;
 mod envoy;
 mod envoy_admin_socket;
