@@ -182,9 +182,9 @@ fn view(
     e: &Explanation<'_>,
 ) -> ExplainView {
     let result = match e.outcome {
-        Outcome::Served(_) => "served",
         Outcome::NoListener => "connectionRefused",
-        Outcome::NoVirtualHost | Outcome::NoRoute => "notFound",
+        _ if e.not_found() => "notFound",
+        _ => "served",
     };
     let routes = e
         .routes
@@ -199,16 +199,17 @@ fn view(
                 Judgement::Behind(why) => ("behind", Vec::new(), Some(why.clone())),
             };
             JudgedView {
-                route: RouteView::of(inspection, j.position, j.route),
+                route: RouteView::of(inspection, gateway_ir, j.position, j.route),
                 verdict,
                 reason,
                 reasons,
             }
         })
         .collect();
-    let closest = match e.outcome {
-        Outcome::NoRoute => e.closest().iter().map(|j| j.position).collect(),
-        _ => Vec::new(),
+    let closest = if e.not_found() {
+        e.closest().iter().map(|j| j.position).collect()
+    } else {
+        Vec::new()
     };
     let mut summary = e.summary();
     if let Outcome::Served(route) = e.outcome {
@@ -236,7 +237,7 @@ fn view(
                     .iter()
                     .find(|j| j.judgement == Judgement::Serves)
                     .map_or(0, |j| j.position);
-                Some(RouteView::of(inspection, position, route))
+                Some(RouteView::of(inspection, gateway_ir, position, route))
             }
             _ => None,
         },

@@ -109,10 +109,14 @@ pub fn routes(
                 hosts: match &host {
                     Some(h) => l
                         .virtual_host_for(h)
-                        .map(|vh| HostView::of(inspection, vh))
+                        .map(|vh| HostView::of(inspection, &ir, vh))
                         .into_iter()
                         .collect(),
-                    None => l.hosts.iter().map(|vh| HostView::of(inspection, vh)).collect(),
+                    None => l
+                        .hosts
+                        .iter()
+                        .map(|vh| HostView::of(inspection, &ir, vh))
+                        .collect(),
                 },
             })
             .collect();

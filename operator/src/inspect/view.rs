@@ -71,7 +71,14 @@ pub struct RouteView {
 }
 
 impl RouteView {
-    pub fn of(inspection: &Inspection, position: usize, route: &ir::Route) -> RouteView {
+    pub fn of(
+        inspection: &Inspection,
+        gateway: &ir::Gateway,
+        position: usize,
+        route: &ir::Route,
+    ) -> RouteView {
+        let mut policies = describe::policy_lines(route);
+        policies.extend(describe::service_lines(gateway, route));
         RouteView {
             position,
             route: route.id.to_string(),
@@ -81,7 +88,7 @@ impl RouteView {
             precedence: route.precedence,
             match_: describe::match_text(&route.matcher),
             action: describe::action_text(&route.action),
-            policies: describe::policy_lines(route),
+            policies,
             status: inspection.state_of(&route.origin),
         }
     }
@@ -104,14 +111,14 @@ pub struct HostView {
 }
 
 impl HostView {
-    pub fn of(inspection: &Inspection, host: &HostTable<'_>) -> HostView {
+    pub fn of(inspection: &Inspection, gateway: &ir::Gateway, host: &HostTable<'_>) -> HostView {
         HostView {
             host: host.domain.clone(),
             routes: host
                 .routes
                 .iter()
                 .enumerate()
-                .map(|(i, r)| RouteView::of(inspection, i + 1, r))
+                .map(|(i, r)| RouteView::of(inspection, gateway, i + 1, r))
                 .collect(),
         }
     }

@@ -1,7 +1,8 @@
 //! `legate explain` against a real Envoy: a mixed set of Mappings (hosts
 //! exact, glob and `*`; prefixes, exact paths and regexes; methods; headers
 //! and query parameters, exact and regex; precedence; case-insensitive
-//! paths) is built by the operator's model, translated and served over ADS
+//! paths; a host assigned to a namespace, whose last route answers 404)
+//! is built by the operator's model, translated and served over ADS
 //! to Envoy, and each of 72 generated requests is sent to Envoy and asked
 //! of `legate explain -f` (the real binary). Every Mapping stamps its name
 //! on its answers, so the two must name the same Mapping, or both say 404.
@@ -78,6 +79,7 @@ const HOSTS: &[&str] = &[
     "other.test",
     "Shop.Example.com",
     "nobody.test",
+    "owned.test",
 ];
 const METHODS: &[&str] = &["GET", "POST", "PUT", "GET"];
 const PATHS: &[&str] = &[
@@ -144,7 +146,8 @@ fn requests(count: usize) -> Vec<Generated> {
 fn objects(listener_port: u16, upstream_port: u16) -> String {
     let mut yaml = format!(
         "apiVersion: legate.dev/v1alpha1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
-         spec:\n  listeners:\n  - {{name: http, port: {listener_port}, protocol: HTTP}}\n"
+         spec:\n  listeners:\n  - {{name: http, port: {listener_port}, protocol: HTTP}}\n  \
+         hostOwners:\n  - {{hostname: owned.test, namespace: default}}\n"
     );
     for (name, host, spec) in MAPPINGS {
         let _ = write!(

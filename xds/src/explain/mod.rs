@@ -188,19 +188,60 @@ impl Explanation<'_> {
                 };
                 (path_missed, m.len(), std::cmp::Reverse(common))
             }
-            _ => (false, 0, std::cmp::Reverse(usize::MAX)),
+            _ => (true, usize::MAX, std::cmp::Reverse(0)),
         };
-        let Some(nearest) = self.routes.iter().map(distance).min() else {
+        let missed = || {
+            self.routes
+                .iter()
+                .filter(|j| matches!(j.judgement, Judgement::Misses(_)))
+        };
+        let Some(nearest) = missed().map(distance).min() else {
             return Vec::new();
         };
-        self.routes.iter().filter(|j| distance(j) == nearest).collect()
+        missed().filter(|j| distance(j) == nearest).collect()
+    }
+
+    /// Whether Envoy answers 404: no route matches, or only one of
+    /// Legate's own last routes that answer 404 (a host assigned to a
+    /// namespace, or the AuthService's fallback that lets it check every
+    /// request).
+    pub fn not_found(&self) -> bool {
+        match self.outcome {
+            Outcome::NoVirtualHost | Outcome::NoRoute => true,
+            Outcome::Served(route) => {
+                route.origin.kind() != "Mapping"
+                    && matches!(route.action, ir::RouteAction::DirectResponse { status: 404, .. })
+            }
+            Outcome::NoListener => false,
+        }
     }
 
     /// The answer in one line: who serves, or why nobody does.
     pub fn summary(&self) -> String {
         let r = &self.request;
         let listener = |l: &ir::Listener| format!("listener {} (port {})", l.name, l.port);
+        let closest = || match self.closest().first() {
+            None => String::new(),
+            Some(near) => {
+                let why = match &near.judgement {
+                    Judgement::Misses(m) => m.first().map(ToString::to_string).unwrap_or_default(),
+                    _ => String::new(),
+                };
+                format!(
+                    "; closest: {} {} ({why})",
+                    near.route.origin.kind(),
+                    owner(near.route)
+                )
+            }
+        };
         match (self.outcome, self.listener) {
+            (Outcome::Served(route), _) if self.not_found() => format!(
+                "404: no route for host {} matches but the last one, {} {}'s, which answers 404{}",
+                r.host,
+                route.origin.kind(),
+                owner(route),
+                closest()
+            ),
             (Outcome::Served(route), _) => format!(
                 "{} {}{}: served by {} {} {}",
                 r.method,
@@ -233,22 +274,15 @@ impl Explanation<'_> {
                 }
             ),
             (Outcome::NoRoute, Some(l)) => {
-                let closest = self.closest();
-                match closest.first() {
-                    None => format!("404: host {} on {} has no route", r.host, listener(l)),
-                    Some(near) => {
-                        let why = match &near.judgement {
-                            Judgement::Misses(m) => m.first().map(ToString::to_string).unwrap_or_default(),
-                            _ => String::new(),
-                        };
-                        format!(
-                            "404: none of the {} routes for host {} matches; closest: {} {} ({why})",
-                            self.routes.len(),
-                            r.host,
-                            near.route.origin.kind(),
-                            owner(near.route)
-                        )
-                    }
+                if self.routes.is_empty() {
+                    format!("404: host {} on {} has no route", r.host, listener(l))
+                } else {
+                    format!(
+                        "404: none of the {} routes for host {} matches{}",
+                        self.routes.len(),
+                        r.host,
+                        closest()
+                    )
                 }
             }
             (_, None) => "no listener".to_owned(),

@@ -145,6 +145,34 @@ pub fn policy_lines(route: &ir::Route) -> Vec<String> {
     lines
 }
 
+/// The Gateway's services that see a request on `route`: the Gateway-wide
+/// AuthService (unless the route bypasses auth) and RateLimitService (when
+/// the route has rate limits), and for a route of another namespace, that
+/// namespace's own as well.
+pub fn service_lines(gateway: &ir::Gateway, route: &ir::Route) -> Vec<String> {
+    let key = |o: &ir::ObjectRef| format!("{}/{}", o.namespace(), o.name());
+    let p = &route.policy;
+    let namespace = route.tenant.as_deref();
+    let mut lines = Vec::new();
+    if !p.bypass_auth {
+        let own = namespace.and_then(|ns| gateway.namespace_auth.get(ns));
+        for auth in gateway.auth.iter().chain(own) {
+            lines.push(format!("checked by AuthService {}", key(&auth.origin)));
+        }
+    }
+    if !p.rate_limits.is_empty() {
+        let own = namespace.and_then(|ns| gateway.namespace_rate_limit.get(ns));
+        for rl in gateway.rate_limit.iter().chain(own) {
+            lines.push(format!(
+                "limited by RateLimitService {} (domain {})",
+                key(&rl.origin),
+                rl.domain
+            ));
+        }
+    }
+    lines
+}
+
 fn seconds(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
