@@ -37,9 +37,12 @@ pub enum InspectError {
 
 impl Inspection {
     pub fn load(args: &SourceArgs) -> Result<Inspection, InspectError> {
-        let loaded = source::load(args)?;
+        Ok(Inspection::of(source::load(args)?))
+    }
+
+    pub fn of(loaded: Loaded) -> Inspection {
         let model = legate_model::build(&loaded.world);
-        Ok(Inspection { loaded, model })
+        Inspection { loaded, model }
     }
 
     /// The Gateways asked about: the one named (`ns/name`, or `name` in
@@ -146,3 +149,6 @@ fn listing(keys: &[String]) -> String {
         keys.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests;
