@@ -60,12 +60,14 @@ const MANY_CHANGES: usize = 64;
 
 /// The model, kept up to date from one world to the next.
 ///
-/// ```ignore
-/// let mut model = legate_model::Incremental::new();
-/// loop {
-///     let built: &Model = model.build(&world, &quarantine);
-///     // …
-/// }
+/// ```
+/// use legate_model::{Incremental, Quarantine, World};
+///
+/// let mut model = Incremental::new();
+/// let (world, quarantine) = (World::default(), Quarantine::new());
+/// // Each new world (the operator's stores after a change) builds on the last.
+/// let built = model.build(&world, &quarantine);
+/// assert!(built.gateways.is_empty());
 /// ```
 #[derive(Default)]
 pub struct Incremental {

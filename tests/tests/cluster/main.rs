@@ -6,6 +6,7 @@
 //! so the shared operator and they leave each other alone).
 
 mod edge;
+mod explain;
 mod import;
 mod kubernetes;
 mod operator;
