@@ -22,7 +22,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// WebDriver's key for an element reference in JSON.
-const ELEMENT: &str = "element-6066-11e4-a5e6-4d6e54a2a1f2";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// The flags the browser needs on a machine with no display, no sandbox
 /// privileges and no internet (without the networking ones it keeps
@@ -58,7 +58,7 @@ pub struct Browser {
     base: String,
     session: String,
     client: HttpClient,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 fn path_of(variable: &str, default: &str) -> PathBuf {
@@ -99,17 +99,21 @@ impl Browser {
             base,
             session: String::new(),
             client,
-            _profile: profile,
+            profile,
         };
         let status = format!("{}/status", browser.base);
-        eventually("chromedriver to answer /status", Duration::from_secs(20), || async {
-            let r = browser.client.get(&status, None).await.ok()?;
-            let body: Value = serde_json::from_slice(&r.body).ok()?;
-            (body["value"]["ready"] == true).then_some(())
-        })
+        eventually(
+            "chromedriver to answer /status",
+            Duration::from_secs(20),
+            || async {
+                let r = browser.client.get(&status, None).await.ok()?;
+                let body: Value = serde_json::from_slice(&r.body).ok()?;
+                (body["value"]["ready"] == true).then_some(())
+            },
+        )
         .await;
         let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
-        args.push(format!("--user-data-dir={}", browser._profile.path().display()));
+        args.push(format!("--user-data-dir={}", browser.profile.path().display()));
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": chromium.display().to_string(), "args": args },
@@ -147,9 +151,13 @@ impl Browser {
 
     /// Opens `url` and waits until it has loaded.
     pub async fn open(&self, url: &str) -> Result<(), String> {
-        self.call(Method::POST, &self.session_path("/url"), Some(json!({ "url": url })))
-            .await
-            .map(|_| ())
+        self.call(
+            Method::POST,
+            &self.session_path("/url"),
+            Some(json!({ "url": url })),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The elements `selector` (CSS) finds, in document order.
@@ -176,16 +184,30 @@ impl Browser {
     /// Whether the element is shown (WebDriver's "is displayed").
     pub async fn displayed(&self, element: &str) -> Result<bool, String> {
         let shown = self
-            .call(Method::GET, &self.session_path(&format!("/element/{element}/displayed")), None)
+            .call(
+                Method::GET,
+                &self.session_path(&format!("/element/{element}/displayed")),
+                None,
+            )
             .await?;
-        shown.as_bool().ok_or_else(|| format!("displayed is not a boolean: {shown}"))
+        shown
+            .as_bool()
+            .ok_or_else(|| format!("displayed is not a boolean: {shown}"))
     }
 
     pub async fn rect(&self, element: &str) -> Result<Rect, String> {
         let r = self
-            .call(Method::GET, &self.session_path(&format!("/element/{element}/rect")), None)
+            .call(
+                Method::GET,
+                &self.session_path(&format!("/element/{element}/rect")),
+                None,
+            )
             .await?;
-        let field = |name: &str| r[name].as_f64().ok_or_else(|| format!("rect without {name}: {r}"));
+        let field = |name: &str| {
+            r[name]
+                .as_f64()
+                .ok_or_else(|| format!("rect without {name}: {r}"))
+        };
         Ok(Rect {
             x: field("x")?,
             y: field("y")?,
@@ -197,7 +219,11 @@ impl Browser {
     /// The element's visible text.
     pub async fn text(&self, element: &str) -> Result<String, String> {
         let t = self
-            .call(Method::GET, &self.session_path(&format!("/element/{element}/text")), None)
+            .call(
+                Method::GET,
+                &self.session_path(&format!("/element/{element}/text")),
+                None,
+            )
             .await?;
         Ok(t.as_str().unwrap_or_default().to_string())
     }
@@ -238,7 +264,9 @@ fn delete_blocking(base: &str, path: &str) {
         return;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let request = format!("DELETE {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    let request = format!(
+        "DELETE {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
     if stream.write_all(request.as_bytes()).is_ok() {
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer);

@@ -3,8 +3,8 @@
 //! write, so any replica shows what `kubectl get` would).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::ResourceExt;
 use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
 use legate_crds::{AuthService, GatewayRef, Mapping, ObjectStatus, RateLimitService, TCPMapping, TLSContext};
 
 use crate::world::Stores;
@@ -38,7 +38,7 @@ impl ObjectRow {
 }
 
 /// A kind that attaches to Gateways and has the common status.
-trait Attaching: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
+trait Attaching: Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
     const KIND: &'static str;
     fn gateway_refs(&self) -> &[GatewayRef];
     fn object_status(&self) -> Option<&ObjectStatus>;
@@ -70,7 +70,11 @@ attaching!(RateLimitService, "RateLimitService");
 ///
 /// It reads every store once: the page is rendered on request, rarely, and
 /// nothing on the engine's path waits for it.
-pub fn objects_of(stores: &Stores, gateway: &str, carried_by: &dyn Fn(&str) -> Vec<String>) -> Vec<ObjectRow> {
+pub fn objects_of(
+    stores: &Stores,
+    gateway: &str,
+    carried_by: &dyn Fn(&str) -> Vec<String>,
+) -> Vec<ObjectRow> {
     let mut rows = Vec::new();
     collect(&stores.mappings, gateway, carried_by, &mut rows);
     collect(&stores.tcp_mappings, gateway, carried_by, &mut rows);

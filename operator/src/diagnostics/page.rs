@@ -29,10 +29,9 @@ pub struct IndexEntry {
 /// `GET /diagnostics`: every Gateway, linked to its page.
 pub fn index_page(entries: &[IndexEntry]) -> String {
     let mut body = String::new();
-    let _ = write!(
-        body,
+    body.push_str(
         "<h1>Legate diagnostics</h1>\n<p class=\"muted\">Read-only. Each Gateway's page shows its route \
-         table as its Envoys hold it, every object's conditions and the last configuration an Envoy refused.</p>\n"
+         table as its Envoys hold it, every object's conditions and the last configuration an Envoy refused.</p>\n",
     );
     if entries.is_empty() {
         body.push_str("<p>No Gateway is watched.</p>\n");
@@ -45,9 +44,16 @@ pub fn index_page(entries: &[IndexEntry]) -> String {
         let conditions = entry
             .gateway
             .as_ref()
-            .map(|g| condition_badges(g, &g.conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>()))
+            .map(|g| {
+                condition_badges(
+                    g,
+                    &g.conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+                )
+            })
             .unwrap_or_default();
-        let routes = entry.routes.map_or("no configuration".to_string(), |n| n.to_string());
+        let routes = entry
+            .routes
+            .map_or("no configuration".to_string(), |n| n.to_string());
         let _ = writeln!(
             body,
             "<tr class=\"gateway\"><td><a href=\"/diagnostics/{key}\">{key}</a></td><td>{conditions}</td><td>{routes}</td><td>{nack}</td></tr>",
@@ -84,11 +90,7 @@ pub fn gateway_page(page: &GatewayPage<'_>) -> String {
         "<p><a href=\"/diagnostics\">All Gateways</a></p>\n<h1>Gateway {}</h1>",
         esc(page.key)
     );
-    let _ = writeln!(
-        body,
-        "<p>Envoys connected to this operator: {}</p>",
-        page.proxies
-    );
+    let _ = writeln!(body, "<p>Envoys connected to this operator: {}</p>", page.proxies);
     match page.gateway {
         Some(gateway) => {
             body.push_str("<table id=\"gateway-conditions\"><tr><th>Condition</th><th>Status</th><th>Reason</th><th>Message</th></tr>\n");
@@ -133,7 +135,12 @@ fn route_tables(body: &mut String, routing: Option<&ir::Gateway>, by_key: &HashM
     if !refused.is_empty() {
         body.push_str("<h3>Routes left out of the configuration</h3>\n<ul>\n");
         for (route, reason) in &refused {
-            let _ = writeln!(body, "<li>{}: {}</li>", owner(&route.origin), esc(&reason.to_string()));
+            let _ = writeln!(
+                body,
+                "<li>{}: {}</li>",
+                owner(&route.origin),
+                esc(&reason.to_string())
+            );
         }
         body.push_str("</ul>\n");
     }
@@ -143,9 +150,9 @@ fn listener_table(body: &mut String, listener: &ListenerTable<'_>, by_key: &Hash
     let l = listener.listener;
     let _ = writeln!(
         body,
-        "<h3>Listener {} ({:?}, port {})</h3>",
+        "<h3>Listener {} ({}, port {})</h3>",
         esc(&l.name),
-        l.protocol,
+        protocol(l.protocol),
         l.port
     );
     if listener.hosts.is_empty() {
@@ -201,7 +208,12 @@ fn tcp_routes(body: &mut String, routing: &ir::Gateway, by_key: &HashMap<String,
         let sni = if route.sni.is_empty() {
             "any".to_string()
         } else {
-            route.sni.iter().map(|s| format!("<code>{}</code>", esc(s))).collect::<Vec<_>>().join(", ")
+            route
+                .sni
+                .iter()
+                .map(|s| format!("<code>{}</code>", esc(s)))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let conditions = by_key
             .get(&route.origin.key())
@@ -231,7 +243,11 @@ fn last_nack(body: &mut String, nack: Option<&LastNack>) {
         .iter()
         .map(|o| format!("{} (generation {})", owner(o), o.generation()))
         .collect();
-    let resources: Vec<String> = nack.resources.iter().map(|r| format!("<code>{}</code>", esc(r))).collect();
+    let resources: Vec<String> = nack
+        .resources
+        .iter()
+        .map(|r| format!("<code>{}</code>", esc(r)))
+        .collect();
     let _ = writeln!(
         body,
         "<table id=\"last-nack\">\n<tr><th>Time</th><td>{}</td></tr>\n<tr><th>Proxy</th><td>{}</td></tr>\n\
@@ -242,7 +258,11 @@ fn last_nack(body: &mut String, nack: Option<&LastNack>) {
         esc(nack.kind),
         esc(&nack.version),
         resources.join(", "),
-        if blamed.is_empty() { "none found".to_string() } else { blamed.join("<br>") },
+        if blamed.is_empty() {
+            "none found".to_string()
+        } else {
+            blamed.join("<br>")
+        },
         esc(&nack.message),
     );
 }
@@ -261,14 +281,24 @@ fn objects(body: &mut String, objects: &[ObjectRow]) {
     for row in objects {
         let observed = match row.observed_generation {
             Some(g) if g == row.generation => g.to_string(),
-            Some(g) => format!("{} <span class=\"Unknown\">(conditions of {g})</span>", row.generation),
-            None => format!("{} <span class=\"Unknown\">(no status yet)</span>", row.generation),
+            Some(g) => format!(
+                "{} <span class=\"Unknown\">(conditions of {g})</span>",
+                row.generation
+            ),
+            None => format!(
+                "{} <span class=\"Unknown\">(no status yet)</span>",
+                row.generation
+            ),
         };
         let _ = write!(
             body,
             "<tr class=\"object\"><td>{}{}</td><td>{observed}</td>",
             owner_of(row.kind, &row.namespace, &row.name),
-            if row.attached { "" } else { "<br><span class=\"muted\">attached nowhere</span>" },
+            if row.attached {
+                ""
+            } else {
+                "<br><span class=\"muted\">attached nowhere</span>"
+            },
         );
         for type_ in OBJECT_CONDITIONS {
             match row.condition(type_) {
@@ -287,6 +317,15 @@ fn objects(body: &mut String, objects: &[ObjectRow]) {
         body.push_str("</tr>\n");
     }
     body.push_str("</table>\n");
+}
+
+fn protocol(protocol: ir::ListenerProtocol) -> &'static str {
+    match protocol {
+        ir::ListenerProtocol::Http => "HTTP",
+        ir::ListenerProtocol::Https => "HTTPS",
+        ir::ListenerProtocol::Tcp => "TCP",
+        ir::ListenerProtocol::Tls => "TLS",
+    }
 }
 
 /// `Kind namespace/name`.
@@ -374,12 +413,20 @@ fn action_text(action: &ir::RouteAction) -> String {
                 ));
             }
             match &f.host_rewrite {
-                Some(ir::HostRewrite::Literal(host)) => lines.push(format!("host rewritten to <code>{}</code>", esc(host))),
-                Some(ir::HostRewrite::FromUpstream) => lines.push("host rewritten to the upstream's".to_string()),
+                Some(ir::HostRewrite::Literal(host)) => {
+                    lines.push(format!("host rewritten to <code>{}</code>", esc(host)))
+                }
+                Some(ir::HostRewrite::FromUpstream) => {
+                    lines.push("host rewritten to the upstream's".to_string())
+                }
                 None => {}
             }
             for m in &f.mirrors {
-                lines.push(format!("mirrored ({}%) to <code>{}</code>", m.percent, esc(&m.upstream)));
+                lines.push(format!(
+                    "mirrored ({}%) to <code>{}</code>",
+                    m.percent,
+                    esc(&m.upstream)
+                ));
             }
             lines.join("<br>")
         }

@@ -189,7 +189,13 @@ mod tests {
             ..Default::default()
         };
         diagnostics.publish("shop/edge", &next, Some(&gone));
-        assert!(!diagnostics.routing("shop/edge").expect("published").routes.contains_key(&a.id));
+        assert!(
+            !diagnostics
+                .routing("shop/edge")
+                .expect("published")
+                .routes
+                .contains_key(&a.id)
+        );
     }
 
     #[test]
@@ -210,7 +216,10 @@ mod tests {
         diagnostics.record_nack(&rejection("shop/edge", "second"), "t2".into());
         diagnostics.record_nack(&rejection("blog/edge", "other"), "t3".into());
         let last = diagnostics.last_nack("shop/edge").expect("recorded");
-        assert_eq!((last.message.as_str(), last.at.as_str(), last.kind), ("second", "t2", "RDS"));
+        assert_eq!(
+            (last.message.as_str(), last.at.as_str(), last.kind),
+            ("second", "t2", "RDS")
+        );
         diagnostics.forget("shop/edge");
         assert_eq!(diagnostics.last_nack("shop/edge"), None);
         assert!(diagnostics.last_nack("blog/edge").is_some());

@@ -87,10 +87,15 @@ fn routes_are_listed_in_envoys_order_with_their_owners_conditions() {
         last_nack: None,
         proxies: 1,
     });
-    // Longer prefixes first (Envoy takes the first match).
+    // Longer prefixes first, then (at equal length) more conditions: Envoy
+    // takes the first match.
     assert_eq!(
         owners(&html),
-        ["Mapping default/long", "Mapping default/short", "Mapping default/evil"],
+        [
+            "Mapping default/long",
+            "Mapping default/evil",
+            "Mapping default/short"
+        ],
         "{html}"
     );
     assert_eq!(html.matches("<tr class=\"route\">").count(), 3);
@@ -143,7 +148,10 @@ fn the_index_links_every_gateway_and_a_gateway_without_configuration_says_so() {
         routes: None,
         last_nack_at: None,
     }]);
-    assert!(html.contains("<a href=\"/diagnostics/shop/edge\">shop/edge</a>"), "{html}");
+    assert!(
+        html.contains("<a href=\"/diagnostics/shop/edge\">shop/edge</a>"),
+        "{html}"
+    );
     assert!(html.contains("no configuration"), "{html}");
     let page = gateway_page(&GatewayPage {
         key: "shop/edge",

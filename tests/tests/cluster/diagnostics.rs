@@ -11,7 +11,10 @@ use serde_json::json;
 /// The page of the stage's Gateway.
 fn page_url(stage: &Stage) -> String {
     let operator = SharedOperator::get(stage.env.control_plane);
-    format!("http://{}/diagnostics/{}/edge", operator.metrics, stage.env.namespace)
+    format!(
+        "http://{}/diagnostics/{}/edge",
+        operator.metrics, stage.env.namespace
+    )
 }
 
 /// The owners of the route rows, in page order.
@@ -75,10 +78,7 @@ async fn the_diagnostics_page_shows_the_route_table_conditions_and_the_last_nack
         html.contains("Mapping ") && html.contains("program size") && html.contains(&unresolved_badge)
     })
     .await;
-    assert_eq!(
-        response.header("content-type"),
-        Some("text/html; charset=utf-8")
-    );
+    assert_eq!(response.header("content-type"), Some("text/html; charset=utf-8"));
     let html = response.text();
 
     // The route table: one virtual host (`*`), longest prefix first; the
@@ -93,7 +93,10 @@ async fn the_diagnostics_page_shows_the_route_table_conditions_and_the_last_nack
         html.contains("<code>x-test</code> = <code>&lt;script&gt;alert(1)&lt;/script&gt;</code>"),
         "the header match is shown, escaped: {html}"
     );
-    assert!(!html.contains("<script>"), "nothing the user wrote becomes markup: {html}");
+    assert!(
+        !html.contains("<script>"),
+        "nothing the user wrote becomes markup: {html}"
+    );
     assert!(html.contains(&unresolved_badge), "{html}");
     assert!(html.contains(&format!("<code>{ns}/quote:80</code>")), "{html}");
 
@@ -133,24 +136,32 @@ async fn the_diagnostics_page_shows_the_route_table_conditions_and_the_last_nack
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(index.status, 200);
     assert!(
-        index.text().contains(&format!("<a href=\"/diagnostics/{ns}/edge\">{ns}/edge</a>")),
+        index
+            .text()
+            .contains(&format!("<a href=\"/diagnostics/{ns}/edge\">{ns}/edge</a>")),
         "{}",
         index.text()
     );
     let post = hyper::Request::post(page_url(&stage))
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap_or_else(|e| panic!("{e}"));
-    let post = HttpClient::http1().send(post).await.unwrap_or_else(|e| panic!("{e}"));
+    let post = HttpClient::http1()
+        .send(post)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(post.status, 405, "the page is read-only");
     let unknown = HttpClient::http1()
-        .get(&format!("http://{}/diagnostics/{ns}/nope", operator.metrics), None)
+        .get(
+            &format!("http://{}/diagnostics/{ns}/nope", operator.metrics),
+            None,
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(unknown.status, 404);
 }
 
 /// Pixels darker than the page's borders (#ccc) and background: text.
-fn dark_pixels(png: &png_view::Image, rect: &legate_tests::browser::Rect) -> usize {
+fn dark_pixels(image: &png_view::Image, rect: &legate_tests::browser::Rect) -> usize {
     // Inside the cell's borders and padding, so that a border is not text.
     let inset = 3.0;
     let (x0, y0) = ((rect.x + inset) as u32, (rect.y + inset) as u32);
@@ -160,7 +171,7 @@ fn dark_pixels(png: &png_view::Image, rect: &legate_tests::browser::Rect) -> usi
     );
     (y0..y1)
         .flat_map(|y| (x0..x1).map(move |x| (x, y)))
-        .filter(|&(x, y)| png.luma(x, y).is_some_and(|l| l < 128))
+        .filter(|&(x, y)| image.luma(x, y).is_some_and(|l| l < 128))
         .count()
 }
 
@@ -180,10 +191,19 @@ async fn the_diagnostics_page_paints_its_route_table_in_headless_chromium() {
     .await;
 
     let browser = Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
-    browser.open(&page_url(&stage)).await.unwrap_or_else(|e| panic!("{e}"));
-    let rows = browser.find_all("tr.route").await.unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .open(&page_url(&stage))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = browser
+        .find_all("tr.route")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rows.len(), 3, "one row per route");
-    let owners = browser.find_all("tr.route td.owner").await.unwrap_or_else(|e| panic!("{e}"));
+    let owners = browser
+        .find_all("tr.route td.owner")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(owners.len(), 3);
     let mut owner_rects = Vec::new();
     let mut last_y = f64::MIN;
@@ -193,7 +213,10 @@ async fn the_diagnostics_page_paints_its_route_table_in_headless_chromium() {
             "the row is displayed"
         );
         let rect = browser.rect(row).await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(rect.width > 0.0 && rect.height > 0.0, "the row has a size: {rect:?}");
+        assert!(
+            rect.width > 0.0 && rect.height > 0.0,
+            "the row has a size: {rect:?}"
+        );
         assert!(rect.y > last_y, "rows go down the page in order");
         last_y = rect.y;
         owner_rects.push((
@@ -270,7 +293,7 @@ mod png_view {
             let p = self.pixels.get(at..at + self.channels.min(3))?;
             let (r, g, b) = match p {
                 [r, g, b] => (*r, *g, *b),
-                [gray] | [gray, ..] => (*gray, *gray, *gray),
+                [gray, ..] => (*gray, *gray, *gray),
                 [] => return None,
             };
             Some(((u32::from(r) * 299 + u32::from(g) * 587 + u32::from(b) * 114) / 1000) as u8)
