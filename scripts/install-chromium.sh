@@ -4,8 +4,9 @@
 # diagnostics page's browser test, and prints the driver's path. A warm run
 # only checks that both are there and run.
 set -euo pipefail
-browser=/usr/bin/chromium
-driver=/usr/bin/chromedriver
+# Elsewhere than Debian, point these at a Chromium and its chromedriver (the tests read them too).
+browser="${LEGATE_CHROMIUM:-/usr/bin/chromium}"
+driver="${LEGATE_CHROMEDRIVER:-/usr/bin/chromedriver}"
 
 if [[ ! -x "$browser" || ! -x "$driver" ]]; then
   command -v apt-get >/dev/null 2>&1 || {
@@ -18,14 +19,17 @@ if [[ ! -x "$browser" || ! -x "$driver" ]]; then
   fi
   echo "install-chromium: installing Debian's chromium and chromium-driver" >&2
   export DEBIAN_FRONTEND=noninteractive
-  # A fresh machine may have no package lists yet; a stale one may name
-  # versions the mirror no longer has. Either way the first try says so.
-  if ! apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null; then
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null || {
-      echo "install-chromium: apt-get could not install chromium chromium-driver" >&2
+  log="$(mktemp)"
+  trap 'rm -f "$log"' EXIT
+  install_packages() { apt-get install -y -q --no-install-recommends chromium chromium-driver >"$log" 2>&1; }
+  # A fresh machine may have no package lists yet, and a stale one may name
+  # versions the mirror no longer has: update once and try again.
+  if ! install_packages; then
+    if ! apt-get update -q >"$log" 2>&1 || ! install_packages; then
+      cat "$log" >&2
+      echo "install-chromium: apt-get could not install chromium chromium-driver (output above)" >&2
       exit 1
-    }
+    fi
   fi
 fi
 "$driver" --version >/dev/null || { echo "install-chromium: $driver does not run on this machine" >&2; exit 1; }
