@@ -41,7 +41,7 @@ table{border-collapse:collapse;margin:.3em 0 1em}\
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
 th{background:#f0f0f0}\
 code,pre{font-family:monospace;font-size:.95em}\
-pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;word-break:break-all}\
+pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;overflow-wrap:anywhere}\
 .True{color:#116611}.False{color:#b00020;font-weight:bold}.Unknown{color:#7a5c00}\
 .muted{color:#666}";
 
