@@ -36,6 +36,8 @@
 pub mod bootstrap;
 #[cfg(feature = "envoy")]
 pub mod cache;
+#[cfg(feature = "envoy")]
+pub mod explain;
 pub mod hash;
 pub mod ir;
 #[cfg(feature = "envoy")]

@@ -7,6 +7,7 @@
 
 mod diagnostics;
 mod edge;
+mod explain;
 mod kubernetes;
 mod operator;
 mod programmed;

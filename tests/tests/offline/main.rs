@@ -4,9 +4,11 @@
 //! version`). One binary, so that kube, tonic and envoy-types are linked
 //! once for all of them.
 
+mod cli_help;
 mod echo;
 mod envoy;
 mod envoy_admin_socket;
+mod explain_envoy;
 mod install;
 mod probe_metrics;
 #[macro_use]

@@ -5,12 +5,17 @@
 //! so that `legate routes`, `legate explain` and the diagnostics page show
 //! what Envoy was sent, not a second opinion of it.
 
+pub mod describe;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::ir;
 use crate::translate::order::SortKey;
 use crate::translate::vhosts::{self, VirtualHosts};
+
+/// Does host pattern `pattern` (a name, `*.suffix` or `*`) cover `host`?
+pub use crate::translate::vhosts::covers as vhost_covers;
 
 /// Every HTTP listener of a Gateway, by port.
 #[derive(Debug, Clone)]
