@@ -4,11 +4,9 @@
 //! - [`state`]: what the engine and the ACK tracker publish for the page;
 //! - [`objects`]: which objects a Gateway's page lists, with their conditions;
 //! - [`page`]: the pages, as pure functions of those;
-//! - [`describe`]: a route's match and action in words;
 //! - [`html`]: escaping and the shared frame;
 //! - [`serve`]: the GET routes.
 
-pub mod describe;
 pub mod html;
 pub mod objects;
 pub mod page;

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use legate_xds::ir::{self, ObjectRef};
+use legate_xds::table::describe::{action_text, match_text, policy_lines};
 use legate_xds::table::{HostTable, ListenerTable, route_table};
 
-use super::describe::{action_text, match_text, protocol, upstreams};
 use super::html::{document, esc};
 use super::objects::ObjectRow;
 use super::state::LastNack;
@@ -185,13 +185,22 @@ fn host_table(body: &mut String, listener: &str, host: &HostTable<'_>, by_key: &
                 None => "<span class=\"Unknown\">not in the watch</span>".to_string(),
             })
             .collect();
+        // The words `legate routes` uses (legate_xds::table::describe),
+        // escaped: the page and the CLI describe a route the same way.
+        let mut matched = esc(&match_text(&route.matcher)).to_string();
+        if route.precedence != 0 {
+            let _ = write!(matched, "<br>precedence {}", route.precedence);
+        }
+        let action: Vec<String> = std::iter::once(action_text(&route.action))
+            .chain(policy_lines(route))
+            .map(|line| esc(&line).to_string())
+            .collect();
         let _ = writeln!(
             body,
-            "<tr class=\"route\"><td>{}</td><td class=\"owner\">{}</td><td class=\"match\">{}</td><td class=\"action\">{}</td><td>{}</td></tr>",
+            "<tr class=\"route\"><td>{}</td><td class=\"owner\">{}</td><td class=\"match\">{matched}</td><td class=\"action\">{}</td><td>{}</td></tr>",
             n + 1,
             owners.join("<br>"),
-            match_text(&route.matcher, route.precedence),
-            action_text(&route.action),
+            action.join("<br>"),
             conditions.join("<br>"),
         );
     }
@@ -318,6 +327,28 @@ fn objects(body: &mut String, objects: &[ObjectRow]) {
         body.push_str("</tr>\n");
     }
     body.push_str("</table>\n");
+}
+
+/// As the Gateway's spec spells it.
+fn protocol(protocol: ir::ListenerProtocol) -> &'static str {
+    match protocol {
+        ir::ListenerProtocol::Http => "HTTP",
+        ir::ListenerProtocol::Https => "HTTPS",
+        ir::ListenerProtocol::Tcp => "TCP",
+        ir::ListenerProtocol::Tls => "TLS",
+    }
+}
+
+/// A TCP route's upstreams, each with its weight when there are several.
+fn upstreams(upstreams: &[ir::WeightedUpstream]) -> String {
+    let named: Vec<String> = upstreams
+        .iter()
+        .map(|u| match upstreams {
+            [_] => format!("<code>{}</code>", esc(&u.upstream)),
+            _ => format!("<code>{}</code> (weight {})", esc(&u.upstream), u.weight),
+        })
+        .collect();
+    named.join(", ")
 }
 
 /// `Kind namespace/name`.

@@ -101,7 +101,7 @@ fn routes_are_listed_in_envoys_order_with_their_owners_conditions() {
     assert_eq!(html.matches("<tr class=\"route\">").count(), 3);
     assert!(html.contains("Programmed=False (Rejected)"), "{html}");
     assert!(
-        html.contains("<code>x-test</code> = <code>&lt;script&gt;alert(1)&lt;/script&gt;</code>"),
+        html.contains("prefix /x/ header x-test = &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;"),
         "{html}"
     );
     assert!(html.contains("&lt;b&gt;nope&lt;/b&gt;"), "{html}");

@@ -90,7 +90,7 @@ async fn the_diagnostics_page_shows_the_route_table_conditions_and_the_last_nack
     );
     assert!(html.contains("data-host=\"*\""), "{html}");
     assert!(
-        html.contains("<code>x-test</code> = <code>&lt;script&gt;alert(1)&lt;/script&gt;</code>"),
+        html.contains("prefix /hh/ header x-test = &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;"),
         "the header match is shown, escaped: {html}"
     );
     assert!(
@@ -98,7 +98,7 @@ async fn the_diagnostics_page_shows_the_route_table_conditions_and_the_last_nack
         "nothing the user wrote becomes markup: {html}"
     );
     assert!(html.contains(&unresolved_badge), "{html}");
-    assert!(html.contains(&format!("<code>{ns}/quote:80</code>")), "{html}");
+    assert!(html.contains(&format!("→ {ns}/quote:80")), "{html}");
 
     // The last NACK: when, which Envoy, which type, Envoy's words, whom it blamed.
     let nack = html.split("id=\"last-nack\"").nth(1).unwrap_or_default();
