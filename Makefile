@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 run:
 	@scripts/run-local.sh
 
-## Everything: preflight, the control plane, Envoy, formatting, clippy, all tests.
+## Everything: preflight, the control plane, Envoy, Chromium, formatting, clippy, all tests.
 test: preflight controlplane tools envoy chromium lint unit-and-e2e
 
 preflight:

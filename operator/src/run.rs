@@ -1,7 +1,7 @@
 //! `legate run`: wires the watches, the engine, the xDS server, the
 //! controllers, the health endpoint and the metrics port (with the
-//! diagnostics page) together, and shuts them down in
-//! order on SIGTERM or Ctrl-C.
+//! diagnostics page) together, and shuts them down in order on SIGTERM or
+//! Ctrl-C.
 
 use std::process::ExitCode;
 use std::sync::Arc;
