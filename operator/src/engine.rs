@@ -13,6 +13,7 @@ use legate_xds::server::XdsEvent;
 use legate_xds::translate::Translator;
 use tokio::sync::{broadcast, watch};
 
+use crate::diagnostics::Diagnostics;
 use crate::metrics::{GatewayLabels, Metrics, TypeLabels};
 use crate::program::{Affected, ProgramState};
 use crate::requeue::Requeues;
@@ -24,6 +25,8 @@ use legate_model::{Incremental, Reach, Verdict, Verdicts};
 pub struct Shared {
     pub cache: Arc<SnapshotCache>,
     pub metrics: Arc<Metrics>,
+    /// What the diagnostics page reads: each Gateway's routing, its last NACK.
+    pub diagnostics: Arc<Diagnostics>,
     /// The verdicts of the latest model (the statuses' input), updated in
     /// place where a build reached.
     verdicts: RwLock<HashMap<String, Verdict>>,
@@ -44,6 +47,7 @@ impl Shared {
         Arc::new(Shared {
             cache,
             metrics,
+            diagnostics: Arc::default(),
             verdicts: RwLock::new(HashMap::new()),
             program: Mutex::new(ProgramState::default()),
             requeues: Requeues::default(),
@@ -182,6 +186,7 @@ pub async fn translate_forever(
                 pushed += updates.len();
                 push(&shared, key, &updates);
             }
+            shared.diagnostics.publish(key, desired, touched);
             // Streams of its proxies answer from here on, whatever changed.
             shared.cache.publish(key);
         }
@@ -193,6 +198,7 @@ pub async fn translate_forever(
         for key in gone {
             translators.remove(&key);
             shared.cache.remove(&key);
+            shared.diagnostics.forget(&key);
             let carried = shared.program_mut().forget_gateway(&key);
             for object in &carried {
                 shared.requeues.object(object);
@@ -316,7 +322,9 @@ pub async fn track_proxies_forever(mut events: broadcast::Receiver<XdsEvent>, sh
                 if gateway_moved && gateway_states.insert(gateway.clone(), state) != Some(state) {
                     shared.requeues.gateway(&gateway);
                 }
-                if matches!(event, XdsEvent::Rejected(_)) {
+                if let XdsEvent::Rejected(rejection) = &event {
+                    let at = k8s_openapi::jiff::Timestamp::now().to_string();
+                    shared.diagnostics.record_nack(rejection, at);
                     shared.rejected.send_modify(|n| *n = n.wrapping_add(1));
                 }
             }

@@ -75,13 +75,18 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<tokio::net::TcpListene
     tokio::net::TcpListener::bind(address).await
 }
 
-/// Serves `/metrics` until `shutdown` completes.
+/// Serves `/metrics`, and the routes of `pages` (the diagnostics page), until
+/// `shutdown` completes. The pages sit here rather than beside `/healthz`:
+/// this port is already the one people (and Prometheus) read the operator
+/// through, and the kubelet's probes on the health port never wait behind a
+/// page being rendered.
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     metrics: Arc<crate::metrics::Metrics>,
+    pages: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new().route(
+    let app = pages.route(
         "/metrics",
         get(move || {
             let metrics = metrics.clone();

@@ -3,6 +3,7 @@
 
 mod cli;
 mod controllers;
+mod diagnostics;
 mod engine;
 mod fleet;
 mod health;

@@ -1,6 +1,7 @@
 //! `legate run`: wires the watches, the engine, the xDS server, the
-//! controllers and the health endpoint together, and shuts them down in
-//! order on SIGTERM or Ctrl-C.
+//! controllers, the health endpoint and the metrics port (with the
+//! diagnostics page) together, and shuts them down in order on SIGTERM or
+//! Ctrl-C.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogArgs, LogFormat, RunArgs, split_host_port};
 use crate::controllers::{self, Context, FleetConfig};
+use crate::diagnostics;
 use crate::engine::{self, Shared};
 use crate::health::{self, Readiness};
 use crate::leader::{self, LeaseConfig};
@@ -196,17 +198,22 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
         liveness.clone(),
         stopped(),
     ));
-    let metrics_server = tokio::spawn(health::serve_metrics(
-        metrics_listener,
-        metrics.clone(),
-        stopped(),
-    ));
     liveness.spawn(
         "ACK tracker",
         engine::track_proxies_forever(ads.events(), shared.clone()),
     );
     metrics.count_refused_from(ads.refused());
     let (stores, updates) = world::start(&client, args.namespace.as_deref());
+    let pages = diagnostics::router(diagnostics::Source {
+        shared: shared.clone(),
+        stores: stores.clone(),
+    });
+    let metrics_server = tokio::spawn(health::serve_metrics(
+        metrics_listener,
+        metrics.clone(),
+        pages,
+        stopped(),
+    ));
     let (listed_tx, listed) = watch::channel(false);
     liveness.spawn(
         "engine",

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod browser;
 pub mod bundle;
 pub mod controlplane;
 pub mod deployed;

@@ -5,6 +5,7 @@
 //! the control plane and test hosts are real (which apply no Legate object,
 //! so the shared operator and they leave each other alone).
 
+mod diagnostics;
 mod edge;
 mod explain;
 mod import;
