@@ -9,6 +9,7 @@ mod fleet;
 mod health;
 mod import;
 mod inspect;
+mod kubeconfig;
 mod leader;
 mod liveness;
 mod metrics;

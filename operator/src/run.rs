@@ -6,8 +6,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use legate_xds::cache::SnapshotCache;
 use legate_xds::server::AdsServer;
 use tokio::sync::watch;
@@ -37,25 +35,8 @@ pub enum RunError {
         #[source]
         source: tracing_subscriber::filter::ParseError,
     },
-    #[error("reading kubeconfig {path}: {source}; check the file --kubeconfig names")]
-    Kubeconfig {
-        path: String,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error(
-        "finding the Kubernetes API: {source}; in a pod, mount the ServiceAccount token, \
-         elsewhere set KUBECONFIG or pass --kubeconfig"
-    )]
-    InferConfig {
-        #[source]
-        source: kube::config::InferConfigError,
-    },
-    #[error("making a Kubernetes client: {source}")]
-    Client {
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Client(#[from] crate::kubeconfig::ClientError),
     #[error("--xds-advertise {0}; give the host:port at which Envoys reach the xDS server")]
     Advertise(String),
     #[error("binding {what} on {address}: {source}; is another process listening there?")]
@@ -108,30 +89,9 @@ fn init_logging(log: &LogArgs) -> Result<(), RunError> {
     Ok(())
 }
 
-async fn client(args: &RunArgs) -> Result<Client, RunError> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|source| RunError::Kubeconfig {
-                path: path.display().to_string(),
-                source,
-            })?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| RunError::Kubeconfig {
-                    path: path.display().to_string(),
-                    source: e,
-                })?
-        }
-        None => Config::infer()
-            .await
-            .map_err(|source| RunError::InferConfig { source })?,
-    };
-    Client::try_from(config).map_err(|source| RunError::Client { source })
-}
-
 async fn run(args: RunArgs) -> Result<(), RunError> {
     let (xds_host, xds_port) = split_host_port(&args.xds_advertise).map_err(RunError::Advertise)?;
-    let client = client(&args).await?;
+    let client = crate::kubeconfig::client(args.kubeconfig.as_deref()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_rx_leader = stop_rx.clone();
     let stop_rx_xds = stop_rx.clone();

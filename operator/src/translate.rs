@@ -95,8 +95,18 @@ pub fn main(args: &TranslateArgs) -> ExitCode {
 }
 
 fn read(args: &TranslateArgs) -> Result<Snapshot, TranslateError> {
-    let mut reader = Reader::new(args.listen_address);
-    for path in &args.files {
+    read_files(&args.files, args.recursive, args.listen_address)
+}
+
+/// Reads objects from YAML files and folders (`-` is standard input), as
+/// every command with `-f` does.
+pub fn read_files(
+    files: &[PathBuf],
+    recursive: bool,
+    listen_address: IpAddr,
+) -> Result<Snapshot, TranslateError> {
+    let mut reader = Reader::new(listen_address);
+    for path in files {
         if path == Path::new("-") {
             let mut text = String::new();
             std::io::stdin()
@@ -104,7 +114,7 @@ fn read(args: &TranslateArgs) -> Result<Snapshot, TranslateError> {
                 .map_err(TranslateError::Stdin)?;
             reader.read_str(Path::new("<stdin>"), &text)?;
         } else {
-            reader.read_path(path, args.recursive)?;
+            reader.read_path(path, recursive)?;
         }
     }
     Ok(reader.finish())

@@ -4,9 +4,8 @@
 //! them.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
@@ -14,11 +13,9 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::ListParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use legate_crds::common::ObjectStatus;
 use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
-use legate_model::snapshot::{Reader, SnapshotError};
 use legate_model::{CA_BUNDLE_KEY, World};
 use serde::de::DeserializeOwned;
 
@@ -78,19 +75,9 @@ impl Observed {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
-    Files(#[from] SnapshotError),
-    #[error("reading standard input: {0}")]
-    Stdin(#[source] std::io::Error),
-    #[error("reading kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: String,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error("finding a kubeconfig (set KUBECONFIG, pass --kubeconfig, or read files with -f): {0}")]
-    Infer(#[source] kube::config::InferConfigError),
-    #[error("connecting to the cluster: {0}")]
-    Client(#[source] kube::Error),
+    Files(#[from] crate::translate::TranslateError),
+    #[error(transparent)]
+    Client(#[from] crate::kubeconfig::ClientError),
     #[error("listing {kind}: {source}")]
     List {
         kind: &'static str,
@@ -118,19 +105,8 @@ pub fn load(args: &SourceArgs) -> Result<Loaded, SourceError> {
 }
 
 fn load_files(args: &SourceArgs) -> Result<Loaded, SourceError> {
-    let mut reader = Reader::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    for path in &args.files {
-        if path == Path::new("-") {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(SourceError::Stdin)?;
-            reader.read_str(Path::new("<stdin>"), &text)?;
-        } else {
-            reader.read_path(path, args.recursive)?;
-        }
-    }
-    let snapshot = reader.finish();
+    let snapshot =
+        crate::translate::read_files(&args.files, args.recursive, IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
     let mut world = snapshot.world;
     world.allow_loopback_upstreams = args.allow_loopback_upstreams;
     Ok(Loaded {
@@ -139,25 +115,6 @@ fn load_files(args: &SourceArgs) -> Result<Loaded, SourceError> {
         statuses: BTreeMap::new(),
         live: false,
     })
-}
-
-async fn client(args: &SourceArgs) -> Result<Client, SourceError> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|source| SourceError::Kubeconfig {
-                path: path.display().to_string(),
-                source,
-            })?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|source| SourceError::Kubeconfig {
-                    path: path.display().to_string(),
-                    source,
-                })?
-        }
-        None => Config::infer().await.map_err(SourceError::Infer)?,
-    };
-    Client::try_from(config).map_err(SourceError::Client)
 }
 
 async fn list<K>(client: &Client, kind: &'static str, params: &ListParams) -> Result<Vec<K>, SourceError>
@@ -173,7 +130,7 @@ where
 }
 
 async fn load_cluster(args: &SourceArgs) -> Result<Loaded, SourceError> {
-    let client = client(args).await?;
+    let client = crate::kubeconfig::client(args.kubeconfig.as_deref()).await?;
     let all = ListParams::default();
     let mut warnings = Vec::new();
     let mut statuses = BTreeMap::new();

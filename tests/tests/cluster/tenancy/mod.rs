@@ -20,7 +20,7 @@ const REQUESTS: usize = 30;
 /// A stage whose Gateway admits its own namespace and a second one (the
 /// tenant returned, and no other test's), with the shop's route
 /// (`shop.example.com/` → quote) answering.
-async fn shop_and_rogue(label: &str) -> (Stage, TestEnv) {
+pub(crate) async fn shop_and_rogue(label: &str) -> (Stage, TestEnv) {
     let stage = Stage::new().await;
     let rogue = TestEnv::new().await;
     for namespace in [&stage.env.namespace, &rogue.namespace] {
