@@ -68,20 +68,9 @@ fn entry(path: &str, specifier: Value, report: &mut DocReport) -> Option<RateLim
         destination_cluster: None,
     };
     match specifier {
-        Value::String(s) => match s.as_str() {
-            "remote_address" => Some(RateLimitEntry {
-                remote_address: Some(Empty {}),
-                ..none
-            }),
-            "destination_cluster" => Some(RateLimitEntry {
-                destination_cluster: Some(Empty {}),
-                ..none
-            }),
-            "source_cluster" => {
-                report.dropped(path, "source_cluster: Legate's descriptors have no source cluster (every request comes from the Gateway)");
-                None
-            }
-            _ => Some(RateLimitEntry {
+        Value::String(s) => match fixed_entry(&s, path, report) {
+            Some(entry) => entry,
+            None => Some(RateLimitEntry {
                 generic_key: Some(GenericKey { key: None, value: s }),
                 ..none
             }),
@@ -89,22 +78,9 @@ fn entry(path: &str, specifier: Value, report: &mut DocReport) -> Option<RateLim
         Value::Object(map) if map.len() == 1 => {
             let (kind, body) = map.into_iter().next()?;
             let mut f = Fields::of(format!("{path}.{kind}"), body.clone(), report);
+            let fixed = fixed_entry(&kind, path, report);
             let entry = match kind.as_str() {
-                "remote_address" => Some(RateLimitEntry {
-                    remote_address: Some(Empty {}),
-                    ..none
-                }),
-                "destination_cluster" => Some(RateLimitEntry {
-                    destination_cluster: Some(Empty {}),
-                    ..none
-                }),
-                "source_cluster" => {
-                    report.dropped(
-                        path,
-                        "source_cluster: Legate's descriptors have no source cluster",
-                    );
-                    None
-                }
+                _ if fixed.is_some() => fixed.flatten(),
                 "generic_key" => {
                     let (key, value) = match body {
                         Value::String(value) => (None, Some(value)),
@@ -132,6 +108,36 @@ fn entry(path: &str, specifier: Value, report: &mut DocReport) -> Option<RateLim
             report.dropped(path, format!("expected a label, found {}", kind_of(&other)));
             None
         }
+    }
+}
+
+/// The labels whose entry Envoy fills in by itself: `Some(entry)` for
+/// them (`Some(None)` when Legate has no such entry, which is reported),
+/// `None` for any other name.
+fn fixed_entry(kind: &str, path: &str, report: &mut DocReport) -> Option<Option<RateLimitEntry>> {
+    let none = RateLimitEntry {
+        generic_key: None,
+        request_header: None,
+        remote_address: None,
+        destination_cluster: None,
+    };
+    match kind {
+        "remote_address" => Some(Some(RateLimitEntry {
+            remote_address: Some(Empty {}),
+            ..none
+        })),
+        "destination_cluster" => Some(Some(RateLimitEntry {
+            destination_cluster: Some(Empty {}),
+            ..none
+        })),
+        "source_cluster" => {
+            report.dropped(
+                path,
+                "source_cluster: Legate's descriptors have no source cluster (every request comes from the Gateway)",
+            );
+            Some(None)
+        }
+        _ => None,
     }
 }
 
