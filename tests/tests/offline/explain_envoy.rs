@@ -1,7 +1,8 @@
 //! `legate explain` against a real Envoy: a mixed set of Mappings (hosts
 //! exact, glob and `*`; prefixes, exact paths and regexes; methods; headers
 //! and query parameters, exact and regex; precedence; case-insensitive
-//! paths; a host assigned to a namespace, whose last route answers 404)
+//! paths; a host assigned to a namespace, whose last route answers 404;
+//! percent-encoded query values, which neither side decodes)
 //! is built by the operator's model, translated and served over ADS
 //! to Envoy, and each of 72 generated requests is sent to Envoy and asked
 //! of `legate explain -f` (the real binary). Every Mapping stamps its name
@@ -114,6 +115,7 @@ const QUERIES: &[&str] = &[
     "?format=json",
     "?format=xml&debug=1",
     "?format=yaml",
+    "?format=%6Ason&debug=%31",
 ];
 
 struct Generated {
