@@ -38,6 +38,7 @@ body{font-family:sans-serif;margin:1.5em;color:#1b1b1b;background:#fff}\
 h1{font-size:1.4em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}\
 h3{font-size:1em;margin-bottom:.3em}\
 table{border-collapse:collapse;margin:.3em 0 1em}\
+caption{text-align:left;font-weight:bold;padding:.2em 0}\
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
 th{background:#f0f0f0}\
 code,pre{font-family:monospace;font-size:.95em}\
