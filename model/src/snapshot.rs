@@ -160,8 +160,18 @@ impl Reader {
     }
 
     /// Reads a file, or every `*.yaml` and `*.yml` file in a folder (and its
-    /// subfolders, if `recursive`) in path order.
+    /// subfolders, if `recursive`) in path order; `-` is standard input.
     pub fn read_path(&mut self, path: &Path, recursive: bool) -> Result<(), SnapshotError> {
+        if path == Path::new("-") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+                SnapshotError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            return self.read_str(Path::new("<stdin>"), &text);
+        }
         let is_dir = std::fs::metadata(path)
             .map_err(|source| SnapshotError::Read {
                 path: path.to_path_buf(),
@@ -404,7 +414,7 @@ impl Reader {
     }
 }
 
-/// Reads `paths` (files or folders, see [`Reader::read_path`]) into a world
+/// Reads `paths` (files, folders or `-`, see [`Reader::read_path`]) into a world
 /// whose listeners bind `listen_address`.
 pub fn read_paths(
     paths: &[PathBuf],

@@ -9,14 +9,14 @@
 //! why), not an error: the exit status is non-zero only when the input cannot
 //! be read.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use legate_crds::conditions::reasons;
-use legate_model::snapshot::{Reader, Snapshot, SnapshotError};
+use legate_model::snapshot::{Snapshot, SnapshotError, read_paths};
 use legate_model::{Problem, World};
 use legate_xds::render::render_resource;
 use legate_xds::resource::{ResourceType, ResourceUpdate};
@@ -55,8 +55,6 @@ pub enum OutputFormat {
 pub enum TranslateError {
     #[error(transparent)]
     Input(#[from] SnapshotError),
-    #[error("reading standard input: {0}")]
-    Stdin(#[source] std::io::Error),
     #[error("writing YAML: {0}")]
     Yaml(#[source] serde_saphyr::ser::Error),
     #[error("writing JSON: {0}")]
@@ -95,29 +93,7 @@ pub fn main(args: &TranslateArgs) -> ExitCode {
 }
 
 fn read(args: &TranslateArgs) -> Result<Snapshot, TranslateError> {
-    read_files(&args.files, args.recursive, args.listen_address)
-}
-
-/// Reads objects from YAML files and folders (`-` is standard input), as
-/// every command with `-f` does.
-pub fn read_files(
-    files: &[PathBuf],
-    recursive: bool,
-    listen_address: IpAddr,
-) -> Result<Snapshot, TranslateError> {
-    let mut reader = Reader::new(listen_address);
-    for path in files {
-        if path == Path::new("-") {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(TranslateError::Stdin)?;
-            reader.read_str(Path::new("<stdin>"), &text)?;
-        } else {
-            reader.read_path(path, recursive)?;
-        }
-    }
-    Ok(reader.finish())
+    Ok(read_paths(&args.files, args.recursive, args.listen_address)?)
 }
 
 /// Everything `legate translate` prints, in a fixed order.

@@ -16,6 +16,7 @@ use kube::api::ListParams;
 use kube::{Api, Client, Resource, ResourceExt};
 use legate_crds::common::ObjectStatus;
 use legate_crds::{AuthService, Gateway, Mapping, RateLimitService, TCPMapping, TLSContext};
+use legate_model::snapshot::read_paths;
 use legate_model::{CA_BUNDLE_KEY, World};
 use serde::de::DeserializeOwned;
 
@@ -75,7 +76,7 @@ impl Observed {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
-    Files(#[from] crate::translate::TranslateError),
+    Files(#[from] legate_model::snapshot::SnapshotError),
     #[error(transparent)]
     Client(#[from] crate::kubeconfig::ClientError),
     #[error("listing {kind}: {source}")]
@@ -105,8 +106,7 @@ pub fn load(args: &SourceArgs) -> Result<Loaded, SourceError> {
 }
 
 fn load_files(args: &SourceArgs) -> Result<Loaded, SourceError> {
-    let snapshot =
-        crate::translate::read_files(&args.files, args.recursive, IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
+    let snapshot = read_paths(&args.files, args.recursive, IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
     let mut world = snapshot.world;
     world.allow_loopback_upstreams = args.allow_loopback_upstreams;
     Ok(Loaded {

@@ -7,14 +7,12 @@
 pub mod matching;
 pub mod request;
 
-use std::cmp::Ordering;
-
 pub use matching::Miss;
 pub use request::{Request, RequestError};
 
 use crate::ir;
 use crate::table::{HostTable, ListenerTable, RouteTable};
-use crate::translate::order::SortKey;
+use crate::translate::order::{Rule, SortKey};
 
 /// The answer for one request on one Gateway.
 #[derive(Debug, Clone)]
@@ -71,7 +69,7 @@ pub fn explain<'a>(table: &RouteTable<'a>, request: Request) -> Explanation<'a> 
         virtual_host: None,
         routes: Vec::new(),
         hosts: Vec::new(),
-        ports: table.listeners.iter().map(|l| l.listener.port).collect(),
+        ports: Vec::new(),
         request,
     };
     let Some(listener) = table
@@ -79,10 +77,10 @@ pub fn explain<'a>(table: &RouteTable<'a>, request: Request) -> Explanation<'a> 
         .iter()
         .find(|l| l.listener.port == out.request.port)
     else {
+        out.ports = table.listeners.iter().map(|l| l.listener.port).collect();
         return out;
     };
     out.listener = Some(listener.listener);
-    out.ports.clear();
     let Some(vhost) = listener.virtual_host_for(&out.request.host) else {
         out.outcome = Outcome::NoVirtualHost;
         out.hosts = listener_hosts(listener);
@@ -131,39 +129,25 @@ fn judge<'a>(vhost: &HostTable<'a>, request: &Request) -> (Outcome<'a>, Vec<Judg
 /// Why `winner` comes before `loser` in Envoy's order ([`SortKey`]).
 pub fn why_ahead(winner: &ir::Route, loser: &ir::Route) -> String {
     let (w, l) = (&winner.matcher, &loser.matcher);
-    if winner.precedence != loser.precedence {
-        return format!(
+    let (kw, kl) = (SortKey::of(winner), SortKey::of(loser));
+    match kw.deciding_rule(&kl) {
+        Rule::Precedence => format!(
             "precedence {} is higher than {}",
             winner.precedence, loser.precedence
-        );
-    }
-    let len = |p: &ir::PathMatch| match p {
-        ir::PathMatch::Exact(s) | ir::PathMatch::Prefix(s) | ir::PathMatch::Regex(s) => s.len(),
-    };
-    if len(&w.path) != len(&l.path) {
-        return format!(
+        ),
+        Rule::PathLength => format!(
             "its path ({}) is longer than {}",
             matching::describe_path(&w.path, w.case_sensitive),
             matching::describe_path(&l.path, l.case_sensitive)
-        );
-    }
-    let count = |m: &ir::RouteMatch| m.headers.len() + m.query.len() + usize::from(m.method.is_some());
-    if count(w) != count(l) {
-        return format!(
+        ),
+        Rule::Matchers => format!(
             "it tests more (method, headers, query: {} against {})",
-            count(w),
-            count(l)
-        );
-    }
-    let (kw, kl) = (SortKey::of(winner), SortKey::of(loser));
-    match kw.cmp(&kl) {
-        Ordering::Less if std::mem::discriminant(&w.path) != std::mem::discriminant(&l.path) => {
-            "an exact path comes before a prefix, and a prefix before a regex".to_owned()
-        }
-        Ordering::Less if winner.hostnames != loser.hostnames => {
-            "its host is more specific (a name before a glob before every host)".to_owned()
-        }
-        _ => format!(
+            kw.matchers(),
+            kl.matchers()
+        ),
+        Rule::PathKind => "an exact path comes before a prefix, and a prefix before a regex".to_owned(),
+        Rule::Host => "its host is more specific (a name before a glob before every host)".to_owned(),
+        Rule::Id => format!(
             "all else equal, routes go by name: {} before {}",
             winner.id, loser.id
         ),

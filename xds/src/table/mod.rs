@@ -66,7 +66,7 @@ pub fn route_table(gateway: &ir::Gateway) -> (RouteTable<'_>, Refused<'_>) {
         .values()
         .filter(|l| l.protocol.is_http())
         .map(|listener| {
-            let hosts = match by_listener.get_mut(listener.name.as_str()) {
+            let hosts = match by_listener.get(listener.name.as_str()) {
                 Some((index, keyed)) => index
                     .hostnames()
                     .map(|domain| HostTable {

@@ -33,7 +33,41 @@ fn host_specificity(host: &str) -> (u8, Reverse<usize>) {
     }
 }
 
+/// The rule of the order that puts one route before another: the first
+/// field of [`SortKey`] on which they differ.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Rule {
+    Precedence,
+    PathLength,
+    Matchers,
+    PathKind,
+    Host,
+    Id,
+}
+
 impl SortKey {
+    /// Which rule orders `self` and `other` (`Id` for equal keys too).
+    pub fn deciding_rule(&self, other: &SortKey) -> Rule {
+        if self.precedence != other.precedence {
+            Rule::Precedence
+        } else if self.path_len != other.path_len {
+            Rule::PathLength
+        } else if self.matchers != other.matchers {
+            Rule::Matchers
+        } else if self.path_kind != other.path_kind {
+            Rule::PathKind
+        } else if self.host != other.host {
+            Rule::Host
+        } else {
+            Rule::Id
+        }
+    }
+
+    /// How many method, header and query tests the route has.
+    pub fn matchers(&self) -> usize {
+        self.matchers.0
+    }
+
     pub fn of(route: &Route) -> SortKey {
         let m = &route.matcher;
         let (path_len, path_kind) = match &m.path {
